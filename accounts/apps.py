@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """People who sign in: the user model with a role and a place in the 1+6+N hierarchy, which
+    every page, list, export and socket uses to decide what that person may see."""
+
+    name = "accounts"
+    verbose_name = "用户 Accounts"

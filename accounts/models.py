@@ -1,0 +1,47 @@
+"""Users with a role and a place.
+
+A place is a region *code* (区 440309, 街道 440309001, 社区 440309001001, 网格 440309001001001),
+not a foreign key to one region row: boundaries are redrawn in new generations, codes persist.
+A department handler's place is their department's code instead.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    DISTRICT_OPERATOR = "district_operator", _("区指挥中心值班员")
+    STREET_OPERATOR = "street_operator", _("街道分中心操作员")
+    COMMUNITY_STAFF = "community_staff", _("社区工作站人员")
+    GRID_WORKER = "grid_worker", _("网格员")
+    DEPARTMENT_HANDLER = "department_handler", _("职能部门处置人员")
+    AUDITOR = "auditor", _("审计员")
+    ADMIN = "admin", _("系统管理员")
+
+
+class User(AbstractUser):
+    role = models.CharField(_("角色"), max_length=32, choices=Role.choices, blank=True)
+    # Region code of the user's place (district/street/community/grid), empty for admin/auditor.
+    place_code = models.CharField(_("所属区域代码"), max_length=15, blank=True, db_index=True)
+    # Department code for department handlers (departments arrive with the dispatch app).
+    department_code = models.CharField(_("所属部门代码"), max_length=32, blank=True)
+    phone = models.CharField(_("手机号"), max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = _("用户")
+        verbose_name_plural = _("用户")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role="")
+                | ~models.Q(role__in=["district_operator", "street_operator", "community_staff",
+                                      "grid_worker"])
+                | ~models.Q(place_code=""),
+                name="user_place_required_for_hierarchy_roles",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.get_role_display() or '-'})"

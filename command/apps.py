@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CommandConfig(AppConfig):
+    """What people look at: the command centres' pages, the wall screen, street and community
+    consoles, KPIs, evaluation and exports; today the home page and the geography map."""
+
+    name = "command"
+    verbose_name = "指挥 Command"

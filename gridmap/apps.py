@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class GridmapConfig(AppConfig):
+    """The district's geography: regions of the 1+6+N hierarchy, their boundary generations,
+    import and validation, coordinate systems, and the point locator every incident goes through."""
+
+    name = "gridmap"
+    verbose_name = "网格地图 Geography"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class IncidentsConfig(AppConfig):
+    """Cases and their closed loop: categories, intake on every channel, the workflow state machine,
+    time limits and the working calendar, photos and the audit trail (built in issue 3)."""
+
+    name = "incidents"
+    verbose_name = "事件 Incidents"
