@@ -24,6 +24,7 @@ with the district GIS office's boundaries through `manage.py gridmap_import`.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +181,9 @@ def load_streets() -> list[dict[str, Any]]:
     )
 
 
+@functools.cache
 def build_demo_partition() -> DemoPartition:
+    """Build the partition (deterministic; cached per process — the inputs are files)."""
     projector = _Projector()
     district = load_district()
     streets_meta = load_streets()

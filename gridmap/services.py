@@ -130,6 +130,11 @@ def regions_add(
                     f"duplicate code {region.code} in features {seen[region.code]} and {number}"
                 )
             seen[region.code] = number
+            if region.geom is None or region.geom.is_empty:
+                # SpatiaLite cannot store an empty geometry (it becomes NULL): refuse it clearly.
+                raise GeographyError(
+                    f"feature {number} ({region.code} {region.name}): the geometry is empty"
+                )
 
         parents: dict[str, Region] = {}
         wanted_parent = parent_level(level)

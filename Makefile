@@ -1,0 +1,17 @@
+# The two set-up commands are `make demo` and `make test` (see README.md).
+.PHONY: demo test bench screenshots lint
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/bench.sh
+
+screenshots:
+	scripts/screenshots.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy gridmap accounts config && .venv/bin/lint-imports

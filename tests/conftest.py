@@ -1,0 +1,59 @@
+"""Shared fixtures. The demo geography is loaded once per session into the test database.
+
+Tests marked transactional (live servers, other processes) see a flushed database after each
+test; they call `committed_demo_geography` to load it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        call_command("gridmap_demo", verbosity=0)
+
+
+@pytest.fixture
+def committed_demo_geography(transactional_db: None) -> Iterator[None]:
+    from gridmap.locator import locator
+
+    call_command("gridmap_demo", verbosity=0)
+    locator.invalidate()
+    yield
+    locator.invalidate()
+
+
+@pytest.fixture
+def is_postgis() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_locator() -> Iterator[None]:
+    """Each test starts with a locator that re-reads the active generation."""
+    from gridmap.locator import locator
+
+    locator.invalidate()
+    yield
+    locator.invalidate()
+
+
+@pytest.fixture(autouse=True)
+def _static_storage_without_collectstatic(settings) -> None:  # type: ignore[no-untyped-def]
+    """`make test` runs collectstatic first and tests the real manifest storage; a bare pytest
+    run without collected files falls back to plain storage instead of failing on the manifest."""
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if not manifest.exists():
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
