@@ -36,8 +36,14 @@ class User(AbstractUser):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(role="")
-                | ~models.Q(role__in=["district_operator", "street_operator", "community_staff",
-                                      "grid_worker"])
+                | ~models.Q(
+                    role__in=[
+                        "district_operator",
+                        "street_operator",
+                        "community_staff",
+                        "grid_worker",
+                    ]
+                )
                 | ~models.Q(place_code=""),
                 name="user_place_required_for_hierarchy_roles",
             ),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import math
 import os
 import platform
@@ -156,7 +157,7 @@ def load_geography() -> dict[str, int]:
     from gridmap.services import generation_create_draft, regions_add
 
     started = time.monotonic()
-    call_command("gridmap_demo", verbosity=0)
+    call_command("gridmap_demo", verbosity=0, stdout=io.StringIO())
     demo = Generation.objects.get(synthetic=True)
     log(f"demo grid loaded and activated on SpatiaLite in {time.monotonic() - started:.1f}s")
 
@@ -187,10 +188,13 @@ def copy_to_postgis(generation_ids: list[int]) -> None:
             list(Generation.objects.using("default").filter(pk__in=generation_ids))
         )
         for level in LEVEL_ORDER:  # parents first
+            t = time.monotonic()
             rows = list(
                 Region.objects.using("default").filter(generation_id__in=generation_ids, level=level)
             )
+            t1 = time.monotonic()
             Region.objects.using("postgis").bulk_create(rows, batch_size=2000)
+            log(f"{level}: read {t1 - t:.1f}s write {time.monotonic() - t1:.1f}s")
     for alias in ("default", "postgis"):
         with connections[alias].cursor() as cursor:
             cursor.execute("ANALYZE")  # planner statistics, as on a database in service
@@ -441,7 +445,8 @@ def bench_bulk(result: GridResult, index: Any) -> None:
     pts = result.points
     started = time.perf_counter_ns()
     points = shapely.points(np.array(pts.lon), np.array(pts.lat))
-    point_i, cell_i = index.tree.query(points, predicate="covers")
+    # STRtree.query tests predicate(input, tree geometry): the point is covered by the cell.
+    point_i, cell_i = index.tree.query(points, predicate="covered_by")
     best = np.full(len(points), -1, dtype=np.int64)
     hits = np.bincount(point_i, minlength=len(points))
     # Lowest index (= lowest code, the index is sorted by code) per point.

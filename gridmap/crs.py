@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,9 +48,9 @@ def out_of_china(lon: Coord, lat: Coord) -> Coord:
     return (lon < 72.004) | (lon > 137.8347) | (lat < 0.8293) | (lat > 55.8271)  # type: ignore[return-value]
 
 
-def _delta(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64]
-]:
+def _delta(
+    lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     x = lon - 105.0
     y = lat - 35.0
     common = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
@@ -70,14 +70,16 @@ def _delta(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[
     return dlon, dlat
 
 
-def _as_arrays(lon: Coord, lat: Coord) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], bool]:
+def _as_arrays(
+    lon: Coord, lat: Coord
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], bool]:
     scalar = np.isscalar(lon) and np.isscalar(lat)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), scalar
 
 
-def _back(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], scalar: bool) -> tuple[
-    Coord, Coord
-]:
+def _back(
+    lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], scalar: bool
+) -> tuple[Coord, Coord]:
     if scalar:
         return float(lon), float(lat)  # type: ignore[return-value]
     return lon, lat  # type: ignore[return-value]
@@ -183,7 +185,7 @@ class MetricProjector:
         return cls(utm_srid_for(lon, lat))
 
     @staticmethod
-    def _apply(geom: object, transform: object) -> object:
+    def _apply(geom: object, transform: Any) -> object:
         import shapely
         from django.contrib.gis.gdal import OGRGeometry
 

@@ -87,8 +87,8 @@ def _lattice(polygon_m: Any, target_points: int) -> np.ndarray:
     minx, miny, maxx, maxy = shapely.bounds(polygon_m)
     xs = np.arange(minx + spacing / 2, maxx, spacing)
     ys = np.arange(miny + spacing / 2, maxy, spacing)
-    gx, gy = np.meshgrid(xs, ys)
-    gx, gy = gx.ravel(), gy.ravel()
+    mesh_x, mesh_y = np.meshgrid(xs, ys)
+    gx, gy = mesh_x.ravel(), mesh_y.ravel()
     shapely.prepare(polygon_m)
     inside = shapely.contains_xy(polygon_m, gx, gy)
     points = np.column_stack([gx[inside], gy[inside]])
@@ -163,8 +163,10 @@ def load_district() -> Any:
 
 def load_streets() -> list[dict[str, Any]]:
     with (DATA / "longhua_street_seeds.csv").open(encoding="utf-8") as fh:
-        seeds = {row["street"]: (float(row["lon_wgs84"]), float(row["lat_wgs84"]))
-                 for row in csv.DictReader(fh)}
+        seeds = {
+            row["street"]: (float(row["lon_wgs84"]), float(row["lat_wgs84"]))
+            for row in csv.DictReader(fh)
+        }
     communities: dict[str, list[str]] = {}
     codes: dict[str, str] = {}
     with (DATA / "longhua_communities.csv").open(encoding="utf-8") as fh:
@@ -174,7 +176,12 @@ def load_streets() -> list[dict[str, Any]]:
                 communities.setdefault(row["street"], []).append(row["community"])
     return sorted(
         (
-            {"name": name, "code": codes[name], "seed": seeds[name], "communities": communities[name]}
+            {
+                "name": name,
+                "code": codes[name],
+                "seed": seeds[name],
+                "communities": communities[name],
+            }
             for name in seeds
         ),
         key=lambda s: s["code"],
@@ -188,19 +195,29 @@ def build_demo_partition() -> DemoPartition:
     district = load_district()
     streets_meta = load_streets()
     result = DemoPartition(
-        district=[RegionInput(DISTRICT_CODE, DISTRICT_NAME, district,
-                              attributes={"source": "DataV 440309, GCJ-02→WGS-84"})],
-        streets=[], communities=[], grids=[],
+        district=[
+            RegionInput(
+                DISTRICT_CODE,
+                DISTRICT_NAME,
+                district,
+                attributes={"source": "DataV 440309, GCJ-02→WGS-84"},
+            )
+        ],
+        streets=[],
+        communities=[],
+        grids=[],
     )
-    seeds_m = np.array(
-        [projector.point(*meta["seed"]) for meta in streets_meta], dtype=float
-    )
+    seeds_m = np.array([projector.point(*meta["seed"]) for meta in streets_meta], dtype=float)
     street_cells = _voronoi_split(district, seeds_m, projector)
     for meta, (_, street_geom) in zip(streets_meta, street_cells, strict=True):
         street_code = meta["code"]
         result.streets.append(
-            RegionInput(street_code, meta["name"], street_geom,
-                        attributes={"nbs2023_code": street_code, "synthetic": True})
+            RegionInput(
+                street_code,
+                meta["name"],
+                street_geom,
+                attributes={"nbs2023_code": street_code, "synthetic": True},
+            )
         )
         street_m = projector.to_metric(street_geom)
         names = meta["communities"]
@@ -215,9 +232,7 @@ def build_demo_partition() -> DemoPartition:
             )
             area = projector.area_m2(community_geom)
             cells = max(1, round(area / GRID_CELL_AREA_M2))
-            grid_centres = _kmeans(
-                _lattice(projector.to_metric(community_geom), 30 * cells), cells
-            )
+            grid_centres = _kmeans(_lattice(projector.to_metric(community_geom), 30 * cells), cells)
             grid_cells = _north_to_south(_voronoi_split(community_geom, grid_centres, projector))
             for g_index, (_, grid_geom) in enumerate(grid_cells, start=1):
                 result.grids.append(

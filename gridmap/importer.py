@@ -98,6 +98,11 @@ def read_regions(
     except (IndexError, KeyError, GDALException) as exc:
         raise ImportFailed(f"{file}: no layer {layer!r} ({exc})") from None
 
+    if ogr_layer.geom_type.name == "None":
+        raise ImportFailed(
+            f"{file}: layer {ogr_layer.name!r} has no geometry column; this is a table (a CSV?), "
+            "not a boundary file"
+        )
     fields = list(ogr_layer.fields)
     for option, wanted in (("--name-field", name_field), ("--code-field", code_field),
                            ("--parent-field", parent_field)):
@@ -140,7 +145,10 @@ def read_regions(
     regions: list[RegionInput] = []
     try:
         for number, feature in enumerate(ogr_layer, start=1):
-            ogr_geom = feature.geom
+            try:
+                ogr_geom = feature.geom
+            except GDALException:  # Django raises on a NULL geometry rather than returning None
+                ogr_geom = None
             if ogr_geom is None:
                 raise ImportFailed(
                     f"{file}: feature {number} has no geometry (is the file truncated?)"
@@ -181,6 +189,12 @@ def _same_crs(a: SpatialReference, b: SpatialReference) -> bool:
     except GDALException:
         a_code = b_code = None
     if a_code and b_code:
+        if a.geographic and b.geographic:
+            # EPSG:4979 (WGS 84 3D, 3D GeoJSON) is EPSG:4326 for longitude/latitude.
+            return bool(
+                a.attr_value("DATUM") == b.attr_value("DATUM")
+                and a.angular_units == b.angular_units
+            )
         return bool(a_code == b_code)
     return bool(a.wkt == b.wkt)
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import threading
-from array import array
 import time
+from array import array
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -224,21 +224,36 @@ class GridIndex:
             owner = self._owners[iy * self._nx + ix]
             if owner >= 0:
                 return Location(
-                    self.paths[owner], self.generation, self.generation_id, False,
-                    Resolution.INSIDE, lon, lat,
+                    self.paths[owner],
+                    self.generation,
+                    self.generation_id,
+                    False,
+                    Resolution.INSIDE,
+                    lon,
+                    lat,
                 )
         point = shapely.Point(lon, lat)
         candidates = self.tree.query(point)
         hits = candidates[shapely.covers(self.polygons[candidates], point)]
         if len(hits) == 1:
             return Location(
-                self.paths[hits[0]], self.generation, self.generation_id, False,
-                Resolution.INSIDE, lon, lat,
+                self.paths[hits[0]],
+                self.generation,
+                self.generation_id,
+                False,
+                Resolution.INSIDE,
+                lon,
+                lat,
             )
         if len(hits) > 1:
             return Location(
-                self.paths[int(hits.min())], self.generation, self.generation_id, True,
-                Resolution.BORDER, lon, lat,
+                self.paths[int(hits.min())],
+                self.generation,
+                self.generation_id,
+                True,
+                Resolution.BORDER,
+                lon,
+                lat,
             )
         return self._fallback(lon, lat)
 
@@ -259,8 +274,14 @@ class GridIndex:
         distances = shapely.distance(polygons[candidates], point)
         best = min(range(len(candidates)), key=lambda i: (distances[i], candidates[i]))
         return Location(
-            self.paths[int(candidates[best])], self.generation, self.generation_id, False,
-            Resolution.NEAREST, lon, lat, float(distances[best]),
+            self.paths[int(candidates[best])],
+            self.generation,
+            self.generation_id,
+            False,
+            Resolution.NEAREST,
+            lon,
+            lat,
+            float(distances[best]),
         )
 
 
@@ -279,7 +300,10 @@ class Locator:
 
     def index(self) -> GridIndex:
         now = time.monotonic()
-        if self._index is None or now - self._checked_at >= settings.GRIDMAP_LOCATOR_RECHECK_SECONDS:
+        if (
+            self._index is None
+            or now - self._checked_at >= settings.GRIDMAP_LOCATOR_RECHECK_SECONDS
+        ):
             with self._lock:
                 if self._index is None or now - self._checked_at >= (
                     settings.GRIDMAP_LOCATOR_RECHECK_SECONDS

@@ -171,7 +171,7 @@ def regions_add(
                     district=_ancestor(parent, Level.DISTRICT),
                     street=_ancestor(parent, Level.STREET),
                     community=_ancestor(parent, Level.COMMUNITY),
-                    geom=GEOSGeometry(memoryview(shapely.to_wkb(geom)), srid=4326),
+                    geom=GEOSGeometry(memoryview(shapely.to_wkb(geom)), srid=4326),  # type: ignore[misc]
                     area_m2=metric.area_m2(geom),
                     vertex_count=int(shapely.get_num_coordinates(geom)),
                     attributes=region.attributes,

@@ -22,16 +22,17 @@ services_start() {
 
   # PostgreSQL refuses to run as root: the cluster belongs to the unprivileged postgres user.
   local pgdata="$CITYOPS_SERVICES_DIR/pg" run_as=()
-  mkdir -p "$pgdata" "$CITYOPS_SERVICES_DIR/pgsock"
+  local pgrun="$CITYOPS_SERVICES_DIR/pgrun"  # socket and log, writable by the server's user
+  mkdir -p "$pgdata" "$pgrun"
   if [ "$(id -u)" -eq 0 ]; then
-    chown postgres:postgres "$pgdata" "$CITYOPS_SERVICES_DIR/pgsock"
+    chown postgres:postgres "$pgdata" "$pgrun"
     run_as=(runuser -u postgres --)
   fi
   "${run_as[@]}" "$PG_BIN/initdb" -D "$pgdata" -U cityops --auth=trust -E UTF8 --locale=C.UTF-8 >"$CITYOPS_SERVICES_DIR/initdb.log" 2>&1 \
     || { cat "$CITYOPS_SERVICES_DIR/initdb.log"; return 1; }
-  "${run_as[@]}" "$PG_BIN/pg_ctl" -D "$pgdata" -l "$CITYOPS_SERVICES_DIR/pg.log" -w -t 60 start \
-    -o "-p $PGPORT -k $CITYOPS_SERVICES_DIR/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null \
-    || { cat "$CITYOPS_SERVICES_DIR/pg.log"; return 1; }
+  "${run_as[@]}" "$PG_BIN/pg_ctl" -D "$pgdata" -l "$pgrun/pg.log" -w -t 60 start \
+    -o "-p $PGPORT -k $pgrun -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null \
+    || { cat "$pgrun/pg.log"; return 1; }
   "${run_as[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops cityops
   export POSTGIS_URL="postgis://cityops@127.0.0.1:$PGPORT/cityops"
 

@@ -22,7 +22,11 @@ def _check(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -52,7 +56,9 @@ def test_every_setting_read_from_the_environment_is_documented_in_env_example():
 
     names = set()
     for path in (ROOT / "config").glob("*.py"):
-        names |= set(re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z0-9_]+)"', path.read_text()))
+        names |= set(
+            re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z0-9_]+)"', path.read_text())
+        )
     documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert names, "no settings found"
     assert names <= documented, f"undocumented: {sorted(names - documented)}"

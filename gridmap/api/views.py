@@ -13,7 +13,12 @@ from typing import Any
 
 from django.contrib.gis.db.models.functions import AsGeoJSON
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -24,7 +29,9 @@ from gridmap import selectors
 from gridmap.locator import InvalidCoordinates, NoActiveGeneration, OutsideJurisdiction, locate
 from gridmap.models import LEVEL_ORDER, Generation, Region
 
-_REF = inline_serializer("RegionRef", {"code": serializers.CharField(), "name": serializers.CharField()})
+_REF = inline_serializer(
+    "RegionRef", {"code": serializers.CharField(), "name": serializers.CharField()}
+)
 
 
 class LocationOut(serializers.Serializer):
@@ -58,12 +65,16 @@ class LocateView(APIView):
         parameters=[
             OpenApiParameter("lon", OpenApiTypes.DOUBLE, required=True),
             OpenApiParameter("lat", OpenApiTypes.DOUBLE, required=True),
-            OpenApiParameter("crs", OpenApiTypes.STR, enum=["wgs84", "gcj02", "bd09"],
-                             description="coordinate system of lon/lat (default wgs84)"),
+            OpenApiParameter(
+                "crs",
+                OpenApiTypes.STR,
+                enum=["wgs84", "gcj02", "bd09"],
+                description="coordinate system of lon/lat (default wgs84)",
+            ),
         ],
         responses={
             200: LocationOut,
-            400: OpenApiResponse(description="bad parameter: {\"<param>\": [\"reason\"]}"),
+            400: OpenApiResponse(description='bad parameter: {"<param>": ["reason"]}'),
             404: OpenApiResponse(description="outside the jurisdiction, with distance_m"),
             503: OpenApiResponse(description="no active boundary generation"),
         },
@@ -148,9 +159,11 @@ class RegionListView(APIView):
         parent = request.query_params.get("parent") or None
         if parent is not None and not parent.isdigit():
             return _error("parent", "a region code is digits only")
-        regions = selectors.regions_for_listing(
-            generation=generation, level=level, parent_code=parent
-        ).select_related("generation").annotate(geojson=AsGeoJSON("geom", precision=7))
+        regions = (
+            selectors.regions_for_listing(generation=generation, level=level, parent_code=parent)
+            .select_related("generation")
+            .annotate(geojson=AsGeoJSON("geom", precision=7))
+        )
         return Response(
             {
                 "type": "FeatureCollection",

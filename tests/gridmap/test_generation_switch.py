@@ -47,8 +47,12 @@ def test_another_process_switches_to_the_newly_activated_generation(committed_de
     }
     env.pop("SPATIALITE_TEST_NAME", None)
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER], cwd=ROOT, env=env, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-c", WORKER],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert worker.stdin is not None and worker.stdout is not None
 

@@ -166,7 +166,9 @@ def test_unknown_crs_is_refused_naming_crs():
 
 
 def test_point_just_outside_the_district_goes_to_the_nearest_grid_flagged():
-    district = shapely.from_wkb(bytes(Region.objects.get(generation__status="active", level="district").geom.wkb))
+    district = shapely.from_wkb(
+        bytes(Region.objects.get(generation__status="active", level="district").geom.wkb)
+    )
     # The easternmost vertex of the outline, moved 60 m further east.
     coords = shapely.get_coordinates(district)
     lon, lat = coords[np.argmax(coords[:, 0])]

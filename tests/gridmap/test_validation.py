@@ -191,7 +191,9 @@ def test_bow_tie_grid_cell_is_reported_as_self_intersection_with_geos_reason_and
     gaps = [f for f in report.errors if f.check == "gap"]
     assert [g.codes for g in gaps] == [[COMMUNITY_A]] * 2
     assert [g.area_m2 for g in gaps] == pytest.approx([CELL_AREA_M2 / 4] * 2, rel=0.02)
-    assert inside(gaps[0].location, cells(0, 0, 1, 0.5)) != inside(gaps[1].location, cells(0, 0, 1, 0.5))
+    assert inside(gaps[0].location, cells(0, 0, 1, 0.5)) != inside(
+        gaps[1].location, cells(0, 0, 1, 0.5)
+    )
 
 
 def test_gap_where_children_leave_part_of_parent_uncovered_reports_area_and_location():
@@ -333,7 +335,10 @@ def test_empty_geometry_is_reported_as_empty_by_validate_items():
             empty = code == GRID_A1
             items.append(
                 _Item(
-                    pk=ids[code], level=level, code=code, name=code,
+                    pk=ids[code],
+                    level=level,
+                    code=code,
+                    name=code,
                     parent_id=ids.get(parent) if level != Level.DISTRICT else None,
                     geom=shapely.MultiPolygon() if empty else shapely.MultiPolygon([geom]),
                     wkb_size=0 if empty else len(shapely.to_wkb(geom)),
@@ -634,6 +639,8 @@ def test_demo_codes_have_the_level_length_and_extend_their_parents_code():
         assert code.startswith(parent_code), (code, parent_code)
         grids += level == Level.GRID
     assert 1500 <= grids <= 3000
-    assert not Region.objects.filter(generation__number=1, level=Level.GRID).exclude(
-        code__regex=r"^440309\d{9}$"
-    ).exists()
+    assert (
+        not Region.objects.filter(generation__number=1, level=Level.GRID)
+        .exclude(code__regex=r"^440309\d{9}$")
+        .exists()
+    )

@@ -51,14 +51,18 @@ class Command(BaseCommand):
             Level.COMMUNITY: "440309001001",
             Level.GRID: "440309001001001",
         }
-        User = get_user_model()
+        user_model = get_user_model()
         rows = []
         for username, role, level, department, display in DEMO_USERS:
             place = places[level] if level else ""
-            region = gridmap_selectors.region_by_code(generation=generation, code=place) if place else None
-            user = User.objects.filter(username=username).first()
+            region = (
+                gridmap_selectors.region_by_code(generation=generation, code=place)
+                if place
+                else None
+            )
+            user = user_model.objects.filter(username=username).first()
             if user is None:
-                user = User.objects.create_user(
+                user = user_model.objects.create_user(
                     username=username,
                     password=password,
                     first_name=display,
@@ -69,6 +73,6 @@ class Command(BaseCommand):
                     is_superuser=role == Role.ADMIN,
                 )
             rows.append((username, role.label, f"{place} {region.name if region else ''}".strip()))
-        self.stdout.write("\nDemo logins (password for all: %s)" % password)
+        self.stdout.write(f"\nDemo logins (password for all: {password})")
         for username, label, place in rows:
             self.stdout.write(f"  {username:<11} {label:<12} {place}")

@@ -25,15 +25,18 @@ class Command(BaseCommand):
     help = "Build and activate the synthetic demo partition of Longhua (skipped if present)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--force", action="store_true",
-                            help="build a new demo generation even if one exists")
+        parser.add_argument(
+            "--force", action="store_true", help="build a new demo generation even if one exists"
+        )
         parser.add_argument("--no-activate", action="store_true", help="leave it as a draft")
 
     def handle(self, *args: Any, **options: Any) -> None:
         existing = Generation.objects.filter(synthetic=True).order_by("-number").first()
         if existing is not None and not options["force"]:
-            self.stdout.write(f"Demo geography present: generation {existing.number} "
-                              f"({existing.get_status_display()}); nothing to do.")
+            self.stdout.write(
+                f"Demo geography present: generation {existing.number} "
+                f"({existing.get_status_display()}); nothing to do."
+            )
             return
         started = time.monotonic()
         partition = build_demo_partition()
@@ -61,7 +64,9 @@ class Command(BaseCommand):
         except GenerationInvalid as exc:
             self.stderr.write(exc.report.as_text())
             raise CommandError(str(exc)) from None
-        self.stdout.write(self.style.SUCCESS(
-            f"Generation {generation.number} (synthetic demo) is active "
-            f"({time.monotonic() - started:.1f}s)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Generation {generation.number} (synthetic demo) is active "
+                f"({time.monotonic() - started:.1f}s)."
+            )
+        )

@@ -25,19 +25,30 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
         parser.add_argument("--level", required=True, choices=LEVEL_ORDER)
-        parser.add_argument("--generation", type=int, required=True,
-                            help="draft generation number (created as a draft if it is new)")
+        parser.add_argument(
+            "--generation",
+            type=int,
+            required=True,
+            help="draft generation number (created as a draft if it is new)",
+        )
         parser.add_argument("--name-field", default="name")
         parser.add_argument("--code-field", default="code")
-        parser.add_argument("--parent-field", default=None,
-                            help="field holding the parent's code (default: the code's prefix)")
-        parser.add_argument("--crs", default=None,
-                            help="wgs84 | gcj02 | bd09 | EPSG:nnnn (default: the file's own)")
+        parser.add_argument(
+            "--parent-field",
+            default=None,
+            help="field holding the parent's code (default: the code's prefix)",
+        )
+        parser.add_argument(
+            "--crs", default=None, help="wgs84 | gcj02 | bd09 | EPSG:nnnn (default: the file's own)"
+        )
         parser.add_argument("--layer", default="0", help="layer index or name")
         parser.add_argument("--label", default="", help="label for a new generation")
         parser.add_argument("--source", default="", help="where these boundaries come from")
-        parser.add_argument("--replace", action="store_true",
-                            help="replace this level (and the levels below) in the draft")
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="replace this level (and the levels below) in the draft",
+        )
 
     def _progress(self, stage: str) -> Any:
         def report(done: int, total: int) -> None:
