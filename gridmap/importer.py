@@ -104,8 +104,11 @@ def read_regions(
             "not a boundary file"
         )
     fields = list(ogr_layer.fields)
-    for option, wanted in (("--name-field", name_field), ("--code-field", code_field),
-                           ("--parent-field", parent_field)):
+    for option, wanted in (
+        ("--name-field", name_field),
+        ("--code-field", code_field),
+        ("--parent-field", parent_field),
+    ):
         if wanted and wanted not in fields:
             raise ImportFailed(
                 f"{file}: {option} {wanted!r} is not a field of layer {ogr_layer.name!r}; "
@@ -138,7 +141,9 @@ def read_regions(
                 f"{file}: --crs {crs} disagrees with the file, which declares "
                 f"{layer_srs.name!r}; check which one is right"
             )
-        transform = None if declared.epsg == 4326 else CoordTransform(target, SpatialReference(4326))
+        transform = (
+            None if declared.epsg == 4326 else CoordTransform(target, SpatialReference(4326))
+        )
         mars, note = None, f"converted from {declared.label}"
 
     total = len(ogr_layer)
@@ -153,8 +158,12 @@ def read_regions(
                 raise ImportFailed(
                     f"{file}: feature {number} has no geometry (is the file truncated?)"
                 )
-            if ogr_geom.geom_type.name not in ("Polygon", "MultiPolygon", "Polygon25D",
-                                               "MultiPolygon25D"):
+            if ogr_geom.geom_type.name not in (
+                "Polygon",
+                "MultiPolygon",
+                "Polygon25D",
+                "MultiPolygon25D",
+            ):
                 raise ImportFailed(
                     f"{file}: feature {number} is a {ogr_geom.geom_type.name}, not a polygon"
                 )
@@ -177,7 +186,9 @@ def read_regions(
             if progress is not None and (number % 500 == 0 or number == total):
                 progress(number, total)
     except GDALException as exc:
-        raise ImportFailed(f"{file}: GDAL failed while reading features (truncated?): {exc}") from None
+        raise ImportFailed(
+            f"{file}: GDAL failed while reading features (truncated?): {exc}"
+        ) from None
     if not regions:
         raise ImportFailed(f"{file}: layer {ogr_layer.name!r} has no features")
     return regions, note

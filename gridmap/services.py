@@ -114,7 +114,7 @@ def regions_add(
                     f"generation {generation.number} already has {existing.count()} {level} "
                     "region(s); pass --replace to replace them (and the levels below)"
                 )
-            below = LEVEL_ORDER[LEVEL_ORDER.index(level):]
+            below = LEVEL_ORDER[LEVEL_ORDER.index(level) :]
             Region.objects.filter(generation=generation, level__in=below).delete()
 
         seen: dict[str, int] = {}
@@ -130,6 +130,11 @@ def regions_add(
                     f"duplicate code {region.code} in features {seen[region.code]} and {number}"
                 )
             seen[region.code] = number
+            if len(region.name) > 100:
+                raise GeographyError(
+                    f"feature {number} ({region.code}): the name has {len(region.name)} "
+                    "characters; at most 100"
+                )
             if region.geom is None or region.geom.is_empty:
                 # SpatiaLite cannot store an empty geometry (it becomes NULL): refuse it clearly.
                 raise GeographyError(
@@ -140,8 +145,7 @@ def regions_add(
         wanted_parent = parent_level(level)
         if wanted_parent is not None:
             parents = {
-                r.code: r
-                for r in Region.objects.filter(generation=generation, level=wanted_parent)
+                r.code: r for r in Region.objects.filter(generation=generation, level=wanted_parent)
             }
 
         anchor = next((r.geom for r in regions if r.geom is not None and not r.geom.is_empty), None)
@@ -166,7 +170,7 @@ def regions_add(
                     generation=generation,
                     level=level,
                     code=region.code,
-                    name=region.name,
+                    name=region.name or region.code,  # unnamed cells are known by code
                     parent=parent,
                     district=_ancestor(parent, Level.DISTRICT),
                     street=_ancestor(parent, Level.STREET),
@@ -180,7 +184,9 @@ def regions_add(
             if progress is not None and (number % 500 == 0 or number == total):
                 progress(number, total)
         Region.objects.bulk_create(rows, batch_size=500)
-        Generation.objects.filter(pk=generation.pk).update(validated_at=None, validation_report=None)
+        Generation.objects.filter(pk=generation.pk).update(
+            validated_at=None, validation_report=None
+        )
         return len(rows)
 
 
@@ -224,9 +230,9 @@ def generation_activate(*, generation: Generation, by: Any = None) -> Generation
             refused = GenerationInvalid(report)
         else:
             refused = None
-            previous = list(Generation.objects.select_for_update().filter(
-                status=GenerationStatus.ACTIVE
-            ))
+            previous = list(
+                Generation.objects.select_for_update().filter(status=GenerationStatus.ACTIVE)
+            )
             Generation.objects.filter(pk__in=[g.pk for g in previous]).update(
                 status=GenerationStatus.RETIRED, retired_at=now
             )
@@ -237,7 +243,11 @@ def generation_activate(*, generation: Generation, by: Any = None) -> Generation
             generation.validation_report = report.as_dict()
             generation.save(
                 update_fields=[
-                    "status", "activated_at", "activated_by", "validated_at", "validation_report"
+                    "status",
+                    "activated_at",
+                    "activated_by",
+                    "validated_at",
+                    "validation_report",
                 ]
             )
             transaction.on_commit(locator.invalidate)

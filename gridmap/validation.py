@@ -116,8 +116,6 @@ class _Item:
     wkb_size: int
 
 
-
-
 def _location(geom: Any) -> list[float] | None:
     if geom is None or geom.is_empty:
         return None
@@ -161,7 +159,10 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
     if len(districts) != 1:
         report.add(
             Finding(
-                "district_count", ERROR, Level.DISTRICT, [d.code for d in districts],
+                "district_count",
+                ERROR,
+                Level.DISTRICT,
+                [d.code for d in districts],
                 [d.name for d in districts],
                 f"a generation needs exactly one district, found {len(districts)}",
             )
@@ -181,7 +182,10 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
         if vertices > settings.GRIDMAP_MAX_VERTICES_PER_REGION:
             report.add(
                 Finding(
-                    "oversized_vertices", ERROR, item.level, *ref,
+                    "oversized_vertices",
+                    ERROR,
+                    item.level,
+                    *ref,
                     f"{vertices} vertices (cap {settings.GRIDMAP_MAX_VERTICES_PER_REGION}); "
                     "simplify the source",
                     location=_location(item.geom),
@@ -190,7 +194,10 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
         if item.wkb_size > settings.GRIDMAP_MAX_BYTES_PER_REGION:
             report.add(
                 Finding(
-                    "oversized_bytes", ERROR, item.level, *ref,
+                    "oversized_bytes",
+                    ERROR,
+                    item.level,
+                    *ref,
                     f"{item.wkb_size} bytes as WKB (cap {settings.GRIDMAP_MAX_BYTES_PER_REGION})",
                     location=_location(item.geom),
                 )
@@ -210,9 +217,13 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
             if part_area < tolerance:
                 report.add(
                     Finding(
-                        "degenerate", ERROR, item.level, *ref,
+                        "degenerate",
+                        ERROR,
+                        item.level,
+                        *ref,
                         f"a polygon part of {part_area:.3f} m² (below {tolerance} m²)",
-                        area_m2=round(part_area, 3), location=_location(part),
+                        area_m2=round(part_area, 3),
+                        location=_location(part),
                     )
                 )
         # Code format: digits, the level's length, and extending the parent's code.
@@ -220,7 +231,10 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
         if not (item.code.isdigit() and len(item.code) == expected):
             report.add(
                 Finding(
-                    "bad_code", ERROR, item.level, *ref,
+                    "bad_code",
+                    ERROR,
+                    item.level,
+                    *ref,
                     f"a {item.level} code has {expected} digits (6 district + 3 street + "
                     "3 community + 3 grid)",
                 )
@@ -230,14 +244,20 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
             if parent is None or parent.level != parent_level(item.level):
                 report.add(
                     Finding(
-                        "missing_parent", ERROR, item.level, *ref,
+                        "missing_parent",
+                        ERROR,
+                        item.level,
+                        *ref,
                         f"needs a parent at level {parent_level(item.level)}",
                     )
                 )
             elif not item.code.startswith(parent.code):
                 report.add(
                     Finding(
-                        "bad_code", ERROR, item.level, *ref,
+                        "bad_code",
+                        ERROR,
+                        item.level,
+                        *ref,
                         f"code does not start with its parent's code {parent.code}",
                     )
                 )
@@ -258,8 +278,13 @@ def validate_items(generation_number: int, items: list[_Item]) -> Report:
 
 
 def _check_cover(
-    report: Report, metric: MetricProjector, tolerance: float, parent: _Item, parent_geom: Any,
-    children: list[_Item], usable: dict[int, Any],
+    report: Report,
+    metric: MetricProjector,
+    tolerance: float,
+    parent: _Item,
+    parent_geom: Any,
+    children: list[_Item],
+    usable: dict[int, Any],
 ) -> None:
     union = shapely.union_all([usable[c.pk] for c in children]) if children else None
     gap = parent_geom if union is None else shapely.difference(parent_geom, union)
@@ -268,10 +293,15 @@ def _check_cover(
         if area >= tolerance:
             report.add(
                 Finding(
-                    "gap", ERROR, parent.level, [parent.code], [parent.name],
+                    "gap",
+                    ERROR,
+                    parent.level,
+                    [parent.code],
+                    [parent.name],
                     "part of the parent is covered by none of its children"
                     + ("" if children else " (it has no children)"),
-                    area_m2=round(area, 1), location=_location(part),
+                    area_m2=round(area, 1),
+                    location=_location(part),
                 )
             )
     for child in children:
@@ -280,16 +310,23 @@ def _check_cover(
         if area >= tolerance:
             report.add(
                 Finding(
-                    "outside_parent", ERROR, child.level, [child.code, parent.code],
+                    "outside_parent",
+                    ERROR,
+                    child.level,
+                    [child.code, parent.code],
                     [child.name, parent.name],
                     f"part of {child.name} lies outside its parent {parent.name}",
-                    area_m2=round(area, 1), location=_location(outside),
+                    area_m2=round(area, 1),
+                    location=_location(outside),
                 )
             )
 
 
 def _check_overlaps(
-    report: Report, metric: MetricProjector, tolerance: float, children: list[_Item],
+    report: Report,
+    metric: MetricProjector,
+    tolerance: float,
+    children: list[_Item],
     usable: dict[int, Any],
 ) -> None:
     if len(children) < 2:
@@ -306,8 +343,13 @@ def _check_overlaps(
             a, b = children[i], children[j]
             report.add(
                 Finding(
-                    "overlap", ERROR, a.level, [a.code, b.code], [a.name, b.name],
+                    "overlap",
+                    ERROR,
+                    a.level,
+                    [a.code, b.code],
+                    [a.name, b.name],
                     f"{a.name} and {b.name} overlap",
-                    area_m2=round(area, 1), location=_location(inter),
+                    area_m2=round(area, 1),
+                    location=_location(inter),
                 )
             )

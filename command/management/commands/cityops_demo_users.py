@@ -72,7 +72,8 @@ class Command(BaseCommand):
                     is_staff=role == Role.ADMIN,
                     is_superuser=role == Role.ADMIN,
                 )
-            rows.append((username, role.label, f"{place} {region.name if region else ''}".strip()))
+            where = f"{place} {region.name}" if region else (f"部门 {department}" if department else "")
+            rows.append((username, str(role.label), where))
         self.stdout.write(f"\nDemo logins (password for all: {password})")
         for username, label, place in rows:
-            self.stdout.write(f"  {username:<11} {label:<12} {place}")
+            self.stdout.write(f"  {username:<11} {place:<28} {label}")
