@@ -58,9 +58,7 @@ def _map_strings() -> dict[str, str]:
         "resolution": _("归属方式"),
         "resolution_inside": _("位于网格内"),
         "resolution_border": _("位于多个网格的共用边界上，按最小网格代码归属"),
-        "resolution_nearest": _(
-            "不在任何网格内，按属地兜底归属最近的网格（相距 %(distance)s 米）"
-        ),
+        "resolution_nearest": _("不在任何网格内，按属地兜底归属最近的网格（相距 %(distance)s 米）"),
         "onBorder": _("位于网格边界"),
         "yes": _("是"),
         "no": _("否"),
@@ -97,6 +95,7 @@ def geography_map(request: HttpRequest) -> HttpResponse:
             "generation": generation,
             "level_counts": _level_counts(generation),
             "map_config": config,
+            "buffer_m": f"{settings.GRIDMAP_OUTSIDE_BUFFER_M:g}",
             "map_strings": _map_strings(),
         },
     )

@@ -190,6 +190,35 @@ def regions_add(
         return len(rows)
 
 
+def region_update_boundary(*, region: Region, geom: Any) -> Region:
+    """Correct the outline of a region in a draft generation (the admin's map editor).
+
+    Keeps the derived figures right and drops the draft's validation report, which no longer
+    describes its regions. Regions of active or retired generations are never edited.
+    """
+    with transaction.atomic():
+        generation = Generation.objects.select_for_update().get(pk=region.generation_id)
+        if generation.status != GenerationStatus.DRAFT:
+            raise GeographyError(
+                f"generation {generation.number} is {generation.status}; boundaries change by "
+                "importing a new generation"
+            )
+        shape = _to_multipolygon(
+            shapely.from_wkb(bytes(geom.wkb)) if hasattr(geom, "wkb") else geom
+        )
+        if shape.is_empty:
+            raise GeographyError(f"{region.code}: the geometry is empty")
+        centre = shapely.centroid(shape)
+        region.geom = GEOSGeometry(memoryview(shapely.to_wkb(shape)), srid=4326)  # type: ignore[assignment]
+        region.area_m2 = MetricProjector.around(centre.x, centre.y).area_m2(shape)
+        region.vertex_count = int(shapely.get_num_coordinates(shape))
+        region.save(update_fields=["geom", "area_m2", "vertex_count", "name"])
+        Generation.objects.filter(pk=generation.pk).update(
+            validated_at=None, validation_report=None
+        )
+    return region
+
+
 def _ancestor(parent: Region | None, level: str) -> Region | None:
     if parent is None:
         return None

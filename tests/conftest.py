@@ -13,7 +13,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Reference data copied into the project (provenance: ../shared/data/SOURCES.md): a fresh clone
+# may not sit next to ../shared.
+TEST_DATA = Path(__file__).resolve().parent / "data"
+PROJECT_DATA = Path(__file__).resolve().parents[1] / "gridmap" / "data"
 
 
 @pytest.fixture(scope="session")

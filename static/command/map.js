@@ -248,11 +248,13 @@
   var gridLoading = null;
   var highlight = L.layerGroup().addTo(map);
   var emphasisedCommunity = null;
+  var pointLatLng = null;
 
   var COMMUNITY_STYLE = { color: "#3e5566", weight: 1, opacity: 0.75, fill: false };
   var COMMUNITY_EMPHASIS = { color: "#c2410c", weight: 2.5, opacity: 1, fill: false };
 
-  function addLabel(group, latlng, text, className) {
+  function addLabel(group, geometry, text, className) {
+    var latlng = geometry ? labelPoint(geometry) : null;
     if (!latlng) {
       return;
     }
@@ -265,7 +267,14 @@
       opacity: 1
     }).setLatLng(latlng).setContent(content);
     group.addLayer(tooltip);
-    labels.push(tooltip);
+    labels.push({ tooltip: tooltip, geometry: geometry });
+  }
+
+  function insideGeometry(geometry, lon, lat) {
+    var parts = geometry.type === "Polygon" ? [geometry.coordinates] : geometry.coordinates;
+    return parts.some(function (rings) {
+      return insideRings(rings, lon, lat);
+    });
   }
 
   function visible(checkboxLayer) {
@@ -273,15 +282,33 @@
     return !box || box.checked;
   }
 
-  // Hide labels that would overlap a label of higher priority (streets before communities).
+  // Keep labels from overlapping: streets are placed first, then communities. A label that would
+  // overlap one already placed tries a few nearby positions (still inside its own region) and is
+  // hidden if none is free.
+  var LABEL_OFFSETS = [[0, 0], [0, -1], [0, 1], [-0.6, 0], [0.6, 0], [-0.6, -1], [0.6, -1],
+    [-0.6, 1], [0.6, 1], [0, -2], [0, 2]];
+
   function declutter() {
     var placed = [];
-    labels.forEach(function (tooltip) {
-      var node = tooltip.getElement();
+    var mapBox = mapEl.getBoundingClientRect();
+    if (pointLatLng) {
+      // Labels make way for the located point.
+      var p = map.latLngToContainerPoint(pointLatLng);
+      placed.push({
+        left: mapBox.left + p.x - 10,
+        right: mapBox.left + p.x + 10,
+        top: mapBox.top + p.y - 10,
+        bottom: mapBox.top + p.y + 10
+      });
+    }
+    labels.forEach(function (label) {
+      var node = label.tooltip.getElement();
       if (!node) {
         return;
       }
       node.classList.remove("is-hidden");
+      node.style.marginLeft = "";
+      node.style.marginTop = "";
       if (getComputedStyle(node).visibility === "hidden") {
         return;
       }
@@ -289,15 +316,37 @@
       if (r.width === 0) {
         return;
       }
-      var box = { left: r.left - 4, right: r.right + 4, top: r.top - 2, bottom: r.bottom + 2 };
-      var overlaps = placed.some(function (p) {
-        return box.left < p.right && box.right > p.left && box.top < p.bottom && box.bottom > p.top;
-      });
-      if (overlaps) {
-        node.classList.add("is-hidden");
-      } else {
+      for (var k = 0; k < LABEL_OFFSETS.length; k += 1) {
+        var dx = LABEL_OFFSETS[k][0] * r.width;
+        var dy = LABEL_OFFSETS[k][1] * (r.height + 2);
+        var box = {
+          left: r.left + dx - 4,
+          right: r.right + dx + 4,
+          top: r.top + dy - 2,
+          bottom: r.bottom + dy + 2
+        };
+        var taken = placed.some(function (p) {
+          return box.left < p.right && box.right > p.left && box.top < p.bottom &&
+            box.bottom > p.top;
+        });
+        if (taken) {
+          continue;
+        }
+        if (k > 0) {
+          var centre = map.containerPointToLatLng([
+            (r.left + r.right) / 2 + dx - mapBox.left,
+            (r.top + r.bottom) / 2 + dy - mapBox.top
+          ]);
+          if (!insideGeometry(label.geometry, centre.lng, centre.lat)) {
+            continue;
+          }
+          node.style.marginLeft = dx + "px";
+          node.style.marginTop = dy + "px";
+        }
         placed.push(box);
+        return;
       }
+      node.classList.add("is-hidden");
     });
   }
 
@@ -357,10 +406,7 @@
       },
       onEachFeature: function (feature, featureLayer) {
         streetLayers[feature.properties.code] = featureLayer;
-        if (feature.geometry) {
-          addLabel(streetLabels, labelPoint(feature.geometry), feature.properties.name,
-            "street-label");
-        }
+        addLabel(streetLabels, feature.geometry, feature.properties.name, "street-label");
       }
     });
     state.layers.street = layer;
@@ -375,10 +421,8 @@
       style: COMMUNITY_STYLE,
       onEachFeature: function (feature, featureLayer) {
         communityLayers[feature.properties.code] = featureLayer;
-        if (feature.geometry) {
-          addLabel(communityLabels, labelPoint(feature.geometry), feature.properties.name,
-            "community-label");
-        }
+        addLabel(communityLabels, feature.geometry, feature.properties.name,
+          "community-label");
       }
     });
     state.layers.community = layer;
@@ -458,6 +502,7 @@
 
   function clearHighlight() {
     highlight.clearLayers();
+    pointLatLng = null;
     if (emphasisedCommunity && communityLayers[emphasisedCommunity]) {
       communityLayers[emphasisedCommunity].setStyle(COMMUNITY_STYLE);
     }
@@ -465,7 +510,8 @@
   }
 
   function drawPoint(lon, lat, inside) {
-    L.circleMarker([lat, lon], {
+    pointLatLng = L.latLng(lat, lon);
+    L.circleMarker(pointLatLng, {
       pane: "highlight",
       radius: 7,
       weight: 2.5,
@@ -474,6 +520,7 @@
       fillOpacity: 1,
       interactive: false
     }).addTo(highlight);
+    declutter();
   }
 
   function highlightGrid(code, seq) {

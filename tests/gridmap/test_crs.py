@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridmap import crs
-from tests.conftest import SHARED_DATA
+from tests.conftest import PROJECT_DATA, TEST_DATA
 
 # (wgs84 lon, lat, gcj02 lon, lat) — eviltransform's published test vectors (Shanghai, Shenzhen,
 # Beijing) and coordtransform's Beijing point.
@@ -68,8 +68,8 @@ def test_outside_china_is_left_unchanged():
 
 def test_shared_longhua_outline_converts_to_the_derived_wgs84_file_within_two_metres():
     """The shared data has the DataV outline in GCJ-02 and a WGS-84 file derived from it."""
-    raw = json.loads((SHARED_DATA / "longhua_440309_datav_gcj02.json").read_text("utf-8"))
-    derived = json.loads((SHARED_DATA / "longhua_440309_wgs84_derived.geojson").read_text("utf-8"))
+    raw = json.loads((TEST_DATA / "longhua_440309_datav_gcj02.json").read_text("utf-8"))
+    derived = json.loads((PROJECT_DATA / "longhua_440309_wgs84_derived.geojson").read_text("utf-8"))
     gcj = np.array(raw[0]["geometry"]["coordinates"][0][0], dtype=float)
     wgs = np.array(derived["features"][0]["geometry"]["coordinates"][0][0], dtype=float)
     assert gcj.shape == wgs.shape

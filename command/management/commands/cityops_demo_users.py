@@ -72,7 +72,9 @@ class Command(BaseCommand):
                     is_staff=role == Role.ADMIN,
                     is_superuser=role == Role.ADMIN,
                 )
-            where = f"{place} {region.name}" if region else (f"部门 {department}" if department else "")
+            where = f"{place} {region.name}" if region else ""
+            if department:
+                where = f"部门 {department}"
             rows.append((username, str(role.label), where))
         self.stdout.write(f"\nDemo logins (password for all: {password})")
         for username, label, place in rows:

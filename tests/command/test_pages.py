@@ -1,0 +1,157 @@
+"""The home and map pages, their language switch and translations (Django test client)."""
+
+from __future__ import annotations
+
+import gettext
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.staticfiles import finders
+
+from gridmap.models import Generation
+
+pytestmark = pytest.mark.django_db
+
+BANNER_ZH = (
+    "街道/社区/网格边界为算法生成，非官方边界，请用 <code>gridmap_import</code> 导入正式边界"
+)
+
+
+def _config(response):
+    match = re.search(
+        r'<script id="map-config" type="application/json">(.*?)</script>', response.content.decode()
+    )
+    assert match, "the map page embeds its settings as JSON"
+    return json.loads(match.group(1))
+
+
+def test_home_explains_cityops_and_shows_the_active_generation(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "演示用合成划分" in html
+    assert BANNER_ZH in html
+    assert "Synthetic demo partition" in html
+    for url in ("/map/", "/api/docs/", "/admin/"):
+        assert f'href="{url}"' in html
+    counts = {row["level"]: row["count"] for row in response.context["level_counts"]}
+    assert counts["district"] == 1
+    assert counts["street"] == 6
+    assert counts["community"] == 50
+    assert counts["grid"] > 1000
+    assert response.context["generation"].synthetic is True
+
+
+def test_home_without_an_active_generation_says_how_to_get_one(client):
+    Generation.objects.update(status="retired")
+    html = client.get("/").content.decode()
+    assert 'data-testid="no-generation-banner"' in html
+    assert "gridmap_import" in html
+    assert 'data-testid="synthetic-banner"' not in html
+
+
+def test_official_boundaries_carry_no_synthetic_banner(client):
+    Generation.objects.update(synthetic=False)
+    for url in ("/", "/map/"):
+        assert 'data-testid="synthetic-banner"' not in client.get(url).content.decode()
+
+
+def test_map_page_loads_local_leaflet_and_no_tiles_by_default(client, settings):
+    settings.CITYOPS_MAP_TILE_URL = ""
+    response = client.get("/map/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'src="/static/vendor/leaflet/leaflet.js"' in html
+    assert 'href="/static/vendor/leaflet/leaflet.css"' in html
+    assert 'src="/static/command/map.js"' in html
+    assert not re.search(r'(src|href)="(https?:)?//', html), "no CDN, no remote assets"
+    assert 'data-testid="synthetic-banner"' in html
+    config = _config(response)
+    assert config == {
+        "regionsUrl": "/api/v1/regions/",
+        "locateUrl": "/api/v1/locate",
+        "regionUrl": "/api/v1/regions/CODE/",
+        "tileUrl": "",
+        "generation": 1,
+        "synthetic": True,
+    }
+
+
+def test_map_page_uses_tiles_only_when_configured(client, settings):
+    settings.CITYOPS_MAP_TILE_URL = "https://tiles.example.invalid/{z}/{x}/{y}.png"
+    config = _config(client.get("/map/"))
+    assert config["tileUrl"] == "https://tiles.example.invalid/{z}/{x}/{y}.png"
+
+
+def test_map_text_follows_the_language(client):
+    zh = client.get("/map/").context["map_strings"]
+    en = client.get("/map/", HTTP_ACCEPT_LANGUAGE="en").context["map_strings"]
+    assert zh["outsideTitle"] == "不在辖区内"
+    assert en["outsideTitle"] == "Outside the jurisdiction"
+    assert set(zh) == set(en)
+
+
+def test_language_switch_sets_english_and_back(client):
+    html = client.get("/").content.decode()
+    assert 'action="/i18n/setlang/"' in html
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/map/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/map/"
+    html = client.get("/").content.decode()
+    assert '<html lang="en">' in html
+    assert "Longhua District City Operations Command" in html
+    assert BANNER_ZH in html  # the notice is bilingual in every language
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    assert "龙华区城市运行一网统管指挥系统" in client.get("/").content.decode()
+
+
+def _po_entries(path: Path) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        msgid = re.search(r'^msgid ((?:".*"\n)+)', block + "\n", re.M)
+        msgstr = re.search(r'^msgstr ((?:".*"\n?)+)', block, re.M)
+        if not msgid or not msgstr:
+            continue
+
+        def join(lines: str) -> str:
+            return "".join(json.loads(line) for line in lines.strip().splitlines() if line.strip())
+
+        entries[join(msgid.group(1))] = join(msgstr.group(1))
+    entries.pop("", None)
+    return entries
+
+
+def test_english_catalogue_is_complete_and_compiled():
+    folder = Path(django_settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES"
+    entries = _po_entries(folder / "django.po")
+    assert entries, "locale/en/LC_MESSAGES/django.po has entries"
+    untranslated = [msgid for msgid, msgstr in entries.items() if not msgstr]
+    assert untranslated == []
+    with (folder / "django.mo").open("rb") as handle:
+        catalogue = gettext.GNUTranslations(handle)
+    stale = [msgid for msgid, msgstr in entries.items() if catalogue.gettext(msgid) != msgstr]
+    assert stale == [], "run `manage.py compilemessages` after editing django.po"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "command/site.css",
+        "command/map.css",
+        "command/map.js",
+        "command/favicon.svg",
+        "vendor/leaflet/leaflet.js",
+        "vendor/leaflet/leaflet.css",
+        "vendor/ol/ol.js",
+        "vendor/ol/ol.css",
+        "gis/js/OLMapWidget.js",
+        "gis/css/ol3.css",
+        "gridmap/admin.css",
+        "gridmap/admin-map.js",
+    ],
+)
+def test_page_assets_are_found_by_the_static_finders(path):
+    assert finders.find(path), path
