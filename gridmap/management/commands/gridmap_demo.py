@@ -31,16 +31,22 @@ class Command(BaseCommand):
         parser.add_argument("--no-activate", action="store_true", help="leave it as a draft")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        quiet = options["verbosity"] == 0
+
+        def say(message: str) -> None:
+            if not quiet:
+                self.stdout.write(message)
+
         existing = Generation.objects.filter(synthetic=True).order_by("-number").first()
         if existing is not None and not options["force"]:
-            self.stdout.write(
+            say(
                 f"Demo geography present: generation {existing.number} "
                 f"({existing.get_status_display()}); nothing to do."
             )
             return
         started = time.monotonic()
         partition = build_demo_partition()
-        self.stdout.write(
+        say(
             f"Built demo partition in {time.monotonic() - started:.1f}s: "
             f"{len(partition.streets)} streets, {len(partition.communities)} communities, "
             f"{len(partition.grids)} grid cells"
@@ -57,14 +63,14 @@ class Command(BaseCommand):
             ):
                 regions_add(generation=generation, level=level, regions=regions)
         if options["no_activate"]:
-            self.stdout.write(f"Draft generation {generation.number} stored.")
+            say(f"Draft generation {generation.number} stored.")
             return
         try:
             generation_activate(generation=generation)
         except GenerationInvalid as exc:
             self.stderr.write(exc.report.as_text())
             raise CommandError(str(exc)) from None
-        self.stdout.write(
+        say(
             self.style.SUCCESS(
                 f"Generation {generation.number} (synthetic demo) is active "
                 f"({time.monotonic() - started:.1f}s)."
