@@ -128,8 +128,17 @@ def report_html(report: dict[str, Any] | None) -> SafeString:
     )
 
 
+class _NoBulkDelete:
+    """Deleting generations or regions one by one, with the permission checks, never in bulk."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions  # type: ignore[no-any-return]
+
+
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(_NoBulkDelete, admin.ModelAdmin):
     list_display = (
         "number",
         "label",
@@ -176,11 +185,6 @@ class GenerationAdmin(admin.ModelAdmin):
         if obj is not None and not obj.is_draft:
             return False
         return super().has_delete_permission(request, obj)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description=_("区/街道/社区/网格"))
     def counts(self, obj: Generation) -> SafeString | str:
@@ -279,7 +283,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Region)
-class RegionAdmin(GISModelAdmin):
+class RegionAdmin(_NoBulkDelete, GISModelAdmin):
     # django-stubs types gis_widget as OSMWidget; any OpenLayersWidget subclass works.
     gis_widget = OfflineOpenLayersWidget  # type: ignore[assignment]
     list_display = ("code", "name", "level", "parent_name", "generation_number")
@@ -347,11 +351,6 @@ class RegionAdmin(GISModelAdmin):
         if self._is_locked(obj):
             return False
         return super().has_delete_permission(request, obj)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description=_("上级"), ordering="parent__code")
     def parent_name(self, obj: Region) -> str:

@@ -101,12 +101,10 @@ def regions_add(
     if level not in LEVEL_ORDER:
         raise GeographyError(f"unknown level {level!r}; use one of {', '.join(LEVEL_ORDER)}")
     with transaction.atomic():
-        generation = Generation.objects.select_for_update().get(pk=generation.pk)
-        if generation.status != GenerationStatus.DRAFT:
-            raise GeographyError(
-                f"generation {generation.number} is {generation.status}; only a draft accepts "
-                "imports — create a new generation for new boundaries"
-            )
+        generation = _lock_draft(
+            generation.pk,
+            "only a draft accepts imports — create a new generation for new boundaries",
+        )
         existing = Region.objects.filter(generation=generation, level=level)
         if existing.exists():
             if not replace:
@@ -197,12 +195,9 @@ def region_update_boundary(*, region: Region, geom: Any) -> Region:
     describes its regions. Regions of active or retired generations are never edited.
     """
     with transaction.atomic():
-        generation = Generation.objects.select_for_update().get(pk=region.generation_id)
-        if generation.status != GenerationStatus.DRAFT:
-            raise GeographyError(
-                f"generation {generation.number} is {generation.status}; boundaries change by "
-                "importing a new generation"
-            )
+        generation = _lock_draft(
+            region.generation_id, "boundaries change by importing a new generation"
+        )
         shape = _to_multipolygon(
             shapely.from_wkb(bytes(geom.wkb)) if hasattr(geom, "wkb") else geom
         )
@@ -217,6 +212,14 @@ def region_update_boundary(*, region: Region, geom: Any) -> Region:
             validated_at=None, validation_report=None
         )
     return region
+
+
+def _lock_draft(generation_id: int, refusal: str) -> Generation:
+    """Lock a generation row for this transaction; refuse unless it is a draft."""
+    generation = Generation.objects.select_for_update().get(pk=generation_id)
+    if generation.status != GenerationStatus.DRAFT:
+        raise GeographyError(f"generation {generation.number} is {generation.status}; {refusal}")
+    return generation
 
 
 def _ancestor(parent: Region | None, level: str) -> Region | None:
@@ -243,12 +246,7 @@ def generation_activate(*, generation: Generation, by: Any = None) -> Generation
     commit, the others within GRIDMAP_LOCATOR_RECHECK_SECONDS.
     """
     with transaction.atomic():
-        generation = Generation.objects.select_for_update().get(pk=generation.pk)
-        if generation.status != GenerationStatus.DRAFT:
-            raise GeographyError(
-                f"generation {generation.number} is {generation.status}; only a draft can be "
-                "activated"
-            )
+        generation = _lock_draft(generation.pk, "only a draft can be activated")
         report = validate_generation(generation)
         now = timezone.now()
         if not report.ok:

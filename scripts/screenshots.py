@@ -17,16 +17,9 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
+
 # A point in 龙华街道, near Longhua station: the map screenshots show its lookup in the panel.
 SAMPLE_LON, SAMPLE_LAT = 114.0305, 22.6696
 

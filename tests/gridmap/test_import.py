@@ -26,11 +26,10 @@ from gridmap import crs as crs_module
 from gridmap.crs import MetricProjector
 from gridmap.models import LEVEL_ORDER, Generation, GenerationStatus, Level, Region
 from gridmap.validation import validate_generation
+from tests.gridmap.layouts import DISTRICT, X0, Y0, D, cells, clean_layout
 
 pytestmark = pytest.mark.django_db
 
-X0, Y0, D = 114.0, 22.7, 1e-3
-DISTRICT = "440309"
 STREET_W = "440309001"
 COMMUNITY_A = "440309001001"
 GRID_A1 = "440309001001001"
@@ -39,26 +38,6 @@ GEN = 950  # a draft generation number for these tests
 
 # Names of the ogr2ogr drivers and the file suffix each writes.
 FORMATS = {"GeoJSON": ".geojson", "ESRI Shapefile": ".shp", "GPKG": ".gpkg"}
-
-
-def cells(x0: float, y0: float, x1: float, y1: float) -> Any:
-    return shapely.box(X0 + x0 * D, Y0 + y0 * D, X0 + x1 * D, Y0 + y1 * D)
-
-
-def clean_layout() -> dict[str, dict[str, Any]]:
-    """level → {code: geometry} for a clean 1 + 2 + 4 + 8 partition."""
-    layout: dict[str, dict[str, Any]] = {level: {} for level in LEVEL_ORDER}
-    layout[Level.DISTRICT][DISTRICT] = cells(0, 0, 4, 2)
-    for s in range(2):
-        street = f"{DISTRICT}{s + 1:03d}"
-        layout[Level.STREET][street] = cells(2 * s, 0, 2 * s + 2, 2)
-        for c in range(2):
-            community = f"{street}{c + 1:03d}"
-            x = 2 * s + c
-            layout[Level.COMMUNITY][community] = cells(x, 0, x + 1, 2)
-            for g in range(2):
-                layout[Level.GRID][f"{community}{g + 1:03d}"] = cells(x, g, x + 1, g + 1)
-    return layout
 
 
 def feature(code: Any, name: str, geometry: Any, **properties: Any) -> dict[str, Any]:

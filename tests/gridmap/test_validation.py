@@ -38,13 +38,12 @@ from gridmap.services import (
     regions_add,
 )
 from gridmap.validation import Report, _Item, validate_generation, validate_items
+from tests.gridmap.layouts import DISTRICT, X0, Y0, D, cells, clean_layout
 
 pytestmark = pytest.mark.django_db
 
-X0, Y0, D = 114.0, 22.7, 1e-3  # origin near Longhua; one cell ≈ 103 m × 111 m
 CELL_AREA_M2 = 11_390.0  # 1e-3° × 1e-3° at 22.7°N, in UTM 50N
 
-DISTRICT = "440309"
 STREET_W = "440309001"
 COMMUNITY_A = "440309001001"  # cells x 0..1
 COMMUNITY_B = "440309001002"  # cells x 1..2
@@ -53,27 +52,6 @@ GRID_A2 = "440309001001002"  # x 0..1, y 1..2
 GRID_B1 = "440309001002001"  # x 1..2, y 0..1
 
 metric = MetricProjector.around(X0, Y0)
-
-
-def cells(x0: float, y0: float, x1: float, y1: float) -> Any:
-    """A rectangle given in cell units from the origin (1 cell = 1e-3°)."""
-    return shapely.box(X0 + x0 * D, Y0 + y0 * D, X0 + x1 * D, Y0 + y1 * D)
-
-
-def clean_layout() -> dict[str, dict[str, Any]]:
-    """level → {code: geometry} for a clean 1 + 2 + 4 + 8 partition."""
-    layout: dict[str, dict[str, Any]] = {level: {} for level in LEVEL_ORDER}
-    layout[Level.DISTRICT][DISTRICT] = cells(0, 0, 4, 2)
-    for s in range(2):
-        street = f"{DISTRICT}{s + 1:03d}"
-        layout[Level.STREET][street] = cells(2 * s, 0, 2 * s + 2, 2)
-        for c in range(2):
-            community = f"{street}{c + 1:03d}"
-            x = 2 * s + c
-            layout[Level.COMMUNITY][community] = cells(x, 0, x + 1, 2)
-            for g in range(2):
-                layout[Level.GRID][f"{community}{g + 1:03d}"] = cells(x, g, x + 1, g + 1)
-    return layout
 
 
 def store(
