@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "realtime",
+    "audit",
     "gridmap",
     "accounts",
     "incidents",
@@ -90,6 +91,9 @@ if DATABASES["default"]["ENGINE"].endswith("spatialite"):
     # Concurrent writers (Daphne + worker loops) wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so concurrent writers
+    # wait (up to the timeout) instead of failing with "database is locked" on lock upgrade.
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
     test_name = env_str("SPATIALITE_TEST_NAME", "")
     if test_name:
         # A file (not :memory:) so that subprocesses in tests can open the same test database.
@@ -204,6 +208,10 @@ GRIDMAP_AREA_TOLERANCE_M2 = env_float("GRIDMAP_AREA_TOLERANCE_M2", 1.0)
 GRIDMAP_MAX_VERTICES_PER_REGION = env_int("GRIDMAP_MAX_VERTICES_PER_REGION", 100_000)
 GRIDMAP_MAX_BYTES_PER_REGION = env_int("GRIDMAP_MAX_BYTES_PER_REGION", 4_000_000)
 GRIDMAP_MAX_IMPORT_BYTES = env_int("GRIDMAP_MAX_IMPORT_BYTES", 200_000_000)
+# Working calendar (incidents.calendar): the working periods of a working day, local time.
+CITYOPS_WORKING_HOURS = env_str("CITYOPS_WORKING_HOURS", "08:30-12:00,14:00-18:00")
+# How often (seconds) a process re-checks the holiday table for changes made elsewhere.
+CITYOPS_CALENDAR_RECHECK_SECONDS = env_float("CITYOPS_CALENDAR_RECHECK_SECONDS", 30.0)
 # Optional raster tile URL template for maps ({z}/{x}/{y}); empty = boundaries only, no tiles.
 CITYOPS_MAP_TILE_URL = env_str("CITYOPS_MAP_TILE_URL", "")
 

@@ -391,4 +391,4 @@ class RegionAdmin(_NoBulkDelete, GISModelAdmin):
     def save_model(self, request: HttpRequest, obj: Region, form: Any, change: bool) -> None:
         # A corrected outline (or name) of a draft region goes through the service, which keeps
         # the derived figures right and drops the draft's now stale validation report.
-        region_update_boundary(region=obj, geom=obj.geom)
+        region_update_boundary(region=obj, geom=obj.geom, by=request.user)

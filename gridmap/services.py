@@ -3,6 +3,9 @@
 Drafts are filled by `regions_add` (used by the import command and the demo builder), checked by
 `generation_validate`, and switched live by `generation_activate`, which refuses a draft whose
 report has errors and retires the previous generation in the same transaction.
+
+Each change writes its audit entry in its own transaction; an activation also publishes
+"gridmap.generation_activated" to the district through the outbox (docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.services import audit_record
+from gridmap import events
 from gridmap.crs import MetricProjector
 from gridmap.locator import locator
 from gridmap.models import (
@@ -30,6 +35,7 @@ from gridmap.models import (
     parent_level,
 )
 from gridmap.validation import Report, validate_generation
+from realtime.outbox import publish
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +98,13 @@ def regions_add(
     regions: Sequence[RegionInput],
     replace: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    by: Any = None,
 ) -> int:
     """Store regions of one level in a draft generation, all or nothing.
 
     Parents are found by code in the same generation (the code prefix unless parent_code is
-    given); the ancestors district/street/community are filled from the parent.
+    given); the ancestors district/street/community are filled from the parent. `by` is the
+    user doing the import, for the audit trail (None: the system, e.g. the import command).
     """
     if level not in LEVEL_ORDER:
         raise GeographyError(f"unknown level {level!r}; use one of {', '.join(LEVEL_ORDER)}")
@@ -106,10 +114,11 @@ def regions_add(
             "only a draft accepts imports — create a new generation for new boundaries",
         )
         existing = Region.objects.filter(generation=generation, level=level)
-        if existing.exists():
+        replaced = existing.count()
+        if replaced:
             if not replace:
                 raise GeographyError(
-                    f"generation {generation.number} already has {existing.count()} {level} "
+                    f"generation {generation.number} already has {replaced} {level} "
                     "region(s); pass --replace to replace them (and the levels below)"
                 )
             below = LEVEL_ORDER[LEVEL_ORDER.index(level) :]
@@ -185,10 +194,18 @@ def regions_add(
         Generation.objects.filter(pk=generation.pk).update(
             validated_at=None, validation_report=None
         )
+        audit_record(
+            actor=by,
+            action="gridmap.regions_add",
+            obj_type="gridmap.generation",
+            obj_id=generation.pk,
+            before={"generation": generation.number, "level": level, "count": replaced},
+            after={"generation": generation.number, "level": level, "count": len(rows)},
+        )
         return len(rows)
 
 
-def region_update_boundary(*, region: Region, geom: Any) -> Region:
+def region_update_boundary(*, region: Region, geom: Any, by: Any = None) -> Region:
     """Correct the outline of a region in a draft generation (the admin's map editor).
 
     Keeps the derived figures right and drops the draft's validation report, which no longer
@@ -198,6 +215,9 @@ def region_update_boundary(*, region: Region, geom: Any) -> Region:
         generation = _lock_draft(
             region.generation_id, "boundaries change by importing a new generation"
         )
+        # The caller's instance may carry edits already (the admin form); the audit's "before"
+        # is what is stored.
+        before = _outline_facts(Region.objects.get(pk=region.pk), generation)
         shape = _to_multipolygon(
             shapely.from_wkb(bytes(geom.wkb)) if hasattr(geom, "wkb") else geom
         )
@@ -211,7 +231,27 @@ def region_update_boundary(*, region: Region, geom: Any) -> Region:
         Generation.objects.filter(pk=generation.pk).update(
             validated_at=None, validation_report=None
         )
+        audit_record(
+            actor=by,
+            action="gridmap.region_update_boundary",
+            obj_type="gridmap.region",
+            obj_id=region.pk,
+            before=before,
+            after=_outline_facts(region, generation),
+        )
     return region
+
+
+def _outline_facts(region: Region, generation: Generation) -> dict[str, Any]:
+    """What an audit entry keeps of an outline: figures and extent, not the vertices."""
+    return {
+        "generation": generation.number,
+        "code": region.code,
+        "name": region.name,
+        "area_m2": round(region.area_m2, 1),
+        "vertex_count": region.vertex_count,
+        "extent": [round(v, 7) for v in region.geom.extent],
+    }
 
 
 def _lock_draft(generation_id: int, refusal: str) -> Generation:
@@ -278,6 +318,20 @@ def generation_activate(*, generation: Generation, by: Any = None) -> Generation
                 ]
             )
             transaction.on_commit(locator.invalidate)
+            retired = [g.number for g in previous]
+            audit_record(
+                actor=by,
+                action="gridmap.generation_activate",
+                obj_type="gridmap.generation",
+                obj_id=generation.pk,
+                before={"number": generation.number, "status": "draft", "active": retired},
+                after={"number": generation.number, "status": "active", "retired": retired},
+            )
+            publish(
+                type="gridmap.generation_activated",
+                payload=events.generation_activated(generation=generation, retired=previous),
+                scopes=events.district_scopes(generation),
+            )
             log.info(
                 "generation %s activated (retired %s)",
                 generation.number,

@@ -12,6 +12,8 @@ export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost}"
 PY=.venv/bin/python
 $PY manage.py migrate --no-input -v0
 $PY manage.py gridmap_demo
+$PY manage.py incidents_load_categories
+$PY manage.py incidents_load_calendar
 $PY manage.py collectstatic --no-input -v0
 $PY manage.py cityops_demo_users
 HOST="${CITYOPS_DEMO_HOST:-127.0.0.1}"; PORT="${CITYOPS_DEMO_PORT:-8000}"

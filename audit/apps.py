@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    """The append-only, hash-chained audit trail that every state-changing service writes in its
+    own transaction; it imports no domain app, so every layer (gridmap included) can call it."""
+
+    name = "audit"
+    verbose_name = "审计 Audit"
+    default_auto_field = "django.db.models.BigAutoField"

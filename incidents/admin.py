@@ -1,0 +1,214 @@
+"""Admin of the reference data: categories with their stage limits, and the working calendar.
+
+Categories and their codes come from the shipped catalogue (incidents_load_categories); here an
+administrator adjusts the local settings — default department, default severity, active — and
+the time limit of each stage. Holidays and make-up days are added, corrected or confirmed here
+(provisional rows are flagged until someone checks them against the State Council notice).
+Every save goes through incidents.services, which marks the row as edited so that reloading the
+shipped data keeps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from incidents.catalogue import read_departments
+from incidents.models import CalendarDay, Category, StageLimit
+from incidents.services import (
+    calendar_day_delete,
+    calendar_day_save,
+    category_save,
+    stage_limit_save,
+)
+
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+class StageLimitInline(admin.TabularInline):
+    model = StageLimit
+    fields = ("stage", "amount", "unit", "basis", "source_text", "note", "edited_at")
+    readonly_fields = ("stage", "edited_at")
+    extra = 0
+    max_num = len(StageLimit._meta.get_field("stage").choices or ())
+    can_delete = False
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})},
+    }
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # One limit per stage, created with the category by the loader.
+        return False
+
+
+class CategoryForm(ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Category
+        fields = (
+            "department_code",
+            "department_text",
+            "department_inferred",
+            "default_severity",
+            "active",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = " · ".join(f"{code} {name}" for code, name in read_departments().items())
+        self.fields["department_code"].help_text = gettext("已知部门代码：%(codes)s") % {
+            "codes": known
+        }
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    form = CategoryForm
+    list_display = (
+        "code",
+        "name",
+        "kind",
+        "major",
+        "department_code",
+        "default_severity",
+        "handle_limit",
+        "is_local",
+        "active",
+        "edited",
+    )
+    list_display_links = ("code", "name")
+    list_filter = ("kind", "major_name", "department_code", "is_local", "active")
+    search_fields = ("^code", "name", "component_name", "department_code")
+    list_per_page = 100
+    inlines = [StageLimitInline]
+    readonly_fields = (
+        "code",
+        "name",
+        "kind",
+        "major",
+        "component_name",
+        "is_local",
+        "source",
+        "edited_at",
+        "edited_by",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("code", "name", "kind", "major", "component_name", "is_local")}),
+        (
+            _("本地设定"),
+            {
+                "fields": (
+                    "department_code",
+                    "department_text",
+                    "department_inferred",
+                    "default_severity",
+                    "active",
+                )
+            },
+        ),
+        (_("来源与修改记录"), {"fields": ("source", "edited_at", "edited_by", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Category]:
+        return super().get_queryset(request).prefetch_related("limits")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Categories come from the catalogue (manage.py incidents_load_categories).
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
+        # Cases refer to their category: switch one off with "启用" instead.
+        return False
+
+    @admin.display(description=_("大类"), ordering="major_code")
+    def major(self, obj: Category) -> str:
+        return f"{obj.major_code} {obj.major_name}"
+
+    @admin.display(description=_("处置时限"))
+    def handle_limit(self, obj: Category) -> str:
+        try:
+            limit = obj.limit_for("handle")
+        except StageLimit.DoesNotExist:
+            return "—"
+        mark = "" if limit.basis == "local" else " *"
+        return f"{limit.amount} {limit.get_unit_display()}{mark}"
+
+    @admin.display(description=_("已修改"), boolean=True)
+    def edited(self, obj: Category) -> bool:
+        return obj.edited_at is not None or any(limit.edited_at for limit in obj.limits.all())
+
+    def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
+        category_save(category=obj, by=request.user, changed=form.changed_data)
+
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: Any,
+        formset: BaseInlineFormSet,
+        change: bool,  # type: ignore[type-arg]
+    ) -> None:
+        # save(commit=False) records what changed for the admin's history; the service saves.
+        formset.save(commit=False)
+        for limit_form in formset.forms:
+            if limit_form.has_changed():
+                stage_limit_save(
+                    limit=limit_form.instance, by=request.user, changed=limit_form.changed_data
+                )
+
+
+@admin.register(CalendarDay)
+class CalendarDayAdmin(admin.ModelAdmin):
+    list_display = ("date", "weekday", "kind", "name", "provisional", "from_data", "edited_at")
+    list_filter = ("kind", "provisional", "from_data", "name")
+    date_hierarchy = "date"
+    search_fields = ("name", "note", "source")
+    list_per_page = 200
+    actions = ["confirm"]
+    fields = (
+        "date",
+        "kind",
+        "name",
+        "provisional",
+        "source",
+        "note",
+        "from_data",
+        "edited_at",
+        "edited_by",
+        "updated_at",
+    )
+    readonly_fields = ("from_data", "edited_at", "edited_by", "updated_at")
+
+    @admin.display(description=_("星期"))
+    def weekday(self, obj: CalendarDay) -> str:
+        return WEEKDAYS[obj.date.weekday()]
+
+    def save_model(self, request: HttpRequest, obj: CalendarDay, form: Any, change: bool) -> None:
+        calendar_day_save(day=obj, by=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: CalendarDay) -> None:
+        calendar_day_delete(day=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CalendarDay]) -> None:
+        for day in queryset:
+            calendar_day_delete(day=day)
+
+    @admin.action(description=_("已与国务院通知核对（取消“暂定”）"), permissions=["change"])
+    def confirm(self, request: HttpRequest, queryset: QuerySet[CalendarDay]) -> None:
+        count = 0
+        for day in queryset.filter(provisional=True):
+            day.provisional = False
+            calendar_day_save(day=day, by=request.user)
+            count += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d 天已确认。", "%(count)d 天已确认。", count) % {"count": count},
+            messages.SUCCESS,
+        )

@@ -1,0 +1,212 @@
+"""Publishing events: write them in the caller's transaction, send them after it commits.
+
+    with transaction.atomic():
+        ...change state...
+        audit_record(...)
+        publish(type="gridmap.generation_activated", payload={...}, scopes=["district:440309"])
+
+`publish` writes the event and its per-scope sequence numbers (see realtime.models) and
+registers an on-commit hook that sends it through the channel layer to one group per scope. A
+rolled-back transaction leaves no event and sends nothing. If the channel layer is down (Redis
+unreachable) the hook logs a warning and leaves the event unpublished for the relay; it never
+raises into the caller, whose change is committed either way: Redis down degrades live push,
+never the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, ScopeSequence
+
+log = logging.getLogger(__name__)
+
+# The kinds of scope a socket can join (issue 4): the hierarchy, a department, one user's tasks.
+SCOPE_KINDS = ("district", "street", "community", "department", "user")
+_SCOPE = re.compile(rf"^(?:{'|'.join(SCOPE_KINDS)}):[A-Za-z0-9_-]+$")
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
+# The channel-layer message type; a consumer handles it in `outbox_event`.
+MESSAGE_TYPE = "outbox.event"
+# The after-commit send gives up after this long (a black-holed Redis must not hold a request).
+SEND_TIMEOUT_SECONDS = 2.0
+# Most events a replay returns at once.
+REPLAY_LIMIT_MAX = 1000
+
+
+class OutsideTransaction(RuntimeError):
+    """publish() was called outside transaction.atomic()."""
+
+
+def check_scope(scope: str) -> str:
+    if len(scope) > SCOPE_MAX_LENGTH or not _SCOPE.match(scope):
+        raise ValueError(
+            f"bad scope {scope!r}: use <kind>:<id> with kind one of {', '.join(SCOPE_KINDS)} "
+            f"and an id of letters, digits, '-' or '_' (at most {SCOPE_MAX_LENGTH} characters)"
+        )
+    return scope
+
+
+def group_name(scope: str) -> str:
+    """The channel-layer group of a scope: "street:440309001" → "scope.street.440309001".
+
+    Channels allows only ASCII letters, digits, '-', '_' and '.' in group names, under 100
+    characters; a scope's kind has no '.', so the mapping is one to one.
+    """
+    return "scope." + check_scope(scope).replace(":", ".", 1)
+
+
+def event_message(
+    *, event_id: int, event_type: str, payload: Any, seqs: dict[str, int]
+) -> dict[str, Any]:
+    """The channel-layer message for an event, the same live and in a replay."""
+    return {
+        "type": MESSAGE_TYPE,
+        "id": event_id,
+        "event_type": event_type,
+        "payload": payload,
+        "seqs": seqs,
+    }
+
+
+def publish(*, type: str, payload: dict[str, Any], scopes: Iterable[str]) -> OutboxEvent:
+    """Write an event visible to `scopes`, inside the caller's transaction.atomic(), and send it
+    to each scope's group after the transaction commits.
+
+    Each scope's counter stays locked until the caller's transaction ends (that is what keeps
+    the numbers gapless and in commit order), so publish last in the transaction, and once:
+    two publishes in one transaction that share scopes can deadlock with another transaction
+    doing the same in the other order.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise OutsideTransaction(
+            f"publish({type!r}) must run inside the transaction.atomic() of the change it "
+            "announces, so that the event commits or rolls back with it"
+        )
+    if not _EVENT_TYPE.match(type) or len(type) > 100:
+        raise ValueError(f"bad event type {type!r}: use <app>.<what_happened>")
+    if not isinstance(payload, dict):
+        raise TypeError(f"the payload of {type} must be a dict, not {payload.__class__.__name__}")
+    ordered = sorted({check_scope(scope) for scope in scopes})
+    if not ordered:
+        raise ValueError(f"event {type} has no scope: nobody could ever see it")
+    # Serialized once, here, so a payload that is not JSON fails inside the caller's
+    # transaction; the stored and the sent payload are the same plain JSON.
+    data = json.loads(
+        json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
+    )
+    event = OutboxEvent.objects.create(type=type, payload=data)
+    seqs = _next_seqs(ordered)
+    OutboxEventScope.objects.bulk_create(
+        [OutboxEventScope(event=event, scope=scope, seq=seqs[scope]) for scope in ordered]
+    )
+    message = event_message(event_id=event.pk, event_type=type, payload=data, seqs=seqs)
+    transaction.on_commit(partial(_send_after_commit, message), robust=True)
+    return event
+
+
+def _next_seqs(scopes: list[str]) -> dict[str, int]:
+    """Take the next number in each scope; the counters stay locked until the transaction ends.
+
+    A scope's counter row is created on first use with INSERT … ON CONFLICT DO NOTHING (INSERT
+    OR IGNORE on SQLite), which waits for a concurrent creator to finish and then inserts
+    nothing. The rows are then locked in scope order, the same order in every transaction, so
+    two publishers never wait for each other in a circle.
+    """
+    ScopeSequence.objects.bulk_create(
+        [ScopeSequence(scope=scope) for scope in scopes], ignore_conflicts=True
+    )
+    counters = list(
+        ScopeSequence.objects.select_for_update().filter(scope__in=scopes).order_by("scope")
+    )
+    for counter in counters:
+        counter.last_seq += 1
+    ScopeSequence.objects.bulk_update(counters, ["last_seq"])
+    return {counter.scope: counter.last_seq for counter in counters}
+
+
+def _send_after_commit(message: dict[str, Any]) -> None:
+    """The on-commit hook: send to every scope's group, then mark the event published.
+
+    Never raises: the caller's transaction has committed and its answer must not change. On
+    failure the event stays unpublished (published_at null) for the relay to send.
+    """
+    event_id = message["id"]
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
+        async_to_sync(_group_send_all)(layer, message)
+    except Exception as exc:
+        log.warning(
+            "outbox event %s (%s) not sent after commit; it stays unpublished for the relay: "
+            "%s: %s",
+            event_id,
+            message["event_type"],
+            exc.__class__.__name__,
+            exc,
+        )
+        _mark(event_id, published=False)
+        return
+    _mark(event_id, published=True)
+
+
+async def _group_send_all(layer: BaseChannelLayer, message: dict[str, Any]) -> None:
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        for scope in message["seqs"]:
+            await layer.group_send(group_name(scope), message)
+
+
+def _mark(event_id: int, *, published: bool) -> None:
+    changes: dict[str, Any] = {"attempts": F("attempts") + 1}
+    if published:
+        changes["published_at"] = timezone.now()
+    try:
+        OutboxEvent.objects.filter(pk=event_id).update(**changes)
+    except Exception:
+        # The event is committed; at worst the relay sends it once more.
+        log.warning("could not record the send attempt of outbox event %s", event_id, exc_info=True)
+
+
+def events_after(scope: str, seq: int, limit: int = REPLAY_LIMIT_MAX) -> list[dict[str, Any]]:
+    """Events visible to `scope` with a sequence number above `seq`, oldest first, as the same
+    messages the live path sends: what a screen that saw up to `seq` missed.
+
+    Because numbers are committed in order, every number up to the newest committed one is in
+    the database: a replay never has to wait for a gap to fill.
+    """
+    check_scope(scope)
+    if not 1 <= limit <= REPLAY_LIMIT_MAX:
+        raise ValueError(f"limit must be between 1 and {REPLAY_LIMIT_MAX}")
+    rows = list(
+        OutboxEventScope.objects.filter(scope=scope, seq__gt=seq)
+        .select_related("event")
+        .order_by("seq")[:limit]
+    )
+    seqs: dict[int, dict[str, int]] = defaultdict(dict)
+    for event_id, other_scope, other_seq in OutboxEventScope.objects.filter(
+        event_id__in=[row.event_id for row in rows]
+    ).values_list("event_id", "scope", "seq"):
+        seqs[event_id][other_scope] = other_seq
+    return [
+        event_message(
+            event_id=row.event_id,
+            event_type=row.event.type,
+            payload=row.event.payload,
+            seqs=dict(sorted(seqs[row.event_id].items())),
+        )
+        for row in rows
+    ]
