@@ -83,12 +83,7 @@ class Severity(models.TextChoices):
 
 
 # Least to most severe: SEVERITY_ORDER.index(a) < SEVERITY_ORDER.index(b) means b is graver.
-SEVERITY_ORDER: tuple[str, ...] = (
-    Severity.GENERAL,
-    Severity.LARGER,
-    Severity.MAJOR,
-    Severity.GRAVEST,
-)
+SEVERITY_ORDER: tuple[str, ...] = tuple(Severity.values)  # declared least to most severe
 
 
 class Stage(models.TextChoices):
@@ -101,13 +96,7 @@ class Stage(models.TextChoices):
     VERIFY = "verify", _("核查")
 
 
-STAGE_ORDER: tuple[str, ...] = (
-    Stage.REGISTER,
-    Stage.DISPATCH,
-    Stage.ACCEPT,
-    Stage.HANDLE,
-    Stage.VERIFY,
-)
+STAGE_ORDER: tuple[str, ...] = tuple(Stage.values)  # declared in workflow order
 
 
 class TimeUnit(models.TextChoices):
