@@ -1,4 +1,5 @@
-"""Admin of the reference data: categories with their stage limits, and the working calendar.
+"""Admin of the reference data — categories with their stage limits, and the working calendar —
+and a read-only view of cases with their timelines.
 
 Categories and their codes come from the shipped catalogue (incidents_load_categories); here an
 administrator adjusts the local settings — default department, default severity, active — and
@@ -22,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from incidents.catalogue import read_departments
-from incidents.models import CalendarDay, Category, StageLimit
+from incidents.models import CalendarDay, Category, Incident, IncidentTransition, StageLimit
 from incidents.services import (
     calendar_day_delete,
     calendar_day_save,
@@ -212,3 +213,129 @@ class CalendarDayAdmin(admin.ModelAdmin):
             ngettext("%(count)d 天已确认。", "%(count)d 天已确认。", count) % {"count": count},
             messages.SUCCESS,
         )
+
+
+class IncidentTransitionInline(admin.TabularInline):
+    model = IncidentTransition
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason_code", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Cases, read-only: every change goes through incidents.services (audited, published), so
+    the admin only looks. The reporter's phone number is shown masked."""
+
+    list_display = (
+        "number",
+        "status",
+        "category",
+        "street_name",
+        "community_name",
+        "owner",
+        "assigned_department_code",
+        "stage",
+        "stage_deadline",
+        "created_at",
+    )
+    list_filter = ("status", "channel", "owner_level", "triage", "street_name", "severity")
+    search_fields = ("^number", "description", "grid_code", "=assigned_department_code")
+    date_hierarchy = "created_at"
+    list_select_related = ("category",)
+    inlines = [IncidentTransitionInline]
+    fieldsets = (
+        (
+            None,
+            {"fields": ("number", "status", "channel", "category", "severity", "description")},
+        ),
+        (
+            _("位置"),
+            {
+                "fields": (
+                    "location_text",
+                    "raw_input",
+                    "path",
+                    "generation_number",
+                    "resolution",
+                    "on_border",
+                    "triage",
+                )
+            },
+        ),
+        (_("上报人"), {"fields": ("reporter", "reporter_name", "masked_phone")}),
+        (
+            _("办理"),
+            {
+                "fields": (
+                    "owner",
+                    "assigned_department_code",
+                    "assignee",
+                    "handled_by",
+                    "feedback",
+                    "stage",
+                    "stage_started_at",
+                    "stage_deadline",
+                    "stage_warned",
+                    "extension_requested_until",
+                    "extension_reason",
+                    "send_backs",
+                    "reworks",
+                    "merged_into",
+                    "satisfaction",
+                )
+            },
+        ),
+        (
+            _("时间"),
+            {"fields": ("client_reported_at", "created_at", "updated_at", "closed_at")},
+        ),
+    )
+    readonly_fields = tuple(  # everything shown is read-only
+        str(name) for _title, options in fieldsets for name in options["fields"]
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # cases come in through incidents.services.incident_report
+
+    def has_change_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        return False  # a case is never deleted; the timeline and audit refer to it
+
+    @admin.display(description=_("责任单位"), ordering="owner_code")
+    def owner(self, obj: Incident) -> str:
+        return f"{obj.get_owner_level_display()} {obj.owner_code}"
+
+    @admin.display(description=_("位置（WGS-84）"))
+    def location_text(self, obj: Incident) -> str:
+        return f"{obj.location.x:.6f}, {obj.location.y:.6f}"
+
+    @admin.display(description=_("原始输入"))
+    def raw_input(self, obj: Incident) -> str:
+        return f"{obj.raw_lon}, {obj.raw_lat} ({obj.raw_crs})"
+
+    @admin.display(description=_("区域"))
+    def path(self, obj: Incident) -> str:
+        return " / ".join(
+            f"{name} {code}"
+            for name, code in (
+                (obj.district_name, obj.district_code),
+                (obj.street_name, obj.street_code),
+                (obj.community_name, obj.community_code),
+                (obj.grid_name, obj.grid_code),
+            )
+        )
+
+    @admin.display(description=_("上报人电话"))
+    def masked_phone(self, obj: Incident) -> str:
+        return obj.masked_phone

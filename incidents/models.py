@@ -1,5 +1,7 @@
-"""Cases and what they are measured against: categories (事项), stage time limits (时限) and the
-working calendar (工作日历). The incident itself, its intake and workflow arrive later in issue 3.
+"""Cases and what they are measured against: categories (事项), stage time limits (时限), the
+working calendar (工作日历), and the incident (案件) itself with its readable timeline. The
+workflow that moves an incident is data in incidents/workflow.py; every change goes through
+incidents/services.py.
 
 Categories — what kind of problem a case is
 -------------------------------------------
@@ -54,12 +56,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.gis.db.models import PointField
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Role
 
 # Local emergency class: outside the standard's 01–10 range, so a local code never collides
 # with a future code of GB/T 47678.5.
@@ -314,3 +320,430 @@ def _calendar_changed(**kwargs: Any) -> None:
 
 post_save.connect(_calendar_changed, sender=CalendarDay, dispatch_uid="incidents_calendar_save")
 post_delete.connect(_calendar_changed, sender=CalendarDay, dispatch_uid="incidents_calendar_delete")
+
+
+# --- the incident ------------------------------------------------------------------------------
+
+
+class Channel(models.TextChoices):
+    """Where a report came in (来源渠道)."""
+
+    GRID_WORKER = "grid_worker", _("网格员上报")
+    HOTLINE_12345 = "hotline_12345", _("12345热线")
+    CITIZEN = "citizen", _("市民上报")
+    SENSOR = "sensor", _("物联感知")
+    VIDEO_AI = "video_ai", _("视频智能识别")
+    OPEN311 = "open311", _("Open311")
+    CONSOLE = "console", _("指挥中心录入")
+
+
+class IncidentStatus(models.TextChoices):
+    """Where a case is in the closed loop. The moves between them are incidents.workflow."""
+
+    REPORTED = "reported", _("已上报（待立案）")
+    REGISTERED = "registered", _("已立案（待派遣）")
+    REJECTED = "rejected", _("不予立案")
+    DISPATCHED = "dispatched", _("已派遣（待签收）")
+    RETURNED = "returned", _("已退单（待重新派遣）")
+    ACCEPTED = "accepted", _("已签收")
+    HANDLING = "handling", _("处置中")
+    FED_BACK = "fed_back", _("已反馈（待核查）")
+    VERIFIED = "verified", _("核查通过（待结案）")
+    CLOSED = "closed", _("已结案")
+    EVALUATED = "evaluated", _("已评价")
+    PARKED = "parked", _("挂账")
+    MERGED = "merged", _("已合并")
+
+
+# A case in one of these is finished: no clock runs, it is not in anybody's queue.
+FINISHED_STATUSES: frozenset[str] = frozenset(
+    {
+        IncidentStatus.REJECTED,
+        IncidentStatus.CLOSED,
+        IncidentStatus.EVALUATED,
+        IncidentStatus.MERGED,
+    }
+)
+CLOSED_STATUSES: frozenset[str] = frozenset({IncidentStatus.CLOSED, IncidentStatus.EVALUATED})
+
+
+class OwnerLevel(models.TextChoices):
+    """The command centre that owns a case now. Escalation (督办) and arbitration raise it."""
+
+    COMMUNITY = "community", _("社区工作站")
+    STREET = "street", _("街道分中心")
+    DISTRICT = "district", _("区指挥中心")
+
+
+# Lowest to highest: an operator acts on a case owned at their level or below.
+OWNER_LEVEL_ORDER: tuple[str, ...] = tuple(OwnerLevel.values)
+
+
+class LocateResolution(models.TextChoices):
+    """How the point was resolved to a grid cell (gridmap.locator.Resolution)."""
+
+    INSIDE = "inside", _("网格内")
+    BORDER = "border", _("网格边界（按最小代码归属）")
+    NEAREST = "nearest", _("网格外，就近归属（属地兜底）")
+
+
+class SendBackReason(models.TextChoices):
+    """Why a department returns a dispatched case (退单原因)."""
+
+    NOT_OUR_JURISDICTION = "not_our_jurisdiction", _("非本部门职责")
+    WRONG_LOCATION = "wrong_location", _("地址不准")
+    INSUFFICIENT_INFO = "insufficient_info", _("信息不全")
+    DUPLICATE = "duplicate", _("重复案件")
+    OTHER = "other", _("其他")
+
+
+SATISFACTION_MIN, SATISFACTION_MAX = 1, 5
+
+
+def mask_phone(phone: str) -> str:
+    """138****1234 for an 11-digit mobile number; for anything else, all but the first three and
+    last four characters masked ("" stays "")."""
+    digits = phone.strip()
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+class IncidentQuerySet(models.QuerySet["Incident"]):
+    def open(self) -> IncidentQuerySet:
+        """Cases still in somebody's queue (parked ones included: 挂账 is outstanding work)."""
+        return self.exclude(status__in=FINISHED_STATUSES)
+
+    def visible_to(self, user: Any) -> IncidentQuerySet:
+        """The cases a user's role and place let them see (docs/incidents.md, "Who sees what").
+
+        District operators, auditors and admins see all; a street operator the cases whose
+        street code is their place, community staff their community's; a grid worker the cases
+        in their grid cell and those they reported; a department handler the cases assigned to
+        their department. Everyone with a role also sees the cases assigned to them personally.
+        A user without a role, inactive or anonymous, sees nothing.
+        """
+        if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        role = getattr(user, "role", "")
+        place = getattr(user, "place_code", "") or ""
+        if role in (Role.DISTRICT_OPERATOR, Role.AUDITOR, Role.ADMIN):
+            return self.all()
+        mine = Q(assignee_id=user.pk)
+        if role == Role.STREET_OPERATOR and place:
+            return self.filter(Q(street_code=place) | mine)
+        if role == Role.COMMUNITY_STAFF and place:
+            return self.filter(Q(community_code=place) | mine)
+        if role == Role.GRID_WORKER and place:
+            return self.filter(Q(grid_code=place) | Q(reporter_id=user.pk) | mine)
+        if role == Role.DEPARTMENT_HANDLER:
+            department = getattr(user, "department_code", "") or ""
+            if department:
+                return self.filter(Q(assigned_department_code=department) | mine)
+            return self.filter(mine)
+        return self.none()
+
+
+class Incident(models.Model):
+    """A case (案件): one problem in the city, from the first report until it is closed.
+
+    The closed loop (闭环)
+    ---------------------
+    A case is *reported* (上报) by a grid worker on patrol, a citizen, the 12345 hotline, a sensor
+    or a video-analysis platform. The command centre that owns the place *registers* it (立案:
+    yes, this is a case for the city) or *rejects* it (不予立案, with a reason). A registered case
+    is *dispatched* (派遣) to the department responsible (城管, 水务, 住建 …) or a person; the
+    department *accepts* it (签收) or *sends it back* (退单) with a reason code; after three
+    send-backs the district command centre arbitrates. The department *handles* it (处置) and
+    *feeds back* (反馈) what it did; someone else — never the handler — *verifies* on the spot
+    (核查): a pass lets the centre *close* it (结案), a fail sends it back to the department as
+    *rework* (返工, counted). The reporter then *evaluates* (评价, satisfaction 1–5). Along the
+    way a department may ask for more time (延期, approved by the centre), the centre may *park* a
+    case that cannot be solved now (挂账, e.g. it needs a budget), a closed case may be
+    *reopened*, and a duplicate of an open case is *merged* into it (and can be unmerged).
+    The moves, who may make them, and from which statuses, are data: incidents.workflow.
+
+    Where and who owns it
+    ---------------------
+    The point is located once, at intake, by gridmap.locator: grid cell (网格) → community (社区)
+    → street (街道) → district (区). The codes and names of that path and the boundary generation
+    are copied onto the case, so a later redrawing of boundaries never moves an old case. The
+    command centre of the community owns a new case; a point outside every cell but within the
+    district's buffer goes to its nearest cell and is owned by the district's triage queue
+    (属地兜底, `triage`). Escalation (督办) and arbitration raise the owner one tier: an operator
+    acts on cases owned at their level or below.
+
+    Clocks
+    ------
+    Every stage (立案, 派遣, 签收, 处置, 核查) runs against the category's time limit on the working
+    calendar (incidents.calendar). `stage`, `stage_started_at` and `stage_deadline` describe the
+    clock running now; `stage_warned` records the 80 % warning (the escalation worker sets it).
+
+    Records
+    -------
+    `IncidentTransition` rows are the readable timeline shown to users; the audit trail
+    (audit.AuditEntry, hash-chained) is the tamper-evident record of the same changes. The
+    reporter's phone number is kept in full for call-backs (回访) and shown masked
+    (`masked_phone`) to those without a need.
+    """
+
+    # LH-YYYYMMDD-NNNNNN: the day (Asia/Shanghai) the server received it and its place that day.
+    number = models.CharField(_("案件编号"), max_length=24, unique=True)
+    channel = models.CharField(_("来源渠道"), max_length=16, choices=Channel.choices)
+    category = models.ForeignKey(
+        Category, verbose_name=_("事项分类"), on_delete=models.PROTECT, related_name="incidents"
+    )
+    description = models.TextField(_("问题描述"), blank=True)
+    # Emergencies only (突发事件 levels Ⅳ…Ⅰ); blank for ordinary matters.
+    severity = models.CharField(_("事件级别"), max_length=3, choices=Severity.choices, blank=True)
+
+    # Where: the stored WGS-84 point, and the input exactly as received (before conversion).
+    location = PointField(_("位置"), srid=4326)
+    raw_lon = models.FloatField(_("原始经度"))
+    raw_lat = models.FloatField(_("原始纬度"))
+    raw_crs = models.CharField(_("原始坐标系"), max_length=8)
+    # The located path, copied (codes survive redrawing; names as they were then).
+    district_code = models.CharField(_("区代码"), max_length=15)
+    district_name = models.CharField(_("区"), max_length=100)
+    street_code = models.CharField(_("街道代码"), max_length=15)
+    street_name = models.CharField(_("街道"), max_length=100)
+    community_code = models.CharField(_("社区代码"), max_length=15)
+    community_name = models.CharField(_("社区"), max_length=100)
+    grid_code = models.CharField(_("网格代码"), max_length=15)
+    grid_name = models.CharField(_("网格"), max_length=100)
+    generation = models.ForeignKey(
+        "gridmap.Generation",
+        verbose_name=_("边界版本"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    generation_number = models.PositiveIntegerField(_("边界版本号"))
+    on_border = models.BooleanField(_("位于网格边界"), default=False)
+    resolution = models.CharField(_("定位方式"), max_length=8, choices=LocateResolution.choices)
+    # Located by the nearest-cell fallback: in the district's triage queue (属地兜底).
+    triage = models.BooleanField(_("属地兜底待分拨"), default=False)
+
+    # Who reported it: a user (grid worker, operator) or, for citizens and integrations, nobody.
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("上报人账号"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reported_incidents",
+    )
+    reporter_name = models.CharField(_("上报人"), max_length=50, blank=True)
+    # Kept in full for call-backs; shown as masked_phone to roles without a need.
+    reporter_phone = models.CharField(_("上报人电话"), max_length=20, blank=True)
+
+    status = models.CharField(
+        _("状态"),
+        max_length=16,
+        choices=IncidentStatus.choices,
+        default=IncidentStatus.REPORTED,
+    )
+    # The command centre that owns the case now.
+    owner_level = models.CharField(_("责任层级"), max_length=16, choices=OwnerLevel.choices)
+    owner_code = models.CharField(_("责任单位代码"), max_length=15)
+    # Whom it is dispatched to: a department (dispatch.Department code) and/or a person.
+    assigned_department_code = models.CharField(_("处置部门代码"), max_length=32, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("处置人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_incidents",
+    )
+    # The last person who accepted, handled or fed back: never the one who verifies.
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("实际处置人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    feedback = models.TextField(_("处置反馈"), blank=True)
+
+    # The clock running now (blank/null when none runs: verified, parked, finished).
+    stage = models.CharField(_("当前环节"), max_length=16, choices=Stage.choices, blank=True)
+    stage_started_at = models.DateTimeField(_("环节开始时间"), null=True, blank=True)
+    stage_deadline = models.DateTimeField(_("环节时限"), null=True, blank=True)
+    stage_warned = models.BooleanField(_("已预警"), default=False)
+    # A pending request for more time (延期申请) and its reason.
+    extension_requested_until = models.DateTimeField(_("申请延期至"), null=True, blank=True)
+    extension_reason = models.CharField(_("延期理由"), max_length=500, blank=True)
+
+    send_backs = models.PositiveIntegerField(_("退单次数"), default=0)
+    reworks = models.PositiveIntegerField(_("返工次数"), default=0)
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("合并至"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="duplicates",
+    )
+    # The device's clock (may be wrong or late: offline phones) and the server's.
+    client_reported_at = models.DateTimeField(_("终端上报时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("受理时间"))
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    closed_at = models.DateTimeField(_("结案时间"), null=True, blank=True)
+    satisfaction = models.PositiveSmallIntegerField(_("满意度"), null=True, blank=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("案件")
+        verbose_name_plural = _("案件")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=IncidentStatus.values), name="incidents_incident_status"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="incidents_incident_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(owner_level__in=OwnerLevel.values) & ~Q(owner_code=""),
+                name="incidents_incident_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution__in=LocateResolution.values),
+                name="incidents_incident_resolution",
+            ),
+            models.CheckConstraint(
+                condition=Q(severity="") | Q(severity__in=Severity.values),
+                name="incidents_incident_severity",
+            ),
+            models.CheckConstraint(
+                condition=Q(send_backs__gte=0) & Q(reworks__gte=0),
+                name="incidents_incident_counters",
+            ),
+            # A satisfaction score exists only once the case is evaluated, and is 1–5.
+            models.CheckConstraint(
+                condition=(
+                    Q(satisfaction__isnull=True)
+                    | Q(
+                        status=IncidentStatus.EVALUATED,
+                        satisfaction__gte=SATISFACTION_MIN,
+                        satisfaction__lte=SATISFACTION_MAX,
+                    )
+                ),
+                name="incidents_incident_satisfaction",
+            ),
+            # Merged ⇔ points to the case it was merged into, never itself.
+            models.CheckConstraint(
+                condition=(
+                    Q(status=IncidentStatus.MERGED, merged_into__isnull=False)
+                    & ~Q(merged_into=F("id"))
+                )
+                | (~Q(status=IncidentStatus.MERGED) & Q(merged_into__isnull=True)),
+                name="incidents_incident_merged_into",
+            ),
+            models.CheckConstraint(
+                condition=(Q(closed_at__isnull=False) & Q(status__in=sorted(CLOSED_STATUSES)))
+                | (Q(closed_at__isnull=True) & ~Q(status__in=sorted(CLOSED_STATUSES))),
+                name="incidents_incident_closed_at",
+            ),
+            # A clock is either fully described or not running at all.
+            models.CheckConstraint(
+                condition=(
+                    Q(stage="") & Q(stage_started_at__isnull=True) & Q(stage_deadline__isnull=True)
+                )
+                | (
+                    Q(stage__in=Stage.values)
+                    & Q(stage_started_at__isnull=False)
+                    & Q(stage_deadline__isnull=False)
+                ),
+                name="incidents_incident_stage_clock",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["street_code", "status"], name="incidents_street_status"),
+            models.Index(fields=["community_code", "status"], name="incidents_community_status"),
+            models.Index(fields=["grid_code"], name="incidents_grid"),
+            models.Index(
+                fields=["assigned_department_code", "status"], name="incidents_department_status"
+            ),
+            models.Index(fields=["status", "created_at"], name="incidents_status_created"),
+            # The escalation worker's question: which running clocks are (nearly) up?
+            models.Index(
+                fields=["stage_deadline"],
+                condition=Q(stage_deadline__isnull=False),
+                name="incidents_running_clock",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.reporter_phone)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in FINISHED_STATUSES
+
+    @property
+    def extension_pending(self) -> bool:
+        return self.extension_requested_until is not None
+
+
+class IncidentNumberCounter(models.Model):
+    """The last number given out on one day: LH-20261124-000123 is day 2026-11-24, number 123.
+
+    A report locks its day's row (SELECT … FOR UPDATE; SQLite's single writer lock) until it
+    commits, so numbers are unique and, because a rolled-back report frees its number, gapless.
+    """
+
+    day = models.DateField(_("日期"), primary_key=True)
+    last_number = models.PositiveIntegerField(_("当日最新序号"), default=0)
+
+    class Meta:
+        verbose_name = _("案件编号计数器")
+        verbose_name_plural = _("案件编号计数器")
+
+    def __str__(self) -> str:
+        return f"{self.day.isoformat()} #{self.last_number}"
+
+
+class IncidentTransition(models.Model):
+    """One step of a case's timeline (流转记录), in words for the people working the case.
+
+    The audit trail records the same change tamper-evidently; this row is what the console's
+    timeline shows: who did what, from which status to which, and why.
+    """
+
+    incident = models.ForeignKey(
+        Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="transitions"
+    )
+    action = models.CharField(_("操作"), max_length=32)
+    from_status = models.CharField(
+        _("原状态"), max_length=16, choices=IncidentStatus.choices, blank=True
+    )
+    to_status = models.CharField(_("新状态"), max_length=16, choices=IncidentStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_role = models.CharField(_("操作人角色"), max_length=32, blank=True)
+    reason_code = models.CharField(_("原因代码"), max_length=32, blank=True)
+    reason = models.TextField(_("说明"), blank=True)
+    # What else the step decided: department and assignee, new deadline, satisfaction …
+    data = models.JSONField(_("详情"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("时间"))
+
+    class Meta:
+        verbose_name = _("流转记录")
+        verbose_name_plural = _("流转记录")
+        ordering = ["incident", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.from_status or '-'} → {self.to_status}"

@@ -6,30 +6,66 @@ the shipped data changed, and leave alone whatever an administrator edited in th
 asked to `reset`, which restores the shipped values. The admin saves through `category_save`,
 `stage_limit_save` and `calendar_day_save`/`calendar_day_delete`, which mark rows as edited.
 
-(Services for incidents themselves — intake, the workflow — arrive with the rest of issue 3.)
+Incidents: `incident_report` takes a case in (locates it, numbers it, gives it to its owner), and
+one function per workflow action moves it (`incident_register`, `incident_dispatch`, …; the
+table of actions is incidents.workflow). Each runs in one transaction: it locks the case's row,
+checks the action against the table and the user's role and place *inside* the lock (so of two
+concurrent actions on one case exactly one applies), changes the row, starts the next stage's
+clock, writes the timeline row (IncidentTransition), the audit entry and the outbox event. They
+take keyword arguments only and return the updated incident; refusals are exceptions:
+IncidentInputError (a field and a reason; the API answers 400), IllegalTransition (409, with
+the allowed actions), ActionNotPermitted (403 — or 404 when the user may not even see the case).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import calendar
+from accounts.models import Role, User
+from audit.services import audit_record
+from gridmap.locator import (
+    InvalidCoordinates,
+    Location,
+    NoActiveGeneration,
+    OutsideJurisdiction,
+    Resolution,
+    check_lonlat,
+    locate,
+)
+from incidents import calendar, events, workflow
 from incidents.catalogue import DATA_DIR, CategoryDefault, LimitDefault, read_catalogue
 from incidents.models import (
+    CLOSED_STATUSES,
+    FINISHED_STATUSES,
+    SATISFACTION_MAX,
+    SATISFACTION_MIN,
     CalendarDay,
     CalendarDayKind,
     Category,
+    Channel,
+    Incident,
+    IncidentNumberCounter,
+    IncidentStatus,
+    IncidentTransition,
+    OwnerLevel,
+    SendBackReason,
+    Severity,
     StageLimit,
 )
+from incidents.workflow import ActionNotPermitted, Transition
+from incidents.workflow import IllegalTransition as IllegalTransition  # re-exported for callers
+from realtime.outbox import publish
 
 log = logging.getLogger(__name__)
 
@@ -392,3 +428,850 @@ def calendar_load(*, path: Path = HOLIDAYS_FILE, reset: bool = False) -> Calenda
         # bulk writes send no signals: drop the cached calendar explicitly.
         calendar.invalidate_on_commit()
     return report
+
+
+# --- incidents: intake -------------------------------------------------------------------------
+
+# The readable number's prefix: 龙华 Longhua.
+NUMBER_PREFIX = "LH"
+DESCRIPTION_MAX = 4000
+REASON_MAX = 2000
+_PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,18}[0-9]$")
+_DEPARTMENT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Roles whose members may be dispatched a case personally when it lies in their place.
+_PLACE_ASSIGNEE_ROLES = frozenset({Role.GRID_WORKER, Role.COMMUNITY_STAFF, Role.STREET_OPERATOR})
+_HIERARCHY_ROLES = frozenset(
+    {Role.DISTRICT_OPERATOR, Role.STREET_OPERATOR, Role.COMMUNITY_STAFF, Role.GRID_WORKER}
+)
+
+
+class IncidentError(Exception):
+    """A refused change to a case, with a message meant for the person who asked."""
+
+
+class IncidentInputError(IncidentError, ValueError):
+    """Bad input: `field` names the parameter, `reason` says what is wrong (the API's 400)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class OutsideDistrict(IncidentInputError):
+    """The point lies outside the district and beyond its buffer: not this city's case."""
+
+    def __init__(self, distance_m: float) -> None:
+        super().__init__(
+            "location",
+            f"the point is {distance_m:.0f} m outside the district, beyond the "
+            "属地兜底 buffer: it is not in this jurisdiction",
+        )
+        self.distance_m = distance_m
+
+
+class GeographyUnavailable(IncidentError):
+    """No boundary generation is active, so no case can be located (an operations problem)."""
+
+
+def _required_text(field_name: str, value: str, limit: int = REASON_MAX) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise IncidentInputError(field_name, "is required")
+    if len(text) > limit:
+        raise IncidentInputError(field_name, f"has {len(text)} characters; at most {limit}")
+    return text
+
+
+def _optional_text(field_name: str, value: str, limit: int = REASON_MAX) -> str:
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise IncidentInputError(field_name, f"has {len(text)} characters; at most {limit}")
+    return text
+
+
+def _aware(field_name: str, value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise IncidentInputError(field_name, "must be a date and time")
+    if timezone.is_naive(value):
+        raise IncidentInputError(field_name, "must carry a time zone")
+    return value
+
+
+def _locate(lon: Any, lat: Any, crs: str) -> Location:
+    try:
+        return locate(lon, lat, crs)
+    except InvalidCoordinates as exc:
+        raise IncidentInputError(exc.field, exc.reason) from None
+    except OutsideJurisdiction as exc:
+        raise OutsideDistrict(exc.distance_m) from None
+    except NoActiveGeneration as exc:
+        raise GeographyUnavailable(str(exc)) from None
+
+
+def _check_reporter(reporter: User | None, location: Location) -> None:
+    if reporter is None:
+        return  # citizens, the hotline's callers, sensors: no account
+    if not reporter.is_active:
+        raise ActionNotPermitted(action="report", reason="the account is inactive")
+    role = reporter.role
+    if role in _HIERARCHY_ROLES:
+        place = reporter.place_code
+        if not place or not location.path.grid.code.startswith(place):
+            raise ActionNotPermitted(
+                action="report",
+                reason=f"the point lies in grid cell {location.path.grid.code}, outside your "
+                f"place {place or '(none)'}",
+            )
+    elif role not in (Role.DEPARTMENT_HANDLER, Role.ADMIN):
+        raise ActionNotPermitted(
+            action="report",
+            reason="auditors and accounts without a role do not report cases",
+        )
+
+
+def _allocate_number(now: datetime) -> str:
+    """The next number of the day (Asia/Shanghai), holding the day's counter until commit."""
+    day = timezone.localdate(now)
+    # Created on first use; INSERT … ON CONFLICT DO NOTHING waits for a concurrent creator.
+    IncidentNumberCounter.objects.bulk_create(
+        [IncidentNumberCounter(day=day)], ignore_conflicts=True
+    )
+    counter = IncidentNumberCounter.objects.select_for_update().get(day=day)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return f"{NUMBER_PREFIX}-{day:%Y%m%d}-{counter.last_number:06d}"
+
+
+def incident_report(
+    *,
+    channel: str,
+    category: Category,
+    lon: Any,
+    lat: Any,
+    crs: str = "wgs84",
+    description: str = "",
+    reporter: User | None = None,
+    reporter_name: str = "",
+    reporter_phone: str = "",
+    severity: str | None = None,
+    client_reported_at: datetime | None = None,
+    ip: str | None = None,
+) -> Incident:
+    """Take a case in: locate the point, number the case, give it to its owner, start the
+    register clock. Every channel (REST, bulk, Open311, the forms) ends here.
+
+    The owner is the community the point lies in; a point outside every grid cell but within
+    the district's buffer goes to the nearest cell and the district's triage queue (属地兜底).
+    A point farther out is refused (OutsideDistrict, with the distance); bad coordinates are
+    refused naming the field (IncidentInputError: lon, lat or crs).
+    """
+    if channel not in Channel.values:
+        raise IncidentInputError(
+            "channel", f"{channel!r} is not one of {', '.join(Channel.values)}"
+        )
+    if not isinstance(category, Category) or category.pk is None:
+        raise IncidentInputError("category", "is required")
+    if not category.active:
+        raise IncidentInputError("category", f"{category.code} is not in use any more")
+    if severity:
+        if severity not in Severity.values:
+            raise IncidentInputError(
+                "severity", f"{severity!r} is not one of {', '.join(Severity.values)}"
+            )
+        if not category.is_emergency:
+            raise IncidentInputError("severity", "applies to emergencies (突发事件, class 90) only")
+    elif category.is_emergency:
+        severity = category.default_severity
+    description = _optional_text("description", description, DESCRIPTION_MAX)
+    reporter_name = _optional_text("reporter_name", reporter_name, 50)
+    reporter_phone = (reporter_phone or "").strip()
+    if reporter is not None:
+        reporter_name = (reporter_name or reporter.get_full_name() or reporter.get_username())[:50]
+        reporter_phone = reporter_phone or reporter.phone
+    if reporter_phone and not _PHONE.match(reporter_phone):
+        raise IncidentInputError("reporter_phone", "is not a phone number")
+    if client_reported_at is not None:
+        client_reported_at = _aware("client_reported_at", client_reported_at)
+    location = _locate(lon, lat, crs)
+    raw_lon, raw_lat = check_lonlat(lon, lat)
+    _check_reporter(reporter, location)
+    path = location.path
+    nearest = location.resolution is Resolution.NEAREST
+
+    with transaction.atomic():
+        now = timezone.now()
+        incident = Incident(
+            number=_allocate_number(now),
+            channel=channel,
+            category=category,
+            description=description,
+            severity=severity or "",
+            location=Point(location.lon, location.lat, srid=4326),
+            raw_lon=raw_lon,
+            raw_lat=raw_lat,
+            raw_crs=crs,
+            district_code=path.district.code,
+            district_name=path.district.name,
+            street_code=path.street.code,
+            street_name=path.street.name,
+            community_code=path.community.code,
+            community_name=path.community.name,
+            grid_code=path.grid.code,
+            grid_name=path.grid.name,
+            generation_id=location.generation_id,
+            generation_number=location.generation,
+            on_border=location.on_border,
+            resolution=str(location.resolution),
+            triage=nearest,
+            reporter=reporter,
+            reporter_name=reporter_name,
+            reporter_phone=reporter_phone,
+            status=IncidentStatus.REPORTED,
+            owner_level=OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
+            owner_code=path.district.code if nearest else path.community.code,
+            client_reported_at=client_reported_at,
+            created_at=now,
+        )
+        _run_clock(incident, now)
+        incident.save()
+        IncidentTransition.objects.create(
+            incident=incident,
+            action="report",
+            from_status="",
+            to_status=incident.status,
+            actor=reporter,
+            actor_role=reporter.role if reporter is not None else "",
+            data={
+                "channel": channel,
+                "resolution": incident.resolution,
+                "distance_m": round(location.distance_m, 1),
+            },
+            created_at=now,
+        )
+        audit_record(
+            actor=reporter,
+            action="incidents.incident_report",
+            obj_type="incidents.incident",
+            obj_id=incident.pk,
+            before=None,
+            after={
+                **_snapshot(incident),
+                "channel": channel,
+                "category": category.code,
+                "location": [location.lon, location.lat],
+                "raw": [raw_lon, raw_lat, crs],
+                "grid": incident.grid_code,
+                "generation": incident.generation_number,
+                "resolution": incident.resolution,
+                # The chain is forever: no name, and the phone number masked.
+                "reporter": incident.reporter_id,
+                "reporter_phone": incident.masked_phone,
+            },
+            ip=ip,
+        )
+        publish(
+            type=events.REPORTED,
+            payload=events.incident_reported(incident=incident),
+            scopes=events.incident_scopes(incident, users=[incident.reporter_id]),
+        )
+    log.debug(
+        "incident %s reported (%s, %s) in %s",
+        incident.number,
+        channel,
+        category.code,
+        incident.grid_code,
+    )
+    return incident
+
+
+# --- incidents: the workflow -------------------------------------------------------------------
+
+
+def _stage_limit(category: Category, stage: str) -> StageLimit | None:
+    try:
+        return category.limit_for(stage)
+    except StageLimit.DoesNotExist:
+        log.error("category %s has no %s time limit: no clock runs", category.code, stage)
+        return None
+
+
+def _run_clock(incident: Incident, now: datetime) -> None:
+    """Start the clock of the stage the case's status belongs to, unless it is already running
+    (accepted → handling keeps the handle clock); stop it in statuses without one. A new stage
+    drops a pending extension request, which concerned the old one."""
+    stage = workflow.STAGE_OF_STATUS.get(incident.status, "")
+    if stage and stage == incident.stage:
+        return
+    incident.extension_requested_until = None
+    incident.extension_reason = ""
+    incident.stage_warned = False
+    limit = _stage_limit(incident.category, stage) if stage else None
+    if limit is None:
+        incident.stage, incident.stage_started_at, incident.stage_deadline = "", None, None
+        return
+    incident.stage = stage
+    incident.stage_started_at = now
+    incident.stage_deadline = calendar.deadline(now, limit.amount, limit.unit)
+
+
+def _snapshot(incident: Incident) -> dict[str, Any]:
+    """What an audit entry keeps of a case's state (no personal data)."""
+    return {
+        "number": incident.number,
+        "status": incident.status,
+        "owner": [incident.owner_level, incident.owner_code],
+        "department": incident.assigned_department_code,
+        "assignee": incident.assignee_id,
+        "severity": incident.severity,
+        "stage": incident.stage,
+        "stage_deadline": incident.stage_deadline,
+        "extension_requested_until": incident.extension_requested_until,
+        "send_backs": incident.send_backs,
+        "reworks": incident.reworks,
+        "merged_into": incident.merged_into_id,
+        "satisfaction": incident.satisfaction,
+        "closed_at": incident.closed_at,
+    }
+
+
+def _lock(incident: Incident) -> Incident:
+    """The case's row, locked until the transaction ends (SQLite: the writer lock)."""
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+def _previous_status(incident: Incident, action: str) -> str:
+    """Where an unpark or unmerge returns the case: its status before the park or merge."""
+    undone = {"unpark": "park", "unmerge": "merge"}[action]
+    before = (
+        incident.transitions.filter(action=undone)
+        .order_by("-id")
+        .values_list("from_status", flat=True)
+        .first()
+    )
+    if before in workflow.RESTORABLE[action]:
+        return before  # type: ignore[return-value]
+    return IncidentStatus.REGISTERED
+
+
+@dataclass
+class _Step:
+    """What one action decided besides the status, for the timeline, audit and event."""
+
+    reason: str = ""
+    reason_code: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    # Scopes the event must reach besides the case's own (who just lost the assignment …).
+    departments: list[str] = field(default_factory=list)
+    users: list[int | None] = field(default_factory=list)
+    event_type: str = events.STATUS_CHANGED
+
+
+def _apply(
+    incident: Incident,
+    *,
+    by: User,
+    action: str,
+    step: _Step,
+    ip: str | None,
+    check: Callable[[Incident], None] | None = None,
+    change: Callable[[Incident, datetime], None] | None = None,
+    also_scopes: Iterable[str] = (),
+) -> Incident:
+    """Apply `action` to a case locked by the caller: table, permission, change, clock, then the
+    timeline row, the audit entry and the event, in this order (audit and publish last: they
+    serialise writers until commit)."""
+    row: Transition = workflow.transition_for(action, incident)
+    workflow.check_permitted(by, action, incident)
+    if check is not None:
+        check(incident)
+    now = timezone.now()
+    before = _snapshot(incident)
+    step.departments.append(incident.assigned_department_code)
+    step.users.append(incident.assignee_id)
+    from_status = incident.status
+    if row.target == workflow.SAME:
+        to_status = from_status
+    elif row.target == workflow.PREVIOUS:
+        to_status = _previous_status(incident, action)
+    else:
+        to_status = row.target
+    incident.status = to_status
+    if change is not None:
+        change(incident, now)
+    if to_status in CLOSED_STATUSES and incident.closed_at is None:
+        incident.closed_at = now
+    elif to_status not in CLOSED_STATUSES:
+        incident.closed_at = None
+    if to_status != IncidentStatus.EVALUATED:
+        incident.satisfaction = None
+    _run_clock(incident, now)
+    incident.save()
+    transition = IncidentTransition.objects.create(
+        incident=incident,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor=by,
+        actor_role=by.role,
+        reason_code=step.reason_code,
+        reason=step.reason,
+        data={**step.data, "stage_deadline": incident.stage_deadline},
+        created_at=now,
+    )
+    audit_record(
+        actor=by,
+        action=f"incidents.incident_{action}",
+        obj_type="incidents.incident",
+        obj_id=incident.pk,
+        before=before,
+        after={**_snapshot(incident), "reason_code": step.reason_code, "reason": step.reason},
+        ip=ip,
+    )
+    if action in events.REPORTER_ACTIONS:
+        step.users.append(incident.reporter_id)
+    if step.event_type == events.EXTENSION_REQUESTED:
+        payload = events.incident_extension_requested(
+            incident=incident, transition=transition, until=step.data["requested_until"]
+        )
+    elif step.event_type == events.EXTENSION_DECIDED:
+        payload = events.incident_extension_decided(
+            incident=incident, transition=transition, approved=step.data["approved"]
+        )
+    else:
+        payload = events.incident_status_changed(incident=incident, transition=transition)
+    scopes = events.incident_scopes(incident, departments=step.departments, users=step.users)
+    publish(type=step.event_type, payload=payload, scopes=[*scopes, *also_scopes])
+    return incident
+
+
+def _move(
+    incident: Incident,
+    *,
+    by: User,
+    action: str,
+    ip: str | None,
+    step: _Step | None = None,
+    check: Callable[[Incident], None] | None = None,
+    change: Callable[[Incident, datetime], None] | None = None,
+) -> Incident:
+    with transaction.atomic():
+        locked = _lock(incident)
+        return _apply(
+            locked,
+            by=by,
+            action=action,
+            step=step or _Step(),
+            ip=ip,
+            check=check,
+            change=change,
+        )
+
+
+def incident_register(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """立案: the owning centre accepts the report as a case; the dispatch clock starts."""
+    step = _Step(reason=_optional_text("note", note))
+    return _move(incident, by=by, action="register", ip=ip, step=step)
+
+
+def incident_reject(
+    *, incident: Incident, by: User, reason: str, ip: str | None = None
+) -> Incident:
+    """不予立案: not a case for the city (not a public matter, already solved …); needs a reason,
+    which the reporter is told."""
+    step = _Step(reason=_required_text("reason", reason))
+    return _move(incident, by=by, action="reject", ip=ip, step=step)
+
+
+def _check_assignee(assignee: User, department_code: str) -> Callable[[Incident], None]:
+    def check(incident: Incident) -> None:
+        if not assignee.is_active:
+            raise IncidentInputError("assignee", f"{assignee.get_username()} is inactive")
+        if assignee.role == Role.DEPARTMENT_HANDLER:
+            if department_code and assignee.department_code != department_code:
+                raise IncidentInputError(
+                    "assignee",
+                    f"{assignee.get_username()} belongs to {assignee.department_code or '-'}, "
+                    f"not {department_code}",
+                )
+            return
+        if assignee.role in _PLACE_ASSIGNEE_ROLES:
+            place = assignee.place_code
+            if place and incident.grid_code.startswith(place):
+                return
+            raise IncidentInputError(
+                "assignee", f"{assignee.get_username()}'s place does not cover this case"
+            )
+        raise IncidentInputError(
+            "assignee",
+            f"{assignee.get_username()} ({assignee.role or 'no role'}) cannot handle cases",
+        )
+
+    return check
+
+
+def incident_dispatch(
+    *,
+    incident: Incident,
+    by: User,
+    department_code: str = "",
+    assignee: User | None = None,
+    note: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """派遣: give the case to a department (its code: CGJ, SWJ …) and/or a person — a department
+    handler, or a grid worker or community/street staff whose place covers the case. Starts the
+    accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched."""
+    department_code = (department_code or "").strip()
+    if not department_code and assignee is None:
+        raise IncidentInputError("department_code", "name a department or an assignee")
+    if department_code and not _DEPARTMENT_CODE.match(department_code):
+        raise IncidentInputError("department_code", f"{department_code!r} is not a department code")
+    if not department_code and assignee is not None and assignee.role == Role.DEPARTMENT_HANDLER:
+        department_code = assignee.department_code
+    step = _Step(
+        reason=_optional_text("note", note),
+        data={
+            "department": department_code,
+            "assignee": assignee.pk if assignee is not None else None,
+        },
+    )
+
+    def change(case: Incident, now: datetime) -> None:
+        case.assigned_department_code = department_code
+        case.assignee = assignee
+        case.handled_by = None
+        case.feedback = ""
+
+    check = _check_assignee(assignee, department_code) if assignee is not None else None
+    return _move(incident, by=by, action="dispatch", ip=ip, step=step, check=check, change=change)
+
+
+def incident_accept(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """签收: the department takes the case on; the handle clock starts."""
+    step = _Step(reason=_optional_text("note", note))
+
+    def change(case: Incident, now: datetime) -> None:
+        case.handled_by = by
+
+    return _move(incident, by=by, action="accept", ip=ip, step=step, change=change)
+
+
+def incident_send_back(
+    *,
+    incident: Incident,
+    by: User,
+    reason_code: str,
+    reason: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """退单: the department returns the case to the dispatcher with a reason code (and text, for
+    "other"). The third send-back hands the case to the district command centre to arbitrate
+    (owner → district)."""
+    if reason_code not in SendBackReason.values:
+        raise IncidentInputError(
+            "reason_code", f"{reason_code!r} is not one of {', '.join(SendBackReason.values)}"
+        )
+    text = (
+        _required_text("reason", reason)
+        if reason_code == SendBackReason.OTHER
+        else _optional_text("reason", reason)
+    )
+    step = _Step(reason=text, reason_code=reason_code)
+
+    def change(case: Incident, now: datetime) -> None:
+        step.data["department"] = case.assigned_department_code
+        step.data["assignee"] = case.assignee_id
+        case.send_backs += 1
+        case.assigned_department_code = ""
+        case.assignee = None
+        case.handled_by = None
+        arbitration = case.send_backs >= workflow.ARBITRATION_AFTER_SEND_BACKS
+        if arbitration:
+            case.owner_level = OwnerLevel.DISTRICT
+            case.owner_code = case.district_code
+        step.data["send_backs"] = case.send_backs
+        step.data["arbitration"] = arbitration
+
+    return _move(incident, by=by, action="send_back", ip=ip, step=step, change=change)
+
+
+def incident_handle(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """处置: work on the case has begun (the handle clock keeps running)."""
+    step = _Step(reason=_optional_text("note", note))
+
+    def change(case: Incident, now: datetime) -> None:
+        case.handled_by = by
+
+    return _move(incident, by=by, action="handle", ip=ip, step=step, change=change)
+
+
+def incident_feed_back(
+    *, incident: Incident, by: User, feedback: str, ip: str | None = None
+) -> Incident:
+    """反馈: the handler reports what was done; the verify clock starts."""
+    text = _required_text("feedback", feedback)
+    step = _Step(reason=text)
+
+    def change(case: Incident, now: datetime) -> None:
+        case.handled_by = by
+        case.feedback = text
+
+    return _move(incident, by=by, action="feed_back", ip=ip, step=step, change=change)
+
+
+def _check_not_handler(by: User) -> Callable[[Incident], None]:
+    def check(incident: Incident) -> None:
+        handled = incident.handled_by_id == by.pk or (
+            incident.transitions.filter(
+                action__in=("accept", "handle", "feed_back"), actor_id=by.pk
+            ).exists()
+        )
+        if handled:
+            raise ActionNotPermitted(
+                action="verify",
+                reason="the person who handled a case never verifies it (核查须由他人进行)",
+            )
+
+    return check
+
+
+def incident_verify(
+    *, incident: Incident, by: User, passed: bool, note: str = "", ip: str | None = None
+) -> Incident:
+    """核查: someone other than the handler checks the fix on the spot. Passed → verified (the
+    centre closes it); failed → rework (返工): back to the department, counted, with a reason.
+
+    The table's action is "verify" or "rework" accordingly."""
+    if not isinstance(passed, bool):
+        raise IncidentInputError("passed", "must be true or false")
+    if passed:
+        step = _Step(reason=_optional_text("note", note))
+        return _move(
+            incident, by=by, action="verify", ip=ip, step=step, check=_check_not_handler(by)
+        )
+    step = _Step(reason=_required_text("note", note))
+
+    def change(case: Incident, now: datetime) -> None:
+        case.reworks += 1
+        case.handled_by = None
+        step.data["reworks"] = case.reworks
+
+    return _move(
+        incident,
+        by=by,
+        action="rework",
+        ip=ip,
+        step=step,
+        check=_check_not_handler(by),
+        change=change,
+    )
+
+
+def incident_close(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """结案: the centre closes a verified case."""
+    step = _Step(reason=_optional_text("note", note))
+    return _move(incident, by=by, action="close", ip=ip, step=step)
+
+
+def incident_evaluate(
+    *,
+    incident: Incident,
+    by: User,
+    satisfaction: int,
+    comment: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """评价: the reporter's satisfaction, 1 (very dissatisfied) to 5 (very satisfied), given by
+    the reporter or recorded by the centre after a call-back (回访)."""
+    if (
+        isinstance(satisfaction, bool)
+        or not isinstance(satisfaction, int)
+        or not SATISFACTION_MIN <= satisfaction <= SATISFACTION_MAX
+    ):
+        raise IncidentInputError(
+            "satisfaction", f"must be a whole number from {SATISFACTION_MIN} to {SATISFACTION_MAX}"
+        )
+    step = _Step(reason=_optional_text("comment", comment), data={"satisfaction": satisfaction})
+
+    def change(case: Incident, now: datetime) -> None:
+        case.satisfaction = satisfaction
+
+    return _move(incident, by=by, action="evaluate", ip=ip, step=step, change=change)
+
+
+def incident_reopen(
+    *, incident: Incident, by: User, reason: str, ip: str | None = None
+) -> Incident:
+    """重新打开: a closed case is not solved after all; it is registered again and re-dispatched
+    (its evaluation, if any, is dropped: the new closure will be evaluated)."""
+    step = _Step(reason=_required_text("reason", reason))
+
+    def change(case: Incident, now: datetime) -> None:
+        case.assigned_department_code = ""
+        case.assignee = None
+        case.handled_by = None
+        case.feedback = ""
+
+    return _move(incident, by=by, action="reopen", ip=ip, step=step, change=change)
+
+
+def incident_request_extension(
+    *,
+    incident: Incident,
+    by: User,
+    until: datetime,
+    reason: str,
+    ip: str | None = None,
+) -> Incident:
+    """延期申请: the handler asks for the handle deadline to move to `until`, with a reason; the
+    status does not change, the centre approves or declines."""
+    until = _aware("until", until)
+    text = _required_text("reason", reason, 500)
+    step = _Step(
+        reason=text, data={"requested_until": until}, event_type=events.EXTENSION_REQUESTED
+    )
+
+    def check(case: Incident) -> None:
+        if until <= timezone.now() or (
+            case.stage_deadline is not None and until <= case.stage_deadline
+        ):
+            raise IncidentInputError("until", "must be later than the current deadline")
+
+    def change(case: Incident, now: datetime) -> None:
+        case.extension_requested_until = until
+        case.extension_reason = text
+
+    return _move(
+        incident, by=by, action="request_extension", ip=ip, step=step, check=check, change=change
+    )
+
+
+def incident_approve_extension(
+    *,
+    incident: Incident,
+    by: User,
+    approved: bool = True,
+    until: datetime | None = None,
+    note: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """延期审批: approve (the deadline moves to the requested time, or to `until` if the centre
+    grants a different one) or decline (approved=False; the deadline stays) a pending request.
+
+    The table's action is "approve_extension" or "decline_extension" accordingly."""
+    if until is not None:
+        until = _aware("until", until)
+        if until <= timezone.now():
+            raise IncidentInputError("until", "must be in the future")
+    step = _Step(
+        reason=_optional_text("note", note),
+        data={"approved": bool(approved)},
+        event_type=events.EXTENSION_DECIDED,
+    )
+
+    def change(case: Incident, now: datetime) -> None:
+        requested = case.extension_requested_until
+        step.data["requested_until"] = requested
+        if approved:
+            granted = until or requested
+            step.data["granted_until"] = granted
+            case.stage_deadline = granted
+            case.stage_warned = False
+            if not case.stage:  # no limit was configured: the granted time is the clock now
+                case.stage = workflow.STAGE_OF_STATUS[case.status]
+                case.stage_started_at = now
+        case.extension_requested_until = None
+        case.extension_reason = ""
+
+    action = "approve_extension" if approved else "decline_extension"
+    return _move(incident, by=by, action=action, ip=ip, step=step, change=change)
+
+
+def incident_park(*, incident: Incident, by: User, reason: str, ip: str | None = None) -> Incident:
+    """挂账: the case cannot be solved now (it needs a budget, a project, another authority); its
+    clock stops. Only an operator of the owning centre or above may park — that is the approval
+    — and the reason is required."""
+    step = _Step(reason=_required_text("reason", reason))
+    return _move(incident, by=by, action="park", ip=ip, step=step)
+
+
+def incident_unpark(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """取消挂账: the case returns to the status it was parked from, with a fresh clock."""
+    step = _Step(reason=_optional_text("note", note))
+    return _move(incident, by=by, action="unpark", ip=ip, step=step)
+
+
+def incident_merge(
+    *,
+    incident: Incident,
+    into: Incident,
+    by: User,
+    reason: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """合并: the case is a duplicate of the open case `into`. It keeps its reporter (who is told)
+    and points to the primary; the primary is worked on. Undone by incident_unmerge."""
+    from incidents.selectors import incidents_visible_to
+
+    if incident.pk == into.pk:
+        raise IncidentInputError("into", "a case cannot be merged into itself")
+    step = _Step(reason=_optional_text("reason", reason))
+    with transaction.atomic():
+        # Both rows, in id order (the same order everywhere, so two merges never deadlock).
+        locked = {
+            case.pk: case
+            for case in Incident.objects.select_for_update()
+            .filter(pk__in=[incident.pk, into.pk])
+            .order_by("pk")
+        }
+        duplicate, primary = locked[incident.pk], locked[into.pk]
+
+        def check(case: Incident) -> None:
+            if not incidents_visible_to(by).filter(pk=primary.pk).exists():
+                raise ActionNotPermitted(
+                    action="merge", reason=f"case {primary.number} is not visible to you"
+                )
+            if primary.status in FINISHED_STATUSES:
+                raise IncidentInputError(
+                    "into", f"{primary.number} is {primary.status}: merge into an open case"
+                )
+
+        def change(case: Incident, now: datetime) -> None:
+            case.merged_into = primary
+            step.data["into"] = primary.number
+
+        return _apply(
+            duplicate,
+            by=by,
+            action="merge",
+            step=step,
+            ip=ip,
+            check=check,
+            change=change,
+            also_scopes=events.incident_scopes(primary),
+        )
+
+
+def incident_unmerge(
+    *, incident: Incident, by: User, reason: str = "", ip: str | None = None
+) -> Incident:
+    """撤销合并: the case was not a duplicate after all; it returns to its status before the
+    merge."""
+    step = _Step(reason=_optional_text("reason", reason))
+
+    def change(case: Incident, now: datetime) -> None:
+        step.data["from"] = case.merged_into.number if case.merged_into is not None else None
+        case.merged_into = None
+
+    return _move(incident, by=by, action="unmerge", ip=ip, step=step, change=change)

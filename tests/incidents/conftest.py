@@ -33,3 +33,17 @@ def catalogue(db: Any) -> CategoryLoadReport:
 @pytest.fixture
 def holidays(db: Any) -> CalendarLoadReport:
     return calendar_load()
+
+
+@pytest.fixture
+def reference_data(catalogue: CategoryLoadReport, holidays: CalendarLoadReport) -> None:
+    """Categories with their stage limits and the working calendar: what every case needs."""
+
+
+@pytest.fixture
+def cast(db: Any) -> Any:
+    """A user in every role around grid 440309001001001, and some outside it (tests/incidents/
+    cases.py)."""
+    from tests.incidents.cases import make_cast
+
+    return make_cast()

@@ -1,0 +1,133 @@
+"""Events the incidents app publishes, one function per event type; each is listed, with its
+payload, scopes and delivery guarantee, in docs/realtime.md.
+
+Payloads carry what a screen needs to move a case on the map and in a queue — number, status,
+category, place, owner, assignment, clock — and never the reporter's name or phone number or the
+free-text description: an event goes to every screen of the district.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from incidents.models import Incident, IncidentTransition
+
+REPORTED = "incidents.incident_reported"
+STATUS_CHANGED = "incidents.incident_status_changed"
+EXTENSION_REQUESTED = "incidents.incident_extension_requested"
+EXTENSION_DECIDED = "incidents.incident_extension_decided"
+
+# Actions whose outcome the reporting user is told about (their own case: registered or not,
+# dispatched, closed, merged, reopened …); the routine moves in between go to the centres only.
+REPORTER_ACTIONS = frozenset(
+    {
+        "report",
+        "register",
+        "reject",
+        "dispatch",
+        "close",
+        "evaluate",
+        "reopen",
+        "merge",
+        "unmerge",
+    }
+)
+
+
+def incident_scopes(
+    incident: Incident,
+    *,
+    departments: Iterable[str] = (),
+    users: Iterable[int | None] = (),
+) -> list[str]:
+    """Who may see an event about the case: its district, street and community, the assigned
+    department and assignee, plus any `departments` and `users` the change concerns (the
+    department that just sent it back, the reporter)."""
+    scopes = {
+        f"district:{incident.district_code}",
+        f"street:{incident.street_code}",
+        f"community:{incident.community_code}",
+    }
+    for code in (incident.assigned_department_code, *departments):
+        if code:
+            scopes.add(f"department:{code}")
+    for user_id in (incident.assignee_id, *users):
+        if user_id is not None:
+            scopes.add(f"user:{user_id}")
+    return sorted(scopes)
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    """The state of a case as every event carries it."""
+    return {
+        "number": incident.number,
+        "status": incident.status,
+        "channel": incident.channel,
+        "category": {"code": incident.category.code, "name": incident.category.name},
+        "severity": incident.severity or None,
+        "location": [incident.location.x, incident.location.y],
+        "district": incident.district_code,
+        "street": incident.street_code,
+        "community": incident.community_code,
+        "grid": incident.grid_code,
+        "triage": incident.triage,
+        "owner": {"level": incident.owner_level, "code": incident.owner_code},
+        "department": incident.assigned_department_code or None,
+        "assignee": incident.assignee_id,
+        "stage": incident.stage or None,
+        "stage_deadline": incident.stage_deadline,
+        "send_backs": incident.send_backs,
+        "reworks": incident.reworks,
+        "merged_into": incident.merged_into.number if incident.merged_into is not None else None,
+        "created_at": incident.created_at,
+    }
+
+
+def incident_reported(*, incident: Incident) -> dict[str, Any]:
+    """incidents.incident_reported: a new case is on the map and in its owner's queue."""
+    return {"incident": incident_summary(incident), "resolution": incident.resolution}
+
+
+def _step(transition: IncidentTransition) -> dict[str, Any]:
+    return {
+        "action": transition.action,
+        "from": transition.from_status or None,
+        "to": transition.to_status,
+        "actor": transition.actor_id,
+        "actor_role": transition.actor_role or None,
+        "reason_code": transition.reason_code or None,
+        "at": transition.created_at,
+    }
+
+
+def incident_status_changed(
+    *, incident: Incident, transition: IncidentTransition
+) -> dict[str, Any]:
+    """incidents.incident_status_changed: a case moved in the loop (registered, dispatched,
+    accepted, sent back, verified, closed, parked, merged …)."""
+    return {"incident": incident_summary(incident), "transition": _step(transition)}
+
+
+def incident_extension_requested(
+    *, incident: Incident, transition: IncidentTransition, until: datetime
+) -> dict[str, Any]:
+    """incidents.incident_extension_requested: the handler asks for more time (延期申请)."""
+    return {
+        "incident": incident_summary(incident),
+        "transition": _step(transition),
+        "requested_until": until,
+    }
+
+
+def incident_extension_decided(
+    *, incident: Incident, transition: IncidentTransition, approved: bool
+) -> dict[str, Any]:
+    """incidents.incident_extension_decided: the centre approved (the deadline moved) or declined
+    an extension request."""
+    return {
+        "incident": incident_summary(incident),
+        "transition": _step(transition),
+        "approved": approved,
+    }

@@ -1,0 +1,310 @@
+"""The closed loop (闭环) as data: which action moves a case from which statuses to which, and who
+may take it.
+
+    上报 report ─► 立案 register ─► 派遣 dispatch ─► 签收 accept ─► 处置 handle ─► 反馈 feed back
+        │              │               ▲   │            │                               │
+        │              └► 不予立案      │   └► 退单      └► 延期 extend (request/approve)  ▼
+        │                 reject       │      send back (3× → district arbitration)  核查 verify
+        └► 合并 merge (duplicate)        └──────────── 返工 rework (verify failed) ◄──────┤
+                                                                                         ▼
+          挂账 park / unpark (registered … handling)      评价 evaluate ◄── 结案 close ◄───┘
+          重新打开 reopen (closed, evaluated → registered)
+
+Each row of `TRANSITIONS` names the statuses an action is allowed from, the status it leads to
+(`SAME`: the status does not change — an extension request; `PREVIOUS`: back to where the case
+was before it was parked or merged), an optional guard on the case, and the kinds of actor who
+may take it (`Actor`). `incidents.services` has one function per action; each checks the row
+inside the lock on the case, so two concurrent actions can never both apply.
+
+The actor kinds, checked against the user's role and place (accounts.User, ADR 0002):
+
+* COMMAND — an operator of the command centre that owns the case, or of one above it: community
+  staff of the case's community while a community owns it; a street operator of its street while
+  the community or street owns it; a district operator always. Escalation and arbitration raise
+  the owner, and with it who may decide.
+* HANDLER — whoever the case is dispatched to: handlers of the assigned department, or the
+  assigned user.
+* FIELD — a grid worker whose place covers the case's grid cell (on-site verification).
+* REPORTER — the user who reported the case (evaluation).
+
+An admin may take any action a row allows; an auditor never acts; a user without a role neither.
+Who may *report* is decided at intake (incidents.services.incident_report), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from accounts.models import Role
+from incidents.models import OWNER_LEVEL_ORDER, Incident, IncidentStatus, OwnerLevel, Stage
+
+S = IncidentStatus
+
+# Special targets: the status does not change / the status before park or merge comes back.
+SAME = "=same"
+PREVIOUS = "=previous"
+
+
+class Actor(StrEnum):
+    COMMAND = "command"
+    HANDLER = "handler"
+    FIELD = "field"
+    REPORTER = "reporter"
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    label: str
+    sources: frozenset[str]
+    target: str  # a status, SAME or PREVIOUS
+    actors: frozenset[Actor]
+    # A condition on the case besides its status (e.g. an extension request is pending).
+    guard: Callable[[Incident], bool] | None = None
+    guard_text: str = ""
+
+    def allows(self, incident: Incident) -> bool:
+        return incident.status in self.sources and (self.guard is None or self.guard(incident))
+
+
+def _pending(incident: Incident) -> bool:
+    return incident.extension_requested_until is not None
+
+
+def _not_pending(incident: Incident) -> bool:
+    return incident.extension_requested_until is None
+
+
+def _row(
+    action: str,
+    label: str,
+    sources: set[str],
+    target: str,
+    actors: set[Actor],
+    guard: Callable[[Incident], bool] | None = None,
+    guard_text: str = "",
+) -> Transition:
+    return Transition(
+        action, label, frozenset(sources), target, frozenset(actors), guard, guard_text
+    )
+
+
+C, H, F, R = Actor.COMMAND, Actor.HANDLER, Actor.FIELD, Actor.REPORTER
+# Statuses in which a case can be parked: registered and not yet handled to the end.
+PARKABLE: set[str] = {S.REGISTERED, S.RETURNED, S.DISPATCHED, S.ACCEPTED, S.HANDLING}
+
+TRANSITIONS: dict[str, Transition] = {
+    t.action: t
+    for t in (
+        _row("register", "立案", {S.REPORTED}, S.REGISTERED, {C}),
+        _row("reject", "不予立案", {S.REPORTED}, S.REJECTED, {C}),
+        _row("merge", "合并", {S.REPORTED, S.REGISTERED}, S.MERGED, {C}),
+        _row("unmerge", "撤销合并", {S.MERGED}, PREVIOUS, {C}),
+        _row("dispatch", "派遣", {S.REGISTERED, S.RETURNED}, S.DISPATCHED, {C}),
+        _row("accept", "签收", {S.DISPATCHED}, S.ACCEPTED, {H}),
+        _row("send_back", "退单", {S.DISPATCHED}, S.RETURNED, {H}),
+        _row("handle", "处置", {S.ACCEPTED}, S.HANDLING, {H}),
+        _row("feed_back", "反馈", {S.ACCEPTED, S.HANDLING}, S.FED_BACK, {H}),
+        _row("verify", "核查通过", {S.FED_BACK}, S.VERIFIED, {F, C}),
+        _row("rework", "核查不通过（返工）", {S.FED_BACK}, S.DISPATCHED, {F, C}),
+        _row("close", "结案", {S.VERIFIED}, S.CLOSED, {C}),
+        _row("evaluate", "评价", {S.CLOSED}, S.EVALUATED, {R, C}),
+        _row("reopen", "重新打开", {S.CLOSED, S.EVALUATED}, S.REGISTERED, {C}),
+        _row(
+            "request_extension",
+            "申请延期",
+            {S.ACCEPTED, S.HANDLING},
+            SAME,
+            {H},
+            _not_pending,
+            "no extension request is pending",
+        ),
+        _row(
+            "approve_extension",
+            "批准延期",
+            {S.ACCEPTED, S.HANDLING},
+            SAME,
+            {C},
+            _pending,
+            "an extension request is pending",
+        ),
+        _row(
+            "decline_extension",
+            "驳回延期",
+            {S.ACCEPTED, S.HANDLING},
+            SAME,
+            {C},
+            _pending,
+            "an extension request is pending",
+        ),
+        _row("park", "挂账", PARKABLE, S.PARKED, {C}),
+        _row("unpark", "取消挂账", {S.PARKED}, PREVIOUS, {C}),
+    )
+}
+
+# The statuses an action's PREVIOUS may restore: where park and merge can come from.
+RESTORABLE: dict[str, frozenset[str]] = {
+    "unpark": TRANSITIONS["park"].sources,
+    "unmerge": TRANSITIONS["merge"].sources,
+}
+
+# The clock that runs in each status (incidents.models.Stage); none runs in the others.
+STAGE_OF_STATUS: dict[str, str] = {
+    S.REPORTED: Stage.REGISTER,
+    S.REGISTERED: Stage.DISPATCH,
+    S.RETURNED: Stage.DISPATCH,
+    S.DISPATCHED: Stage.ACCEPT,
+    S.ACCEPTED: Stage.HANDLE,
+    S.HANDLING: Stage.HANDLE,
+    S.FED_BACK: Stage.VERIFY,
+}
+
+# After this many send-backs the case goes to the district command centre for arbitration.
+ARBITRATION_AFTER_SEND_BACKS = 3
+
+_COMMAND_ROLE_LEVEL: dict[str, str] = {
+    Role.COMMUNITY_STAFF: OwnerLevel.COMMUNITY,
+    Role.STREET_OPERATOR: OwnerLevel.STREET,
+    Role.DISTRICT_OPERATOR: OwnerLevel.DISTRICT,
+}
+
+
+class WorkflowError(Exception):
+    """An action refused by the workflow; the message is meant for the person who asked."""
+
+
+class IllegalTransition(WorkflowError):
+    """The action is not allowed in the case's current status (the API answers 409).
+
+    `allowed` lists the actions the table allows now, whoever may take them.
+    """
+
+    def __init__(self, *, action: str, status: str, allowed: list[str], why: str = "") -> None:
+        detail = f" ({why})" if why else ""
+        super().__init__(
+            f"cannot {action} a case that is {status}{detail}; allowed now: "
+            f"{', '.join(allowed) or 'nothing'}"
+        )
+        self.action = action
+        self.status = status
+        self.allowed = allowed
+
+
+class ActionNotPermitted(WorkflowError):
+    """The user may not take this action on this case (role, place, or the four-eyes rule)."""
+
+    def __init__(self, *, action: str, reason: str) -> None:
+        super().__init__(f"not permitted to {action}: {reason}")
+        self.action = action
+        self.reason = reason
+
+
+def allowed_actions(incident: Incident) -> list[str]:
+    """The actions the table allows in the case's current state, in table order."""
+    return [action for action, row in TRANSITIONS.items() if row.allows(incident)]
+
+
+def transition_for(action: str, incident: Incident) -> Transition:
+    """The row of `action` if it is allowed in the case's current state; IllegalTransition
+    (with the allowed actions) otherwise."""
+    row = TRANSITIONS.get(action)
+    if row is None:
+        raise ValueError(f"unknown workflow action {action!r}")
+    if not row.allows(incident):
+        why = row.guard_text if incident.status in row.sources and row.guard_text else ""
+        raise IllegalTransition(
+            action=action,
+            status=incident.status,
+            allowed=allowed_actions(incident),
+            why=f"needs: {why}" if why else "",
+        )
+    return row
+
+
+def _is_command(user: Any, incident: Incident) -> bool:
+    level = _COMMAND_ROLE_LEVEL.get(getattr(user, "role", ""))
+    if level is None:
+        return False
+    if OWNER_LEVEL_ORDER.index(level) < OWNER_LEVEL_ORDER.index(incident.owner_level):
+        return False  # the case is owned above this operator's centre
+    place = getattr(user, "place_code", "") or ""
+    own_code: dict[str, str] = {
+        OwnerLevel.COMMUNITY: incident.community_code,
+        OwnerLevel.STREET: incident.street_code,
+        OwnerLevel.DISTRICT: incident.district_code,
+    }
+    return bool(place) and place == own_code[level]
+
+
+def _is_handler(user: Any, incident: Incident) -> bool:
+    if incident.assignee_id is not None and incident.assignee_id == user.pk:
+        return True
+    department = getattr(user, "department_code", "") or ""
+    return (
+        getattr(user, "role", "") == Role.DEPARTMENT_HANDLER
+        and bool(department)
+        and department == incident.assigned_department_code
+    )
+
+
+def _is_field(user: Any, incident: Incident) -> bool:
+    place = getattr(user, "place_code", "") or ""
+    return (
+        getattr(user, "role", "") == Role.GRID_WORKER
+        and bool(place)
+        and incident.grid_code.startswith(place)
+    )
+
+
+def actor_kinds(user: Any, incident: Incident) -> set[Actor]:
+    """Every kind of actor `user` is for this case (empty for auditors and users without a role)."""
+    if user is None or getattr(user, "pk", None) is None or not user.is_active:
+        return set()
+    kinds: set[Actor] = set()
+    if _is_command(user, incident):
+        kinds.add(Actor.COMMAND)
+    if _is_handler(user, incident):
+        kinds.add(Actor.HANDLER)
+    if _is_field(user, incident):
+        kinds.add(Actor.FIELD)
+    if incident.reporter_id is not None and incident.reporter_id == user.pk:
+        kinds.add(Actor.REPORTER)
+    return kinds
+
+
+def may(user: Any, action: str, incident: Incident) -> bool:
+    """Whether `user` may take `action` on the case, by role and place (not by status)."""
+    role = getattr(user, "role", "")
+    if role == Role.AUDITOR or user is None or getattr(user, "pk", None) is None:
+        return False
+    if not user.is_active:
+        return False
+    if role == Role.ADMIN:
+        return True
+    return bool(TRANSITIONS[action].actors & actor_kinds(user, incident))
+
+
+def check_permitted(user: Any, action: str, incident: Incident) -> None:
+    if may(user, action, incident):
+        return
+    if user is None or getattr(user, "pk", None) is None:
+        reason = "an action on a case needs a signed-in user"
+    elif getattr(user, "role", "") == Role.AUDITOR:
+        reason = "auditors read; they never act on cases"
+    else:
+        who = " or ".join(sorted(TRANSITIONS[action].actors))
+        reason = (
+            f"only {who} of case {incident.number} may (it is owned by the "
+            f"{incident.owner_level} {incident.owner_code})"
+        )
+    raise ActionNotPermitted(action=action, reason=reason)
+
+
+def actions_for(user: Any, incident: Incident) -> list[str]:
+    """The actions `user` may take on the case now: allowed by the table and by role and place
+    (what a console shows as buttons). The four-eyes rule of verification is checked by the
+    service itself."""
+    return [action for action in allowed_actions(incident) if may(user, action, incident)]
