@@ -747,3 +747,65 @@ class IncidentTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_status or '-'} → {self.to_status}"
+
+
+# --- idempotent writes ---------------------------------------------------------------------------
+
+
+class IdempotencyState(models.TextChoices):
+    IN_FLIGHT = "in_flight", _("处理中")
+    DONE = "done", _("已完成")
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` a user sent with a write (幂等键), and the answer it got.
+
+    Phones on a patchy network retry: the first POST may have been stored although its answer
+    never arrived. The client sends the same key with the retry; the API answers with the first
+    response instead of creating a second case. The row is claimed (inserted, committed) before
+    the work starts — the unique (user, key) pair makes a concurrent twin fail to insert and
+    answer 409 — and completed in the same transaction as the work, so a case and the record of
+    its answer are committed together or not at all. `fingerprint` is the SHA-256 of method,
+    path and canonical body: the same key with another body is a client bug (422). Keys expire
+    after `incidents.api.idempotency.KEY_TTL` (24 h). See docs/incidents.md, "REST API".
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    key = models.CharField(_("幂等键"), max_length=255)
+    fingerprint = models.CharField(_("请求指纹"), max_length=64)
+    state = models.CharField(
+        _("状态"),
+        max_length=16,
+        choices=IdempotencyState.choices,
+        default=IdempotencyState.IN_FLIGHT,
+    )
+    response_status = models.PositiveSmallIntegerField(_("响应状态码"), null=True, blank=True)
+    response_body = models.JSONField(
+        _("响应内容"), null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    created_at = models.DateTimeField(_("创建时间"))
+    completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("幂等记录")
+        verbose_name_plural = _("幂等记录")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="incidents_idempotency_user_key"),
+            models.CheckConstraint(
+                condition=Q(state__in=IdempotencyState.values), name="incidents_idempotency_state"
+            ),
+            # A finished record always carries the answer to replay.
+            models.CheckConstraint(
+                condition=~Q(state="done") | Q(response_status__isnull=False),
+                name="incidents_idempotency_done_has_response",
+            ),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="incidents_idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key} ({self.state})"

@@ -1,0 +1,297 @@
+"""Input and output serializers of the incidents API: explicit fields, one input serializer per
+write, nothing bound to the model (the services decide what is stored)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Role
+from incidents.models import (
+    SATISFACTION_MAX,
+    SATISFACTION_MIN,
+    Channel,
+    Incident,
+    IncidentTransition,
+    SendBackReason,
+    Severity,
+)
+from incidents.selectors import incident_actions_for, incident_timeline
+
+# The channels a signed-in user may report through here: a grid worker reports as a grid worker;
+# operators and handlers type in what the hotline, a citizen or the console received. Sensors,
+# video AI and Open311 have their own channels (bulk, Open311).
+GRID_WORKER_CHANNELS = (Channel.GRID_WORKER,)
+STAFF_CHANNELS = (Channel.CONSOLE, Channel.HOTLINE_12345, Channel.CITIZEN)
+REST_CHANNELS = (*GRID_WORKER_CHANNELS, *STAFF_CHANNELS)
+
+# Roles that call reporters back (回访) and see their phone number in full; everyone else sees
+# `masked_phone` (138****1234) unless they reported the case themselves.
+FULL_PHONE_ROLES = frozenset({Role.DISTRICT_OPERATOR, Role.STREET_OPERATOR, Role.COMMUNITY_STAFF})
+
+UNKNOWN_FIELD = "unknown field"
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare (mass assignment: `status`, `street_code` …), naming
+    each one, instead of silently dropping them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in data if name not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class CoordinateField(serializers.Field):
+    """A longitude or latitude passed on as received: the locator checks it and names the field
+    (NaN, infinity, out of range, lon/lat swapped), exactly as for every other channel."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ReportIn(StrictSerializer):
+    category = serializers.CharField(max_length=5, help_text="事项代码, e.g. 06010")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    lon = CoordinateField(help_text="longitude in `crs`")
+    lat = CoordinateField(help_text="latitude in `crs`")
+    crs = serializers.ChoiceField(choices=["wgs84", "gcj02", "bd09"], default="wgs84")
+    channel = serializers.ChoiceField(
+        choices=REST_CHANNELS,
+        required=False,
+        help_text="default grid_worker for grid workers (their only channel), console for others",
+    )
+    reporter_name = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, default=""
+    )
+    reporter_phone = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, default=""
+    )
+    severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="emergencies (class 90) only; default the category's level",
+    )
+    client_reported_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+# --- workflow actions ----------------------------------------------------------------------------
+
+
+def _text(required: bool = False, **kwargs: Any) -> serializers.CharField:
+    if required:
+        return serializers.CharField(allow_blank=True, trim_whitespace=False, **kwargs)
+    return serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False, **kwargs
+    )
+
+
+class NoteIn(StrictSerializer):
+    note = _text()
+
+
+class ReasonIn(StrictSerializer):
+    reason = _text(required=True)
+
+
+class OptionalReasonIn(StrictSerializer):
+    reason = _text()
+
+
+class DispatchIn(StrictSerializer):
+    department = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="department code: CGJ, SWJ …"
+    )
+    assignee = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="username of a person"
+    )
+    note = _text()
+
+
+class SendBackIn(StrictSerializer):
+    reason_code = serializers.ChoiceField(choices=SendBackReason.choices)
+    reason = _text(help_text="required for reason_code other")
+
+
+class FeedBackIn(StrictSerializer):
+    feedback = _text(required=True)
+
+
+class VerifyIn(StrictSerializer):
+    passed = serializers.BooleanField(default=True, help_text="false: rework (返工)")
+    note = _text(help_text="required when passed is false")
+
+
+class ReworkIn(StrictSerializer):
+    note = _text(required=True)
+
+
+class EvaluateIn(StrictSerializer):
+    satisfaction = serializers.IntegerField(min_value=SATISFACTION_MIN, max_value=SATISFACTION_MAX)
+    comment = _text()
+
+
+class RequestExtensionIn(StrictSerializer):
+    until = serializers.DateTimeField()
+    reason = _text(required=True)
+
+
+class ApproveExtensionIn(StrictSerializer):
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="default: the requested time"
+    )
+    note = _text()
+
+
+class MergeIn(StrictSerializer):
+    into = serializers.CharField(max_length=24, help_text="number of the open primary case")
+    reason = _text()
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+class TransitionOut(serializers.Serializer):
+    action = serializers.CharField()
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    actor = serializers.SerializerMethodField()
+    actor_role = serializers.CharField()
+    reason_code = serializers.CharField()
+    reason = serializers.CharField()
+    details = serializers.JSONField(source="data")
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_actor(self, transition: IncidentTransition) -> str | None:
+        return transition.actor.get_username() if transition.actor is not None else None
+
+
+class IncidentListOut(serializers.Serializer):
+    number = serializers.CharField()
+    status = serializers.CharField()
+    channel = serializers.CharField()
+    category_code = serializers.CharField(source="category.code")
+    category_name = serializers.CharField(source="category.name")
+    severity = serializers.CharField()
+    lon = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    street_code = serializers.CharField()
+    street_name = serializers.CharField()
+    community_code = serializers.CharField()
+    community_name = serializers.CharField()
+    grid_code = serializers.CharField()
+    triage = serializers.BooleanField()
+    owner_level = serializers.CharField()
+    owner_code = serializers.CharField()
+    assigned_department_code = serializers.CharField()
+    stage = serializers.CharField()
+    stage_deadline = serializers.DateTimeField(allow_null=True)
+    overdue = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_lon(self, incident: Incident) -> float:
+        return float(incident.location.x)
+
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_lat(self, incident: Incident) -> float:
+        return float(incident.location.y)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_overdue(self, incident: Incident) -> bool:
+        return incident.stage_deadline is not None and incident.stage_deadline < timezone.now()
+
+
+class IncidentOut(IncidentListOut):
+    """One case as its reader may see it: the reporter's phone masked unless the reader calls
+    reporters back or reported it; the timeline; the actions the reader may take now."""
+
+    description = serializers.CharField()
+    raw_lon = serializers.FloatField()
+    raw_lat = serializers.FloatField()
+    raw_crs = serializers.CharField()
+    district_code = serializers.CharField()
+    district_name = serializers.CharField()
+    grid_name = serializers.CharField()
+    generation_number = serializers.IntegerField()
+    on_border = serializers.BooleanField()
+    resolution = serializers.CharField()
+    reporter = serializers.SerializerMethodField()
+    reporter_name = serializers.CharField()
+    reporter_phone = serializers.SerializerMethodField()
+    assignee = serializers.SerializerMethodField()
+    feedback = serializers.CharField()
+    stage_started_at = serializers.DateTimeField(allow_null=True)
+    stage_warned = serializers.BooleanField()
+    extension_requested_until = serializers.DateTimeField(allow_null=True)
+    extension_reason = serializers.CharField()
+    send_backs = serializers.IntegerField()
+    reworks = serializers.IntegerField()
+    merged_into = serializers.SerializerMethodField()
+    satisfaction = serializers.IntegerField(allow_null=True)
+    client_reported_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    timeline = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+
+    def _user(self) -> Any:
+        return self.context["user"]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_reporter(self, incident: Incident) -> str | None:
+        return incident.reporter.get_username() if incident.reporter is not None else None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_reporter_phone(self, incident: Incident) -> str:
+        user = self._user()
+        if getattr(user, "role", "") in FULL_PHONE_ROLES or (
+            incident.reporter_id is not None and incident.reporter_id == user.pk
+        ):
+            return incident.reporter_phone
+        return incident.masked_phone
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_assignee(self, incident: Incident) -> str | None:
+        return incident.assignee.get_username() if incident.assignee is not None else None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_merged_into(self, incident: Incident) -> str | None:
+        return incident.merged_into.number if incident.merged_into is not None else None
+
+    @extend_schema_field(TransitionOut(many=True))
+    def get_timeline(self, incident: Incident) -> Any:
+        return TransitionOut(incident_timeline(incident), many=True).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_allowed_actions(self, incident: Incident) -> list[str]:
+        return incident_actions_for(self._user(), incident)
+
+
+class IncidentPageOut(serializers.Serializer):
+    count = serializers.IntegerField(help_text="cases you may see that match the filters")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = IncidentListOut(many=True)
+
+
+class IllegalTransitionOut(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.CharField(help_text="the case's current status")
+    allowed_actions = serializers.ListField(
+        child=serializers.CharField(), help_text="what the workflow allows in this status"
+    )

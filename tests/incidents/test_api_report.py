@@ -1,0 +1,168 @@
+"""POST /api/v1/incidents/: reporting through HTTP, refusals that name the field and store
+nothing, mass assignment refused, the body size cap."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accounts.models import Role
+from incidents.models import Channel, Incident, IncidentStatus
+from tests.incidents.api import LIST, client_for, report_body
+from tests.incidents.cases import FIRE, GRID, OTHER_STREET_GRID, make_user
+
+pytestmark = pytest.mark.usefixtures("reference_data")
+
+
+def test_grid_worker_reports_and_gets_the_case_back(cast):
+    response = client_for(cast.grid_worker).post(
+        LIST, report_body(reporter_phone="13812341234"), format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    incident = Incident.objects.get(number=body["number"])
+    assert body["status"] == IncidentStatus.REPORTED
+    assert body["channel"] == Channel.GRID_WORKER
+    assert body["category_code"] == "06010"
+    assert body["grid_code"] == GRID
+    assert body["reporter"] == cast.grid_worker.username
+    assert body["reporter_phone"] == "13812341234"  # the reporter sees their own number
+    assert [step["action"] for step in body["timeline"]] == ["report"]
+    assert body["allowed_actions"] == []  # a grid worker does not register
+    assert incident.reporter == cast.grid_worker
+
+
+def test_operators_report_on_the_console_by_default_and_may_name_the_hotline(cast):
+    console = client_for(cast.street).post(LIST, report_body(), format="json")
+    hotline = client_for(cast.street).post(
+        LIST, report_body(channel=Channel.HOTLINE_12345), format="json"
+    )
+
+    assert console.status_code == 201 and console.json()["channel"] == Channel.CONSOLE
+    assert hotline.status_code == 201 and hotline.json()["channel"] == Channel.HOTLINE_12345
+
+
+def test_an_emergency_gets_its_default_severity_and_may_be_raised(cast):
+    client = client_for(cast.street)
+    default = client.post(LIST, report_body(category=FIRE), format="json")
+    raised = client.post(LIST, report_body(category=FIRE, severity="II"), format="json")
+
+    assert default.json()["severity"] == "IV"
+    assert raised.json()["severity"] == "II"
+
+
+def _refused(client, body, *, field: str, status: int = 400) -> dict:
+    before = Incident.objects.count()
+    if isinstance(body, str | bytes):
+        response = client.post(LIST, body, content_type="application/json")
+    else:
+        response = client.post(LIST, body, format="json")
+    assert response.status_code == status, response.content[:300]
+    assert Incident.objects.count() == before, "nothing is stored on a refusal"
+    answer = response.json()
+    assert field in answer, answer
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"lon": "NaN"}, "lon"),
+        ({"lat": "Infinity"}, "lat"),
+        ({"lon": 200.0}, "lon"),
+        ({"lon": None}, "lon"),
+        ({"lon": {"x": 1}}, "lon"),
+        ({"lon": True}, "lon"),
+        ({"crs": "epsg:3857"}, "crs"),
+        ({"category": "99999"}, "category"),
+        ({"category": ""}, "category"),
+        ({"description": ["a", "list"]}, "description"),
+        ({"description": "长" * 4001}, "description"),
+        ({"severity": "II"}, "severity"),  # not an emergency
+        ({"severity": "V"}, "severity"),
+        ({"channel": "sensor"}, "channel"),
+        ({"channel": "console"}, "channel"),  # a grid worker reports as a grid worker
+        ({"reporter_phone": "call me"}, "reporter_phone"),
+        ({"client_reported_at": "yesterday"}, "client_reported_at"),
+        ({"status": "closed"}, "status"),
+        ({"street_code": "440309002"}, "street_code"),
+        ({"owner_code": "440309"}, "owner_code"),
+        ({"number": "LH-20260101-000001"}, "number"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(cast, change, field):
+    _refused(client_for(cast.grid_worker), {**report_body(), **change}, field=field)
+
+
+def test_mass_assignment_names_every_unknown_field(cast):
+    answer = _refused(
+        client_for(cast.district),
+        {**report_body(), "status": "closed", "street_code": "440309002"},
+        field="status",
+    )
+    assert answer == {"status": ["unknown field"], "street_code": ["unknown field"]}
+
+
+def test_a_nan_literal_in_the_json_names_the_coordinate(cast):
+    body = report_body()
+    raw = json.dumps(body).replace(json.dumps(body["lon"]), "NaN", 1)
+    assert "NaN" in raw
+    answer = _refused(client_for(cast.grid_worker), raw, field="lon")
+    assert "finite" in answer["lon"][0]
+
+
+def test_swapped_coordinates_are_named(cast):
+    body = report_body()
+    body["lon"], body["lat"] = body["lat"], body["lon"]
+    answer = _refused(client_for(cast.district), body, field="lat")
+    assert "swapped" in answer["lat"][0]
+
+
+def test_a_point_outside_the_district_is_refused_with_its_distance(cast):
+    answer = _refused(
+        client_for(cast.district), report_body() | {"lon": 113.5, "lat": 22.2}, field="lon"
+    )
+    assert "lat" in answer and answer["distance_m"] > 1000
+
+
+def test_a_grid_worker_cannot_report_outside_their_place(cast):
+    _refused(
+        client_for(cast.grid_worker),
+        report_body(grid=OTHER_STREET_GRID),
+        field="detail",
+        status=403,
+    )
+
+
+def test_an_auditor_does_not_report(cast):
+    _refused(client_for(cast.auditor), report_body(), field="detail", status=403)
+
+
+def test_broken_json_and_a_non_object_body_are_400(cast):
+    client = client_for(cast.district)
+    _refused(client, '{"category": ', field="detail")
+    _refused(client, "[1, 2]", field="non_field_errors")
+
+
+def test_a_ten_megabyte_body_is_refused_413_and_nothing_is_stored(cast):
+    body = json.dumps(report_body(description="x" * 10_000_000))
+    answer = _refused(client_for(cast.district), body, field="detail", status=413)
+    assert "too large" in answer["detail"]
+
+
+def test_anonymous_callers_are_refused_and_nothing_is_stored(db):
+    # Session authentication without a challenge: DRF answers 403, not 401.
+    _refused(client_for(None), report_body(), field="detail", status=403)
+
+
+def test_a_user_without_a_role_cannot_report(db):
+    _refused(client_for(make_user()), report_body(), field="detail", status=403)
+
+
+def test_a_department_handler_reports_on_the_console(cast):
+    handler = make_user(Role.DEPARTMENT_HANDLER, department="CGJ")
+    response = client_for(handler).post(LIST, report_body(), format="json")
+    assert response.status_code == 201
+    assert response.json()["reporter_phone"] == ""
