@@ -44,8 +44,9 @@ and survives a reload of the shipped defaults (incidents_load_categories) unless
 The working calendar — 节假日与调休
 ----------------------------------
 Working days are Monday–Friday, except public holidays, plus the make-up working days (调休上班):
-each year the State Council's notice (国务院办公厅关于XXXX年部分节假日安排的通知) joins holidays
-to weekends and moves the lost working days to Saturdays or Sundays. Those dates are data —
+each year the State Council's notice (国务院办公厅关于<年份>年部分节假日安排的通知; the one for
+2026 was issued on 2025-11-04) joins holidays to weekends and moves the lost working days to
+Saturdays or Sundays. Those dates are data —
 `CalendarDay` rows loaded from incidents/data/holidays.csv and editable in the admin; rows that
 were derived before the official notice appeared are marked `provisional`. Deadline arithmetic
 is in incidents.calendar.

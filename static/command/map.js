@@ -643,11 +643,12 @@
     var seq = locateSeq;
     outputEl.dataset.state = "loading";
     outputEl.setAttribute("aria-busy", "true");
-    var params = new URLSearchParams({
-      lon: Number(lon).toFixed(7),
-      lat: Number(lat).toFixed(7),
-      crs: crs
-    });
+    // Numbers from a click are rounded to 1 cm; typed text goes as typed, so the server's
+    // validation names what is wrong with it (empty, not a number, out of range, swapped).
+    function param(value) {
+      return typeof value === "number" ? value.toFixed(7) : String(value).trim();
+    }
+    var params = new URLSearchParams({ lon: param(lon), lat: param(lat), crs: crs });
     return getJson(config.locateUrl + "?" + params.toString()).then(function (res) {
       if (seq !== locateSeq) {
         return;
@@ -685,10 +686,6 @@
     locate(latlng.lng, latlng.lat, "wgs84");
   });
 
-  function parseNumber(text) {
-    return Number(String(text).trim().replace("，", ","));
-  }
-
   formEl.addEventListener("submit", function (event) {
     event.preventDefault();
     var lonText = formEl.elements.lon.value;
@@ -701,7 +698,7 @@
       formEl.elements.lat.value = latText;
       formEl.elements.lon.value = lonText;
     }
-    locate(parseNumber(lonText), parseNumber(latText), formEl.elements.crs.value, { pan: true });
+    locate(lonText.trim(), latText.trim(), formEl.elements.crs.value, { pan: true });
   });
 
   document.querySelectorAll("input[data-layer]").forEach(function (box) {
@@ -756,7 +753,7 @@
           if (query.get("crs")) {
             formEl.elements.crs.value = query.get("crs");
           }
-          locate(parseNumber(query.get("lon")), parseNumber(query.get("lat")),
+          locate(query.get("lon"), query.get("lat"),
             query.get("crs") || "wgs84", { pan: true });
         }
       })

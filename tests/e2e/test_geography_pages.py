@@ -158,6 +158,37 @@ def test_map_click_outside_the_district_says_so_with_the_distance(
     assert recorder.errors == []
 
 
+def test_coordinate_form_takes_a_pasted_pair_and_names_what_is_wrong(
+    recorder: PageRecorder,
+) -> None:
+    page = recorder.page
+    page.goto(f"{recorder.base_url}/map/")
+    _wait_for_map(page)
+    output = page.locator("#locate-output")
+
+    def submit(lon: str, lat: str) -> None:
+        page.fill("input[name=lon]", lon)
+        page.fill("input[name=lat]", lat)
+        page.click("#locate-form button[type=submit]")
+
+    # "lon, lat" pasted into the first box (full-width comma too, as Chinese IMEs type it).
+    submit("114.0305，22.6696", "")
+    expect(output).to_have_attribute("data-state", "ok")
+    expect(output.locator("[data-level=street] .name")).to_have_text("龙华街道")
+    expect(page.locator("input[name=lat]")).to_have_value("22.6696")
+
+    # Bad input reaches the server as typed and comes back naming the parameter.
+    for lon, lat, words in (
+        ("114.0305", "", "lat: is required"),
+        ("abc", "22.6", "lon: 'abc' is not a number"),
+        ("22.6696", "114.0305", "look swapped"),
+    ):
+        submit(lon, lat)
+        expect(output).to_have_attribute("data-state", "error")
+        expect(output).to_contain_text(words)
+    assert recorder.errors == []
+
+
 def test_admin_generation_page_renders_the_validation_report_and_actions(
     recorder: PageRecorder, django_user_model: Any
 ) -> None:

@@ -7,14 +7,9 @@ import pytest
 from incidents.services import incident_register
 from tests.incidents.cases import Cast, report
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 CASES = "/admin/incidents/incident/"
-
-
-@pytest.fixture(autouse=True)
-def _reference(reference_data: None) -> None:
-    pass
 
 
 def test_the_list_and_the_detail_show_the_case_with_a_masked_phone(admin_client, cast: Cast):

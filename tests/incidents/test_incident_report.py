@@ -39,12 +39,7 @@ from tests.incidents.cases import (
     trail,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _reference(reference_data: None) -> None:
-    pass
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 
 def test_a_report_is_located_numbered_and_owned_by_its_community():

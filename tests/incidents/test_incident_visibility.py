@@ -19,12 +19,7 @@ from tests.incidents.cases import (
     report,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _reference(reference_data: None) -> None:
-    pass
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 
 @pytest.fixture

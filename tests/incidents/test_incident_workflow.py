@@ -56,14 +56,9 @@ from tests.incidents.cases import (
     trail,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 CASE_SCOPES = {"district:440309", f"street:{STREET}", f"community:{COMMUNITY}"}
-
-
-@pytest.fixture(autouse=True)
-def _reference(reference_data: None) -> None:
-    pass
 
 
 def act(service: Callable[..., Incident], incident: Incident, **kwargs: Any) -> Incident:
