@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from gridmap import selectors as gridmap_selectors
-from gridmap.models import LEVEL_ORDER, Generation, Level
+from gridmap.models import Generation, Level
 
 # Sample point for the API link on the home page: in 龙华街道, near the Longhua metro station.
 SAMPLE_LON, SAMPLE_LAT = 114.0305, 22.6696
@@ -19,13 +19,8 @@ SAMPLE_LON, SAMPLE_LAT = 114.0305, 22.6696
 
 def _level_counts(generation: Generation | None) -> list[dict[str, Any]]:
     """Regions per level of a generation, from the counts its validation report recorded."""
-    report: dict[str, Any] = (generation.validation_report or {}) if generation else {}
-    counts: dict[str, int] = report.get("counts") or {}
-    return [
-        {"level": level, "label": Level(level).label, "count": counts[level]}
-        for level in LEVEL_ORDER
-        if level in counts
-    ]
+    counts = generation.region_counts() if generation else []
+    return [{"level": level, "label": Level(level).label, "count": n} for level, n in counts]
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -65,7 +60,7 @@ def _map_strings() -> dict[str, str]:
         "coordinates": _("坐标 (WGS-84)"),
         "generation": _("边界版本"),
         "outsideTitle": _("不在辖区内"),
-        "outsideDistance": _("该点距龙华区边界约 %(distance)s，超出属地兜底范围。"),
+        "outsideDistance": _("该点距区界约 %(distance)s，超出属地兜底范围。"),
         "kilometres": _("%(value)s 公里"),
         "metres": _("%(value)s 米"),
         "badRequest": _("坐标无效"),

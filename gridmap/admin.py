@@ -21,7 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from gridmap.models import LEVEL_ORDER, Generation, Level, Region
+from gridmap.models import Generation, Level, Region, ordered_counts
 from gridmap.services import (
     GenerationInvalid,
     GeographyError,
@@ -43,9 +43,7 @@ def _level_label(level: str) -> str:
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    return " · ".join(
-        f"{_level_label(level)} {counts[level]}" for level in LEVEL_ORDER if level in counts
-    )
+    return " · ".join(f"{_level_label(level)} {count}" for level, count in ordered_counts(counts))
 
 
 def _regions_html(codes: list[str], names: list[str]) -> SafeString | str:
@@ -188,13 +186,13 @@ class GenerationAdmin(_NoBulkDelete, admin.ModelAdmin):
 
     @admin.display(description=_("区/街道/社区/网格"))
     def counts(self, obj: Generation) -> SafeString | str:
-        counts = (obj.validation_report or {}).get("counts") or {}
+        counts = obj.region_counts()
         if not counts:
             return "—"
         return format_html(
             '<span title="{}">{}</span>',
-            _counts_text(counts),
-            " / ".join(str(counts[level]) for level in LEVEL_ORDER if level in counts),
+            _counts_text(dict(counts)),
+            " / ".join(str(count) for _level, count in counts),
         )
 
     @admin.display(description=_("校验结果"))

@@ -56,6 +56,11 @@ def parent_level(level: str) -> str | None:
     return LEVEL_ORDER[index - 1] if index > 0 else None
 
 
+def ordered_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """A {level: count} mapping (a validation report's "counts") in hierarchy order."""
+    return [(level, counts[level]) for level in LEVEL_ORDER if level in counts]
+
+
 def child_level(level: str) -> str | None:
     index = LEVEL_ORDER.index(level)
     return LEVEL_ORDER[index + 1] if index + 1 < len(LEVEL_ORDER) else None
@@ -123,6 +128,10 @@ class Generation(models.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == GenerationStatus.DRAFT
+
+    def region_counts(self) -> list[tuple[str, int]]:
+        """(level, count) in hierarchy order, as the last validation counted them."""
+        return ordered_counts((self.validation_report or {}).get("counts") or {})
 
     @property
     def validation_passed(self) -> bool:
