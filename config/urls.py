@@ -11,6 +11,8 @@ admin.site.index_title = "系统管理 Administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Sign-in for every role (the admin's own login admits staff only).
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("gridmap.api.urls")),
     path("api/v1/", include("incidents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -25,6 +25,8 @@ CityOps demo — 龙华区一网统管 (street/community/grid lines are a SYNTHE
   Locate API      http://$HOST:$PORT/api/v1/locate?lon=114.0305&lat=22.6696
   Regions API     http://$HOST:$PORT/api/v1/regions/?level=street
   API docs        http://$HOST:$PORT/api/docs/
+  Sign in         http://$HOST:$PORT/accounts/login/
+  Incidents API   http://$HOST:$PORT/api/v1/incidents/   (after signing in)
   Admin           http://$HOST:$PORT/admin/
 Serving with Daphne on $HOST:$PORT (Ctrl-C to stop).
 MSG
