@@ -61,11 +61,6 @@ def ordered_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
     return [(level, counts[level]) for level in LEVEL_ORDER if level in counts]
 
 
-def child_level(level: str) -> str | None:
-    index = LEVEL_ORDER.index(level)
-    return LEVEL_ORDER[index + 1] if index + 1 < len(LEVEL_ORDER) else None
-
-
 class GenerationStatus(models.TextChoices):
     DRAFT = "draft", _("草稿")
     ACTIVE = "active", _("启用")

@@ -125,9 +125,6 @@ class CategoryQuerySet(models.QuerySet["Category"]):
     def active(self) -> CategoryQuerySet:
         return self.filter(active=True)
 
-    def of_kind(self, kind: str) -> CategoryQuerySet:
-        return self.filter(kind=kind)
-
 
 class Category(models.Model):
     """One 事项 a case is filed under: an event, a component's "<部件>异常", or a local emergency.

@@ -71,11 +71,11 @@ class Transition:
 
 
 def _pending(incident: Incident) -> bool:
-    return incident.extension_requested_until is not None
+    return incident.extension_pending
 
 
 def _not_pending(incident: Incident) -> bool:
-    return incident.extension_requested_until is None
+    return not incident.extension_pending
 
 
 def _row(
