@@ -20,6 +20,10 @@ class Role(models.TextChoices):
     DEPARTMENT_HANDLER = "department_handler", _("职能部门处置人员")
     AUDITOR = "auditor", _("审计员")
     ADMIN = "admin", _("系统管理员")
+    # A machine: a sensor gateway, the 12345 hotline platform, a video-AI platform, an Open311
+    # client. It signs in with an API key (ApiKey), reports on the channels its key allows and
+    # sees the cases it reported.
+    INTEGRATION = "integration", _("系统接入")
 
 
 class User(AbstractUser):
@@ -51,3 +55,35 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return f"{self.username} ({self.get_role_display() or '-'})"
+
+
+class ApiKey(models.Model):
+    """A secret an integration sends instead of a password (`Authorization: Api-Key <key>`, or
+    Open311's `api_key` parameter). Only its SHA-256 is stored; the key is shown once, when it
+    is issued (accounts_issue_api_key). `channels` lists the intake channels (incidents.Channel
+    values, comma-separated) the key may report on.
+    """
+
+    user = models.ForeignKey(
+        User, verbose_name=_("接入账号"), on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(_("名称"), max_length=100)
+    # The first characters of the key, to tell keys apart in lists and logs.
+    prefix = models.CharField(_("前缀"), max_length=12)
+    key_hash = models.CharField(_("密钥摘要"), max_length=64, unique=True)
+    channels = models.CharField(_("允许的上报渠道"), max_length=200)
+    active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("接口密钥")
+        verbose_name_plural = _("接口密钥")
+        ordering = ["user", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def channel_list(self) -> list[str]:
+        return [c for c in self.channels.split(",") if c]

@@ -161,6 +161,10 @@ class Category(models.Model):
     # True while the department is CityOps' inference rather than a confirmed local rule.
     department_inferred = models.BooleanField(_("部门为推定"), default=True)
     active = models.BooleanField(_("启用"), default=True)
+    # Duplicate suggestions at intake (疑似重复): open cases of this category within this many
+    # metres, reported within this many hours. Local settings, editable in the admin.
+    duplicate_radius_m = models.PositiveIntegerField(_("疑似重复半径（米）"), default=100)
+    duplicate_window_hours = models.PositiveIntegerField(_("疑似重复时间窗（小时）"), default=72)
     edited_at = models.DateTimeField(_("后台修改时间"), null=True, blank=True)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -418,7 +422,8 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
         District operators, auditors and admins see all; a street operator the cases whose
         street code is their place, community staff their community's; a grid worker the cases
         in their grid cell and those they reported; a department handler the cases assigned to
-        their department. Everyone with a role also sees the cases assigned to them personally.
+        their department; an integration (sensor gateway, hotline platform, Open311 client) the
+        cases it reported. Everyone with a role also sees the cases assigned to them personally.
         A user without a role, inactive or anonymous, sees nothing.
         """
         if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
@@ -434,6 +439,8 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
             return self.filter(Q(community_code=place) | mine)
         if role == Role.GRID_WORKER and place:
             return self.filter(Q(grid_code=place) | Q(reporter_id=user.pk) | mine)
+        if role == Role.INTEGRATION:
+            return self.filter(Q(reporter_id=user.pk))
         if role == Role.DEPARTMENT_HANDLER:
             department = getattr(user, "department_code", "") or ""
             if department:
@@ -500,6 +507,8 @@ class Incident(models.Model):
     raw_lon = models.FloatField(_("原始经度"))
     raw_lat = models.FloatField(_("原始纬度"))
     raw_crs = models.CharField(_("原始坐标系"), max_length=8)
+    # The address as the reporter gave it (hotline, Open311 address_string, the console form).
+    address = models.CharField(_("地址描述"), max_length=200, blank=True)
     # The located path, copied (codes survive redrawing; names as they were then).
     district_code = models.CharField(_("区代码"), max_length=15)
     district_name = models.CharField(_("区"), max_length=100)
@@ -533,6 +542,13 @@ class Incident(models.Model):
     reporter_name = models.CharField(_("上报人"), max_length=50, blank=True)
     # Kept in full for call-backs; shown as masked_phone to roles without a need.
     reporter_phone = models.CharField(_("上报人电话"), max_length=20, blank=True)
+    reporter_email = models.EmailField(_("上报人邮箱"), blank=True)
+    # The integration's own identifier of what reported it: a sensor or camera id (bulk), an
+    # Open311 client's token. With channel and category, the key of the sensor dedupe window.
+    source_ref = models.CharField(_("来源标识"), max_length=100, blank=True)
+    # Repeats of the same sensor alarm counted on this open case instead of new cases.
+    repeat_count = models.PositiveIntegerField(_("重复报警次数"), default=0)
+    last_repeated_at = models.DateTimeField(_("最近重复报警时间"), null=True, blank=True)
 
     status = models.CharField(
         _("状态"),
@@ -569,6 +585,10 @@ class Incident(models.Model):
     stage_started_at = models.DateTimeField(_("环节开始时间"), null=True, blank=True)
     stage_deadline = models.DateTimeField(_("环节时限"), null=True, blank=True)
     stage_warned = models.BooleanField(_("已预警"), default=False)
+    # The running clock was breached and the breach escalated (督办): the escalation worker's
+    # marker, so a re-run never escalates the same breach twice. Reset when a new clock starts.
+    stage_breached = models.BooleanField(_("已超时督办"), default=False)
+    escalations = models.PositiveIntegerField(_("督办次数"), default=0)
     # A pending request for more time (延期申请) and its reason.
     extension_requested_until = models.DateTimeField(_("申请延期至"), null=True, blank=True)
     extension_reason = models.CharField(_("延期理由"), max_length=500, blank=True)
@@ -666,6 +686,12 @@ class Incident(models.Model):
                 fields=["assigned_department_code", "status"], name="incidents_department_status"
             ),
             models.Index(fields=["status", "created_at"], name="incidents_status_created"),
+            # The sensor dedupe window: the open case of one sensor and category.
+            models.Index(
+                fields=["source_ref", "category", "channel"],
+                condition=~Q(source_ref=""),
+                name="incidents_source_ref",
+            ),
             # The escalation worker's question: which running clocks are (nearly) up?
             models.Index(
                 fields=["stage_deadline"],
@@ -745,6 +771,85 @@ class IncidentTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_status or '-'} → {self.to_status}"
+
+
+class PhotoKind(models.TextChoices):
+    BEFORE = "before", _("处置前")
+    AFTER = "after", _("处置后")
+
+
+class IncidentPhoto(models.Model):
+    """A photo of a case: `before` (with the report) or `after` (with the feedback).
+
+    The bytes as uploaded are kept untouched as evidence (`original`, with their SHA-256); what
+    pages show is `display`, re-encoded from the decoded pixels — no EXIF (GPS, device), at
+    most PHOTO_DISPLAY_MAX_SIDE pixels on its long side. Only JPEG, PNG and WebP are accepted,
+    judged by their bytes, never by the file name or the declared content type.
+    """
+
+    incident = models.ForeignKey(
+        Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="photos"
+    )
+    kind = models.CharField(_("类型"), max_length=8, choices=PhotoKind.choices)
+    original = models.FileField(_("原图"), upload_to="evidence/%Y/%m/")
+    original_sha256 = models.CharField(_("原图SHA-256"), max_length=64)
+    original_format = models.CharField(_("原图格式"), max_length=8)
+    original_bytes = models.PositiveIntegerField(_("原图大小"))
+    display = models.FileField(_("展示图"), upload_to="photos/%Y/%m/")
+    width = models.PositiveIntegerField(_("宽"))
+    height = models.PositiveIntegerField(_("高"))
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("上传人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("上传时间"))
+
+    class Meta:
+        verbose_name = _("案件照片")
+        verbose_name_plural = _("案件照片")
+        ordering = ["incident", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=PhotoKind.values), name="incidents_photo_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.kind} {self.original_sha256[:12]}"
+
+
+class Supervision(models.Model):
+    """督办: a stage limit was missed and the case was raised one tier (community → street →
+    district). Written by the escalation worker; shown on the case and the wall screen."""
+
+    incident = models.ForeignKey(
+        Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="supervisions"
+    )
+    stage = models.CharField(_("超时环节"), max_length=16, choices=Stage.choices)
+    stage_deadline = models.DateTimeField(_("环节时限"))
+    from_level = models.CharField(_("原责任层级"), max_length=16, choices=OwnerLevel.choices)
+    from_code = models.CharField(_("原责任单位代码"), max_length=15)
+    to_level = models.CharField(_("督办层级"), max_length=16, choices=OwnerLevel.choices)
+    to_code = models.CharField(_("督办单位代码"), max_length=15)
+    created_at = models.DateTimeField(_("督办时间"))
+
+    class Meta:
+        verbose_name = _("督办记录")
+        verbose_name_plural = _("督办记录")
+        ordering = ["incident", "id"]
+        constraints = [
+            # One 督办 per missed deadline: the worker may run twice, the breach counts once.
+            models.UniqueConstraint(
+                fields=["incident", "stage", "stage_deadline"], name="incidents_supervision_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.stage} → {self.to_level} {self.to_code}"
 
 
 # --- idempotent writes ---------------------------------------------------------------------------

@@ -523,7 +523,7 @@ def _check_reporter(reporter: User | None, location: Location) -> None:
                 reason=f"the point lies in grid cell {location.path.grid.code}, outside your "
                 f"place {place or '(none)'}",
             )
-    elif role not in (Role.DEPARTMENT_HANDLER, Role.ADMIN):
+    elif role not in (Role.DEPARTMENT_HANDLER, Role.ADMIN, Role.INTEGRATION):
         raise ActionNotPermitted(
             action="report",
             reason="auditors and accounts without a role do not report cases",
@@ -706,6 +706,7 @@ def _run_clock(incident: Incident, now: datetime) -> None:
     incident.extension_requested_until = None
     incident.extension_reason = ""
     incident.stage_warned = False
+    incident.stage_breached = False
     limit = _stage_limit(incident.category, stage) if stage else None
     if limit is None:
         incident.stage, incident.stage_started_at, incident.stage_deadline = "", None, None
