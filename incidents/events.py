@@ -42,13 +42,14 @@ def incident_scopes(
     departments: Iterable[str] = (),
     users: Iterable[int | None] = (),
 ) -> list[str]:
-    """Who may see an event about the case: its district, street and community, the assigned
+    """Who may see an event about the case: its district, street, community and grid cell, the assigned
     department and assignee, plus any `departments` and `users` the change concerns (the
     department that just sent it back, the reporter)."""
     scopes = {
         f"district:{incident.district_code}",
         f"street:{incident.street_code}",
         f"community:{incident.community_code}",
+        f"grid:{incident.grid_code}",
     }
     for code in (incident.assigned_department_code, *departments):
         if code:

@@ -35,8 +35,9 @@ from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, Sco
 
 log = logging.getLogger(__name__)
 
-# The kinds of scope a socket can join (issue 4): the hierarchy, a department, one user's tasks.
-SCOPE_KINDS = ("district", "street", "community", "department", "user")
+# The kinds of scope a socket can join: the hierarchy down to a grid cell, a department, one
+# user's tasks.
+SCOPE_KINDS = ("district", "street", "community", "grid", "department", "user")
 _SCOPE = re.compile(rf"^(?:{'|'.join(SCOPE_KINDS)}):[A-Za-z0-9_-]+$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
 # The channel-layer message type; a consumer handles it in `outbox_event`.

@@ -103,6 +103,7 @@ def test_a_report_writes_one_timeline_row_one_audit_entry_and_one_event():
         "district:440309",
         f"street:{STREET}",
         f"community:{COMMUNITY}",
+        f"grid:{GRID}",
         f"user:{reporter.pk}",
     }
 

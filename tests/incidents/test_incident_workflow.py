@@ -45,6 +45,7 @@ from incidents.services import (
 from incidents.workflow import ActionNotPermitted, IllegalTransition
 from tests.incidents.cases import (
     COMMUNITY,
+    GRID,
     OTHER_STREET_GRID,
     STREET,
     Cast,
@@ -58,7 +59,12 @@ from tests.incidents.cases import (
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
-CASE_SCOPES = {"district:440309", f"street:{STREET}", f"community:{COMMUNITY}"}
+CASE_SCOPES = {
+    "district:440309",
+    f"street:{STREET}",
+    f"community:{COMMUNITY}",
+    f"grid:{GRID}",
+}
 
 
 def act(service: Callable[..., Incident], incident: Incident, **kwargs: Any) -> Incident:
