@@ -42,9 +42,9 @@ def incident_scopes(
     departments: Iterable[str] = (),
     users: Iterable[int | None] = (),
 ) -> list[str]:
-    """Who may see an event about the case: its district, street, community and grid cell, the assigned
-    department and assignee, plus any `departments` and `users` the change concerns (the
-    department that just sent it back, the reporter)."""
+    """Who may see an event about the case: its district, street, community and grid cell, the
+    assigned department and assignee, plus any `departments` and `users` the change concerns
+    (the department that just sent it back, the reporter)."""
     scopes = {
         f"district:{incident.district_code}",
         f"street:{incident.street_code}",
