@@ -584,6 +584,9 @@ class Incident(models.Model):
     stage = models.CharField(_("当前环节"), max_length=16, choices=Stage.choices, blank=True)
     stage_started_at = models.DateTimeField(_("环节开始时间"), null=True, blank=True)
     stage_deadline = models.DateTimeField(_("环节时限"), null=True, blank=True)
+    # When 80 % of the running limit has passed (in the limit's own time: working time for
+    # working-time limits); the escalation worker warns from then on.
+    stage_warn_at = models.DateTimeField(_("预警时间"), null=True, blank=True)
     stage_warned = models.BooleanField(_("已预警"), default=False)
     # The running clock was breached and the breach escalated (督办): the escalation worker's
     # marker, so a re-run never escalates the same breach twice. Reset when a new clock starts.
@@ -697,6 +700,11 @@ class Incident(models.Model):
                 fields=["stage_deadline"],
                 condition=Q(stage_deadline__isnull=False),
                 name="incidents_running_clock",
+            ),
+            models.Index(
+                fields=["stage_warn_at"],
+                condition=Q(stage_warn_at__isnull=False, stage_warned=False),
+                name="incidents_warn_due",
             ),
         ]
 

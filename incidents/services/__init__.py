@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -556,6 +558,9 @@ def incident_report(
     reporter_phone: str = "",
     severity: str | None = None,
     client_reported_at: datetime | None = None,
+    address: str = "",
+    reporter_email: str = "",
+    source_ref: str = "",
     ip: str | None = None,
 ) -> Incident:
     """Take a case in: locate the point, number the case, give it to its owner, start the
@@ -591,6 +596,14 @@ def incident_report(
         reporter_phone = reporter_phone or reporter.phone
     if reporter_phone and not _PHONE.match(reporter_phone):
         raise IncidentInputError("reporter_phone", "is not a phone number")
+    address = _optional_text("address", address, 200)
+    reporter_email = (reporter_email or "").strip()
+    if reporter_email:
+        try:
+            validate_email(reporter_email)
+        except ValidationError:
+            raise IncidentInputError("reporter_email", "is not an e-mail address") from None
+    source_ref = _optional_text("source_ref", source_ref, 100)
     if client_reported_at is not None:
         client_reported_at = _aware("client_reported_at", client_reported_at)
     location = _locate(lon, lat, crs)
@@ -627,6 +640,9 @@ def incident_report(
             reporter=reporter,
             reporter_name=reporter_name,
             reporter_phone=reporter_phone,
+            reporter_email=reporter_email,
+            address=address,
+            source_ref=source_ref,
             status=IncidentStatus.REPORTED,
             owner_level=OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
             owner_code=path.district.code if nearest else path.community.code,
