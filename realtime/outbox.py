@@ -182,6 +182,14 @@ def _mark(event_id: int, *, published: bool) -> None:
         log.warning("could not record the send attempt of outbox event %s", event_id, exc_info=True)
 
 
+def latest_seqs(scopes: Iterable[str]) -> dict[str, int]:
+    """The last sequence number given out in each scope (0 where nothing was published yet):
+    what a page's HTTP snapshot reports, so its live feed resumes exactly after it."""
+    wanted = [check_scope(scope) for scope in scopes]
+    found = dict(ScopeSequence.objects.filter(scope__in=wanted).values_list("scope", "last_seq"))
+    return {scope: found.get(scope, 0) for scope in wanted}
+
+
 def events_after(scope: str, seq: int, limit: int = REPLAY_LIMIT_MAX) -> list[dict[str, Any]]:
     """Events visible to `scope` with a sequence number above `seq`, oldest first, as the same
     messages the live path sends: what a screen that saw up to `seq` missed.
