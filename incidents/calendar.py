@@ -15,6 +15,10 @@ A limit is an amount and a unit (incidents.models.TimeUnit):
   one working day → due Monday 18:00; on the last working day before Spring Festival → due after
   the holiday.
 
+The 80 % warning (预警, `warning_at`) falls when 80 % of a limit has passed in the limit's own
+time: working time for working hours and days (a weekend or holiday never brings it closer),
+wall-clock time for calendar units. `elapsed_fraction` measures the same way.
+
 A working day is Monday–Friday unless it is a public holiday, plus every 调休上班 make-up day
 (a Saturday or Sunday worked in exchange). Those dates are incidents.models.CalendarDay rows.
 Each process keeps them in memory: a write to the table (admin, loader, shell) drops this
@@ -51,6 +55,8 @@ DEFAULT_WORKING_HOURS = "08:30-12:00,14:00-18:00"
 DEFAULT_RECHECK_SECONDS = 30.0
 # No real calendar goes this many days without a working day; stop rather than loop forever.
 MAX_DAYS_WITHOUT_WORK = 366
+# 预警: the escalation worker warns once this fraction of a stage limit has passed.
+WARNING_FRACTION = 0.8
 
 Period = tuple[time, time]
 
@@ -204,6 +210,33 @@ class WorkingCalendar:
             return 1.0 if now >= deadline else 0.0
         return max(0.0, done / total)
 
+    def moment_at_fraction(
+        self, start: datetime, deadline: datetime, fraction: float, *, unit: str | None
+    ) -> datetime:
+        """The first moment at which `fraction` (0 … 1) of the limit from `start` to `deadline`
+        has passed — the inverse of elapsed_fraction (aware, local).
+
+        Working-time limits count working time: 80 % of four working hours from Friday 16:00
+        (due Monday 10:30) is Monday 09:42, not some moment of the weekend; a fraction that uses
+        up a working period exactly lands on the period's end (12:00, 18:00), like a deadline.
+        Calendar limits, and a clock without a limit (`unit` None), count wall-clock time.
+        """
+        _require_aware("start", start)
+        _require_aware("deadline", deadline)
+        if isinstance(fraction, bool) or not 0 <= fraction <= 1:
+            raise ValueError(f"a fraction of a limit is between 0 and 1, not {fraction!r}")
+        if deadline <= start:
+            return deadline.astimezone(self.tz)
+        if fraction == 0:
+            return start.astimezone(self.tz)
+        if unit in WORKING_UNITS:
+            total = self.working_seconds(start, deadline)
+            if total <= 0:  # no working time in between: the whole limit passes at once
+                return deadline.astimezone(self.tz)
+            moment = self._add_working_seconds(self._local(start), total * fraction)
+            return moment.replace(tzinfo=self.tz)
+        return (start + (deadline - start) * fraction).astimezone(self.tz)
+
     # --- internals --------------------------------------------------------------------------
 
     def _local(self, moment: datetime) -> datetime:
@@ -332,3 +365,27 @@ def elapsed_fraction(
 ) -> float:
     """Fraction of the limit used at `now` (0.8 → the 80 % warning; ≥ 1 → breached)."""
     return (calendar or working_calendar()).elapsed_fraction(start, deadline, now, unit=unit)
+
+
+def moment_at_fraction(
+    start: datetime,
+    deadline: datetime,
+    fraction: float,
+    *,
+    unit: str | None,
+    calendar: WorkingCalendar | None = None,
+) -> datetime:
+    """When `fraction` of the limit from `start` to `deadline` has passed, in the limit's own
+    time (see WorkingCalendar.moment_at_fraction)."""
+    return (calendar or working_calendar()).moment_at_fraction(start, deadline, fraction, unit=unit)
+
+
+def warning_at(
+    start: datetime,
+    deadline: datetime,
+    *,
+    unit: str | None,
+    calendar: WorkingCalendar | None = None,
+) -> datetime:
+    """When the 80 % warning (预警) of a clock is due: `Incident.stage_warn_at`."""
+    return moment_at_fraction(start, deadline, WARNING_FRACTION, unit=unit, calendar=calendar)

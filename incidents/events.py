@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from incidents.models import Incident, IncidentTransition
+from incidents.models import Incident, IncidentTransition, Supervision
 
 REPORTED = "incidents.incident_reported"
 STATUS_CHANGED = "incidents.incident_status_changed"
 EXTENSION_REQUESTED = "incidents.incident_extension_requested"
 EXTENSION_DECIDED = "incidents.incident_extension_decided"
+WARNED = "incidents.incident_warned"
+ESCALATED = "incidents.incident_escalated"
 
 # Actions whose outcome the reporting user is told about (their own case: registered or not,
 # dispatched, closed, merged, reopened …); the routine moves in between go to the centres only.
@@ -79,6 +81,10 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "assignee": incident.assignee_id,
         "stage": incident.stage or None,
         "stage_deadline": incident.stage_deadline,
+        "stage_warn_at": incident.stage_warn_at,
+        "stage_warned": incident.stage_warned,
+        "stage_breached": incident.stage_breached,
+        "escalations": incident.escalations,
         "send_backs": incident.send_backs,
         "reworks": incident.reworks,
         "merged_into": incident.merged_into.number if incident.merged_into is not None else None,
@@ -131,4 +137,28 @@ def incident_extension_decided(
         "incident": incident_summary(incident),
         "transition": _step(transition),
         "approved": approved,
+    }
+
+
+def incident_warned(*, incident: Incident, transition: IncidentTransition) -> dict[str, Any]:
+    """incidents.incident_warned: 80 % of the running stage limit has passed (预警); the clock's
+    stage, start, warning moment and deadline are in the summary."""
+    return {"incident": incident_summary(incident), "transition": _step(transition)}
+
+
+def incident_escalated(
+    *, incident: Incident, transition: IncidentTransition, supervision: Supervision
+) -> dict[str, Any]:
+    """incidents.incident_escalated: a stage limit was missed and the case was raised one tier
+    (督办); `supervision` says which limit and from which owner to which."""
+    return {
+        "incident": incident_summary(incident),
+        "transition": _step(transition),
+        "supervision": {
+            "stage": supervision.stage,
+            "stage_deadline": supervision.stage_deadline,
+            "from": {"level": supervision.from_level, "code": supervision.from_code},
+            "to": {"level": supervision.to_level, "code": supervision.to_code},
+            "at": supervision.created_at,
+        },
     }

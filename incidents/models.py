@@ -701,6 +701,12 @@ class Incident(models.Model):
                 condition=Q(stage_deadline__isnull=False),
                 name="incidents_running_clock",
             ),
+            # Breaches not yet escalated (督办): the escalation worker's other question.
+            models.Index(
+                fields=["stage_deadline"],
+                condition=Q(stage_deadline__isnull=False, stage_breached=False),
+                name="incidents_breach_due",
+            ),
             models.Index(
                 fields=["stage_warn_at"],
                 condition=Q(stage_warn_at__isnull=False, stage_warned=False),

@@ -29,6 +29,14 @@ The actor kinds, checked against the user's role and place (accounts.User, ADR 0
 
 An admin may take any action a row allows; an auditor never acts; a user without a role neither.
 Who may *report* is decided at intake (incidents.services.incident_report), not here.
+
+Two steps are the system's, not a user's, and are therefore not rows of `TRANSITIONS` (so no
+user is ever offered or allowed them: `allowed_actions`, `actions_for` and `transition_for`
+never name them): `SYSTEM_STEPS`, taken by the escalation worker (incidents.services.escalation,
+actor None) on the running clock of a status in `CLOCK_STATUSES`. Neither changes the status:
+预警 `warn` marks the clock at 80 % of its limit; 督办 `escalate` records a missed limit and
+raises the owner one tier (community → street → district), which changes who counts as COMMAND.
+Both leave a timeline row, an audit entry and an event like every action.
 """
 
 from __future__ import annotations
@@ -160,6 +168,15 @@ STAGE_OF_STATUS: dict[str, str] = {
     S.ACCEPTED: Stage.HANDLE,
     S.HANDLING: Stage.HANDLE,
     S.FED_BACK: Stage.VERIFY,
+}
+
+# The statuses in which a clock runs (and the escalation worker may warn and escalate).
+CLOCK_STATUSES: frozenset[str] = frozenset(STAGE_OF_STATUS)
+
+# Timeline steps the system takes on its own (actor None); never user actions (see above).
+SYSTEM_STEPS: dict[str, str] = {
+    "warn": "超时预警",
+    "escalate": "超时督办",
 }
 
 # After this many send-backs the case goes to the district command centre for arbitration.

@@ -726,10 +726,13 @@ def _run_clock(incident: Incident, now: datetime) -> None:
     limit = _stage_limit(incident.category, stage) if stage else None
     if limit is None:
         incident.stage, incident.stage_started_at, incident.stage_deadline = "", None, None
+        incident.stage_warn_at = None
         return
     incident.stage = stage
     incident.stage_started_at = now
     incident.stage_deadline = calendar.deadline(now, limit.amount, limit.unit)
+    # 预警 at 80 % of the limit in its own time (incidents.services.escalation warns then).
+    incident.stage_warn_at = calendar.warning_at(now, incident.stage_deadline, unit=limit.unit)
 
 
 def _snapshot(incident: Incident) -> dict[str, Any]:
@@ -1202,10 +1205,21 @@ def incident_approve_extension(
             granted = until or requested
             step.data["granted_until"] = granted
             case.stage_deadline = granted
-            case.stage_warned = False
             if not case.stage:  # no limit was configured: the granted time is the clock now
                 case.stage = workflow.STAGE_OF_STATUS[case.status]
                 case.stage_started_at = now
+            # A new deadline re-arms the escalation worker: warn again at 80 % of the extended
+            # clock (from the stage's start, in the limit's own time; wall-clock without a
+            # limit), and a miss of the new deadline is a new breach (督办).
+            try:
+                unit: str | None = case.category.limit_for(case.stage).unit
+            except StageLimit.DoesNotExist:
+                unit = None
+            # The guard requires a pending request; a running stage has its start (constraint).
+            assert granted is not None and case.stage_started_at is not None
+            case.stage_warn_at = calendar.warning_at(case.stage_started_at, granted, unit=unit)
+            case.stage_warned = False
+            case.stage_breached = False
         case.extension_requested_until = None
         case.extension_reason = ""
 
