@@ -7,3 +7,7 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     verbose_name = "用户 Accounts"
+
+    def ready(self) -> None:
+        # Registers the API-key scheme with drf-spectacular (extensions register on import).
+        from accounts import schema  # noqa: F401

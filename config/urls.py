@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("gridmap.api.urls")),
     path("api/v1/", include("incidents.api.urls")),
+    # Open311 GeoReport v2 (docs/open311.md): public reads, key-authenticated reports.
+    path("open311/v2/", include("incidents.open311.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("command.urls")),

@@ -1,0 +1,315 @@
+"""Open311 GeoReport v2 endpoints (docs/open311.md).
+
+GET services, GET services/<code>, POST requests, GET requests, GET requests/<id> — each as
+`.json` or `.xml`. The GETs are public (rate-limited by the project's anonymous throttle);
+POST is for integrations: an `api_key` parameter (an active key of an integration account whose
+channels include `open311`), never a session — so there is no CSRF check either, and a signed-in
+browser gets exactly what an anonymous caller gets. Every refusal uses the spec's error format,
+`[{"code": 400, "description": "<field>: <reason>"}]`, and stores nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser, FormParser, JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey
+from accounts.services import api_key_authenticate
+from incidents import services
+from incidents.models import Channel
+from incidents.open311 import selectors
+from incidents.open311.renderers import answer, error_answer
+from incidents.open311.serializers import (
+    CLOSED,
+    OPEN,
+    OPEN311_FIELD,
+    Open311InputError,
+    created_out,
+    report_input,
+    request_out,
+    service_definition_out,
+    service_out,
+)
+from incidents.services import GeographyUnavailable, IncidentInputError, OutsideDistrict
+from incidents.workflow import ActionNotPermitted
+
+# GeoReport v2: a date range "may not span more than 90 days"; without one, the last 90 days.
+MAX_SPAN = timedelta(days=90)
+_W3C = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})$")
+# An offset's "+" not percent-encoded in a query string arrives as a space.
+_UNENCODED_PLUS = re.compile(r" (\d{2}:\d{2})$")
+_CODE = re.compile(r"^\d{5}$")
+
+
+class _ParameterError(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.description = f"{field}: {reason}"
+
+
+class LenientJSONParser(JSONParser):
+    """JSON bodies may carry NaN/Infinity literals: the locator then refuses them naming the
+    field (lat: must be a finite number), as for a form-encoded "NaN"."""
+
+    strict = False
+
+
+class FormatInUrl(BaseContentNegotiation):
+    """The format is the URL's extension (.json/.xml), never the Accept header: the views build
+    their own answers, so no DRF renderer is chosen and no 406 is ever raised."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        content_type = request.content_type.split(";")[0].strip().lower()
+        for parser in parsers:
+            if parser.media_type == content_type:
+                return parser
+        return None
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+@extend_schema(exclude=True)  # a standard of its own: docs/open311.md
+class Open311View(APIView):
+    # Key-authenticated machine clients and the public: never a session (hence no CSRF check).
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [FormParser, LenientJSONParser]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FormatInUrl
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        # Anonymous reads are limited like the rest of the public API (CITYOPS_ANON_RATE);
+        # writes carry a key.
+        return super().get_throttles() if self.request.method == "GET" else []
+
+    @property
+    def fmt(self) -> str:
+        return str(self.kwargs.get("fmt", "json"))
+
+    # DRF's finalize_response takes any HttpResponse; its stubs say Response.
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
+        """DRF's refusals (throttled, unreadable body, wrong method) in the spec's format."""
+        if isinstance(exc, exceptions.Throttled):
+            seconds = getattr(exc, "wait", None)
+            wait = math.ceil(seconds) if seconds is not None else None
+            reason = f"too many requests: retry in {wait} s" if wait else "too many requests"
+            response = error_answer(self.fmt, status.HTTP_429_TOO_MANY_REQUESTS, [reason])
+            if wait:
+                response["Retry-After"] = str(wait)
+            return response
+        if isinstance(exc, exceptions.ParseError):
+            return error_answer(self.fmt, 400, [f"body: {exc.detail}"])
+        if isinstance(exc, exceptions.UnsupportedMediaType):
+            given = self.request.content_type or "(none)"
+            return error_answer(
+                self.fmt,
+                415,
+                [
+                    f"Content-Type: {given!r} is not accepted; send "
+                    "application/x-www-form-urlencoded (or application/json)"
+                ],
+            )
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            allowed = ", ".join(m for m in self.allowed_methods if m not in ("OPTIONS", "HEAD"))
+            reason = f"method: {self.request.method} is not allowed here; use {allowed}"
+            return error_answer(self.fmt, 405, [reason])
+        if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+            return error_answer(self.fmt, 413, [f"body: {exc}"])
+        if isinstance(exc, exceptions.APIException):
+            return error_answer(self.fmt, exc.status_code, [str(exc.detail)])
+        return super().handle_exception(exc)
+
+
+class ServiceListView(Open311View):
+    def get(self, request: Request, fmt: str) -> HttpResponse:
+        return answer(fmt, "services", [service_out(c) for c in selectors.open311_services()])
+
+
+class ServiceDefinitionView(Open311View):
+    def get(self, request: Request, fmt: str, code: str) -> HttpResponse:
+        category = selectors.open311_service(code)
+        if category is None:
+            return error_answer(fmt, 404, [f"service_code: {code!r} is not a service code"])
+        return answer(fmt, "service_definition", service_definition_out(category))
+
+
+def _list_param(request: Request, name: str) -> list[str]:
+    """A parameter that may be comma-delimited and repeated: its values, in order, once each."""
+    values: list[str] = []
+    for raw in request.query_params.getlist(name):
+        for value in raw.split(","):
+            value = value.strip()
+            if value and value not in values:
+                values.append(value)
+    return values
+
+
+def _datetime_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    value = _UNENCODED_PLUS.sub(r"+\1", raw)
+    problem = (
+        f"{raw!r} is not a W3C datetime with a time zone, e.g. 2026-03-01T00:00:00+08:00 "
+        "or 2026-02-28T16:00:00Z (encode + as %2B)"
+    )
+    if not _W3C.match(value):
+        raise _ParameterError(name, problem)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _ParameterError(name, problem) from None
+
+
+def _window(request: Request) -> tuple[datetime, datetime]:
+    start = _datetime_param(request, "start_date")
+    end = _datetime_param(request, "end_date")
+    if start and end:
+        if end < start:
+            raise _ParameterError("end_date", "is before start_date")
+        if end - start > MAX_SPAN:
+            raise _ParameterError("end_date", "the range may not span more than 90 days")
+        return start, end
+    if start:
+        return start, start + MAX_SPAN
+    if end:
+        return end - MAX_SPAN, end
+    now = timezone.now()
+    return now - MAX_SPAN, now
+
+
+def _service_codes(request: Request) -> list[str]:
+    codes = _list_param(request, "service_code")
+    for code in codes:
+        if not _CODE.match(code):
+            raise _ParameterError("service_code", f"{code!r} is not a service code (5 digits)")
+    known = selectors.known_service_codes(codes)
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise _ParameterError("service_code", f"{', '.join(unknown)}: not a service code")
+    return codes
+
+
+def _statuses(request: Request) -> list[str]:
+    statuses = _list_param(request, "status")
+    for value in statuses:
+        if value not in (OPEN, CLOSED):
+            raise _ParameterError("status", f"{value!r} is not open or closed")
+    return statuses
+
+
+def _api_key(data: Any) -> ApiKey:
+    """The key of an integration allowed to report on Open311; _ParameterError (answered 403)
+    otherwise."""
+    values: list[Any] = []
+    if hasattr(data, "getlist"):
+        values = list(data.getlist("api_key"))
+    elif isinstance(data, dict) and data.get("api_key") is not None:
+        values = [data["api_key"]]
+    if len(values) > 1:
+        raise _ParameterError("api_key", "send one key")
+    raw = values[0].strip() if values and isinstance(values[0], str) else ""
+    if not raw:
+        raise _ParameterError("api_key", "is required to create a service request")
+    key = api_key_authenticate(raw)
+    if key is None:
+        raise _ParameterError("api_key", "unknown or revoked key")
+    if Channel.OPEN311 not in key.channel_list:
+        raise _ParameterError(
+            "api_key", f"this key may not report on the {Channel.OPEN311} channel"
+        )
+    return key
+
+
+class RequestListView(Open311View):
+    def get(self, request: Request, fmt: str) -> HttpResponse:
+        try:
+            numbers = _list_param(request, "service_request_id")
+            if numbers:
+                # The spec: service_request_id overrides all other arguments.
+                if len(numbers) > selectors.MAX_REQUESTS:
+                    raise _ParameterError(
+                        "service_request_id", f"at most {selectors.MAX_REQUESTS} ids at once"
+                    )
+                cases = selectors.public_requests_by_number(numbers)
+            else:
+                start, end = _window(request)
+                cases = selectors.public_requests(
+                    start=start,
+                    end=end,
+                    service_codes=_service_codes(request),
+                    statuses=_statuses(request),
+                )
+        except _ParameterError as exc:
+            return error_answer(fmt, 400, [exc.description])
+        return answer(fmt, "service_requests", [request_out(case) for case in cases])
+
+    def post(self, request: Request, fmt: str) -> HttpResponse:
+        data = request.data
+        try:
+            key = _api_key(data)
+        except _ParameterError as exc:
+            return error_answer(fmt, 403, [exc.description])
+        try:
+            form = report_input(data, description_max=services.DESCRIPTION_MAX)
+        except Open311InputError as exc:
+            return error_answer(fmt, 400, exc.descriptions)
+        category = selectors.report_category(form.service_code)
+        if category is None:
+            return error_answer(
+                fmt, 400, [f"service_code: {form.service_code!r} is not a service code"]
+            )
+        try:
+            incident = services.incident_report(
+                channel=Channel.OPEN311,
+                category=category,
+                lon=form.long,
+                lat=form.lat,
+                crs=form.crs,
+                description=form.description,
+                reporter=key.user,
+                reporter_name=form.reporter_name,
+                reporter_phone=form.phone,
+                reporter_email=form.email,
+                address=form.address_string,
+                source_ref=form.device_id,
+                ip=request.META.get("REMOTE_ADDR") or None,
+            )
+        except OutsideDistrict as exc:
+            return error_answer(fmt, 400, [f"lat/long: {exc.reason}"])
+        except IncidentInputError as exc:
+            field = OPEN311_FIELD.get(exc.field, exc.field)
+            return error_answer(fmt, 400, [f"{field}: {exc.reason}"])
+        except ActionNotPermitted as exc:
+            return error_answer(fmt, 403, [f"api_key: {exc}"])
+        except GeographyUnavailable as exc:
+            return error_answer(fmt, 503, [f"service unavailable: {exc}"])
+        return answer(fmt, "service_requests", [created_out(incident)], status.HTTP_201_CREATED)
+
+
+class RequestDetailView(Open311View):
+    def get(self, request: Request, fmt: str, number: str) -> HttpResponse:
+        case = selectors.public_request(number)
+        if case is None:
+            return error_answer(fmt, 404, [f"service_request_id: no request {number}"])
+        return answer(fmt, "service_requests", [request_out(case)])
