@@ -1,7 +1,24 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+"""Admin of accounts: users, and the API keys of integration accounts (接口密钥).
 
-from accounts.models import User
+Keys are issued with `manage.py accounts_issue_api_key <account> --name … --channels …`, which
+prints the key once; the database keeps only its SHA-256, which the admin never shows. Here an
+administrator sees which keys exist, what each may report on and when it was last used, and
+revokes keys with the "停用所选密钥" action (accounts.services.api_key_revoke, audited).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import ApiKey, User
+from accounts.services import api_key_revoke
 
 
 @admin.register(User)
@@ -12,3 +29,61 @@ class CityOpsUserAdmin(UserAdmin):
         *(UserAdmin.fieldsets or ()),
         ("CityOps", {"fields": ("role", "place_code", "department_code", "phone")}),
     )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    # Created-at is on each key's page: the list stays narrow enough beside the filter.
+    list_display = ("name", "user", "prefix", "channels_shown", "active", "last_used_at")
+    list_filter = ("active",)
+    list_select_related = ("user",)
+    search_fields = ("name", "prefix", "user__username")
+    # Everything but the hash, read-only: a key is issued by the command and only revoked here.
+    fields = ("name", "user", "prefix", "channels", "active", "created_at", "last_used_at")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(description=_("允许的上报渠道"))
+    def channels_shown(self, key: ApiKey) -> str:
+        return ", ".join(key.channel_list)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "subtitle": gettext(
+                "新密钥用命令签发（只显示一次）：manage.py accounts_issue_api_key <账号> "
+                "--name <用途> --channels sensor,video_ai"
+            ),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A key is shown once, by the command that issues it.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Nothing is edited on one key's page (view only); the list's revoke action needs the
+        # change permission.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Revoked keys stay listed: which integration had access, and what it could report on.
+        return False
+
+    @admin.action(description=_("停用所选密钥"), permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = 0
+        for key in queryset.filter(active=True):
+            api_key_revoke(key=key, by=request.user)  # type: ignore[arg-type]
+            revoked += 1
+        if revoked:
+            self.message_user(
+                request,
+                ngettext("已停用 %(n)d 个接口密钥。", "已停用 %(n)d 个接口密钥。", revoked)
+                % {"n": revoked},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, gettext("所选密钥均已停用。"), messages.WARNING)

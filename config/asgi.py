@@ -1,12 +1,29 @@
-"""ASGI entry point: HTTP through Django; WebSockets through Channels (routes: realtime)."""
+"""ASGI entry point: HTTP through Django; WebSockets through Channels (routes: realtime.routing).
+
+A WebSocket must come from a page of an allowed host (AllowedHostsOriginValidator: the Origin
+header against ALLOWED_HOSTS) and carries the Django session (AuthMiddlewareStack), from which
+the live feed's consumer decides what the socket may follow.
+"""
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from channels.routing import ProtocolTypeRouter
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 
+# Django is set up (apps loaded) before anything imports models.
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -7,6 +7,7 @@ demo by values, not code: the demo command exports development values, CI export
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -142,6 +143,9 @@ NPM_FILES = {
     "vendor/ol/ol.js": "ol/dist/ol.js",
     "vendor/ol/ol.js.map": "ol/dist/ol.js.map",
     "vendor/ol/ol.css": "ol/ol.css",
+    # The wall screen: marker clustering and charts.
+    "vendor/leaflet.markercluster/": "leaflet.markercluster/dist/",
+    "vendor/echarts/echarts.min.js": "echarts/dist/echarts.min.js",
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -167,16 +171,42 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_62
 
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
+
+
+def channel_layers_for(redis_url: str) -> dict[str, Any]:
+    """CHANNEL_LAYERS for a Redis URL; empty = the in-process layer (one-process demo: groups
+    live in this process only). Redis pub/sub rather than channels_redis.core: ADR 0010."""
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
         }
     }
-else:
-    # One-process demo: groups live in this process only.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+CHANNEL_LAYERS = channel_layers_for(REDIS_URL)
+# Who may join which scopes: a function (user, session) → list of scopes, by dotted path, so
+# that realtime imports no domain app.
+REALTIME_SCOPES_FUNCTION = "command.live.scopes_for_connection"
+# Seconds between heartbeats on a socket (the contract promises at most 20).
+REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 15.0)
+# Shortest interval between two `events` messages on one socket (coalescing), in seconds.
+REALTIME_COALESCE_SECONDS = env_float("REALTIME_COALESCE_SECONDS", 0.25)
+# Seconds between database catch-ups of a socket while the channel layer is down.
+REALTIME_DOWN_POLL_SECONDS = env_float("REALTIME_DOWN_POLL_SECONDS", 5.0)
+# Largest gap (events per scope) a socket replays; beyond it the client reloads its snapshot.
+REALTIME_REPLAY_LIMIT = env_int("REALTIME_REPLAY_LIMIT", 1000)
+# Largest inbound WebSocket message (bytes) and inbound rate (messages per second, burst).
+REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 16384)
+REALTIME_MAX_MESSAGES_PER_SECOND = env_float("REALTIME_MAX_MESSAGES_PER_SECOND", 5.0)
+REALTIME_MAX_MESSAGE_BURST = env_int("REALTIME_MAX_MESSAGE_BURST", 20)
+# The relay resends events still unpublished this many seconds after they were written.
+REALTIME_RELAY_DELAY_SECONDS = env_float("REALTIME_RELAY_DELAY_SECONDS", 5.0)
+# Seconds the relay sleeps when nothing is due, and events it claims per batch.
+REALTIME_RELAY_INTERVAL_SECONDS = env_float("REALTIME_RELAY_INTERVAL_SECONDS", 1.0)
+REALTIME_RELAY_BATCH = env_int("REALTIME_RELAY_BATCH", 200)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -217,8 +247,17 @@ GRIDMAP_MAX_IMPORT_BYTES = env_int("GRIDMAP_MAX_IMPORT_BYTES", 200_000_000)
 CITYOPS_WORKING_HOURS = env_str("CITYOPS_WORKING_HOURS", "08:30-12:00,14:00-18:00")
 # How often (seconds) a process re-checks the holiday table for changes made elsewhere.
 CITYOPS_CALENDAR_RECHECK_SECONDS = env_float("CITYOPS_CALENDAR_RECHECK_SECONDS", 30.0)
+# Bulk intake: a sensor's alarm repeats its open case (no new case) while the case's latest alarm
+# is at most this many minutes old (incidents.services.bulk).
+CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES = env_int("CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES", 60)
 # Optional raster tile URL template for maps ({z}/{x}/{y}); empty = boundaries only, no tiles.
 CITYOPS_MAP_TILE_URL = env_str("CITYOPS_MAP_TILE_URL", "")
+# Case photos (incidents.services.photos): the largest file accepted, in bytes; the most pixels
+# (width × height, checked from the header before decoding: decompression bombs); the most
+# photos in one request.
+CITYOPS_PHOTO_MAX_BYTES = env_int("CITYOPS_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+CITYOPS_PHOTO_MAX_PIXELS = env_int("CITYOPS_PHOTO_MAX_PIXELS", 40_000_000)
+CITYOPS_PHOTO_MAX_PER_REQUEST = env_int("CITYOPS_PHOTO_MAX_PER_REQUEST", 6)
 
 LOGGING = {
     "version": 1,

@@ -48,7 +48,7 @@ class NpmFinder(BaseFinder):
     def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:
         found = self._resolve(path)
         if found is None:
-            return [] if find_all else None
+            return []  # what Django's own finders answer for a miss (None would read as a hit)
         return [str(found)] if find_all else str(found)
 
     def list(self, ignore_patterns: Any) -> Iterator[tuple[str, FileSystemStorage]]:

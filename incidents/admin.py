@@ -1,5 +1,6 @@
-"""Admin of the reference data — categories with their stage limits, and the working calendar —
-and a read-only view of cases with their timelines.
+"""Admin of the reference data — categories with their stage limits and duplicate-suggestion
+settings, and the working calendar — and a read-only view of cases with their timelines and
+photos.
 
 Categories and their codes come from the shipped catalogue (incidents_load_categories); here an
 administrator adjusts the local settings — default department, default severity, active — and
@@ -19,11 +20,20 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from incidents.catalogue import read_departments
-from incidents.models import CalendarDay, Category, Incident, IncidentTransition, StageLimit
+from incidents.models import (
+    CalendarDay,
+    Category,
+    Incident,
+    IncidentPhoto,
+    IncidentTransition,
+    StageLimit,
+)
 from incidents.services import (
     calendar_day_delete,
     calendar_day_save,
@@ -59,6 +69,8 @@ class CategoryForm(ModelForm):  # type: ignore[type-arg]
             "department_inferred",
             "default_severity",
             "active",
+            "duplicate_radius_m",
+            "duplicate_window_hours",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -113,6 +125,16 @@ class CategoryAdmin(admin.ModelAdmin):
                     "default_severity",
                     "active",
                 )
+            },
+        ),
+        (
+            _("疑似重复提示"),
+            {
+                "fields": ("duplicate_radius_m", "duplicate_window_hours"),
+                "description": _(
+                    "上报时提示同一事项、在此半径内、此时间窗内先上报且未办结的案件；"
+                    "填 0 关闭提示。"
+                ),
             },
         ),
         (_("来源与修改记录"), {"fields": ("source", "edited_at", "edited_by", "updated_at")}),
@@ -230,6 +252,60 @@ class IncidentTransitionInline(admin.TabularInline):
         return False
 
 
+class IncidentPhotoInline(admin.TabularInline):
+    """A case's photos, read-only. Images load through the API's scoped URLs (the admin's session
+    signs them in), never from /media/: the admin sees what its role may see."""
+
+    model = IncidentPhoto
+    fields = (
+        "thumbnail",
+        "kind",
+        "width",
+        "height",
+        "original_link",
+        "original_format",
+        "original_bytes",
+        "sha256",
+        "uploaded_by",
+        "created_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("照片"))
+    def thumbnail(self, obj: IncidentPhoto) -> str:
+        url = reverse("incident-photo", args=[obj.incident.number, obj.pk])
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="{}" '
+            'style="max-width:160px;max-height:120px;display:block"></a>',
+            url,
+            url,
+            gettext("照片 %(id)s") % {"id": obj.pk},
+        )
+
+    @admin.display(description=_("原图SHA-256"))
+    def sha256(self, obj: IncidentPhoto) -> str:
+        return format_html(
+            '<code style="word-break:break-all;display:inline-block;max-width:16em">{}</code>',
+            obj.original_sha256,
+        )
+
+    @admin.display(description=_("原图"))
+    def original_link(self, obj: IncidentPhoto) -> str:
+        # The URL decides who gets the original (staff of the hierarchy, auditors, admins, the
+        # uploader); anyone else is refused there.
+        url = reverse("incident-photo-original", args=[obj.incident.number, obj.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("下载原图"))
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     """Cases, read-only: every change goes through incidents.services (audited, published), so
@@ -251,7 +327,7 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("^number", "description", "grid_code", "=assigned_department_code")
     date_hierarchy = "created_at"
     list_select_related = ("category",)
-    inlines = [IncidentTransitionInline]
+    inlines = [IncidentPhotoInline, IncidentTransitionInline]
     fieldsets = (
         (
             None,

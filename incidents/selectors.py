@@ -8,12 +8,33 @@ which would confirm that another street's case number is real.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.gis.geos import Polygon
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import ExtractHour
+from django.utils import timezone
 
-from incidents import workflow
-from incidents.models import Incident, IncidentTransition
+from accounts.models import Role
+from incidents import calendar, workflow
+from incidents.catalogue import read_departments
+from incidents.models import (
+    CLOSED_STATUSES,
+    FINISHED_STATUSES,
+    OWNER_LEVEL_ORDER,
+    Category,
+    Incident,
+    IncidentPhoto,
+    IncidentStatus,
+    IncidentTransition,
+    OwnerLevel,
+    Stage,
+    StageLimit,
+    Supervision,
+)
 
 
 def incidents_visible_to(user: Any) -> QuerySet[Incident]:
@@ -38,3 +59,554 @@ def incident_timeline(incident: Incident) -> QuerySet[IncidentTransition]:
 def incident_actions_for(user: Any, incident: Incident) -> list[str]:
     """The actions `user` may take on the case now (the buttons a console shows)."""
     return workflow.actions_for(user, incident)
+
+
+# --- consoles: the queues and pickers of the command pages (command.views.consoles) -------------
+
+# How a console's queue is sorted: the most urgent running clock first, or the newest case first.
+QUEUE_ORDERS = ("deadline", "newest")
+# The status filter "open": every case still in somebody's queue (parked ones included).
+OPEN = "open"
+
+
+def incident_queue(
+    user: Any,
+    *,
+    street_code: str = "",
+    community_code: str = "",
+    department_code: str = "",
+    status: str | tuple[str, ...] = OPEN,
+    category_code: str = "",
+    overdue: bool | None = None,
+    text: str = "",
+    order: str = "deadline",
+) -> QuerySet[Incident]:
+    """A console's queue: the cases `user` may see (never more — this starts from
+    incidents_visible_to), narrowed to a street, community or department and by the console's
+    filters. `status` is a status, a tuple of statuses, OPEN (the default) or "" for all;
+    `overdue` True keeps the cases whose running clock is past its deadline, False those that
+    are not; `text` matches the case number, category name, description, address, community or
+    grid name."""
+    cases = incidents_visible_to(user).select_related("category", "assignee")
+    if street_code:
+        cases = cases.filter(street_code=street_code)
+    if community_code:
+        cases = cases.filter(community_code=community_code)
+    if department_code:
+        cases = cases.filter(assigned_department_code=department_code)
+    if status == OPEN:
+        cases = cases.exclude(status__in=FINISHED_STATUSES)
+    elif isinstance(status, tuple):
+        cases = cases.filter(status__in=status)
+    elif status:
+        cases = cases.filter(status=status)
+    if category_code:
+        cases = cases.filter(category__code=category_code)
+    if overdue is not None:
+        late = Q(stage_deadline__lt=timezone.now())
+        cases = cases.filter(late) if overdue else cases.exclude(late)
+    text = text.strip()
+    if text:
+        cases = cases.filter(
+            Q(number__icontains=text)
+            | Q(category__name__icontains=text)
+            | Q(description__icontains=text)
+            | Q(address__icontains=text)
+            | Q(community_name__icontains=text)
+            | Q(grid_name__icontains=text)
+        )
+    if order == "newest":
+        return cases.order_by("-created_at", "-id")
+    return cases.order_by(F("stage_deadline").asc(nulls_last=True), "-created_at", "-id")
+
+
+def incident_status_counts(cases: QuerySet[Incident]) -> dict[str, int]:
+    """How many of `cases` are in each status (statuses without a case are left out)."""
+    rows = cases.order_by().values_list("status").annotate(n=Count("id"))
+    return {status: n for status, n in rows if status in IncidentStatus.values}
+
+
+def categories_for_picker() -> QuerySet[Category]:
+    """The categories a case can be filed under now, in code order (grouped by major class)."""
+    return Category.objects.active().order_by("code")
+
+
+def departments() -> list[tuple[str, str]]:
+    """(code, name) of the departments a case can be dispatched to, in the order of
+    incidents/data/departments.csv (the dispatch app models them in full)."""
+    return list(read_departments().items())
+
+
+# --- the grid worker's phone (command.views.mobile) ----------------------------------------------
+
+
+def categories_common_for(user: Any, *, days: int = 90, limit: int = 8) -> list[str]:
+    """Codes of the categories reported most often in the last `days` among the cases `user` may
+    see (their grid cell's for a grid worker): the picker offers them first."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        incidents_visible_to(user)
+        .filter(created_at__gte=since, category__active=True)
+        .values("category__code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "category__code")[:limit]
+    )
+    return [row["category__code"] for row in rows]
+
+
+# Statuses in which a case waits for someone, per kind of actor: a handler (the assignee or the
+# assigned department) accepts, handles and feeds back; the grid worker of the cell verifies the
+# fix on the spot; the owning centre registers, dispatches, decides extensions and closes.
+_HANDLER_WAITING = (IncidentStatus.DISPATCHED, IncidentStatus.ACCEPTED, IncidentStatus.HANDLING)
+_FIELD_WAITING = (IncidentStatus.FED_BACK,)
+_COMMAND_WAITING = (
+    IncidentStatus.REPORTED,
+    IncidentStatus.REGISTERED,
+    IncidentStatus.RETURNED,
+    IncidentStatus.FED_BACK,
+    IncidentStatus.VERIFIED,
+)
+_HANDLED_ACTIONS = ("accept", "handle", "feed_back")
+_COMMAND_LEVEL: dict[str, tuple[str, str]] = {
+    Role.COMMUNITY_STAFF: (OwnerLevel.COMMUNITY, "community_code"),
+    Role.STREET_OPERATOR: (OwnerLevel.STREET, "street_code"),
+}
+
+
+def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[Incident, list[str]]]:
+    """The open cases waiting for `user` now, with the actions they may take on each (what the
+    phone's 我的任务 lists), most urgent deadline first, at most `limit`.
+
+    A case is listed when it is assigned to them (or to their department) and waits for a
+    handler; when it lies in their grid cell and its fix waits for verification by a grid
+    worker — unless they accepted, handled or fed it back in any round (核查须由他人进行); when
+    their centre owns it and it waits for a decision (register, dispatch, extension, close).
+    Only cases they may see and act on appear."""
+    role = getattr(user, "role", "")
+    place = getattr(user, "place_code", "") or ""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return []
+    waiting = Q(assignee_id=user.pk, status__in=_HANDLER_WAITING)
+    department = getattr(user, "department_code", "") or ""
+    if role == Role.DEPARTMENT_HANDLER and department:
+        waiting |= Q(assigned_department_code=department, status__in=_HANDLER_WAITING)
+    if role == Role.GRID_WORKER and place:
+        handled_by_me = IncidentTransition.objects.filter(
+            incident=OuterRef("pk"), actor_id=user.pk, action__in=_HANDLED_ACTIONS
+        )
+        waiting |= (
+            Q(grid_code__startswith=place, status__in=_FIELD_WAITING)
+            & ~Q(handled_by_id=user.pk)
+            & Q(~Exists(handled_by_me))
+        )
+    if role in _COMMAND_LEVEL and place:
+        level, field = _COMMAND_LEVEL[role]
+        owned = Q(owner_level__in=OWNER_LEVEL_ORDER[: OWNER_LEVEL_ORDER.index(level) + 1])
+        waiting |= Q(**{field: place}) & owned & Q(status__in=_COMMAND_WAITING)
+        waiting |= (
+            Q(**{field: place})
+            & owned
+            & Q(
+                status__in=(IncidentStatus.ACCEPTED, IncidentStatus.HANDLING),
+                extension_requested_until__isnull=False,
+            )
+        )
+    cases = (
+        incidents_visible_to(user)
+        .filter(waiting)
+        .select_related("category")
+        .order_by(F("stage_deadline").asc(nulls_last=True), "id")[:limit]
+    )
+    tasks = []
+    for incident in cases:
+        actions = workflow.actions_for(user, incident)
+        if actions:
+            tasks.append((incident, actions))
+    return tasks
+
+
+def incident_street_open_counts(user: Any) -> dict[str, int]:
+    """Street code → how many open cases of that street `user` may see."""
+    rows = (
+        incidents_visible_to(user)
+        .exclude(status__in=FINISHED_STATUSES)
+        .order_by()
+        .values_list("street_code")
+        .annotate(n=Count("id"))
+    )
+    return dict(rows)
+
+
+# --- the wall screen (command.views.wall): a district's cases and its day in figures -------------
+#
+# The wall shows a whole district to its command centre (a district operator, or a kiosk holding
+# the district's screen token): the caller has checked that district-wide access. "Today" starts
+# at midnight in the district's time zone (TIME_ZONE); `now` and `since` are passed in so that one
+# snapshot is computed at one moment. The wall's script recomputes the same figures from the cases
+# and number lists returned here as events arrive, so the definitions below are also its own.
+
+WALL_STEP_ACTIONS = ("register", "dispatch")
+
+
+def wall_day_start(now: datetime) -> datetime:
+    """Midnight, in the district's time zone, of the day `now` falls on: where "today" starts."""
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _wall_district(district_code: str) -> QuerySet[Incident]:
+    return Incident.objects.filter(district_code=district_code)
+
+
+def wall_cases(*, district_code: str, since: datetime) -> list[dict[str, Any]]:
+    """The cases a wall draws and counts: every open case of the district, and every case that
+    changed since `since` (reported, registered, closed, rejected … today), oldest first. Map and
+    queue facts in the shape of the events' case summary (incidents.events.incident_summary),
+    plus `closed_at`; never the reporter, the description or the address."""
+    rows = (
+        _wall_district(district_code)
+        .filter(
+            ~Q(status__in=FINISHED_STATUSES) | Q(created_at__gte=since) | Q(updated_at__gte=since)
+        )
+        .order_by("created_at", "id")
+        .values(
+            "number",
+            "status",
+            "severity",
+            "location",
+            "street_code",
+            "community_code",
+            "grid_code",
+            "triage",
+            "owner_level",
+            "owner_code",
+            "stage",
+            "stage_deadline",
+            "stage_warned",
+            "escalations",
+            "created_at",
+            "closed_at",
+            "category__code",
+            "category__name",
+        )
+    )
+    return [
+        {
+            "number": row["number"],
+            "status": row["status"],
+            "category": {"code": row["category__code"], "name": row["category__name"]},
+            "severity": row["severity"] or None,
+            "location": [round(row["location"].x, 6), round(row["location"].y, 6)],
+            "street": row["street_code"],
+            "community": row["community_code"],
+            "grid": row["grid_code"],
+            "triage": row["triage"],
+            "owner": {"level": row["owner_level"], "code": row["owner_code"]},
+            "stage": row["stage"] or None,
+            "stage_deadline": row["stage_deadline"],
+            "stage_warned": row["stage_warned"],
+            "escalations": row["escalations"],
+            "created_at": row["created_at"],
+            "closed_at": row["closed_at"],
+        }
+        for row in rows
+    ]
+
+
+def _parse_moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value)
+    return None
+
+
+def incidents_with_late_steps(incident_ids: list[int]) -> set[int]:
+    """Of these cases, those that overran a time limit at least once (超时): some step of their
+    timeline was taken after the deadline of the clock that ran before it — registered after the
+    立案 limit, accepted after the 签收 limit, fed back after the 处置 limit (as extended by an
+    approved 延期) and so on. Each timeline row records the deadline of the clock running after
+    it; the first clock (立案, started by the report) is recomputed from the category's limit."""
+    late: set[int] = set()
+    for start in range(0, len(incident_ids), 500):
+        chunk = incident_ids[start : start + 500]
+        register_limits = {
+            category_id: (amount, unit)
+            for category_id, amount, unit in StageLimit.objects.filter(
+                stage=Stage.REGISTER, category__incidents__id__in=chunk
+            )
+            .distinct()
+            .values_list("category_id", "amount", "unit")
+        }
+        running: dict[int, datetime | None] = {}
+        for incident_id, action, at, data, category_id in (
+            IncidentTransition.objects.filter(incident_id__in=chunk)
+            .order_by("incident_id", "id")
+            .values_list("incident_id", "action", "created_at", "data", "incident__category_id")
+        ):
+            deadline = running.get(incident_id)
+            if deadline is not None and at > deadline:
+                late.add(incident_id)
+            if action == "report":
+                limit = register_limits.get(category_id)
+                running[incident_id] = calendar.deadline(at, *limit) if limit else None
+            else:
+                running[incident_id] = _parse_moment((data or {}).get("stage_deadline"))
+    return late
+
+
+def wall_today(*, district_code: str, since: datetime, now: datetime) -> dict[str, Any]:
+    """The day's figures of a district (KPI tiles) and the case numbers behind them.
+
+    `numbers`: reported (received since `since`), registered and dispatched (a 立案 / 派遣 step
+    since `since`), closed (closed since `since` and not reopened), on_time (of those, the ones
+    that never overran a limit: incidents_with_late_steps), escalated (督办 since `since`).
+    `kpis`: their counts, `on_time_rate` (on_time / closed, None before the first closure) and
+    `overdue` — open cases whose running clock is past its deadline at `now`."""
+    cases = _wall_district(district_code)
+    reported = sorted(cases.filter(created_at__gte=since).values_list("number", flat=True))
+    steps: dict[str, set[str]] = {action: set() for action in WALL_STEP_ACTIONS}
+    for action, number in IncidentTransition.objects.filter(
+        incident__district_code=district_code, created_at__gte=since, action__in=WALL_STEP_ACTIONS
+    ).values_list("action", "incident__number"):
+        steps[action].add(number)
+    closed_rows = list(
+        cases.filter(status__in=CLOSED_STATUSES, closed_at__gte=since).values_list("id", "number")
+    )
+    late = incidents_with_late_steps([pk for pk, _ in closed_rows])
+    closed = sorted(number for _, number in closed_rows)
+    on_time = sorted(number for pk, number in closed_rows if pk not in late)
+    escalated = sorted(
+        set(
+            Supervision.objects.filter(
+                incident__district_code=district_code, created_at__gte=since
+            ).values_list("incident__number", flat=True)
+        )
+    )
+    overdue = cases.exclude(status__in=FINISHED_STATUSES).filter(stage_deadline__lt=now).count()
+    return {
+        "numbers": {
+            "reported": reported,
+            "registered": sorted(steps["register"]),
+            "dispatched": sorted(steps["dispatch"]),
+            "closed": closed,
+            "on_time": on_time,
+            "escalated": escalated,
+        },
+        "kpis": {
+            "reported": len(reported),
+            "registered": len(steps["register"]),
+            "dispatched": len(steps["dispatch"]),
+            "closed": len(closed),
+            "on_time": len(on_time),
+            "on_time_rate": round(len(on_time) / len(closed), 4) if closed else None,
+            "overdue": overdue,
+            "escalated": len(escalated),
+        },
+    }
+
+
+def wall_by_street(
+    *, district_code: str, since: datetime, now: datetime
+) -> dict[str, dict[str, int]]:
+    """Per street code of the district: reported since `since`, open now, overdue at `now` (open,
+    running clock past its deadline), closed since `since`. Streets without such cases are left
+    out."""
+    open_now = ~Q(status__in=FINISHED_STATUSES)
+    closed_today = Q(status__in=CLOSED_STATUSES, closed_at__gte=since)
+    rows = (
+        _wall_district(district_code)
+        .filter(open_now | Q(created_at__gte=since) | closed_today)
+        .order_by()
+        .values("street_code")
+        .annotate(
+            reported=Count("id", filter=Q(created_at__gte=since)),
+            open_cases=Count("id", filter=open_now),
+            overdue=Count("id", filter=open_now & Q(stage_deadline__lt=now)),
+            closed=Count("id", filter=closed_today),
+        )
+    )
+    return {
+        row["street_code"]: {
+            "reported": row["reported"],
+            "open": row["open_cases"],
+            "overdue": row["overdue"],
+            "closed": row["closed"],
+        }
+        for row in rows
+    }
+
+
+def wall_by_category(*, district_code: str, since: datetime, limit: int) -> list[dict[str, Any]]:
+    """The categories most reported since `since`, most first (ties by code), at most `limit`."""
+    rows = (
+        _wall_district(district_code)
+        .filter(created_at__gte=since)
+        .order_by()
+        .values("category__code", "category__name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "category__code")[:limit]
+    )
+    return [
+        {"code": row["category__code"], "name": row["category__name"], "count": row["n"]}
+        for row in rows
+    ]
+
+
+def wall_hourly(*, district_code: str, since: datetime) -> dict[str, list[int]]:
+    """Cases reported and closed in each hour (0–23, the district's time zone) since `since`."""
+    cases = _wall_district(district_code)
+    reported = [0] * 24
+    closed = [0] * 24
+    for hour, n in (
+        cases.filter(created_at__gte=since)
+        .annotate(hour=ExtractHour("created_at"))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("id"))
+    ):
+        reported[hour] = n
+    for hour, n in (
+        cases.filter(status__in=CLOSED_STATUSES, closed_at__gte=since)
+        .annotate(hour=ExtractHour("closed_at"))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("id"))
+    ):
+        closed[hour] = n
+    return {"reported": reported, "closed": closed}
+
+
+def wall_ticker(*, district_code: str, since: datetime, limit: int) -> list[dict[str, Any]]:
+    """The latest cases reported and escalated (督办) since `since`, newest first, at most
+    `limit`: `{"kind": "reported" | "escalated", "number", "at"}` (+ `"to"`, the level an
+    escalation raised the case to)."""
+    items: list[dict[str, Any]] = [
+        {"kind": "reported", "number": number, "at": at}
+        for number, at in _wall_district(district_code)
+        .filter(created_at__gte=since)
+        .order_by("-created_at", "-id")
+        .values_list("number", "created_at")[:limit]
+    ]
+    items += [
+        {"kind": "escalated", "number": number, "at": at, "to": to_level}
+        for number, at, to_level in Supervision.objects.filter(
+            incident__district_code=district_code, created_at__gte=since
+        )
+        .order_by("-created_at", "-id")
+        .values_list("incident__number", "created_at", "to_level")[:limit]
+    ]
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+# --- photos (incidents.services.photos): scoped reads, never a public /media/ URL ---------------
+
+# Who may fetch a photo's original bytes (the evidence, with the phone's EXIF and GPS): the
+# staff of the hierarchy, auditors and admins — besides the user who uploaded it. Department
+# handlers and grid workers see the display copy only.
+PHOTO_ORIGINAL_ROLES = frozenset(
+    {
+        Role.DISTRICT_OPERATOR,
+        Role.STREET_OPERATOR,
+        Role.COMMUNITY_STAFF,
+        Role.AUDITOR,
+        Role.ADMIN,
+    }
+)
+
+
+def incident_photos(incident: Incident) -> QuerySet[IncidentPhoto]:
+    """The case's photos, oldest first (the caller has checked visibility of the case)."""
+    return incident.photos.order_by("id")
+
+
+def incident_photo_for_user(user: Any, number: str, photo_id: int) -> IncidentPhoto:
+    """Photo `photo_id` of case `number` if `user` may see the case; IncidentPhoto.DoesNotExist
+    otherwise — for a case they may not see exactly as for one that does not exist."""
+    return IncidentPhoto.objects.select_related("incident").get(
+        pk=photo_id, incident__in=incidents_visible_to(user).filter(number=number)
+    )
+
+
+def photo_original_allowed(user: Any, photo: IncidentPhoto) -> bool:
+    """May `user` (who can see the photo's case) fetch its original bytes?"""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    if photo.uploaded_by_id is not None and photo.uploaded_by_id == user.pk:
+        return True
+    return getattr(user, "role", "") in PHOTO_ORIGINAL_ROLES
+
+
+# --- duplicate suggestions (疑似重复) -----------------------------------------------------------
+
+# Mean Earth radius (IUGG), metres: haversine on the sphere is within 0.5 % of the ellipsoid,
+# far below a GPS fix's error at the radii a category uses.
+EARTH_RADIUS_M = 6_371_008.8
+# Metres per degree of latitude at its smallest (the equator): the bounding box is never short.
+_M_PER_DEGREE_MIN = 110_574.0
+DUPLICATE_SUGGESTIONS_MAX = 10
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    incident: Incident
+    distance_m: float
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres between two WGS-84 points given in degrees."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi = phi2 - phi1
+    dlambda = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def incident_duplicate_candidates(
+    incident: Incident, user: Any, *, limit: int = DUPLICATE_SUGGESTIONS_MAX
+) -> list[DuplicateCandidate]:
+    """Open cases that may be the same problem as `incident` (疑似重复), nearest first: the same
+    category, not finished and not merged, within the category's `duplicate_radius_m` metres,
+    reported at most `duplicate_window_hours` before it, visible to `user`; never the case
+    itself. A radius or window of 0 switches suggestions off for the category.
+
+    The database narrows by category, status, time and a box around the radius (`intersects`,
+    which SpatiaLite and PostGIS answer alike for a point in a rectangle); the exact distance is
+    the haversine formula here, so both backends give the same answer."""
+    category = incident.category
+    radius = category.duplicate_radius_m
+    window = category.duplicate_window_hours
+    if radius <= 0 or window <= 0:
+        return []
+    lon, lat = float(incident.location.x), float(incident.location.y)
+    dlat = radius / _M_PER_DEGREE_MIN
+    # A degree of longitude shrinks with latitude: size the box at its edge nearer the pole.
+    dlon = radius / (_M_PER_DEGREE_MIN * math.cos(math.radians(min(89.0, abs(lat) + dlat))))
+    box = Polygon.from_bbox((lon - dlon, lat - dlat, lon + dlon, lat + dlat))
+    box.srid = 4326
+    rows = (
+        incidents_visible_to(user)
+        .exclude(status__in=FINISHED_STATUSES)  # open: not finished, not merged
+        .filter(
+            category_id=category.pk,
+            created_at__gte=incident.created_at - timedelta(hours=window),
+            created_at__lte=incident.created_at,
+            location__intersects=box,
+        )
+        .exclude(pk=incident.pk)
+    )
+    found = []
+    for other in rows:
+        distance = haversine_m(lon, lat, float(other.location.x), float(other.location.y))
+        if distance <= radius:
+            found.append(DuplicateCandidate(incident=other, distance_m=distance))
+    found.sort(key=lambda c: (c.distance_m, c.incident.pk))
+    return found[:limit]
+
+
+def incident_handled_by(user: Any, incident: Incident) -> bool:
+    """Whether `user` accepted, handled or fed back the case in any round: they never verify it
+    (核查须由他人进行), so a page does not offer them verify or rework."""
+    if incident.handled_by_id is not None and incident.handled_by_id == user.pk:
+        return True
+    return incident.transitions.filter(actor_id=user.pk, action__in=_HANDLED_ACTIONS).exists()

@@ -26,7 +26,8 @@ SCOPE_MAX_LENGTH = 80
 
 class OutboxEvent(models.Model):
     """One event. `published_at` is set once it has been handed to the channel layer; an event
-    still unpublished a few seconds after it was written is sent again by the relay (issue 4)."""
+    still unpublished a few seconds after it was written is sent again by the relay
+    (`realtime.relay`, `manage.py realtime_relay`)."""
 
     # "<app>.<what happened>", e.g. "gridmap.generation_activated"; see docs/realtime.md.
     type = models.CharField(_("事件类型"), max_length=100)
@@ -36,6 +37,11 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
     # How many times sending was tried (the on-commit hook, then the relay).
     attempts = models.PositiveIntegerField(_("发送次数"), default=0)
+    # A relay that claimed the event for sending holds it until then; another relay takes it
+    # over only after that (a relay that died mid-send leaves it to the others).
+    claimed_until = models.DateTimeField(_("认领至"), null=True, blank=True)
+    # The relay's last failure to send, for the operator ("" when none).
+    last_error = models.TextField(_("最近发送错误"), blank=True, default="")
 
     class Meta:
         verbose_name = _("待发事件")

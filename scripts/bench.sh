@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# The locator benchmark (make bench): install, start a private PostgreSQL/PostGIS, then time the
-# in-memory locator against the ORM `covers` query on SpatiaLite and PostGIS over the demo grid
-# and a 100,000-cell lattice. Prints a table; see bench/README.md. Extra arguments go to
-# bench/locator_bench.py (e.g. --postgis-sample 2000).
+# The benchmarks (make bench): install, start a private PostgreSQL/PostGIS and Redis, then run
+#   locator — the in-memory locator against the ORM `covers` query on SpatiaLite and PostGIS
+#             (bench/locator_bench.py);
+#   intake  — single reports and bulk intake over HTTP against a Daphne server, beside plain DRF
+#             creates, twice: SpatiaLite + the in-process channel layer (the embedded default),
+#             then PostGIS + Redis (production's shape) (bench/intake_bench.py).
+# Each prints a table; see bench/README.md.
+#
+#   scripts/bench.sh                     both benchmarks, default sizes (no arguments)
+#   scripts/bench.sh locator [args]      the locator only; args go to bench/locator_bench.py
+#   scripts/bench.sh intake [args]       the intake only; args go to bench/intake_bench.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
+which="all"
+if [ $# -gt 0 ] && [[ "$1" =~ ^(locator|intake|all)$ ]]; then
+  which="$1"
+  shift
+fi
 scripts/bootstrap.sh dev
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
@@ -12,7 +24,24 @@ trap services_stop EXIT
 services_start
 
 export DJANGO_DEBUG=1
-export DATABASE_URL="spatialite:///$CITYOPS_SERVICES_DIR/bench.sqlite3"
 export CITYOPS_LOG_LEVEL=WARNING
 export PYTHONDONTWRITEBYTECODE=1
-.venv/bin/python bench/locator_bench.py "$@"
+redis_url="$REDIS_URL"
+unset REDIS_URL  # each run below says which channel layer it uses
+
+if [ "$which" = "all" ] || [ "$which" = "locator" ]; then
+  DATABASE_URL="spatialite:///$CITYOPS_SERVICES_DIR/bench.sqlite3" \
+    .venv/bin/python bench/locator_bench.py "$@"
+fi
+if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
+  echo
+  echo "==> intake on SpatiaLite, in-process channel layer"
+  DATABASE_URL="spatialite:///$CITYOPS_SERVICES_DIR/intake.sqlite3" \
+    .venv/bin/python bench/intake_bench.py "$@"
+  echo
+  echo "==> intake on PostGIS, Redis channel layer"
+  # A database of its own: the locator benchmark's PostGIS tables stay out of the way.
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake" REDIS_URL="$redis_url" \
+    .venv/bin/python bench/intake_bench.py "$@"
+fi

@@ -27,6 +27,7 @@ export DJANGO_DEBUG=1
 export DJANGO_STATIC_ROOT="$TMP/static"
 export DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost"
 export CITYOPS_MAP_TILE_URL=""  # the screenshots show the offline map
+export DJANGO_MEDIA_ROOT="$TMP/media"  # photos of the demo cases
 export CITYOPS_LOG_LEVEL="${CITYOPS_LOG_LEVEL:-WARNING}"
 
 echo "==> database and demo data in $TMP"
@@ -61,6 +62,48 @@ if not Generation.objects.filter(label__startswith="草稿示例").exists():
     ):
         regions_add(generation=draft, level=level, regions=regions)
 PYTHON
+# The grid worker's phone (/m/): categories and calendar, and cases waiting for the demo grid
+# worker — one dispatched to them, one fixed by 城管 for them to verify; the point they stand on.
+$PY manage.py incidents_load_categories -v0
+$PY manage.py incidents_load_calendar -v0
+$PY manage.py shell -v0 >"$TMP/mobile_point" <<'PYTHON'
+import shapely
+
+from accounts.models import User
+from gridmap.models import Region
+from incidents.models import Category, Incident
+from incidents.services import (
+    incident_accept, incident_dispatch, incident_feed_back, incident_register, incident_report,
+)
+
+worker = User.objects.get(username="gridworker")
+grid = Region.objects.get(generation__status="active", code=worker.place_code)
+point = shapely.point_on_surface(shapely.from_wkb(bytes(grid.geom.wkb)))
+if not Incident.objects.filter(grid_code=worker.place_code).exists():
+    district, handler = User.objects.get(username="district"), User.objects.get(username="dept")
+
+    def case(code, text):
+        made = incident_report(
+            channel="citizen", category=Category.objects.get(code=code),
+            lon=point.x, lat=point.y, description=text,
+        )
+        return incident_register(incident=made, by=district)
+
+    mine = case("01001", "人行道供水井盖缺失，已用锥桶临时围挡")
+    incident_dispatch(incident=mine, by=district, assignee=worker)
+    fixed = case("06010", "小区门口垃圾堆放")
+    incident_dispatch(incident=fixed, by=district, department_code="CGJ")
+    incident_accept(incident=fixed, by=handler)
+    incident_feed_back(incident=fixed, by=handler, feedback="已清运，现场已清扫")
+print(point.x, point.y)
+PYTHON
+# The wall screen (/command/wall/): a day of several dozen cases across the streets (some
+# overdue, escalated, closed), and a screen token to open it as a kiosk does.
+$PY manage.py shell -v0 <scripts/wall_demo_load.py
+WALL_PATH="$($PY manage.py command_issue_screen_token --name "文档截图大屏" 2>/dev/null)"
+# The consoles: a morning's queue in 龙华街道 with callers, addresses and one case fed back with
+# photos (the number of that case is the script's last line).
+CONSOLE_CASE="$($PY manage.py shell -v0 <scripts/consoles_demo_load.py | tail -n 1)"
 $PY manage.py collectstatic --no-input -v0
 
 PORT="$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -82,3 +125,10 @@ done
 echo "==> screenshots"
 $PY scripts/screenshots.py --base-url "http://127.0.0.1:$PORT" --out docs/screenshots \
   --username admin --password-file var/demo_password
+read -r MOBILE_LON MOBILE_LAT <"$TMP/mobile_point"
+$PY scripts/screenshots_mobile.py --base-url "http://127.0.0.1:$PORT" --out docs/screenshots \
+  --username gridworker --password-file var/demo_password --lon "$MOBILE_LON" --lat "$MOBILE_LAT"
+$PY scripts/screenshots_wall.py --base-url "http://127.0.0.1:$PORT" --wall-path "$WALL_PATH" \
+  --out docs/screenshots
+$PY scripts/screenshots_consoles.py --base-url "http://127.0.0.1:$PORT" --out docs/screenshots \
+  --password-file var/demo_password --case "$CONSOLE_CASE"

@@ -31,8 +31,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,10 +51,38 @@ class _ClaimLost(Exception):
     """This request's claim was taken over while it worked: its work must not commit."""
 
 
+def _file_digest(upload: UploadedFile) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return {"sha256": digest.hexdigest(), "bytes": upload.size}
+
+
+def _canonical(data: Any) -> Any:
+    """The body as JSON can say it. A multipart body (fields and files, each name possibly
+    repeated) becomes {name: [values]} with every file replaced by its SHA-256 and size: the
+    same photos under another file name are the same request, other bytes are not."""
+    if isinstance(data, MultiValueDict):
+        return {
+            str(name): [
+                _file_digest(value) if isinstance(value, UploadedFile) else value
+                for value in data.getlist(name)
+            ]
+            for name in data
+        }
+    return data
+
+
 def request_fingerprint(request: Request) -> str:
-    """SHA-256 of method, path and the body in canonical JSON (sorted keys, no spaces)."""
+    """SHA-256 of method, path and the body in canonical JSON (sorted keys, no spaces; the
+    files of a multipart body by their SHA-256)."""
     body = json.dumps(
-        request.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        _canonical(request.data),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
     )
     text = f"{request.method}\n{request.path}\n{body}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -125,8 +155,8 @@ def _release(record: IdempotencyRecord) -> None:
 def idempotent(request: Request, work: Callable[[], Response]) -> Response:
     """Run `work` (which calls one service and returns the answer) at most once per key.
 
-    Without the header the work simply runs. The request body must already be parsed and
-    valid JSON (a parse error is answered before any key is claimed)."""
+    Without the header the work simply runs. The request body must already be parsed — JSON,
+    or multipart with its files (a parse error is answered before any key is claimed)."""
     key = request.headers.get(HEADER)
     if key is None:
         return work()

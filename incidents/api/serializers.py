@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.utils import html
 
 from accounts.models import Role
 from incidents.models import (
@@ -17,11 +21,18 @@ from incidents.models import (
     SATISFACTION_MIN,
     Channel,
     Incident,
+    IncidentPhoto,
     IncidentTransition,
     SendBackReason,
     Severity,
 )
-from incidents.selectors import incident_actions_for, incident_timeline
+from incidents.selectors import (
+    incident_actions_for,
+    incident_duplicate_candidates,
+    incident_photos,
+    incident_timeline,
+    photo_original_allowed,
+)
 
 # The channels a signed-in user may report through here: a grid worker reports as a grid worker;
 # operators and handlers type in what the hotline, a citizen or the console received. Sensors,
@@ -61,6 +72,39 @@ class CoordinateField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "format": "binary"}})
+class PhotosField(serializers.Field):
+    """The `photos` file parts of a multipart/form-data request (repeat the part for each photo),
+    passed on as uploaded: incidents.services.photos judges them by their bytes. In a JSON body
+    there is nothing a photo could be, so anything but an empty list is refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("default", list)
+        super().__init__(**kwargs)
+
+    def get_value(self, dictionary: Any) -> Any:
+        if html.is_html_input(dictionary):
+            if self.field_name not in dictionary:
+                return empty
+            return dictionary.getlist(self.field_name)
+        return dictionary.get(self.field_name, empty)
+
+    def to_internal_value(self, data: Any) -> list[UploadedFile]:
+        if not isinstance(data, list):
+            data = [data]
+        for index, item in enumerate(data, 1):
+            if not isinstance(item, UploadedFile):
+                raise serializers.ValidationError(
+                    f"photo {index} is not a file: send photos as multipart/form-data file "
+                    "parts named photos"
+                )
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return [getattr(item, "name", "") for item in value]
+
+
 class ReportIn(StrictSerializer):
     category = serializers.CharField(max_length=5, help_text="事项代码, e.g. 06010")
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -78,6 +122,13 @@ class ReportIn(StrictSerializer):
     reporter_phone = serializers.CharField(
         max_length=20, required=False, allow_blank=True, default=""
     )
+    address = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="the address as the caller gave it (地址描述); the point is still lon/lat",
+    )
     severity = serializers.ChoiceField(
         choices=Severity.choices,
         required=False,
@@ -86,6 +137,7 @@ class ReportIn(StrictSerializer):
         help_text="emergencies (class 90) only; default the category's level",
     )
     client_reported_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    photos = PhotosField(help_text="multipart only: photos before handling (处置前), JPEG/PNG/WebP")
 
 
 # --- workflow actions ----------------------------------------------------------------------------
@@ -128,6 +180,7 @@ class SendBackIn(StrictSerializer):
 
 class FeedBackIn(StrictSerializer):
     feedback = _text(required=True)
+    photos = PhotosField(help_text="multipart only: photos after handling (处置后), JPEG/PNG/WebP")
 
 
 class VerifyIn(StrictSerializer):
@@ -217,11 +270,51 @@ class IncidentListOut(serializers.Serializer):
         return incident.stage_deadline is not None and incident.stage_deadline < timezone.now()
 
 
+class PhotoOut(serializers.Serializer):
+    """A photo as the API lists it: its scoped URLs (never a /media/ path), the display copy's
+    size, the original's SHA-256. `original_url` is null for readers who may not fetch the
+    original (department handlers, grid workers other than the uploader)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    url = serializers.SerializerMethodField()
+    original_url = serializers.SerializerMethodField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    sha256 = serializers.CharField(source="original_sha256")
+    created_at = serializers.DateTimeField()
+
+    def _route(self, photo: IncidentPhoto) -> list[Any]:
+        return [self.context["number"], photo.pk]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_url(self, photo: IncidentPhoto) -> str:
+        return reverse("incident-photo", args=self._route(photo))
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_original_url(self, photo: IncidentPhoto) -> str | None:
+        if not photo_original_allowed(self.context["user"], photo):
+            return None
+        return reverse("incident-photo-original", args=self._route(photo))
+
+
+class PossibleDuplicateOut(serializers.Serializer):
+    number = serializers.CharField(source="incident.number")
+    distance_m = serializers.SerializerMethodField()
+    status = serializers.CharField(source="incident.status")
+    created_at = serializers.DateTimeField(source="incident.created_at")
+
+    @extend_schema_field(OpenApiTypes.DOUBLE)
+    def get_distance_m(self, candidate: Any) -> float:
+        return round(candidate.distance_m, 1)
+
+
 class IncidentOut(IncidentListOut):
     """One case as its reader may see it: the reporter's phone masked unless the reader calls
     reporters back or reported it; the timeline; the actions the reader may take now."""
 
     description = serializers.CharField()
+    address = serializers.CharField()
     raw_lon = serializers.FloatField()
     raw_lat = serializers.FloatField()
     raw_crs = serializers.CharField()
@@ -248,6 +341,8 @@ class IncidentOut(IncidentListOut):
     updated_at = serializers.DateTimeField()
     timeline = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField()
+    photos = serializers.SerializerMethodField()
+    possible_duplicates = serializers.SerializerMethodField()
 
     def _user(self) -> Any:
         return self.context["user"]
@@ -280,6 +375,18 @@ class IncidentOut(IncidentListOut):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_allowed_actions(self, incident: Incident) -> list[str]:
         return incident_actions_for(self._user(), incident)
+
+    @extend_schema_field(PhotoOut(many=True))
+    def get_photos(self, incident: Incident) -> Any:
+        context = {"user": self._user(), "number": incident.number}
+        return PhotoOut(incident_photos(incident), many=True, context=context).data
+
+    @extend_schema_field(PossibleDuplicateOut(many=True))
+    def get_possible_duplicates(self, incident: Incident) -> Any:
+        """Open cases of the same category nearby and shortly before it that the reader may
+        see (疑似重复, nearest first): candidates for a merge."""
+        candidates = incident_duplicate_candidates(incident, self._user())
+        return PossibleDuplicateOut(candidates, many=True).data
 
 
 class IncidentPageOut(serializers.Serializer):

@@ -5,22 +5,33 @@ service or selector, serialise with the output serializer. Errors have the proje
 `{"<field>": ["reason"]}` (400), `{"detail": …}` otherwise; a case the user may not see is 404
 exactly like a number that does not exist. Writes honour `Idempotency-Key`
 (incidents.api.idempotency).
+
+The report and the feed-back action also take multipart/form-data with `photos` file parts
+(incidents.services.photos): the photos are checked before anything is stored, then the step
+and its photos are one transaction. Photos are served here, scoped like their case, never from
+a public /media/ URL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadhandler import FileUploadHandler
+from django.db import transaction
+from django.http import FileResponse, HttpRequest
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,15 +40,34 @@ from accounts.models import Role, User
 from incidents import services
 from incidents.api import serializers as io
 from incidents.api.idempotency import HEADER, idempotent
-from incidents.models import Category, Incident, IncidentStatus
-from incidents.selectors import incident_for_user, incidents_visible_to
+from incidents.models import Category, Incident, IncidentPhoto, IncidentStatus, PhotoKind
+from incidents.selectors import (
+    incident_for_user,
+    incident_photo_for_user,
+    incidents_visible_to,
+    photo_original_allowed,
+)
 from incidents.services import (
     GeographyUnavailable,
     IllegalTransition,
     IncidentInputError,
     OutsideDistrict,
 )
+from incidents.services.photos import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    CheckedPhoto,
+    PhotoLimits,
+    PhotoRejected,
+    PhotoTooLarge,
+    human_bytes,
+    incident_photo_add,
+    photo_label,
+    photos_check,
+)
 from incidents.workflow import ActionNotPermitted
+
+log = logging.getLogger(__name__)
 
 # --- parsing -------------------------------------------------------------------------------------
 
@@ -50,19 +80,91 @@ class LenientJSONParser(JSONParser):
     strict = False
 
 
+class PhotoUploadLimit(FileUploadHandler):
+    """The first upload handler of a multipart request: while the body streams in, it refuses a
+    file over CITYOPS_PHOTO_MAX_BYTES (413) and more files than a request may carry (400), so
+    an oversized upload is stopped at the cap instead of being spooled to disk whole.
+    DATA_UPLOAD_MAX_MEMORY_SIZE bounds only the form's other fields."""
+
+    def __init__(self, request: HttpRequest | None, limits: PhotoLimits) -> None:
+        super().__init__(request)
+        self.limits = limits
+        self.files = 0
+        self.label = ""
+
+    def new_file(self, field_name: str, file_name: str, *args: Any, **kwargs: Any) -> None:
+        self.files += 1
+        if self.files > self.limits.max_per_request:
+            raise PhotoRejected(
+                f"more than {self.limits.max_per_request} files sent; at most "
+                f"{self.limits.max_per_request} photos per request"
+            )
+        self.label = photo_label(self.files, file_name)
+        super().new_file(field_name, file_name, *args, **kwargs)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limits.max_bytes:
+            raise PhotoTooLarge(
+                f"{self.label} is larger than {human_bytes(self.limits.max_bytes)}, the most a "
+                "photo may be"
+            )
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler (memory or temporary file) keeps the bytes
+
+
+def _accepts_multipart(request: Request) -> bool:
+    return request.content_type.startswith("multipart/form-data") and any(
+        isinstance(parser, MultiPartParser) for parser in request.parsers or ()
+    )
+
+
+def _too_large(body: dict[str, Any]) -> Response:
+    return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
 def _parsed(request: Request) -> Response | None:
     """Parse the body before anything else (a key is claimed only for a readable body): None, or
-    the answer to a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413; Django refuses to read it).
-    A malformed body raises ParseError (400)."""
+    the answer to a body too large (413; Django refuses to read more than
+    DATA_UPLOAD_MAX_MEMORY_SIZE of JSON or form fields; a multipart request may in addition
+    carry CITYOPS_PHOTO_MAX_PER_REQUEST photos of CITYOPS_PHOTO_MAX_BYTES each, and its
+    Content-Length is checked before a byte is read). A malformed body raises ParseError (400)."""
+    if _accepts_multipart(request):
+        limits = PhotoLimits.from_settings()
+        cap = limits.max_per_request * limits.max_bytes + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > cap:
+            return _too_large(
+                {
+                    "photos": [
+                        f"the request is {human_bytes(length)}; at most {human_bytes(cap)} "
+                        f"({limits.max_per_request} photos of at most "
+                        f"{human_bytes(limits.max_bytes)} each, and the other fields)"
+                    ]
+                }
+            )
+        request.upload_handlers.insert(0, PhotoUploadLimit(request._request, limits))
     try:
         request.data  # noqa: B018
+    except PhotoTooLarge as exc:
+        return _too_large({"photos": [exc.reason]})
+    except PhotoRejected as exc:
+        return _field_error("photos", exc.reason)
     except RequestDataTooBig:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return Response(
-            {"detail": f"request body too large: at most {limit} bytes"},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
+        return _too_large({"detail": f"request body too large: at most {limit} bytes"})
     return None
+
+
+def _add_photos(
+    incident: Incident, kind: str, photos: list[CheckedPhoto], by: Any, ip: str | None
+) -> None:
+    for photo in photos:
+        incident_photo_add(incident=incident, kind=kind, upload=photo, by=by, ip=ip)
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -81,6 +183,8 @@ def _not_found(number: str) -> Response:
 
 def _refusal(exc: Exception) -> Response:
     """The answer to a refusal by a service."""
+    if isinstance(exc, PhotoTooLarge):
+        return _too_large({"photos": [exc.reason]})
     if isinstance(exc, OutsideDistrict):
         return Response(
             {"lon": [exc.reason], "lat": [exc.reason], "distance_m": round(exc.distance_m, 1)},
@@ -144,7 +248,7 @@ class IncidentPagination(PageNumberPagination):
 
 
 class IncidentListView(APIView):
-    parser_classes = [LenientJSONParser]
+    parser_classes = [LenientJSONParser, MultiPartParser]
 
     @extend_schema(
         operation_id="incidents_list",
@@ -193,8 +297,8 @@ class IncidentListView(APIView):
 
     @extend_schema(
         operation_id="incidents_create",
-        summary="Report a case (上报)",
-        request=io.ReportIn,
+        summary="Report a case (上报), with photos when sent as multipart/form-data",
+        request={"application/json": io.ReportIn, "multipart/form-data": io.ReportIn},
         parameters=[_IDEMPOTENCY_PARAM],
         responses={
             201: io.IncidentOut,
@@ -221,20 +325,26 @@ class IncidentListView(APIView):
         if category is None:
             return _field_error("category", f"{data['category']!r} is not a category code")
         try:
-            incident = services.incident_report(
-                channel=channel,
-                category=category,
-                lon=data["lon"],
-                lat=data["lat"],
-                crs=data["crs"],
-                description=data["description"],
-                reporter=user,  # type: ignore[arg-type]
-                reporter_name=data["reporter_name"],
-                reporter_phone=data["reporter_phone"],
-                severity=data["severity"] or None,
-                client_reported_at=data["client_reported_at"],
-                ip=_ip(request),
-            )
+            # Decoded and re-encoded before the transaction (the slow part); PhotoRejected names
+            # the first bad one. Then the case and its photos: one transaction.
+            photos = photos_check(data["photos"])
+            with transaction.atomic():
+                incident = services.incident_report(
+                    channel=channel,
+                    category=category,
+                    lon=data["lon"],
+                    lat=data["lat"],
+                    crs=data["crs"],
+                    description=data["description"],
+                    reporter=user,  # type: ignore[arg-type]
+                    reporter_name=data["reporter_name"],
+                    reporter_phone=data["reporter_phone"],
+                    address=data["address"],
+                    severity=data["severity"] or None,
+                    client_reported_at=data["client_reported_at"],
+                    ip=_ip(request),
+                )
+                _add_photos(incident, PhotoKind.BEFORE, photos, user, _ip(request))
         except _REFUSALS as exc:
             return _refusal(exc)
         return _incident_out(incident, request, status.HTTP_201_CREATED)
@@ -256,6 +366,106 @@ class IncidentDetailView(APIView):
         except Incident.DoesNotExist:
             return _not_found(number)
         return _incident_out(incident, request)
+
+
+# --- photos --------------------------------------------------------------------------------------
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """Photos answer with the image whatever the Accept header says (an <img> asks for image/*;
+    errors are JSON)."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class IncidentPhotoView(APIView):
+    """One photo's display copy (re-encoded, no metadata), for whoever may see the case."""
+
+    content_negotiation_class = _AnyAccept
+    original = False
+
+    @extend_schema(
+        operation_id="incidents_photo_retrieve",
+        summary="A photo of a case: the display copy (JPEG or WebP, no metadata)",
+        responses={
+            (200, "image/*"): OpenApiTypes.BINARY,
+            403: _ERRORS[403],
+            404: OpenApiResponse(description="no such photo, or its case is not yours to see"),
+        },
+    )
+    def get(self, request: Request, number: str, photo_id: int) -> Any:
+        try:
+            photo = incident_photo_for_user(request.user, number, photo_id)
+        except IncidentPhoto.DoesNotExist:
+            return Response(
+                {"detail": f"no photo {photo_id} of case {number}"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        if self.original and not photo_original_allowed(request.user, photo):
+            return Response(
+                {
+                    "detail": "the original (with its EXIF and GPS) is for the staff of the "
+                    "hierarchy, auditors, admins and the uploader; use the display copy"
+                },
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        stored = photo.original if self.original else photo.display
+        fmt = photo.original_format if self.original else _format_of(stored.name or "")
+        try:
+            handle = stored.open("rb")
+        except OSError:
+            log.error("the file %s of photo %s is missing", stored.name, photo.pk)
+            return Response(
+                {"detail": f"the file of photo {photo_id} is missing"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        suffix = "-original" if self.original else ""
+        response = FileResponse(
+            handle,
+            content_type=CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            as_attachment=self.original,
+            filename=f"{number}-{photo.pk}{suffix}.{EXTENSIONS.get(fmt, 'bin')}",
+        )
+        # Per user (session): never in a shared cache; never run as a document.
+        response["Cache-Control"] = "private, max-age=3600"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        if self.original:
+            response["ETag"] = f'"{photo.original_sha256}"'
+        return response
+
+
+class IncidentPhotoOriginalView(IncidentPhotoView):
+    """One photo's original bytes, untouched (the evidence; EXIF and GPS included): for the
+    staff of the hierarchy, auditors, admins and the uploader."""
+
+    original = True
+
+    @extend_schema(
+        operation_id="incidents_photo_original",
+        summary="A photo's original bytes as uploaded (evidence; SHA-256 in the case's photos)",
+        responses={
+            (200, "image/*"): OpenApiTypes.BINARY,
+            403: OpenApiResponse(description="not signed in, or not allowed the original"),
+            404: OpenApiResponse(description="no such photo, or its case is not yours to see"),
+        },
+    )
+    def get(self, request: Request, number: str, photo_id: int) -> Any:
+        return super().get(request, number, photo_id)
+
+
+def _format_of(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1].lower()
+    return {ext: fmt for fmt, ext in EXTENSIONS.items()}.get(extension, "")
 
 
 # --- workflow actions ----------------------------------------------------------------------------
@@ -284,6 +494,17 @@ def _dispatch(incident: Incident, by: Any, data: dict[str, Any], ip: str | None)
     )
 
 
+def _feed_back(incident: Incident, by: Any, data: dict[str, Any], ip: str | None) -> Incident:
+    """反馈 with the after-photos (处置后): checked first, then one transaction."""
+    photos = photos_check(data["photos"])
+    with transaction.atomic():
+        incident = services.incident_feed_back(
+            incident=incident, by=by, feedback=data["feedback"], ip=ip
+        )
+        _add_photos(incident, PhotoKind.AFTER, photos, by, ip)
+    return incident
+
+
 def _merge(incident: Incident, by: Any, data: dict[str, Any], ip: str | None) -> Incident:
     try:
         into = incident_for_user(by, data["into"])
@@ -300,6 +521,8 @@ class ActionSpec:
     summary: str
     form: type[serializers.Serializer]
     perform: Perform
+    # Takes multipart/form-data with `photos` besides JSON.
+    photos: bool = False
 
     @property
     def slug(self) -> str:
@@ -322,7 +545,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("accept", "签收 accept", io.NoteIn, _simple(services.incident_accept)),
     ActionSpec("send_back", "退单 send back", io.SendBackIn, _simple(services.incident_send_back)),
     ActionSpec("handle", "处置 handle", io.NoteIn, _simple(services.incident_handle)),
-    ActionSpec("feed_back", "反馈 feed back", io.FeedBackIn, _simple(services.incident_feed_back)),
+    ActionSpec("feed_back", "反馈 feed back", io.FeedBackIn, _feed_back, photos=True),
     ActionSpec("verify", "核查 verify", io.VerifyIn, _simple(services.incident_verify)),
     ActionSpec(
         "rework",
@@ -401,7 +624,11 @@ def action_view(spec: ActionSpec) -> Callable[..., Any]:
     documented = extend_schema(
         operation_id=f"incidents_{spec.action}",
         summary=spec.summary,
-        request=spec.form,
+        request=(
+            {"application/json": spec.form, "multipart/form-data": spec.form}
+            if spec.photos
+            else spec.form
+        ),
         parameters=[_IDEMPOTENCY_PARAM],
         responses={
             200: io.IncidentOut,
@@ -412,7 +639,10 @@ def action_view(spec: ActionSpec) -> Callable[..., Any]:
         },
     )(post)
     name = f"Incident{spec.slug.title().replace('-', '')}View"
+    parsers = [LenientJSONParser, MultiPartParser] if spec.photos else [LenientJSONParser]
     view: type[IncidentActionView] = type(
-        name, (IncidentActionView,), {"spec": spec, "post": documented}
+        name,
+        (IncidentActionView,),
+        {"spec": spec, "post": documented, "parser_classes": parsers},
     )
     return view.as_view()

@@ -11,7 +11,8 @@ from django.conf import settings
 
 def test_a_group_message_reaches_a_member_channel():
     layer = get_channel_layer()
-    expected_backend = "RedisChannelLayer" if settings.REDIS_URL else "InMemoryChannelLayer"
+    # Redis pub/sub when REDIS_URL is set (docs/decisions/0010-channel-layer-redis-pubsub.md).
+    expected_backend = "RedisPubSubChannelLayer" if settings.REDIS_URL else "InMemoryChannelLayer"
     assert type(layer).__name__ == expected_backend
 
     async def roundtrip() -> dict[str, object]:

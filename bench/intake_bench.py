@@ -1,0 +1,841 @@
+"""Benchmark of intake over real HTTP against a real Daphne server, beside plain DRF creates.
+
+Run it through scripts/bench.sh (`make bench`), which runs it twice: on a fresh SpatiaLite file
+with the in-process channel layer (the embedded default), and on a private PostgreSQL/PostGIS
+with Redis (production's shape). Alone: `DJANGO_DEBUG=1 .venv/bin/python bench/intake_bench.py`
+(SpatiaLite in a temporary directory unless DATABASE_URL names a database; REDIS_URL if set).
+
+In one run it:
+
+1. migrates the bench database and loads the demo geography, the category catalogue and the
+   working calendar; creates a district operator (signed in through a session, as the console
+   is) and an integration account with an API key for sensor and video_ai; samples points in
+   500 grid cells and locates them (for the references' pre-filled rows);
+2. starts Daphne (`config.asgi:application`, settings bench.intake_settings: the product plus
+   the references of bench/intake_reference.py) as a subprocess on a free port;
+3. **single reports**: offers 200 reports/s, open loop (Poisson arrivals, fixed seed: a request
+   is sent at its time whether or not earlier ones have been answered) from 32 client threads
+   with keep-alive connections, to `POST /api/v1/incidents/` (the product: session + CSRF,
+   locate, number, clock, timeline, audit, outbox, the case read back and serialised) and to
+   the reference, a DRF `ModelSerializer` create of the same row with the path pre-filled.
+   Latency runs from the request's scheduled time to the end of its answer, so waiting for a
+   free connection or a busy server counts (no coordinated omission);
+4. **bulk**: sends batches of 1,000 alarms one after another to `POST /api/v1/incidents/bulk/`
+   and the same rows to the reference's `many=True` create (DRF's default row-by-row
+   ListSerializer, and DRF's documented bulk_create override); incidents/s = rows committed ÷
+   wall time from the first request to the last answer; afterwards the rows are counted;
+5. checks the records: no acknowledged case missing, one `incident_reported` event per case
+   created, the district's sequence numbers gapless, the audit chain verifies;
+6. prints the figures side by side with the server process's CPU time per request.
+
+bench/README.md ("Intake benchmark") explains the output and holds measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import platform
+import queue
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SEED = 20_261_124
+SAMPLE_CELLS = 500
+CATEGORIES = ("01001", "06010", "90002")  # 供水井盖异常, 暴露垃圾, 内涝积水 (an emergency)
+SINGLE_TARGET_P99_MS = 50.0
+GAVE_UP = -1  # the status of a request the client did not send (see Clients.give_up)
+BULK_TARGET_PER_S = 5_000.0
+
+
+def log(message: str) -> None:
+    print(f"  · {message}", file=sys.stderr, flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="single reports offered per s")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per single phase")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded first")
+    parser.add_argument("--clients", type=int, default=32, help="client threads (connections)")
+    parser.add_argument("--batches", type=int, default=20, help="bulk batches of the product")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--reference-batches", type=int, default=5, help="bulk batches of each reference"
+    )
+    parser.add_argument(
+        "--give-up",
+        type=float,
+        default=10.0,
+        help="seconds a single report may wait for a free client connection before it is "
+        "counted as not sent (an overloaded server)",
+    )
+    parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--skip-bulk", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary SpatiaLite file")
+    return parser.parse_args()
+
+
+# --- set-up --------------------------------------------------------------------------------------
+
+
+def configure_environment() -> Path | None:
+    """DATABASE_URL (a fresh SpatiaLite file unless given) and the bench settings; returns the
+    temporary directory it created, if any."""
+    tmp = None
+    if not os.environ.get("DATABASE_URL"):
+        tmp = Path(tempfile.mkdtemp(prefix="cityops-intake-bench-"))
+        os.environ["DATABASE_URL"] = f"spatialite:///{tmp}/intake.sqlite3"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.intake_settings"
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ.setdefault("CITYOPS_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    return tmp
+
+
+@dataclass
+class Place:
+    lon: float
+    lat: float
+    row: dict[str, Any]  # the located path, as the references' pre-filled row carries it
+
+
+@dataclass
+class Fixtures:
+    run: str
+    session_key: str
+    csrf: str
+    api_key: str
+    operator_id: int
+    gateway_id: int
+    places: list[Place]
+
+
+def prepare_database() -> Fixtures:
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.core.management import call_command
+
+    from accounts.models import Role, User
+    from accounts.services import api_key_issue
+    from gridmap.locator import locate
+    from gridmap.models import Region
+    from incidents.services import calendar_load, categories_load
+
+    started = time.monotonic()
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("gridmap_demo", verbosity=0)
+    categories_load()
+    calendar_load()
+    engine = settings.DATABASES["default"]["ENGINE"]
+    log(f"database ready in {time.monotonic() - started:.0f} s ({engine})")
+
+    run = datetime.now(UTC).strftime("%H%M%S") + secrets.token_hex(2)
+    operator = User.objects.create_user(
+        f"bench-operator-{run}", password=None, role=Role.DISTRICT_OPERATOR, place_code="440309"
+    )
+    gateway = User.objects.create_user(f"bench-gateway-{run}", password=None, role=Role.INTEGRATION)
+    _, api_key = api_key_issue(user=gateway, name="intake bench", channels=["sensor", "video_ai"])
+
+    # A signed-in console session, exactly as django.contrib.auth.login leaves it.
+    from importlib import import_module
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store[SESSION_KEY] = str(operator.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = operator.get_session_auth_hash()
+    store.create()
+
+    import shapely
+
+    rng = random.Random(SEED)
+    cells = list(
+        Region.objects.filter(generation__status="active", level="grid").values_list(
+            "id", flat=True
+        )
+    )
+    chosen = rng.sample(cells, min(SAMPLE_CELLS, len(cells)))
+    places = []
+    for region in Region.objects.filter(id__in=chosen).order_by("code"):
+        point = shapely.point_on_surface(shapely.from_wkb(bytes(region.geom.wkb)))
+        where = locate(point.x, point.y)
+        path = where.path
+        places.append(
+            Place(
+                lon=point.x,
+                lat=point.y,
+                row={
+                    "location": [where.lon, where.lat],
+                    "raw_lon": point.x,
+                    "raw_lat": point.y,
+                    "raw_crs": "wgs84",
+                    "district_code": path.district.code,
+                    "district_name": path.district.name,
+                    "street_code": path.street.code,
+                    "street_name": path.street.name,
+                    "community_code": path.community.code,
+                    "community_name": path.community.name,
+                    "grid_code": path.grid.code,
+                    "grid_name": path.grid.name,
+                    "generation": where.generation_id,
+                    "generation_number": where.generation,
+                    "resolution": str(where.resolution),
+                    "status": "reported",
+                    "owner_level": "community",
+                    "owner_code": path.community.code,
+                },
+            )
+        )
+    return Fixtures(
+        run=run,
+        session_key=store.session_key or "",
+        csrf=secrets.token_hex(16),  # a 32-character CSRF secret, cookie and header alike
+        api_key=api_key,
+        operator_id=operator.pk,
+        gateway_id=gateway.pk,
+        places=places,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    daphne = Path(sys.executable).with_name("daphne")
+    server = subprocess.Popen(
+        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "-v", "0", "config.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=None,  # the server's warnings and errors reach the terminal
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"daphne exited with {server.returncode} before it was ready")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/api/v1/incidents/")
+            connection.getresponse().read()
+            connection.close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    sys.exit("daphne did not answer within 60 s")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    scheduled: float
+    started: float
+    finished: float
+    status: int
+    body: bytes
+
+
+class Clients:
+    """Threads with one keep-alive HTTP/1.1 connection each, taking requests from a queue."""
+
+    def __init__(self, port: int, threads: int, give_up: float = float("inf")) -> None:
+        self.port = port
+        # A request still waiting for a connection this long after its time is not sent: the
+        # server is overloaded and the backlog would only grow (counted, status GAVE_UP).
+        self.give_up = give_up
+        self.jobs: queue.Queue[tuple[float, Request] | None] = queue.Queue()
+        self.outcomes: list[Outcome] = []
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                connection.close()
+                return
+            scheduled, request = job
+            started = time.perf_counter()
+            if started - scheduled > self.give_up:
+                with self._lock:
+                    self.outcomes.append(Outcome(scheduled, started, started, GAVE_UP, b""))
+                continue
+            for attempt in (1, 2):
+                try:
+                    connection.request(request.method, request.path, request.body, request.headers)
+                    response = connection.getresponse()
+                    body = response.read()
+                    status = response.status
+                    break
+                except (http.client.HTTPException, OSError):
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                    if attempt == 2:
+                        status, body = 0, b""
+            with self._lock:
+                self.outcomes.append(Outcome(scheduled, started, time.perf_counter(), status, body))
+
+    def submit(self, scheduled: float, request: Request) -> None:
+        self.jobs.put((scheduled, request))
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(timeout=180)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class SingleResult:
+    name: str
+    offered: int
+    measured: list[Outcome]
+    statuses: dict[int, int]
+    duration: float
+    server_cpu: float
+    load_before: float
+    created: set[str] = field(default_factory=set)
+
+    @property
+    def sent(self) -> int:
+        """Requests the clients sent (warm-up included: the CPU time covers it too)."""
+        return sum(n for code, n in self.statuses.items() if code != GAVE_UP)
+
+    def latencies_ms(self) -> list[float]:
+        """From the scheduled time to the end of the answer; infinite for a request given up."""
+        return [
+            (o.finished - o.scheduled) * 1000 if o.status != GAVE_UP else math.inf
+            for o in self.measured
+        ]
+
+    def service_ms(self) -> list[float]:
+        return [(o.finished - o.started) * 1000 for o in self.measured if o.status != GAVE_UP]
+
+
+def run_open_loop(
+    name: str,
+    port: int,
+    make: Any,
+    *,
+    rate: float,
+    duration: float,
+    warmup: float,
+    clients: int,
+    give_up: float,
+    server_pid: int,
+    expect: int,
+) -> SingleResult:
+    rng = random.Random(SEED)
+    load_before = os.getloadavg()[0]
+    pool = Clients(port, clients, give_up)
+    total = warmup + duration
+    times: list[float] = []
+    t = 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= total:
+            break
+        times.append(t)
+    log(f"{name}: {len(times)} requests over {total:.0f} s at {rate:.0f}/s offered")
+    cpu_before = process_cpu_seconds(server_pid)
+    start = time.perf_counter() + 0.2
+    for index, offset in enumerate(times):
+        scheduled = start + offset
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        pool.submit(scheduled, make(index))
+    pool.close()
+    cpu = process_cpu_seconds(server_pid) - cpu_before
+    outcomes = sorted(pool.outcomes, key=lambda o: o.scheduled)
+    measured = [o for o in outcomes if o.scheduled - start >= warmup]
+    statuses: dict[int, int] = {}
+    for outcome in outcomes:
+        statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+    created = set()
+    for outcome in outcomes:
+        if outcome.status == expect:
+            created.add(json.loads(outcome.body)["number"])
+    return SingleResult(
+        name=name,
+        offered=len(outcomes),
+        measured=measured,
+        statuses=statuses,
+        duration=duration,
+        server_cpu=cpu,
+        load_before=load_before,
+        created=created,
+    )
+
+
+@dataclass
+class BulkResult:
+    name: str
+    batches: int
+    rows_sent: int
+    rows_acknowledged: int  # by the timed batches
+    warmup_acknowledged: int  # by the warm-up batch before them
+    wall: float
+    batch_ms: list[float]
+    statuses: dict[int, int]
+    server_cpu: float
+    load_before: float
+
+    @property
+    def per_second(self) -> float:
+        return self.rows_acknowledged / self.wall if self.wall else 0.0
+
+
+def run_bulk(
+    name: str, port: int, make: Any, *, batches: int, server_pid: int, acknowledged: Any
+) -> BulkResult:
+    load_before = os.getloadavg()[0]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    requests = [make(index) for index in range(batches + 1)]  # the first one warms up
+    connection.request(requests[0].method, requests[0].path, requests[0].body, requests[0].headers)
+    warm = connection.getresponse()
+    warm_body = warm.read()
+    if warm.status != 200:
+        sys.exit(f"{name}: warm-up batch answered {warm.status}: {warm_body[:500]!r}")
+    warm_acked = acknowledged(json.loads(warm_body))
+    cpu_before = process_cpu_seconds(server_pid)
+    times, statuses, acked, sent = [], {}, 0, 0
+    started = time.perf_counter()
+    for request in requests[1:]:
+        t0 = time.perf_counter()
+        connection.request(request.method, request.path, request.body, request.headers)
+        response = connection.getresponse()
+        body = response.read()
+        times.append((time.perf_counter() - t0) * 1000)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        sent += len(json.loads(request.body)["items"])
+        if response.status == 200:
+            acked += acknowledged(json.loads(body))
+    wall = time.perf_counter() - started
+    cpu = process_cpu_seconds(server_pid) - cpu_before
+    connection.close()
+    log(f"{name}: {batches} batches in {wall:.1f} s")
+    return BulkResult(
+        name, batches, sent, acked, warm_acked, wall, times, statuses, cpu, load_before
+    )
+
+
+# --- the requests ----------------------------------------------------------------------------
+
+
+def single_requests(fx: Fixtures) -> tuple[Any, Any]:
+    rng = random.Random(SEED + 1)
+    session = {
+        "Content-Type": "application/json",
+        "Cookie": f"sessionid={fx.session_key}; csrftoken={fx.csrf}",
+        "X-CSRFToken": fx.csrf,
+    }
+
+    def product(index: int) -> Request:
+        place = rng.choice(fx.places)
+        body = {
+            "category": rng.choice(CATEGORIES),
+            "description": f"bench {fx.run} 路面积水",
+            "lon": place.lon,
+            "lat": place.lat,
+            "channel": "hotline_12345",
+        }
+        return Request("POST", "/api/v1/incidents/", json.dumps(body).encode(), session)
+
+    def reference(index: int) -> Request:
+        place = rng.choice(fx.places)
+        body = {
+            **place.row,
+            "number": f"BR-{fx.run}-{index:06d}",
+            "channel": "hotline_12345",
+            "category": rng.choice(CATEGORIES),
+            "description": f"bench {fx.run} 路面积水",
+            "source_ref": "",
+        }
+        return Request("POST", "/bench/reference/incidents/", json.dumps(body).encode(), session)
+
+    return product, reference
+
+
+def bulk_requests(fx: Fixtures, size: int) -> tuple[Any, Any]:
+    rng = random.Random(SEED + 2)
+    keyed = {"Content-Type": "application/json", "Authorization": f"Api-Key {fx.api_key}"}
+    occurred = datetime.now(UTC).isoformat()
+
+    def product(batch: int) -> Request:
+        items = []
+        for i in range(size):
+            place = rng.choice(fx.places)
+            items.append(
+                {
+                    "channel": "sensor",
+                    "category": rng.choice(CATEGORIES),
+                    "lon": place.lon,
+                    "lat": place.lat,
+                    "source_ref": f"{fx.run}-b{batch:03d}-{i:04d}",
+                    "description": "水位传感器报警",
+                    "occurred_at": occurred,
+                }
+            )
+        return Request(
+            "POST", "/api/v1/incidents/bulk/", json.dumps({"items": items}).encode(), keyed
+        )
+
+    def reference(mode: str) -> Any:
+        def make(batch: int) -> Request:
+            items = []
+            for i in range(size):
+                place = rng.choice(fx.places)
+                items.append(
+                    {
+                        **place.row,
+                        "number": f"BB{mode[0]}-{fx.run}-{batch:03d}-{i:04d}",
+                        "channel": "sensor",
+                        "category": rng.choice(CATEGORIES),
+                        "description": "水位传感器报警",
+                        "source_ref": f"{fx.run}-ref-{batch:03d}-{i:04d}",
+                    }
+                )
+            return Request(
+                "POST",
+                f"/bench/reference/incidents/bulk/?mode={mode}",
+                json.dumps({"items": items}).encode(),
+                keyed,
+            )
+
+        return make
+
+    return product, reference
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def check_records(
+    fx: Fixtures, singles: list[SingleResult], bulks: list[tuple[BulkResult, dict[str, Any]]]
+) -> list[str]:
+    """What the database holds after the runs, against what the server acknowledged. Each run's
+    rows are told apart by their numbers: CityOps's are LH-…, the references' carry the prefix
+    the benchmark gave them."""
+    from django.db.models import Count, Max, Min
+
+    from audit.selectors import chain_verify
+    from incidents.models import Incident
+    from realtime.models import OutboxEvent, OutboxEventScope
+
+    lines = []
+
+    def verdict(stored: int, acknowledged: int) -> str:
+        return "none lost" if stored == acknowledged else f"MISMATCH ({stored - acknowledged:+,})"
+
+    for result in singles:
+        if result.name.startswith("CityOps"):
+            rows = Incident.objects.filter(reporter_id=fx.operator_id, number__startswith="LH-")
+        else:
+            rows = Incident.objects.filter(number__startswith=f"BR-{fx.run}-")
+        stored, acknowledged = rows.count(), len(result.created)
+        lines.append(
+            f"  {result.name:<46} answered 201: {acknowledged:>7,}  rows: {stored:>7,}  "
+            f"{verdict(stored, acknowledged)}"
+        )
+    for result, rows_filter in bulks:
+        stored = Incident.objects.filter(**rows_filter).count()
+        acknowledged = result.rows_acknowledged + result.warmup_acknowledged
+        lines.append(
+            f"  {result.name:<46} created:      {acknowledged:>7,}  rows: {stored:>7,}  "
+            f"{verdict(stored, acknowledged)} (warm-up batch included)"
+        )
+    cases = Incident.objects.filter(number__startswith="LH-").count()
+    events = OutboxEvent.objects.filter(type="incidents.incident_reported").count()
+    lines.append(
+        f"  incidents.incident_reported events: {events:,} for {cases:,} cases taken in by "
+        f"CityOps ({'one each' if events == cases else 'MISMATCH'})"
+    )
+    district = OutboxEventScope.objects.filter(scope="district:440309").aggregate(
+        n=Count("id"), low=Min("seq"), high=Max("seq")
+    )
+    gapless = district["n"] and district["low"] == 1 and district["high"] == district["n"]
+    lines.append(
+        f"  district:440309 sequence numbers: {district['n']:,} events, "
+        f"{district['low']}…{district['high']} ({'gapless' if gapless else 'GAPS'})"
+    )
+    started = time.monotonic()
+    report = chain_verify()
+    lines.append(
+        f"  audit chain: {report.verified:,} entries verified in "
+        f"{time.monotonic() - started:.1f} s ({'intact' if report.ok else report.broken})"
+    )
+    return lines
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
+
+
+def database_description() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT version(), postgis_lib_version()")
+            version, postgis = cursor.fetchone()
+            return f"PostgreSQL {version.split()[1]} + PostGIS {postgis} (local TCP)"
+        cursor.execute("SELECT sqlite_version(), spatialite_version()")
+        sqlite, spatialite = cursor.fetchone()
+        cursor.execute("PRAGMA journal_mode")
+        (journal,) = cursor.fetchone()
+    name = settings.DATABASES["default"]["NAME"]
+    return (
+        f"SQLite {sqlite} + SpatiaLite {spatialite} (in process), journal mode {journal}, "
+        f"file {name}"
+    )
+
+
+def ms(value: float) -> str:
+    """Milliseconds for the table; a request given up has no latency, only a lower bound."""
+    return "gave up" if math.isinf(value) else f"{value:,.1f}"
+
+
+def print_report(
+    args: argparse.Namespace,
+    singles: list[SingleResult],
+    bulks: list[BulkResult],
+    checks: list[str],
+) -> None:
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    print("CityOps intake benchmark")
+    print(f"Machine: {machine()}")
+    print(f"Database: {database_description()}")
+    print(f"Channel layer: {layer}; server: one Daphne process (config.asgi)")
+    if singles:
+        print()
+        print(
+            f"Single reports: {args.rate:.0f}/s offered, open loop (Poisson arrivals), "
+            f"{args.clients} client threads, {args.duration:.0f} s measured after "
+            f"{args.warmup:.0f} s warm-up"
+        )
+        print(
+            f"{'':48}{'2xx':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+            f"{'svc p50':>9}{'CPU ms':>8}{'per core':>9}"
+        )
+        for r in singles:
+            lat = r.latencies_ms()
+            ok = sum(1 for o in r.measured if 200 <= o.status < 300)
+            cpu_ms = r.server_cpu / max(r.sent, 1) * 1000
+            print(
+                f"  {r.name:<46}{ok:>7,}{ms(percentile(lat, 0.5)):>9}"
+                f"{ms(percentile(lat, 0.9)):>9}{ms(percentile(lat, 0.99)):>9}{ms(max(lat)):>9}"
+                f"{ms(percentile(r.service_ms(), 0.5)):>9}{cpu_ms:>8.1f}{1000 / cpu_ms:>9,.0f}"
+            )
+        for r in singles:
+            other = {
+                ("not sent" if code == GAVE_UP else code): n
+                for code, n in r.statuses.items()
+                if not 200 <= code < 300
+            }
+            print(
+                f"    {r.name}: answers {dict(sorted(r.statuses.items()))}"
+                + (f" (NOT 2xx: {other})" if other else "")
+                + f"; load average before: {r.load_before:.2f}"
+            )
+    if bulks:
+        print()
+        print(f"Bulk: batches of {args.batch_size:,}, one after another, after a warm-up batch")
+        print(
+            f"{'':48}{'batches':>8}{'rows':>8}{'rows/s':>8}{'batch p50':>10}{'batch max':>10}"
+            f"{'CPU ms':>8}{'per core':>9}"
+        )
+        for r in bulks:
+            rows = r.rows_acknowledged
+            cpu_ms = r.server_cpu / max(rows, 1) * 1_000_000
+            print(
+                f"  {r.name:<46}{r.batches:>8}{rows:>8,}{r.per_second:>8,.0f}"
+                f"{statistics.median(r.batch_ms):>10,.0f}{max(r.batch_ms):>10,.0f}"
+                f"{cpu_ms:>8,.0f}{1_000_000 / cpu_ms:>9,.0f}"
+            )
+        for r in bulks:
+            print(f"    {r.name}: answers {r.statuses}; load average before: {r.load_before:.2f}")
+    print()
+    print(
+        "CPU ms: the server process's CPU time per request (single) or per 1,000 rows (bulk);\n"
+        "per core: requests or rows per second that one core would carry at that cost (the\n"
+        "database's own work counts in process on SQLite, not on PostgreSQL)."
+    )
+    print()
+    print("Records after the runs")
+    for line in checks:
+        print(line)
+    print()
+    print("Targets")
+    for r in singles:
+        if r.name.startswith("CityOps"):
+            p99 = percentile(r.latencies_ms(), 0.99)
+            verdict = "met" if p99 <= SINGLE_TARGET_P99_MS else "MISSED"
+            shown = f"{p99:,.1f} ms" if not math.isinf(p99) else f"over {args.give_up:.0f} s"
+            print(
+                f"  single report p99 {shown} at {args.rate:.0f}/s offered, "
+                f"target ≤ {SINGLE_TARGET_P99_MS:.0f} ms: {verdict}"
+            )
+    for r in bulks:
+        if r.name.startswith("CityOps"):
+            verdict = "met" if r.per_second >= BULK_TARGET_PER_S else "MISSED"
+            print(
+                f"  bulk {r.per_second:,.0f} incidents/s committed, "
+                f"target ≥ {BULK_TARGET_PER_S:,.0f}/s: {verdict}"
+            )
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    tmp = configure_environment()
+    started = time.monotonic()
+    fx = prepare_database()
+    from django.db import connections
+
+    connections.close_all()  # the server is the only writer from here on
+    port = free_port()
+    server = start_server(port)
+    log(f"daphne pid {server.pid} on 127.0.0.1:{port}")
+    singles: list[SingleResult] = []
+    bulks: list[tuple[BulkResult, dict[str, Any]]] = []
+    try:
+        if not args.skip_single:
+            product, reference = single_requests(fx)
+            for name, make in (
+                ("CityOps POST /api/v1/incidents/", product),
+                ("DRF ModelSerializer create (reference)", reference),
+            ):
+                singles.append(
+                    run_open_loop(
+                        name,
+                        port,
+                        make,
+                        rate=args.rate,
+                        duration=args.duration,
+                        warmup=args.warmup,
+                        clients=args.clients,
+                        give_up=args.give_up,
+                        server_pid=server.pid,
+                        expect=201,
+                    )
+                )
+        if not args.skip_bulk:
+            product, reference = bulk_requests(fx, args.batch_size)
+            runs = [
+                (
+                    "CityOps POST /api/v1/incidents/bulk/",
+                    product,
+                    args.batches,
+                    # The gateway's cases with CityOps numbers (the references' are BB…).
+                    {"reporter_id": fx.gateway_id, "number__startswith": "LH-"},
+                ),
+                (
+                    "DRF many=True, row by row (reference)",
+                    reference("rows"),
+                    args.reference_batches,
+                    {"number__startswith": f"BBr-{fx.run}-"},
+                ),
+                (
+                    "DRF many=True + bulk_create (reference)",
+                    reference("bulk_create"),
+                    args.reference_batches,
+                    {"number__startswith": f"BBb-{fx.run}-"},
+                ),
+            ]
+            for label, make, count, rows in runs:
+                result = run_bulk(
+                    label,
+                    port,
+                    make,
+                    batches=count,
+                    server_pid=server.pid,
+                    acknowledged=lambda body: body["created"],
+                )
+                bulks.append((result, rows))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    checks = check_records(fx, singles, bulks)
+    print_report(args, singles, [result for result, _ in bulks], checks)
+    print(f"\nTotal run time {time.monotonic() - started:.0f} s.")
+    if tmp is not None and not args.keep:
+        for path in sorted(tmp.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        tmp.rmdir()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,862 @@
+"""The consoles staff work in all day, and the operator's intake form.
+
+* `/command/street/<code>/`, `/command/community/<code>/` — a street sub-centre's or community
+  station's queue: filters, SLA countdowns, paging, live updates.
+* `/command/department/` — a department handler's queue: the cases dispatched to their
+  department.
+* `/command/cases/<number>/` — one case: details, timeline, photos, map, possible duplicates and
+  a form for every action of the loop the user may take now.
+* `/command/intake/` — the 12345 hotline / console intake form.
+* `/command/` — "my console": where each role works.
+
+Pages render with the incidents selectors (`incidents_visible_to` through `incident_queue`,
+`incident_for_user`): a case the user may not see does not exist here either — 404, as in the
+API. Writes are not made here: the pages' scripts (static/command/console.js, intake.js) post to
+the REST API with the session, the CSRF token and an Idempotency-Key, and show its 4xx answers
+beside the field they name. Live updates come from static/realtime/live.js; each page's HTTP
+snapshot carries the sequence numbers of the feed's scopes so the feed resumes right after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import Role
+from command.live import scopes_for_connection
+from gridmap import selectors as gridmap_selectors
+from gridmap.models import Level, Region
+from incidents import selectors as incident_selectors
+from incidents.api.serializers import FULL_PHONE_ROLES
+from incidents.models import (
+    SATISFACTION_MAX,
+    SATISFACTION_MIN,
+    Channel,
+    Incident,
+    IncidentStatus,
+    OwnerLevel,
+    PhotoKind,
+    SendBackReason,
+    Severity,
+    Stage,
+)
+from incidents.selectors import OPEN, QUEUE_ORDERS
+from realtime.outbox import latest_seqs
+
+PAGE_SIZE = 20
+
+# Roles that may open every street's and community's console (and every case).
+DISTRICT_WIDE = frozenset({Role.DISTRICT_OPERATOR, Role.ADMIN})
+# Roles that take in reports by phone or at the console (the intake form).
+INTAKE_ROLES = frozenset(
+    {Role.DISTRICT_OPERATOR, Role.STREET_OPERATOR, Role.COMMUNITY_STAFF, Role.ADMIN}
+)
+INTAKE_CHANNELS = (Channel.HOTLINE_12345, Channel.CONSOLE)
+
+S = IncidentStatus
+
+# The queue's status filter: a name, its label and the statuses it keeps (OPEN: every case still
+# in somebody's queue; "": all). The stages of the loop double as the chips above the queue.
+STATUS_FILTERS: tuple[tuple[str, Any, str | tuple[str, ...]], ...] = (
+    (OPEN, gettext_lazy("未办结（全部在办）"), OPEN),
+    ("reported", gettext_lazy("待立案"), (S.REPORTED,)),
+    ("registered", gettext_lazy("待派遣（含退单）"), (S.REGISTERED, S.RETURNED)),
+    ("dispatched", gettext_lazy("待签收"), (S.DISPATCHED,)),
+    ("handling", gettext_lazy("处置中（含已签收）"), (S.ACCEPTED, S.HANDLING)),
+    ("fed_back", gettext_lazy("待核查"), (S.FED_BACK,)),
+    ("verified", gettext_lazy("待结案"), (S.VERIFIED,)),
+    ("parked", gettext_lazy("已挂账"), (S.PARKED,)),
+    ("rejected", gettext_lazy("不予立案"), (S.REJECTED,)),
+    ("closed", gettext_lazy("已结案"), (S.CLOSED,)),
+    ("evaluated", gettext_lazy("已评价"), (S.EVALUATED,)),
+    ("merged", gettext_lazy("已合并"), (S.MERGED,)),
+    ("all", gettext_lazy("全部"), ""),
+)
+_STATUS_FILTER = {name: statuses for name, _label, statuses in STATUS_FILTERS}
+# Short labels of the chips.
+QUEUE_CHIPS: tuple[tuple[str, Any], ...] = (
+    ("reported", gettext_lazy("待立案")),
+    ("registered", gettext_lazy("待派遣")),
+    ("dispatched", gettext_lazy("待签收")),
+    ("handling", gettext_lazy("处置中")),
+    ("fed_back", gettext_lazy("待核查")),
+    ("verified", gettext_lazy("待结案")),
+    ("parked", gettext_lazy("已挂账")),
+)
+DEPARTMENT_CHIPS = QUEUE_CHIPS[2:5]
+
+# Labels of the timeline's steps (incidents.workflow.TRANSITIONS plus the report itself).
+ACTION_LABELS: dict[str, Any] = {
+    "report": gettext_lazy("上报"),
+    "register": gettext_lazy("立案"),
+    "reject": gettext_lazy("不予立案"),
+    "merge": gettext_lazy("合并"),
+    "unmerge": gettext_lazy("撤销合并"),
+    "dispatch": gettext_lazy("派遣"),
+    "accept": gettext_lazy("签收"),
+    "send_back": gettext_lazy("退单"),
+    "handle": gettext_lazy("处置"),
+    "feed_back": gettext_lazy("反馈"),
+    "verify": gettext_lazy("核查通过"),
+    "rework": gettext_lazy("核查不通过（返工）"),
+    "close": gettext_lazy("结案"),
+    "evaluate": gettext_lazy("评价"),
+    "reopen": gettext_lazy("重新打开"),
+    "request_extension": gettext_lazy("申请延期"),
+    "approve_extension": gettext_lazy("批准延期"),
+    "decline_extension": gettext_lazy("驳回延期"),
+    "park": gettext_lazy("挂账"),
+    "unpark": gettext_lazy("取消挂账"),
+    "escalate": gettext_lazy("督办"),
+}
+
+
+# --- the action forms of the case page ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of an action form; `name` is the API's field name (errors come back under it)."""
+
+    name: str
+    label: Any
+    kind: str = "text"  # text, textarea, select, datetime, file
+    required: bool = False
+    choices: tuple[tuple[str, Any], ...] = ()
+    hint: Any = ""
+    initial: str = ""
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    action: str  # the workflow's name; the API's slug spells it with hyphens
+    label: Any
+    fields: tuple[FormField, ...] = ()
+    tone: str = "primary"  # primary (the loop goes on), secondary, danger (it stops or goes back)
+    intro: Any = ""
+
+    @property
+    def slug(self) -> str:
+        return self.action.replace("_", "-")
+
+
+def _note(label: Any = None, required: bool = False) -> FormField:
+    return FormField("note", label or gettext_lazy("备注"), "textarea", required)
+
+
+def _reason(label: Any = None, required: bool = True) -> FormField:
+    return FormField("reason", label or gettext_lazy("理由"), "textarea", required)
+
+
+SEND_BACK_CHOICES = tuple((value, label) for value, label in SendBackReason.choices)
+SATISFACTION_CHOICES = tuple(
+    (str(n), f"{n} ★") for n in range(SATISFACTION_MAX, SATISFACTION_MIN - 1, -1)
+)
+
+ACTION_FORMS: dict[str, ActionForm] = {
+    form.action: form
+    for form in (
+        ActionForm("register", gettext_lazy("立案"), (_note(),)),
+        ActionForm(
+            "dispatch",
+            gettext_lazy("派遣"),
+            (
+                FormField("department", gettext_lazy("处置部门"), "select", True),
+                FormField(
+                    "assignee",
+                    gettext_lazy("指派给个人（用户名，可不填）"),
+                    hint=gettext_lazy("例：gridworker；不填则派给部门"),
+                ),
+                _note(gettext_lazy("派遣说明")),
+            ),
+        ),
+        ActionForm("accept", gettext_lazy("签收"), (_note(),)),
+        ActionForm("handle", gettext_lazy("开始处置"), (_note(gettext_lazy("处置说明")),)),
+        ActionForm(
+            "feed_back",
+            gettext_lazy("反馈"),
+            (
+                FormField("feedback", gettext_lazy("处置结果"), "textarea", True),
+                FormField(
+                    "photos",
+                    gettext_lazy("处置后照片"),
+                    "file",
+                    hint=gettext_lazy("可选多张，JPEG、PNG 或 WebP"),
+                ),
+            ),
+        ),
+        ActionForm("verify", gettext_lazy("确认核查通过"), (_note(gettext_lazy("核查意见")),)),
+        ActionForm("close", gettext_lazy("结案"), (_note(),)),
+        ActionForm(
+            "evaluate",
+            gettext_lazy("评价"),
+            (
+                FormField(
+                    "satisfaction", gettext_lazy("满意度"), "select", True, SATISFACTION_CHOICES
+                ),
+                FormField("comment", gettext_lazy("评价意见"), "textarea"),
+            ),
+        ),
+        ActionForm(
+            "request_extension",
+            gettext_lazy("申请延期"),
+            (
+                FormField("until", gettext_lazy("延期至"), "datetime", True),
+                _reason(gettext_lazy("延期理由")),
+            ),
+            tone="secondary",
+        ),
+        ActionForm(
+            "approve_extension",
+            gettext_lazy("批准延期"),
+            (
+                FormField(
+                    "until",
+                    gettext_lazy("批准延期至（不填则按申请时间）"),
+                    "datetime",
+                ),
+                _note(),
+            ),
+            tone="secondary",
+        ),
+        ActionForm("decline_extension", gettext_lazy("驳回延期"), (_note(),), tone="secondary"),
+        ActionForm(
+            "merge",
+            gettext_lazy("合并到另一案件"),
+            (
+                FormField(
+                    "into",
+                    gettext_lazy("主案件编号"),
+                    required=True,
+                    hint=gettext_lazy("本案作为重复件并入该案件；可在下方“疑似重复”中一键选择"),
+                ),
+                _reason(required=False),
+            ),
+            tone="secondary",
+        ),
+        ActionForm("unmerge", gettext_lazy("撤销合并"), (_reason(required=False),), "secondary"),
+        ActionForm("park", gettext_lazy("挂账"), (_reason(gettext_lazy("挂账理由")),), "secondary"),
+        ActionForm("unpark", gettext_lazy("取消挂账"), (_note(),), tone="secondary"),
+        ActionForm(
+            "send_back",
+            gettext_lazy("退单"),
+            (
+                FormField(
+                    "reason_code", gettext_lazy("退单原因"), "select", True, SEND_BACK_CHOICES
+                ),
+                _reason(gettext_lazy("说明（原因为“其他”时必填）"), required=False),
+            ),
+            tone="danger",
+        ),
+        ActionForm(
+            "rework",
+            gettext_lazy("核查不通过（返工）"),
+            (_note(gettext_lazy("不通过的原因"), required=True),),
+            tone="danger",
+        ),
+        ActionForm("reject", gettext_lazy("不予立案"), (_reason(),), tone="danger"),
+        ActionForm("reopen", gettext_lazy("重新打开"), (_reason(),), tone="danger"),
+    )
+}
+
+
+def _strings() -> dict[str, Any]:
+    """Text the console scripts show, translated on the server (Django i18n) for them."""
+    return {
+        "left": _("剩余 %(time)s"),
+        "late": _("超时 %(time)s"),
+        "day": _("天"),
+        "newCase": _("新案件"),
+        "caseChanged": _("案件已有新的进展，页面已更新。"),
+        "saving": _("正在提交…"),
+        "done": _("已完成：%(action)s"),
+        "networkError": _("网络中断，未能确认是否提交成功；请重试（重试不会重复办理）。"),
+        "notFound": _("案件不存在，或您无权查看。"),
+        "forbidden": _("您无权执行此操作"),
+        "conflict": _("案件状态已变化，此操作已不可用"),
+        "tooLarge": _("提交的内容过大"),
+        "busy": _("上一次提交仍在处理中，请稍后重试"),
+        "keyReused": _("提交内容与上一次不一致，请刷新页面后重试"),
+        "failed": _("提交失败"),
+        "noPhotos": _("暂无照片"),
+        "noDuplicates": _("未发现疑似重复案件"),
+        "mergeInto": _("合并到此案件"),
+        "metres": _("相距 %(metres)s 米"),
+        "refreshFailed": _("刷新失败，稍后自动重试"),
+        "accepted": _("已签收"),
+        "required": _("必填"),
+        "outside": _("该点不在辖区内（距区界 %(metres)s 米）"),
+        "locating": _("正在查询位置…"),
+        "locateFailed": _("位置查询失败"),
+        "created": _("已受理"),
+        "statuses": {value: str(label) for value, label in S.choices},
+        "owners": {value: str(label) for value, label in OwnerLevel.choices},
+        "photoKinds": {value: str(label) for value, label in PhotoKind.choices},
+    }
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+def _role(user: Any) -> str:
+    return str(getattr(user, "role", "") or "") if user.is_active else ""
+
+
+def _place(user: Any) -> str:
+    return str(getattr(user, "place_code", "") or "")
+
+
+def _department(user: Any) -> str:
+    return str(getattr(user, "department_code", "") or "")
+
+
+def _district_wide(user: Any) -> bool:
+    return _role(user) in DISTRICT_WIDE
+
+
+def _may_open_street(user: Any, code: str) -> bool:
+    role = _role(user)
+    if role in DISTRICT_WIDE:
+        return code.startswith(_place(user))  # an admin has no place: every street
+    return role == Role.STREET_OPERATOR and _place(user) == code
+
+
+def _may_open_community(user: Any, code: str) -> bool:
+    role = _role(user)
+    place = _place(user)
+    if role in DISTRICT_WIDE:
+        return code.startswith(place)
+    if role == Role.STREET_OPERATOR:
+        return bool(place) and code.startswith(place)  # the communities of their street
+    return role == Role.COMMUNITY_STAFF and place == code
+
+
+def _region_or_404(level: str, code: str) -> Region:
+    generation = gridmap_selectors.active_generation()
+    region = (
+        gridmap_selectors.region_by_code(generation=generation, code=code) if generation else None
+    )
+    if region is None or region.level != level:
+        raise Http404(f"no {level} {code}")
+    return region
+
+
+def home_console_url(user: Any) -> str | None:
+    """Where a user works: their street's or community's console, their department's, or the
+    list of consoles for the district; None for roles without a console."""
+    role = _role(user)
+    if role == Role.STREET_OPERATOR and _place(user):
+        return reverse("console-street", args=[_place(user)])
+    if role == Role.COMMUNITY_STAFF and _place(user):
+        return reverse("console-community", args=[_place(user)])
+    if role == Role.DEPARTMENT_HANDLER and _department(user):
+        return reverse("console-department")
+    if role in DISTRICT_WIDE:
+        return reverse("console-index")
+    return None
+
+
+# --- the live feed -------------------------------------------------------------------------------
+
+
+def _feed(request: HttpRequest) -> dict[str, Any]:
+    """What the page's live feed starts from: the scopes the server lets this user join and the
+    latest sequence number of each (the snapshot being rendered is at least that recent)."""
+    scopes = scopes_for_connection(request.user, request.session)
+    return {"scopes": scopes, "seqs": latest_seqs(scopes)}
+
+
+# --- queues --------------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueFilters:
+    status: str = OPEN
+    category: str = ""
+    overdue: str = ""  # "", "true", "false"
+    q: str = ""
+    order: str = "deadline"
+    page: str = "1"
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def query(self, **changes: str) -> str:
+        """The query string of these filters with `changes` (empty values left out)."""
+        values = {
+            "status": self.status,
+            "category": self.category,
+            "overdue": self.overdue,
+            "q": self.q,
+            "order": self.order,
+            "page": self.page,
+            **changes,
+        }
+        if values["status"] == OPEN:
+            values["status"] = ""  # the default
+        if values["order"] == "deadline":
+            values["order"] = ""
+        if values["page"] == "1":
+            values["page"] = ""
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _filters(request: HttpRequest) -> QueueFilters:
+    """The queue's filters from the query string; a bad value is named in `errors` (the page
+    answers 400 with the message beside the field) and left out of the query."""
+    params = request.GET
+    filters = QueueFilters(q=params.get("q", "").strip()[:100], page=params.get("page", "1"))
+    status = params.get("status", "") or OPEN
+    if status in _STATUS_FILTER or status in S.values:
+        filters.status = status
+    else:
+        filters.errors["status"] = _("“%(value)s”不是有效的状态") % {"value": status}
+    category = params.get("category", "").strip()
+    if category:
+        if category.isdigit() and len(category) == 5:
+            filters.category = category
+        else:
+            filters.errors["category"] = _("事项代码为 5 位数字")
+    overdue = params.get("overdue", "")
+    if overdue in ("", "true", "false"):
+        filters.overdue = overdue
+    else:
+        filters.errors["overdue"] = _("只能为“已超时”或“未超时”")
+    order = params.get("order", "") or "deadline"
+    if order in QUEUE_ORDERS:
+        filters.order = order
+    else:
+        filters.errors["order"] = _("未知的排序方式")
+    return filters
+
+
+def _statuses(name: str) -> str | tuple[str, ...]:
+    """What the selector's `status` takes for a filter value (a filter name or a status)."""
+    return _STATUS_FILTER.get(name, name)
+
+
+def _categories_grouped() -> list[dict[str, Any]]:
+    """The active categories grouped by major class, for pickers and filters."""
+    groups: dict[str, dict[str, Any]] = {}
+    for category in incident_selectors.categories_for_picker():
+        group = groups.setdefault(
+            category.major_code,
+            {"code": category.major_code, "name": category.major_name, "items": []},
+        )
+        group["items"].append(category)
+    return list(groups.values())
+
+
+def _department_names() -> dict[str, str]:
+    return dict(incident_selectors.departments())
+
+
+def _deadline_state(incident: Incident, now: datetime) -> str:
+    """ok / warn (80 % of the stage's time used, or a warning was given) / late / "" (no clock)."""
+    deadline, started = incident.stage_deadline, incident.stage_started_at
+    if deadline is None:
+        return ""
+    if deadline <= now:
+        return "late"
+    if incident.stage_warned:
+        return "warn"
+    if started is not None and deadline > started:
+        used = (now - started) / (deadline - started)
+        if used >= 0.8:
+            return "warn"
+    return "ok"
+
+
+@dataclass
+class QueueRow:
+    incident: Incident
+    deadline_state: str
+    department_name: str
+    extension_pending: bool
+
+
+def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[QueueRow]:
+    now = timezone.now()
+    return [
+        QueueRow(
+            incident=incident,
+            deadline_state=_deadline_state(incident, now),
+            department_name=departments.get(incident.assigned_department_code, ""),
+            extension_pending=incident.extension_pending,
+        )
+        for incident in incidents
+    ]
+
+
+def _chips(
+    user: Any, area: dict[str, Any], chips: Iterable[tuple[str, Any]]
+) -> list[dict[str, Any]]:
+    """The counts above a queue: open cases per stage of the loop, and the overdue ones."""
+    counts = incident_selectors.incident_status_counts(
+        incident_selectors.incident_queue(user, status=OPEN, **area)
+    )
+    result = [
+        {"name": name, "label": label, "count": sum(counts.get(s, 0) for s in _statuses(name))}
+        for name, label in chips
+    ]
+    overdue = incident_selectors.incident_queue(user, status=OPEN, overdue=True, **area).count()
+    result.append({"name": "overdue", "label": _("超过时限"), "count": overdue})
+    return result
+
+
+def _queue_page(
+    request: HttpRequest,
+    *,
+    area: dict[str, Any],
+    chips: Iterable[tuple[str, Any]],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """Render a console (or, with ?fragment=queue, only its queue: what the script fetches when
+    the filters change or the live feed reports a change)."""
+    user = request.user
+    filters = _filters(request)
+    cases = incident_selectors.incident_queue(
+        user,
+        status=_statuses(filters.status),
+        category_code=filters.category,
+        overdue={"true": True, "false": False}.get(filters.overdue),
+        text=filters.q,
+        order=filters.order,
+        **area,
+    )
+    page: Page[Incident] = Paginator(cases, PAGE_SIZE).get_page(filters.page)
+    filters.page = str(page.number)
+    departments = _department_names()
+    context = {
+        **context,
+        "filters": filters,
+        "page": page,
+        "rows": _rows(page.object_list, departments),
+        "chips": _chips(user, area, chips),
+        "feed": _feed(request),
+        "status_filters": [(name, label) for name, label, _kept in STATUS_FILTERS],
+        "category_groups": _categories_grouped(),
+        "page_links": _page_links(page, filters),
+        "strings": _strings(),
+        "generation": gridmap_selectors.active_generation(),
+    }
+    status = 400 if filters.errors else 200
+    if request.GET.get("fragment") == "queue":
+        return render(request, "command/console_queue.html", context, status=status)
+    return render(request, template, context, status=status)
+
+
+def _page_links(page: Page[Incident], filters: QueueFilters) -> dict[str, str]:
+    links = {}
+    if page.has_previous():
+        links["previous"] = "?" + filters.query(page=str(page.previous_page_number()))
+    if page.has_next():
+        links["next"] = "?" + filters.query(page=str(page.next_page_number()))
+    return links
+
+
+@login_required
+def console_index(request: HttpRequest) -> HttpResponse:
+    """The consoles a district operator may open: every street and its communities."""
+    user = request.user
+    if not _district_wide(user):
+        url = home_console_url(user)
+        if url is None:
+            raise Http404("no console for this account")
+        return redirect(url)
+    generation = gridmap_selectors.active_generation()
+    streets: list[dict[str, Any]] = []
+    if generation is not None:
+        communities: dict[str, list[Region]] = {}
+        for region in gridmap_selectors.regions_for_listing(
+            generation=generation, level=Level.COMMUNITY, parent_code=None
+        ):
+            communities.setdefault(region.parent.code if region.parent else "", []).append(region)
+        counts = incident_selectors.incident_street_open_counts(user)
+        for street in gridmap_selectors.regions_for_listing(
+            generation=generation, level=Level.STREET, parent_code=None
+        ):
+            if street.code.startswith(_place(user)):
+                streets.append(
+                    {
+                        "region": street,
+                        "open": counts.get(street.code, 0),
+                        "communities": communities.get(street.code, []),
+                    }
+                )
+    return render(
+        request,
+        "command/console_index.html",
+        {"nav": "console", "streets": streets, "generation": generation},
+    )
+
+
+@login_required
+def street_console(request: HttpRequest, code: str) -> HttpResponse:
+    if not _may_open_street(request.user, code):
+        raise Http404("no console")
+    region = _region_or_404(Level.STREET, code)
+    return _queue_page(
+        request,
+        area={"street_code": code},
+        chips=QUEUE_CHIPS,
+        template="command/console_area.html",
+        context={
+            "nav": "console",
+            "kind": "street",
+            "region": region,
+            "live_match": {"street": code},
+            "title": _("%(name)s分中心") % {"name": region.name},
+        },
+    )
+
+
+@login_required
+def community_console(request: HttpRequest, code: str) -> HttpResponse:
+    if not _may_open_community(request.user, code):
+        raise Http404("no console")
+    region = _region_or_404(Level.COMMUNITY, code)
+    return _queue_page(
+        request,
+        area={"community_code": code},
+        chips=QUEUE_CHIPS,
+        template="command/console_area.html",
+        context={
+            "nav": "console",
+            "kind": "community",
+            "region": region,
+            "live_match": {"community": code},
+            "title": _("%(name)s工作站") % {"name": region.name},
+        },
+    )
+
+
+@login_required
+def department_console(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    department = _department(user)
+    if _role(user) != Role.DEPARTMENT_HANDLER or not department:
+        raise Http404("no department console for this account")
+    name = _department_names().get(department, department)
+    return _queue_page(
+        request,
+        area={"department_code": department},
+        chips=DEPARTMENT_CHIPS,
+        template="command/console_department.html",
+        context={
+            "nav": "console",
+            "kind": "department",
+            "department_code": department,
+            "department_name": name,
+            "live_match": {"department": department},
+            "title": name,
+        },
+    )
+
+
+# --- the case page -------------------------------------------------------------------------------
+
+# Keys of a timeline step's details that the page shows, with their labels.
+DETAIL_LABELS: dict[str, Any] = {
+    "department": gettext_lazy("部门"),
+    "stage_deadline": gettext_lazy("新时限"),
+    "requested_until": gettext_lazy("申请延期至"),
+    "granted_until": gettext_lazy("批准延期至"),
+    "into": gettext_lazy("并入"),
+    "from": gettext_lazy("原主案件"),
+    "satisfaction": gettext_lazy("满意度"),
+    "send_backs": gettext_lazy("退单次数"),
+    "reworks": gettext_lazy("返工次数"),
+}
+
+
+def _detail_value(key: str, value: Any, departments: dict[str, str]) -> str:
+    if key == "department" and value:
+        return f"{value} {departments.get(value, '')}".strip()
+    if key in ("stage_deadline", "requested_until", "granted_until") and value:
+        moment = value if isinstance(value, datetime) else _parse_iso(str(value))
+        if moment is not None:
+            return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _parse_iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str, Any]]:
+    steps = []
+    roles = dict(Role.choices)
+    reasons = dict(SendBackReason.choices)
+    statuses = dict(S.choices)
+    for step in incident_selectors.incident_timeline(incident):
+        data = step.data or {}
+        details = [
+            (label, _detail_value(key, data[key], departments))
+            for key, label in DETAIL_LABELS.items()
+            if data.get(key) not in (None, "")
+        ]
+        if data.get("arbitration"):
+            details.append((_("仲裁"), _("退单满三次，转区指挥中心")))
+        if "approved" in data:
+            details.append((_("结果"), _("批准") if data["approved"] else _("驳回")))
+        actor = step.actor
+        steps.append(
+            {
+                "step": step,
+                "label": ACTION_LABELS.get(step.action, step.action),
+                "actor": (actor.get_full_name() or actor.get_username()) if actor else "",
+                "role": roles.get(step.actor_role, step.actor_role),
+                "from": statuses.get(step.from_status, step.from_status),
+                "to": statuses.get(step.to_status, step.to_status),
+                "reason_code": reasons.get(step.reason_code, step.reason_code),
+                "details": details,
+            }
+        )
+    return steps
+
+
+def _action_forms(
+    actions: Iterable[str], incident: Incident, departments: dict[str, str]
+) -> list[dict[str, Any]]:
+    forms = []
+    for action in actions:
+        form = ACTION_FORMS.get(action)
+        if form is None:
+            continue
+        fields = []
+        for spec in form.fields:
+            choices = spec.choices
+            initial = spec.initial
+            if action == "dispatch" and spec.name == "department":
+                choices = tuple((code, f"{code} · {name}") for code, name in departments.items())
+                initial = incident.assigned_department_code or incident.category.department_code
+            fields.append({"spec": spec, "choices": choices, "initial": initial})
+        forms.append({"form": form, "fields": fields})
+    return forms
+
+
+def _owner_label(incident: Incident) -> str:
+    level = OwnerLevel(incident.owner_level).label if incident.owner_level else ""
+    names: dict[str, str] = {
+        OwnerLevel.COMMUNITY: incident.community_name,
+        OwnerLevel.STREET: incident.street_name,
+        OwnerLevel.DISTRICT: incident.district_name,
+    }
+    return f"{names.get(incident.owner_level, '')} {level}".strip()
+
+
+def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    user = request.user
+    departments = _department_names()
+    actions = incident_selectors.incident_actions_for(user, incident)
+    sees_phone = _role(user) in FULL_PHONE_ROLES or (
+        incident.reporter_id is not None and incident.reporter_id == user.pk
+    )
+    return {
+        "incident": incident,
+        "row": _rows([incident], departments)[0],
+        "status_label": S(incident.status).label,
+        "stage_label": Stage(incident.stage).label if incident.stage else "",
+        "channel_label": Channel(incident.channel).label,
+        "severity_label": Severity(incident.severity).label if incident.severity else "",
+        "owner_label": _owner_label(incident),
+        "department_name": departments.get(incident.assigned_department_code, ""),
+        "reporter_phone": incident.reporter_phone if sees_phone else incident.masked_phone,
+        "timeline": _timeline(incident, departments),
+        "actions": actions,
+        "action_forms": _action_forms(actions, incident, departments),
+        "may_merge": "merge" in actions,
+    }
+
+
+@login_required
+def case_page(request: HttpRequest, number: str) -> HttpResponse:
+    try:
+        incident = incident_selectors.incident_for_user(request.user, number)
+    except Incident.DoesNotExist:
+        raise Http404(f"no case {number}") from None
+    context = _case_context(request, incident)
+    if request.GET.get("fragment") == "case":
+        context["feed"] = _feed(request)
+        return render(request, "command/console_case_state.html", context)
+    console = home_console_url(request.user)
+    context.update(
+        {
+            "nav": "console",
+            "back_url": console,
+            "feed": _feed(request),
+            "strings": _strings(),
+            "generation": gridmap_selectors.active_generation(),
+            "map_config": {
+                "lon": incident.location.x,
+                "lat": incident.location.y,
+                "community": incident.community_code,
+                "street": incident.street_code,
+                "regionsUrl": reverse("region-list"),
+                "gridUrl": reverse("region-detail", args=[incident.grid_code])
+                + f"?generation={incident.generation_number}",
+                "generation": incident.generation_number,
+            },
+            "page_config": {
+                "number": incident.number,
+                "me": request.user.pk,
+                "detailUrl": reverse("incident-detail", args=[incident.number]),
+                "fragmentUrl": reverse("console-case", args=[incident.number]) + "?fragment=case",
+                "caseUrl": reverse("console-case", args=["NUMBER"]),
+            },
+        }
+    )
+    return render(request, "command/case.html", context)
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+
+@login_required
+def intake(request: HttpRequest) -> HttpResponse:
+    """The operator's intake form: a call to the 12345 hotline (or a walk-in at the console)
+    typed in, located by a click on the map, and posted to the incidents API."""
+    user = request.user
+    if _role(user) not in INTAKE_ROLES:
+        raise Http404("no intake form for this account")
+    generation = gridmap_selectors.active_generation()
+    place = _place(user)
+    groups = _categories_grouped()
+    return render(
+        request,
+        "command/intake.html",
+        {
+            "nav": "intake",
+            "generation": generation,
+            "category_groups": groups,
+            "channels": [(c.value, c.label) for c in INTAKE_CHANNELS],
+            "severities": Severity.choices,
+            "strings": _strings(),
+            "intake_config": {
+                "reportUrl": reverse("incident-list"),
+                "locateUrl": reverse("locate"),
+                "regionsUrl": reverse("region-list"),
+                "caseUrl": reverse("console-case", args=["NUMBER"]),
+                "generation": generation.number if generation else None,
+                "place": place,
+                "emergencies": [
+                    c.code for group in groups for c in group["items"] if c.is_emergency
+                ],
+            },
+        },
+    )

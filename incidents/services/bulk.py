@@ -1,0 +1,696 @@
+"""Bulk intake (批量上报) for sensor gateways (物联感知) and video-AI platforms (视频智能识别).
+
+A platform pushes up to BULK_MAX_ITEMS alarms in one call. Each alarm becomes a case exactly as
+`incidents.services.incident_report` would make it — located, numbered, given to its owner, its
+register clock started, a timeline row — or, when its sensor already has an open case for the
+same matter, a *repeat* counted on that case. Bad alarms are answered one by one and never
+block the good ones; the good ones are written all together or not at all (one transaction).
+
+Why not call incident_report a thousand times: every report holds the day's number counter,
+the audit chain's head and the district's event counter from its first write to its commit, so
+reports are written one after another, and each pays its own transaction, audit entry and
+event numbering. Here the work that needs no lock is done first (checks, locating every point
+in memory, deadlines), and the transaction then takes the locks once for the whole batch:
+
+* the day's number counter, locked first (as every report does), which also serialises the
+  dedupe lookup against concurrent batches; the batch's numbers in one UPDATE;
+* the cases and their timeline rows inserted in bulk;
+* ONE audit entry for the batch, listing the cases created and the repeats (ADR 0008): the
+  audit chain is a single row every writer waits for, so one entry per case would serialise a
+  thousand hash-chained inserts;
+* one outbox event per case created (incidents.incident_reported) and per existing case
+  repeated (incidents.incident_repeated), written by realtime.outbox.publish_batch, which locks
+  each scope's counter once.
+
+Sensor dedupe (去重): an alarm whose (source_ref, category, channel) — from the same integration
+account — matches an OPEN case whose latest alarm (its last repeat, else its report) is within
+CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES of now is a repeat of that case: `repeat_count` goes up
+and `last_repeated_at` is set, and no new case is made. Alarms repeating one another within the
+batch count the same way on the case the first of them creates. The window is measured on the
+server's clock: a gateway's own time (`occurred_at`, stored as client_reported_at) may be
+wrong or late.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.gis.geos import Point
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Role, User
+from audit.services import audit_record
+from gridmap.locator import Location, Resolution, check_lonlat
+from incidents import events
+from incidents.models import (
+    FINISHED_STATUSES,
+    Category,
+    Channel,
+    Incident,
+    IncidentNumberCounter,
+    IncidentStatus,
+    IncidentTransition,
+    OwnerLevel,
+    Severity,
+)
+from incidents.services import (
+    _PHONE,
+    DESCRIPTION_MAX,
+    NUMBER_PREFIX,
+    IncidentInputError,
+    OutsideDistrict,
+    _aware,
+    _locate,
+    _optional_text,
+    _run_clock,
+)
+from incidents.workflow import ActionNotPermitted
+from realtime.outbox import publish_batch
+
+log = logging.getLogger(__name__)
+
+# The channels that report in bulk: machines that watch the street.
+BULK_CHANNELS: tuple[str, ...] = (Channel.SENSOR, Channel.VIDEO_AI)
+BULK_MAX_ITEMS = 1000
+SOURCE_REF_MAX = 100
+
+# A repeat of an alarm on an open case (the event of this module; see docs/incidents.md).
+REPEATED = "incidents.incident_repeated"
+
+CREATED, REPEAT, ERROR = "created", "repeat", "error"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    """One alarm as the platform sent it (the API has checked the types, not the values)."""
+
+    channel: str
+    category: str  # 事项代码, e.g. 01001
+    lon: Any
+    lat: Any
+    crs: str = "wgs84"
+    description: str = ""
+    source_ref: str = ""  # the sensor's or camera's id on the platform
+    occurred_at: datetime | None = None  # the platform's clock
+    severity: str = ""
+
+
+@dataclass(slots=True)
+class BulkResult:
+    """What became of one item: created (the new case's number), repeat (the open case's
+    number) or error (`errors`: field → reasons)."""
+
+    index: int
+    result: str
+    number: str | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class BulkReport:
+    results: list[BulkResult]
+    # The audit entry's object id for this batch; None when nothing was written.
+    batch: str | None = None
+
+    def count(self, result: str) -> int:
+        return sum(1 for item in self.results if item.result == result)
+
+
+@dataclass(slots=True)
+class _Valid:
+    """An item that passed every check, with what the checks produced."""
+
+    index: int
+    item: BulkItem
+    category: Category
+    severity: str
+    description: str
+    source_ref: str
+    occurred_at: datetime | None
+    location: Location
+    raw_lon: float
+    raw_lat: float
+
+
+def dedupe_window() -> timedelta:
+    return timedelta(minutes=settings.CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES)
+
+
+def _add(errors: dict[str, list[str]], name: str, reason: str) -> None:
+    errors.setdefault(name, []).append(reason)
+
+
+def _check_item(
+    index: int, item: BulkItem, categories: dict[str, Category]
+) -> _Valid | dict[str, list[str]]:
+    """The checks of incident_report, all of them, so an item's answer names every bad field."""
+    errors: dict[str, list[str]] = {}
+    if item.channel not in BULK_CHANNELS:
+        _add(errors, "channel", f"{item.channel!r} is not one of {', '.join(BULK_CHANNELS)}")
+    category = categories.get(item.category)
+    if category is None:
+        _add(errors, "category", f"{item.category!r} is not a category code")
+    elif not category.active:
+        _add(errors, "category", f"{category.code} is not in use any more")
+    severity = item.severity or ""
+    if severity:
+        if severity not in Severity.values:
+            _add(errors, "severity", f"{severity!r} is not one of {', '.join(Severity.values)}")
+        elif category is not None and not category.is_emergency:
+            _add(errors, "severity", "applies to emergencies (突发事件, class 90) only")
+    elif category is not None and category.is_emergency:
+        severity = category.default_severity
+    description = source_ref = ""
+    occurred_at = None
+    try:
+        description = _optional_text("description", item.description, DESCRIPTION_MAX)
+    except IncidentInputError as exc:
+        _add(errors, exc.field, exc.reason)
+    try:
+        source_ref = _optional_text("source_ref", item.source_ref, SOURCE_REF_MAX)
+        if not source_ref:
+            _add(errors, "source_ref", "is required: the id of the sensor or camera")
+    except IncidentInputError as exc:
+        _add(errors, exc.field, exc.reason)
+    if item.occurred_at is not None:
+        try:
+            occurred_at = _aware("occurred_at", item.occurred_at)
+        except IncidentInputError as exc:
+            _add(errors, exc.field, exc.reason)
+    try:
+        location = _locate(item.lon, item.lat, item.crs)
+    except OutsideDistrict as exc:
+        _add(errors, "lon", exc.reason)
+        _add(errors, "lat", exc.reason)
+    except IncidentInputError as exc:
+        _add(errors, exc.field, exc.reason)
+    if errors:
+        return errors
+    assert category is not None
+    raw_lon, raw_lat = check_lonlat(item.lon, item.lat)
+    return _Valid(
+        index=index,
+        item=item,
+        category=category,
+        severity=severity,
+        description=description,
+        source_ref=source_ref,
+        occurred_at=occurred_at,
+        location=location,
+        raw_lon=raw_lon,
+        raw_lat=raw_lat,
+    )
+
+
+def _check_reporter(by: User) -> tuple[str, str]:
+    """Only an active integration account reports in bulk; its name and phone go on each case
+    as incident_report puts a reporter's."""
+    if not by.is_active:
+        raise ActionNotPermitted(action="report", reason="the account is inactive")
+    if by.role != Role.INTEGRATION:
+        raise ActionNotPermitted(
+            action="report", reason="bulk intake is for integration accounts (系统接入)"
+        )
+    name = (by.get_full_name() or by.get_username())[:50]
+    phone = (by.phone or "").strip()
+    if phone and not _PHONE.match(phone):
+        raise IncidentInputError("reporter_phone", "is not a phone number")
+    return name, phone
+
+
+class _Rows:
+    """New rows of one model, built and inserted without the ORM's per-value work.
+
+    A batch makes thousands of rows. `Model(**kwargs)` resolves every keyword against the
+    model's fields, and `bulk_create` compiles SQL and converts every value one by one; here the
+    field order, the defaults and each field's conversion are worked out once per batch:
+
+    * `make(**values)` builds an instance through Django's positional fast path (the one
+      `Model.from_db` uses), from the defaults of a template instance plus `values`;
+      `row(**values)` is the same list of values without an instance, for rows nothing reads;
+    * `insert(objs)` / `insert_rows(rows)` write them with one `executemany` of a single-row
+      INSERT. Values of plain columns (text, numbers, booleans, foreign-key ids) go to the
+      driver as they are — what those fields' `get_db_prep_save` returns anyway; dates, JSON
+      and geometry go through their field's `get_db_prep_save`, and geometry gets its field's
+      SQL placeholder, so every value is stored exactly as `bulk_create` would store it.
+      `auto_now` fields get their `pre_save`. The new primary keys are not read back: the
+      caller finds them by a natural key.
+    """
+
+    _PLAIN = frozenset(
+        {
+            models.CharField,
+            models.TextField,
+            models.EmailField,
+            models.BooleanField,
+            models.IntegerField,
+            models.SmallIntegerField,
+            models.BigIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveSmallIntegerField,
+            models.PositiveBigIntegerField,
+            models.FloatField,
+            models.AutoField,
+            models.BigAutoField,
+        }
+    )
+
+    def __init__(self, model: type[models.Model], **defaults: Any) -> None:
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self.position = {name: i for i, name in enumerate(self.attnames)}
+        template = model(**defaults)
+        self.defaults = [getattr(template, name) for name in self.attnames]
+
+    def row(self, **values: Any) -> list[Any]:
+        row = list(self.defaults)
+        for name, value in values.items():
+            row[self.position[name]] = value
+        return row
+
+    def make(self, **values: Any) -> Any:
+        return self.model(*self.row(**values))
+
+    @classmethod
+    def _plain(cls, column: models.Field[Any, Any]) -> bool:
+        if column.is_relation:
+            return cls._plain(column.target_field)  # type: ignore[attr-defined]
+        return type(column) in cls._PLAIN
+
+    def insert(self, objs: Sequence[models.Model]) -> None:
+        auto = [
+            (i, f)
+            for i, f in enumerate(self.fields)
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        ]
+        rows = []
+        for obj in objs:
+            row = [getattr(obj, name) for name in self.attnames]
+            for i, column in auto:
+                row[i] = column.pre_save(obj, True)
+            rows.append(row)
+        self.insert_rows(rows)
+
+    def insert_rows(self, rows: Sequence[list[Any]]) -> None:
+        if not rows:
+            return
+        connection = transaction.get_connection()
+        spec = [(i, f, self._plain(f)) for i, f in enumerate(self.fields) if not f.primary_key]
+        placeholders = [
+            f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
+            if hasattr(f, "get_placeholder")
+            else "%s"
+            for i, f, _ in spec
+        ]
+        quote = connection.ops.quote_name
+        # Identifiers from the model's metadata, quoted; every value is a query parameter.
+        sql = (
+            f"INSERT INTO {quote(self.model._meta.db_table)} "  # noqa: S608
+            f"({', '.join(quote(f.column) for _, f, _ in spec)}) "
+            f"VALUES ({', '.join(placeholders)})"
+        )
+        params = []
+        for row in rows:
+            values = []
+            for i, column, is_plain in spec:
+                value = row[i]
+                if is_plain or value is None:  # NULL is NULL for every field
+                    values.append(value)
+                else:
+                    values.append(column.get_db_prep_save(value, connection))
+            params.append(values)
+        _executemany(connection, sql, params)
+
+
+def _executemany(connection: Any, sql: str, params: list[list[Any]]) -> None:
+    """One statement, many rows. On PostgreSQL through a server-side-binding psycopg cursor:
+    Django's cursors bind client-side (each value quoted into the SQL text in Python, which
+    psycopg's pure-Python build does slowly), while a plain psycopg cursor sends the rows as
+    parameters of one prepared statement, pipelined."""
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(sql, params)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+class _Clocks:
+    """The register clock of a new case depends only on its category and the moment, so within a
+    batch (one moment) it is worked out once per category: `_run_clock` runs on a probe case and
+    whatever it set is copied onto every case of that category."""
+
+    def __init__(self, rows: _Rows, now: datetime) -> None:
+        self.rows, self.now = rows, now
+        self.by_category: dict[int, dict[str, Any]] = {}
+
+    def start(self, incident: Incident, category: Category) -> None:
+        changes = self.by_category.get(category.pk)
+        if changes is None:
+            probe: Incident = self.rows.make(category_id=category.pk, status=incident.status)
+            probe.category = category
+            before = dict(probe.__dict__)
+            _run_clock(probe, self.now)
+            changes = {
+                name: value
+                for name, value in probe.__dict__.items()
+                if name != "_state" and (name not in before or before[name] != value)
+            }
+            self.by_category[category.pk] = changes
+        incident.__dict__.update(changes)
+
+
+def _new_case(
+    rows: _Rows,
+    clocks: _Clocks,
+    valid: _Valid,
+    *,
+    by: User,
+    name: str,
+    phone: str,
+    now: datetime,
+) -> Incident:
+    """The row incident_report would write for this item, but for its number (kept field for
+    field the same; the bulk tests compare the two)."""
+    location = valid.location
+    path = location.path
+    nearest = location.resolution is Resolution.NEAREST
+    incident: Incident = rows.make(
+        channel=valid.item.channel,
+        category_id=valid.category.pk,
+        description=valid.description,
+        severity=valid.severity,
+        location=Point(location.lon, location.lat, srid=4326),
+        raw_lon=valid.raw_lon,
+        raw_lat=valid.raw_lat,
+        raw_crs=valid.item.crs,
+        district_code=path.district.code,
+        district_name=path.district.name,
+        street_code=path.street.code,
+        street_name=path.street.name,
+        community_code=path.community.code,
+        community_name=path.community.name,
+        grid_code=path.grid.code,
+        grid_name=path.grid.name,
+        generation_id=location.generation_id,
+        generation_number=location.generation,
+        on_border=location.on_border,
+        resolution=str(location.resolution),
+        triage=nearest,
+        reporter_id=by.pk,
+        reporter_name=name,
+        reporter_phone=phone,
+        source_ref=valid.source_ref,
+        status=IncidentStatus.REPORTED,
+        owner_level=OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
+        owner_code=path.district.code if nearest else path.community.code,
+        client_reported_at=valid.occurred_at,
+        created_at=now,
+    )
+    incident.category = valid.category
+    incident.reporter = by
+    clocks.start(incident, valid.category)
+    return incident
+
+
+def _lock_number_counter(now: datetime) -> IncidentNumberCounter:
+    """The day's counter, locked until commit — the lock every report takes first."""
+    day = timezone.localdate(now)
+    IncidentNumberCounter.objects.bulk_create(
+        [IncidentNumberCounter(day=day)], ignore_conflicts=True
+    )
+    return IncidentNumberCounter.objects.select_for_update().get(day=day)
+
+
+Key = tuple[str, int, str]  # (source_ref, category id, channel)
+
+
+def _key(valid: _Valid) -> Key:
+    return (valid.source_ref, valid.category.pk, valid.item.channel)
+
+
+def _open_cases(keys: set[Key], *, by: User, since: datetime) -> dict[Key, Incident]:
+    """The open case of each key whose latest alarm is at or after `since`, locked in id order
+    (the latest one where a key has several)."""
+    if not keys:
+        return {}
+    refs = {key[0] for key in keys}
+    found: dict[Key, Incident] = {}
+    cases = (
+        Incident.objects.select_for_update()
+        .filter(
+            reporter=by,
+            source_ref__in=refs,
+            category_id__in={key[1] for key in keys},
+            channel__in={key[2] for key in keys},
+        )
+        .exclude(source_ref="")
+        .exclude(status__in=FINISHED_STATUSES)
+        .filter(
+            Q(last_repeated_at__gte=since) | Q(last_repeated_at__isnull=True, created_at__gte=since)
+        )
+        .order_by("id")
+    )
+    for case in cases:
+        key = (case.source_ref, case.category_id, case.channel)
+        if key not in keys:
+            continue
+        seen = found.get(key)
+        if seen is None or _last_alarm(case) >= _last_alarm(seen):
+            found[key] = case
+    return found
+
+
+def _last_alarm(case: Incident) -> datetime:
+    return case.last_repeated_at or case.created_at
+
+
+def incident_repeated(*, incident: Incident, repeats: int) -> dict[str, Any]:
+    """incidents.incident_repeated: the sensor of an open case alarmed again (`repeats` times in
+    this batch); the case's counter and latest alarm time."""
+    return {
+        "incident": events.incident_summary(incident),
+        "repeats": repeats,
+        "repeat_count": incident.repeat_count,
+        "last_repeated_at": incident.last_repeated_at,
+    }
+
+
+def incidents_report_bulk(
+    *, items: Sequence[BulkItem], by: User, ip: str | None = None
+) -> BulkReport:
+    """Take in a batch of alarms from an integration account: create, count as repeats, or
+    refuse each one (module docstring). Results come in the order of `items`.
+
+    Refuses the whole batch only for what no item could change: a batch of 0 or more than
+    BULK_MAX_ITEMS items (IncidentInputError on `items`), an account that is not an active
+    integration (ActionNotPermitted), no active boundary generation (GeographyUnavailable).
+    """
+    if not 1 <= len(items) <= BULK_MAX_ITEMS:
+        raise IncidentInputError(
+            "items", f"has {len(items)} reports; send 1 to {BULK_MAX_ITEMS} per request"
+        )
+    name, phone = _check_reporter(by)
+    codes = {item.category for item in items if isinstance(item.category, str)}
+    categories = {
+        category.code: category
+        for category in Category.objects.filter(code__in=codes).prefetch_related("limits")
+    }
+    results: list[BulkResult] = []
+    valid: list[_Valid] = []
+    for index, item in enumerate(items):
+        checked = _check_item(index, item, categories)
+        if isinstance(checked, _Valid):
+            valid.append(checked)
+            results.append(BulkResult(index=index, result=CREATED))
+        else:
+            results.append(BulkResult(index=index, result=ERROR, errors=checked))
+    if not valid:
+        return BulkReport(results=results)
+
+    batch = uuid.uuid4().hex
+    # Every case the batch may create, built before any lock is taken (the items found to be
+    # repeats inside the transaction are dropped); the numbers are given out under the lock.
+    now = timezone.now()
+    cases = _Rows(Incident, status=IncidentStatus.REPORTED)
+    clocks = _Clocks(cases, now)
+    drafts = [_new_case(cases, clocks, v, by=by, name=name, phone=phone, now=now) for v in valid]
+    with transaction.atomic():
+        counter = _lock_number_counter(now)
+        existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
+        day = timezone.localdate(now)
+        created: list[Incident] = []
+        created_valid: list[_Valid] = []
+        created_by_key: dict[Key, Incident] = {}
+        repeats: dict[int, int] = {}  # existing case id → repeats in this batch
+        for v, draft in zip(valid, drafts, strict=True):
+            key = _key(v)
+            result = results[v.index]
+            case = existing.get(key)
+            if case is not None:
+                repeats[case.pk] = repeats.get(case.pk, 0) + 1
+                result.result, result.number = REPEAT, case.number
+                continue
+            case = created_by_key.get(key)
+            if case is not None:  # repeats an alarm earlier in this batch
+                case.repeat_count += 1
+                case.last_repeated_at = now
+                result.result, result.number = REPEAT, case.number
+                continue
+            counter.last_number += 1
+            draft.number = f"{NUMBER_PREFIX}-{day:%Y%m%d}-{counter.last_number:06d}"
+            created.append(draft)
+            created_valid.append(v)
+            created_by_key[key] = draft
+            result.number = draft.number
+        if created:
+            counter.save(update_fields=["last_number"])
+            cases.insert(created)
+            # The new ids, by number: the batch's numbers are consecutive and only this
+            # transaction could give them out.
+            ids = dict(
+                Incident.objects.filter(
+                    number__range=(created[0].number, created[-1].number)
+                ).values_list("number", "id")
+            )
+            connection_alias = transaction.get_connection().alias
+            for case in created:
+                case.pk = ids[case.number]
+                case._state.adding, case._state.db = False, connection_alias
+            steps = _Rows(IncidentTransition, data={})
+            steps.insert_rows(
+                [
+                    steps.row(
+                        incident_id=case.pk,
+                        action="report",
+                        from_status="",
+                        to_status=case.status,
+                        actor_id=by.pk,
+                        actor_role=by.role,
+                        data={
+                            "channel": case.channel,
+                            "resolution": case.resolution,
+                            "distance_m": round(v.location.distance_m, 1),
+                        },
+                        created_at=now,
+                    )
+                    for case, v in zip(created, created_valid, strict=True)
+                ]
+            )
+        repeated = [case for case in existing.values() if case.pk in repeats]
+        by_id = {category.pk: category for category in categories.values()}
+        for case in repeated:
+            case.category = by_id[case.category_id]  # loaded already, for the event's summary
+        before = {
+            case.number: {
+                "repeat_count": case.repeat_count,
+                "last_repeated_at": case.last_repeated_at,
+            }
+            for case in repeated
+        }
+        for case in repeated:
+            case.repeat_count += repeats[case.pk]
+            case.last_repeated_at = now
+            case.updated_at = now
+        if repeated:
+            Incident.objects.bulk_update(
+                repeated, ["repeat_count", "last_repeated_at", "updated_at"], batch_size=500
+            )
+        audit_record(
+            actor=by,
+            action="incidents.incident_report_bulk",
+            obj_type="incidents.incident_batch",
+            obj_id=batch,
+            before={"repeated": before} if before else None,
+            after={
+                "created": {
+                    "columns": AUDIT_COLUMNS,
+                    "rows": [
+                        _audit_row(case, v) for case, v in zip(created, created_valid, strict=True)
+                    ],
+                },
+                "repeated": {
+                    case.number: {
+                        "repeat_count": case.repeat_count,
+                        "last_repeated_at": case.last_repeated_at,
+                        "repeats": repeats[case.pk],
+                    }
+                    for case in repeated
+                },
+                "failed": len(items) - len(valid),
+            },
+            ip=ip,
+        )
+        publish_batch(
+            events=[
+                *(
+                    (
+                        events.REPORTED,
+                        events.incident_reported(incident=case),
+                        events.incident_scopes(case, users=[case.reporter_id]),
+                    )
+                    for case in created
+                ),
+                *(
+                    (
+                        REPEATED,
+                        incident_repeated(incident=case, repeats=repeats[case.pk]),
+                        events.incident_scopes(case),
+                    )
+                    for case in repeated
+                ),
+            ]
+        )
+    log.info(
+        "bulk intake by %s: %d created, %d repeats, %d refused (batch %s)",
+        by.get_username(),
+        len(created),
+        len(valid) - len(created),
+        len(items) - len(valid),
+        batch,
+    )
+    return BulkReport(results=results, batch=batch)
+
+
+# What the batch's audit entry keeps of each case it created, one row per case (no personal
+# data): enough to find the case and see where it went as received; the case's row holds the rest.
+AUDIT_COLUMNS = (
+    "number",
+    "id",
+    "channel",
+    "category",
+    "source_ref",
+    "lon",
+    "lat",
+    "grid",
+    "resolution",
+    "owner",
+    "repeat_count",
+)
+
+
+def _audit_row(case: Incident, valid: _Valid) -> list[Any]:
+    return [
+        case.number,
+        case.pk,
+        case.channel,
+        valid.category.code,
+        case.source_ref,
+        valid.location.lon,
+        valid.location.lat,
+        case.grid_code,
+        case.resolution,
+        case.owner_code,
+        case.repeat_count,
+    ]

@@ -1,0 +1,924 @@
+/* CityOps consoles: the street / community / department queues and the case page.
+ *
+ * The server renders every page; this script makes it live and lets the user act:
+ *  - SLA countdowns tick every second and change colour as the deadline nears (80 % of the
+ *    stage's time used, or the server's warning) and passes;
+ *  - the queue's filters, chips and pager fetch the queue again (?fragment=queue) without a
+ *    reload, and so does every live event about a case of this console;
+ *  - the case page posts each action form to the REST API (session + CSRF token +
+ *    Idempotency-Key), shows a 4xx answer beside the field it names, and fetches its state again
+ *    (?fragment=case) after an action or when a live event about the case arrives;
+ *  - photos and possible duplicates come from the case's API detail;
+ *  - the live feed is static/realtime/live.js (window.CityOpsLive); while it is interrupted a
+ *    banner says so.
+ *
+ * window.CityOpsConsole exposes the helpers intake.js shares (api, errors, base map, strings);
+ * window.cityopsConsole exposes the page's state for the browser tests.
+ */
+(function () {
+  "use strict";
+
+  function readJson(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  var T = readJson("console-strings") || {};
+  var state = {
+    feedStatus: "connecting",
+    refreshes: 0,
+    lastEvents: [],
+    ready: false
+  };
+  window.cityopsConsole = state;
+
+  // ---------------------------------------------------------------------------------------------
+  // Small helpers
+
+  function format(template, values) {
+    return String(template || "").replace(/%\((\w+)\)s/g, function (match, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : match;
+    });
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function newKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) {
+      return (b + 0x100).toString(16).slice(1);
+    }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
+      hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  /* One request to the API: resolves {status, body} for every HTTP answer and rejects only when
+   * no answer came (network). Writes carry the CSRF token and the given Idempotency-Key. */
+  function api(method, url, body, key) {
+    var headers = { Accept: "application/json" };
+    var payload;
+    if (method !== "GET") {
+      headers["X-CSRFToken"] = csrfToken();
+      if (key) {
+        headers["Idempotency-Key"] = key;
+      }
+      if (body instanceof FormData) {
+        payload = body;
+      } else if (body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        payload = JSON.stringify(body);
+      }
+    }
+    return fetch(url, {
+      method: method,
+      headers: headers,
+      body: payload,
+      credentials: "same-origin"
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        var parsed = {};
+        try {
+          parsed = text ? JSON.parse(text) : {};
+        } catch (error) {
+          parsed = { detail: text.slice(0, 200) };
+        }
+        return { status: response.status, ok: response.ok, body: parsed };
+      });
+    });
+  }
+
+  function messages(value) {
+    if (Array.isArray(value)) {
+      return value.map(function (item) {
+        return typeof item === "object" ? JSON.stringify(item) : String(item);
+      }).join(" ");
+    }
+    if (value && typeof value === "object") {
+      return JSON.stringify(value);
+    }
+    return String(value);
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll("[data-error-for]").forEach(function (node) {
+      node.textContent = "";
+      node.hidden = true;
+    });
+    form.querySelectorAll(".has-error").forEach(function (node) {
+      node.classList.remove("has-error");
+    });
+  }
+
+  function showError(form, name, text) {
+    var slot = form.querySelector('[data-error-for="' + name + '"]');
+    if (!slot) {
+      return false;
+    }
+    slot.textContent = text;
+    slot.hidden = false;
+    var field = slot.closest(".field");
+    if (field) {
+      field.classList.add("has-error");
+    }
+    return true;
+  }
+
+  /* Show an API answer that is not a success: each field's reasons beside the field (a 400,
+   * also a 413 naming `photos`), everything else (detail, fields the form does not have) at the
+   * foot of the form, after a sentence saying what the status means. */
+  function showAnswer(form, res) {
+    clearErrors(form);
+    var general = [];
+    var body = res.body || {};
+    Object.keys(body).forEach(function (name) {
+      if (name === "detail" || name === "distance_m" || name === "status" ||
+          name === "allowed_actions") {
+        return;
+      }
+      var text = messages(body[name]);
+      if (!showError(form, name, text)) {
+        general.push(name + ": " + text);
+      }
+    });
+    if (res.status !== 400) {
+      var lead = {
+        403: T.forbidden,
+        404: T.notFound,
+        409: body.allowed_actions !== undefined ? T.conflict : T.busy,
+        413: T.tooLarge,
+        422: T.keyReused
+      }[res.status] || T.failed + " (HTTP " + res.status + ")";
+      general.unshift(body.detail ? lead + " — " + body.detail : lead);
+    } else if (body.detail) {
+      general.unshift(messages(body.detail));
+    }
+    if (general.length) {
+      showError(form, "__all__", general.join("；"));
+    }
+    var first = form.querySelector(".has-error input, .has-error select, .has-error textarea");
+    if (first) {
+      first.focus();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SLA countdowns
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  function duration(ms) {
+    var total = Math.floor(Math.abs(ms) / 1000);
+    var days = Math.floor(total / 86400);
+    var hours = Math.floor((total % 86400) / 3600);
+    var minutes = Math.floor((total % 3600) / 60);
+    var seconds = total % 60;
+    var clock = pad(hours) + ":" + pad(minutes) + ":" + pad(seconds);
+    if (days > 0) {
+      return days + (T.day || "d") + " " + pad(hours) + ":" + pad(minutes);
+    }
+    return clock;
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".sla[data-deadline]").forEach(function (node) {
+      var deadline = Date.parse(node.dataset.deadline);
+      if (isNaN(deadline)) {
+        return;
+      }
+      var started = node.dataset.started ? Date.parse(node.dataset.started) : NaN;
+      var left = deadline - now;
+      var level = "ok";
+      if (left <= 0) {
+        level = "late";
+      } else if (node.dataset.warned === "1" ||
+          (!isNaN(started) && deadline > started && (now - started) / (deadline - started) >= 0.8)) {
+        level = "warn";
+      }
+      node.classList.remove("sla-ok", "sla-warn", "sla-late");
+      node.classList.add("sla-" + level);
+      node.dataset.level = level;
+      var text = node.querySelector(".sla-left");
+      if (text) {
+        text.textContent = format(left <= 0 ? T.late : T.left, { time: duration(left) });
+      }
+      var row = node.closest("tr");
+      if (row) {
+        row.classList.toggle("is-late", left <= 0);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The live feed
+
+  var statusEl = document.getElementById("live-status");
+  var bannerEl = document.getElementById("live-banner");
+
+  function setFeedStatus(status) {
+    state.feedStatus = status;
+    if (statusEl) {
+      statusEl.dataset.state = status;
+      var text = statusEl.querySelector(".live-text");
+      if (text && text.dataset["text" + status.charAt(0).toUpperCase() + status.slice(1)]) {
+        text.textContent = text.dataset["text" + status.charAt(0).toUpperCase() + status.slice(1)];
+      }
+    }
+    if (bannerEl) {
+      bannerEl.hidden = status !== "interrupted";
+    }
+  }
+
+  function connectFeed(options) {
+    if (!window.CityOpsLive || typeof window.CityOpsLive.connect !== "function") {
+      setFeedStatus("interrupted");
+      return null;
+    }
+    var feed = window.CityOpsLive.connect({
+      url: "/ws/",
+      storageKey: options.storageKey,
+      onEvents: function (events, info) {
+        state.lastEvents = events;
+        options.onEvents(events, info || {});
+      },
+      onStatus: setFeedStatus,
+      onResyncRequired: function () {
+        // Too much was missed to replay: reload the page's snapshot (until it loads), then
+        // continue from its sequence numbers.
+        function again() {
+          options.reload().then(function (seqs) {
+            if (seqs) {
+              feed.snapshotLoaded(seqs);
+            } else {
+              window.setTimeout(again, 3000);
+            }
+          });
+        }
+        again();
+      }
+    });
+    var snapshot = readJson("queue-feed");
+    if (snapshot && snapshot.seqs) {
+      feed.snapshotLoaded(snapshot.seqs);
+    }
+    state.feed = feed;
+    return feed;
+  }
+
+  function incidentOf(event) {
+    return (event && event.payload && event.payload.incident) || {};
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A base map of the district's own boundaries (no internet tiles)
+
+  function baseMap(node, options) {
+    var map = L.map(node, { zoomSnap: 0.25, minZoom: 9, maxZoom: 18, attributionControl: false });
+    map.setView([options.lat || 22.68, options.lon || 114.035], options.zoom || 12);
+    map.createPane("streets").style.zIndex = "410";
+    map.createPane("communities").style.zIndex = "420";
+    map.createPane("district").style.zIndex = "430";
+    map.createPane("marks").style.zIndex = "450";
+    var layers = { streets: {}, communities: {} };
+
+    function load(level) {
+      var url = options.regionsUrl + "?level=" + level;
+      if (options.generation) {
+        url += "&generation=" + encodeURIComponent(options.generation);
+      }
+      return api("GET", url).then(function (res) {
+        if (!res.ok) {
+          throw new Error(level + ": HTTP " + res.status);
+        }
+        return res.body;
+      });
+    }
+
+    var ready = Promise.all([load("district"), load("street"), load("community")])
+      .then(function (collections) {
+        var district = L.geoJSON(collections[0], {
+          pane: "district",
+          interactive: false,
+          style: { color: "#0f2a44", weight: 3, opacity: 0.9, fill: false }
+        }).addTo(map);
+        L.geoJSON(collections[1], {
+          pane: "streets",
+          interactive: false,
+          style: function (feature) {
+            var mine = options.street && feature.properties.code === options.street;
+            return {
+              color: "#2f4858",
+              weight: 1.6,
+              fillColor: mine ? "#cfe3f7" : "#e6ecf1",
+              fillOpacity: 0.85
+            };
+          },
+          onEachFeature: function (feature, layer) {
+            layers.streets[feature.properties.code] = layer;
+            if (options.streetLabels) {
+              layer.bindTooltip(feature.properties.name, {
+                permanent: true,
+                direction: "center",
+                className: "map-label street-label"
+              });
+            }
+          }
+        }).addTo(map);
+        L.geoJSON(collections[2], {
+          pane: "communities",
+          interactive: false,
+          style: function (feature) {
+            var mine = options.community && feature.properties.code === options.community;
+            return mine ?
+              { color: "#c2410c", weight: 2.5, fillColor: "#f97316", fillOpacity: 0.12 } :
+              { color: "#52606d", weight: 0.8, opacity: 0.8, fill: false };
+          },
+          onEachFeature: function (feature, layer) {
+            layers.communities[feature.properties.code] = layer;
+            if (options.communityLabels) {
+              layer.bindTooltip(feature.properties.name, {
+                permanent: true,
+                direction: "center",
+                className: "map-label community-label"
+              });
+            }
+          }
+        }).addTo(map);
+        layers.district = district;
+        if (options.communityLabels) {
+          // Community names once zoomed in far enough to read them; street names until then.
+          var toggleLabels = function () {
+            var near = map.getZoom() >= 13.5;
+            node.classList.toggle("show-community-labels", near);
+          };
+          map.on("zoomend", toggleLabels);
+          toggleLabels();
+        }
+        return layers;
+      });
+    return { map: map, ready: ready, layers: layers };
+  }
+
+  window.CityOpsConsole = {
+    api: api,
+    newKey: newKey,
+    clearErrors: clearErrors,
+    showError: showError,
+    showAnswer: showAnswer,
+    baseMap: baseMap,
+    strings: T,
+    format: format,
+    el: el,
+    readJson: readJson,
+    tick: tick
+  };
+
+  // ---------------------------------------------------------------------------------------------
+  // Queues
+
+  function setupQueue(queueEl) {
+    var filtersEl = document.getElementById("queue-filters");
+    var match = readJson("console-match") || {};
+    var query = window.location.search.replace(/^\?/, "");
+    var loading = null;
+    var again = false;
+    var touched = {};
+    var errorEl = document.getElementById("queue-error");
+
+    function shown() {
+      var numbers = {};
+      queueEl.querySelectorAll("tr[data-number]").forEach(function (row) {
+        numbers[row.dataset.number] = row.dataset.status;
+      });
+      return numbers;
+    }
+
+    function fragmentUrl() {
+      var params = new URLSearchParams(query);
+      params.set("fragment", "queue");
+      return window.location.pathname + "?" + params.toString();
+    }
+
+    /* Fetch the queue again; rows of `touched` cases are marked (new or changed). Resolves the
+     * seqs of the new snapshot. */
+    function reload() {
+      if (loading) {
+        again = true;
+        return loading;
+      }
+      var before = shown();
+      loading = fetch(fragmentUrl(), { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          return response.text().then(function (html) {
+            if (response.status !== 200 && response.status !== 400) {
+              throw new Error("HTTP " + response.status);
+            }
+            queueEl.innerHTML = html;
+            state.refreshes += 1;
+            queueEl.querySelectorAll("tr[data-number]").forEach(function (row) {
+              var number = row.dataset.number;
+              if (touched[number]) {
+                row.classList.add(before[number] === undefined ? "is-new" : "is-changed");
+                if (before[number] === undefined) {
+                  var badge = el("span", "badge badge-new", T.newCase);
+                  row.querySelector(".col-number").appendChild(badge);
+                }
+              }
+            });
+            touched = {};
+            tick();
+            var snapshot = readJson("queue-feed");
+            return snapshot ? snapshot.seqs : null;
+          });
+        })
+        .catch(function () {
+          if (errorEl) {
+            errorEl.textContent = T.refreshFailed;
+            errorEl.hidden = false;
+          }
+          return null;
+        })
+        .then(function (seqs) {
+          loading = null;
+          if (again) {
+            again = false;
+            reload();
+          }
+          return seqs;
+        });
+      return loading;
+    }
+    state.reloadQueue = reload;
+
+    function go(newQuery) {
+      query = newQuery.replace(/^\?/, "");
+      var url = window.location.pathname + (query ? "?" + query : "");
+      window.history.replaceState(null, "", url);
+      return reload();
+    }
+
+    function formQuery() {
+      var params = new URLSearchParams();
+      new FormData(filtersEl).forEach(function (value, name) {
+        value = String(value).trim();
+        var isDefault = (name === "status" && value === "open") ||
+          (name === "order" && value === "deadline");
+        if (value && !isDefault) {
+          params.set(name, value);
+        }
+      });
+      return params.toString();
+    }
+
+    if (filtersEl) {
+      filtersEl.addEventListener("submit", function (event) {
+        event.preventDefault();
+        filtersEl.querySelectorAll(".field-error").forEach(function (node) {
+          node.remove();
+        });
+        go(formQuery());
+      });
+      filtersEl.querySelectorAll("select").forEach(function (select) {
+        select.addEventListener("change", function () {
+          go(formQuery());
+        });
+      });
+      var reset = filtersEl.querySelector("a.button-quiet");
+      if (reset) {
+        reset.addEventListener("click", function (event) {
+          event.preventDefault();
+          filtersEl.reset();
+          filtersEl.querySelectorAll("select").forEach(function (select) {
+            select.selectedIndex = 0;
+          });
+          filtersEl.elements.q.value = "";
+          go("");
+        });
+      }
+    }
+
+    // Chips and the pager change the query without leaving the page.
+    queueEl.addEventListener("click", function (event) {
+      var link = event.target.closest("a.chip, .pager a");
+      if (link) {
+        event.preventDefault();
+        var href = link.getAttribute("href");
+        go(href.slice(href.indexOf("?") + 1));
+        if (filtersEl) {
+          var params = new URLSearchParams(query);
+          filtersEl.elements.status.value = params.get("status") || "open";
+          filtersEl.elements.overdue.value = params.get("overdue") || "";
+        }
+        return;
+      }
+      var quick = event.target.closest("button[data-quick-action]");
+      if (quick) {
+        quickAction(quick);
+      }
+    });
+
+    function quickAction(button) {
+      var number = button.dataset.number;
+      var key = button.dataset.key || newKey();
+      button.dataset.key = key;
+      button.disabled = true;
+      var url = "/api/v1/incidents/" + encodeURIComponent(number) + "/" +
+        button.dataset.quickAction + "/";
+      api("POST", url, {}, key).then(function (res) {
+        delete button.dataset.key;
+        if (res.ok) {
+          touched[number] = true;
+          reload();
+        } else {
+          button.disabled = false;
+          if (errorEl) {
+            errorEl.textContent = number + ": " + (res.body.detail || T.failed);
+            errorEl.hidden = false;
+          }
+        }
+      }, function () {
+        button.disabled = false;
+        if (errorEl) {
+          errorEl.textContent = T.networkError;
+          errorEl.hidden = false;
+        }
+      });
+    }
+
+    function concerns(incident, numbers) {
+      if (numbers[incident.number] !== undefined) {
+        return true;
+      }
+      return Object.keys(match).every(function (key) {
+        return incident[key] === match[key];
+      });
+    }
+
+    connectFeed({
+      storageKey: "console:" + window.location.pathname,
+      onEvents: function (events) {
+        var numbers = shown();
+        var relevant = false;
+        events.forEach(function (event) {
+          var incident = incidentOf(event);
+          if (incident.number && concerns(incident, numbers)) {
+            touched[incident.number] = true;
+            relevant = true;
+          }
+        });
+        if (relevant) {
+          reload();
+        }
+      },
+      reload: reload
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The case page
+
+  function setupCase() {
+    var config = readJson("case-config");
+    var noticeEl = document.getElementById("case-notice");
+    var photosEl = document.querySelector("#case-photos .photos-body");
+    var duplicatesEl = document.querySelector("#case-duplicates .duplicates-body");
+    var loading = null;
+    var again = false;
+
+    var noticeTimer = null;
+
+    function notice(text) {
+      noticeEl.textContent = text;
+      noticeEl.hidden = !text;
+      window.clearTimeout(noticeTimer);
+      if (text && text !== T.saving) {
+        noticeTimer = window.setTimeout(function () {
+          notice("");
+        }, 8000);
+      }
+    }
+
+    /* Fetch the case's state again: the main column always; the action forms only when the
+     * actions the user may take changed (so a form being filled in is not wiped by an event
+     * that did not change what can be done). */
+    function reload() {
+      if (loading) {
+        again = true;
+        return loading;
+      }
+      loading = fetch(config.fragmentUrl, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" }
+      }).then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.text();
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var main = doc.getElementById("case-main");
+        var actions = doc.getElementById("case-actions");
+        var oldActions = document.getElementById("case-actions");
+        document.getElementById("case-main").replaceWith(document.adoptNode(main));
+        if (oldActions.dataset.actions !== actions.dataset.actions) {
+          oldActions.replaceWith(document.adoptNode(actions));
+        }
+        state.refreshes += 1;
+        tick();
+        loadDetail();
+        var feed = doc.getElementById("case-feed");
+        return feed ? JSON.parse(feed.textContent).seqs : null;
+      }).catch(function () {
+        notice(T.refreshFailed);
+        return null;
+      }).then(function (result) {
+        loading = null;
+        if (again) {
+          again = false;
+          reload();
+        }
+        return result;
+      });
+      return loading;
+    }
+    state.reloadCase = reload;
+
+    function renderPhotos(photos) {
+      photosEl.textContent = "";
+      if (!photos || !photos.length) {
+        photosEl.appendChild(el("p", "muted", T.noPhotos));
+        return;
+      }
+      var list = el("ul", "photo-list");
+      photos.forEach(function (photo) {
+        var item = el("li", "photo photo-" + photo.kind);
+        var link = el("a");
+        link.href = photo.original_url || photo.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+        var img = el("img");
+        img.src = photo.url;
+        img.alt = (T.photoKinds && T.photoKinds[photo.kind]) || photo.kind;
+        img.loading = "lazy";
+        if (photo.width && photo.height) {
+          img.width = photo.width;
+          img.height = photo.height;
+        }
+        link.appendChild(img);
+        item.appendChild(link);
+        var when = photo.created_at ? new Date(photo.created_at) : null;
+        item.appendChild(el("span", "photo-caption", [img.alt, when ?
+          pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " + pad(when.getHours()) + ":" +
+          pad(when.getMinutes()) : ""].filter(Boolean).join(" · ")));
+        list.appendChild(item);
+      });
+      photosEl.appendChild(list);
+    }
+
+    function renderDuplicates(duplicates, mayMerge) {
+      renderDuplicateList(duplicatesEl, duplicates, config.caseUrl, mayMerge ? function (number) {
+        var form = document.querySelector('form[data-action="merge"]');
+        if (!form) {
+          return;
+        }
+        form.elements.into.value = number;
+        var details = form.closest("details");
+        if (details) {
+          details.open = true;
+        }
+        form.scrollIntoView({ block: "center" });
+        form.querySelector("button[type=submit]").focus();
+      } : null);
+    }
+
+    function loadDetail() {
+      return api("GET", config.detailUrl).then(function (res) {
+        if (!res.ok) {
+          return;
+        }
+        state.detail = res.body;
+        renderPhotos(res.body.photos);
+        var actions = document.getElementById("case-actions").dataset.actions.split(",");
+        renderDuplicates(res.body.possible_duplicates, actions.indexOf("merge") >= 0);
+      });
+    }
+
+    function collect(form) {
+      var body = {};
+      var files = [];
+      Array.prototype.forEach.call(form.elements, function (input) {
+        if (!input.name || input.disabled) {
+          return;
+        }
+        if (input.type === "file") {
+          files = Array.prototype.slice.call(input.files || []);
+          return;
+        }
+        var value = input.value;
+        if (input.dataset.kind === "datetime") {
+          if (!value) {
+            return; // left out: the API says when it is required
+          }
+          var moment = new Date(value);
+          value = isNaN(moment.getTime()) ? value : moment.toISOString();
+        } else if (input.name === "satisfaction") {
+          value = value ? Number(value) : value;
+        }
+        body[input.name] = value;
+      });
+      if (files.length) {
+        var data = new FormData();
+        Object.keys(body).forEach(function (name) {
+          data.append(name, body[name]);
+        });
+        files.forEach(function (file) {
+          data.append("photos", file);
+        });
+        return data;
+      }
+      return body;
+    }
+
+    document.addEventListener("submit", function (event) {
+      var form = event.target.closest("form.action-form");
+      if (!form) {
+        return;
+      }
+      event.preventDefault();
+      var button = form.querySelector("button[type=submit]");
+      if (!form.dataset.key) {
+        form.dataset.key = newKey(); // the same key on every retry of this submission
+      }
+      clearErrors(form);
+      button.disabled = true;
+      form.classList.add("is-busy");
+      notice(T.saving);
+      var url = config.detailUrl + form.dataset.slug + "/";
+      api("POST", url, collect(form), form.dataset.key).then(function (res) {
+        delete form.dataset.key; // an answer came: a corrected request is a new one
+        button.disabled = false;
+        form.classList.remove("is-busy");
+        if (res.ok) {
+          notice(format(T.done, { action: form.dataset.label }));
+          state.lastAction = { action: form.dataset.action, status: res.body.status };
+          var actions = document.getElementById("case-actions");
+          actions.dataset.actions = "-"; // the forms are rebuilt from the new state
+          reload();
+          return;
+        }
+        notice("");
+        showAnswer(form, res);
+        if (res.status === 409 && res.body.allowed_actions !== undefined) {
+          reload();
+        }
+      }, function () {
+        button.disabled = false;
+        form.classList.remove("is-busy");
+        notice("");
+        showError(form, "__all__", T.networkError);
+      });
+    });
+
+    var mapConfig = readJson("case-map-config");
+    var mapEl = document.getElementById("case-map");
+    if (mapEl && window.L && mapConfig) {
+      var base = baseMap(mapEl, {
+        regionsUrl: mapConfig.regionsUrl,
+        generation: mapConfig.generation,
+        street: mapConfig.street,
+        community: mapConfig.community,
+        lon: mapConfig.lon,
+        lat: mapConfig.lat,
+        zoom: 15
+      });
+      state.map = base.map;
+      base.ready.then(function (layers) {
+        var community = layers.communities[mapConfig.community];
+        if (community) {
+          base.map.fitBounds(community.getBounds(), { padding: [10, 10] });
+        }
+        if (mapConfig.gridUrl) {
+          api("GET", mapConfig.gridUrl).then(function (res) {
+            if (res.ok && res.body.geometry) {
+              L.geoJSON(res.body, {
+                pane: "marks",
+                interactive: false,
+                style: { color: "#c2410c", weight: 2, dashArray: "4 3", fillColor: "#f97316",
+                  fillOpacity: 0.2 }
+              }).addTo(base.map);
+            }
+          });
+        }
+        L.circleMarker([mapConfig.lat, mapConfig.lon], {
+          pane: "marks",
+          radius: 8,
+          weight: 3,
+          color: "#ffffff",
+          fillColor: "#c2410c",
+          fillOpacity: 1
+        }).addTo(base.map);
+        state.mapReady = true;
+      }).catch(function () {
+        mapEl.classList.add("is-failed");
+      });
+    }
+
+    loadDetail();
+    connectFeed({
+      storageKey: "case:" + config.number,
+      onEvents: function (events) {
+        var about = events.filter(function (event) {
+          return incidentOf(event).number === config.number;
+        });
+        if (!about.length) {
+          return;
+        }
+        // Someone else's step is announced; the echo of the user's own step is not.
+        var others = about.some(function (event) {
+          var step = event.payload.transition;
+          return !step || step.actor !== config.me;
+        });
+        if (others) {
+          notice(T.caseChanged);
+        }
+        reload();
+      },
+      reload: reload
+    });
+  }
+
+  /* A list of possible duplicates (from the API: number, status, distance, created_at), each
+   * linked to its case page, with a "merge into" button when `onMerge` is given. */
+  function renderDuplicateList(container, duplicates, caseUrl, onMerge) {
+    container.textContent = "";
+    if (!duplicates || !duplicates.length) {
+      container.appendChild(el("p", "muted", T.noDuplicates));
+      return;
+    }
+    var list = el("ul", "duplicate-list");
+    duplicates.forEach(function (dup) {
+      var item = el("li", "duplicate");
+      var link = el("a", "case-link", dup.number);
+      link.href = caseUrl.replace("NUMBER", encodeURIComponent(dup.number));
+      item.appendChild(link);
+      var status = (T.statuses && T.statuses[dup.status]) || dup.status || "";
+      var bits = [status];
+      if (typeof dup.distance_m === "number") {
+        bits.push(format(T.metres, { metres: Math.round(dup.distance_m) }));
+      }
+      if (dup.created_at) {
+        var when = new Date(dup.created_at);
+        bits.push(pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " +
+          pad(when.getHours()) + ":" + pad(when.getMinutes()));
+      }
+      item.appendChild(el("span", "duplicate-facts", bits.filter(Boolean).join(" · ")));
+      if (onMerge && dup.number) {
+        var button = el("button", "button button-small button-secondary", T.mergeInto);
+        button.type = "button";
+        button.dataset.mergeInto = dup.number;
+        button.addEventListener("click", function () {
+          onMerge(dup.number);
+        });
+        item.appendChild(button);
+      }
+      list.appendChild(item);
+    });
+    container.appendChild(list);
+  }
+  window.CityOpsConsole.renderDuplicateList = renderDuplicateList;
+
+  // ---------------------------------------------------------------------------------------------
+  // Start
+
+  tick();
+  window.setInterval(tick, 1000);
+  var queueEl = document.getElementById("queue");
+  if (queueEl) {
+    setupQueue(queueEl);
+  } else if (document.getElementById("case-config")) {
+    setupCase();
+  }
+  state.ready = true;
+}());

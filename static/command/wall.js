@@ -1,0 +1,1345 @@
+/* CityOps district wall screen (/command/wall/).
+ *
+ * The page arrives with its first snapshot (#wall-snapshot: the district's open cases and those
+ * that changed today, the day's case numbers per figure, and the server's figures), draws it,
+ * then follows the district's live feed (static/realtime/live.js, scope district:<code>) and
+ * applies every event to its model of the cases. All figures — KPI tiles, the streets table,
+ * the charts, the overdue list — are recomputed from that model with the definitions of the
+ * server's wall selectors (incidents.selectors.wall_*); after each snapshot the page checks that
+ * its own figures equal the server's and records any difference in `mismatches`.
+ *
+ * Events are applied idempotently by case number: a case is replaced by the event's summary,
+ * the day's figures are sets of case numbers, the ticker is keyed by (kind, number, time). The
+ * snapshot's sequence number was read before its data, so an event may arrive that the snapshot
+ * already contains; applying it again changes nothing. Whether a case closed today met all its
+ * time limits (按期) needs its timeline, which only the server reads: a closure seen live counts
+ * once the next snapshot (asked for a few seconds later) has judged it.
+ *
+ * window.cityopsWall exposes the state for the browser tests and the screenshot script.
+ */
+(function () {
+  "use strict";
+
+  function readJson(id) {
+    return JSON.parse(document.getElementById(id).textContent);
+  }
+
+  var config = readJson("wall-config");
+  var T = readJson("wall-strings");
+  var SCOPE = config.scope;
+
+  var OPEN_EXCLUDED = { rejected: 1, closed: 1, evaluated: 1, merged: 1 };
+  var CLOSED = { closed: 1, evaluated: 1 };
+  var STATUS_GROUP = {
+    reported: "reported",
+    registered: "registered",
+    returned: "registered",
+    dispatched: "handling",
+    accepted: "handling",
+    handling: "handling",
+    fed_back: "checking",
+    verified: "checking",
+    parked: "parked",
+    closed: "closed",
+    evaluated: "closed"
+  };
+  var ROMAN = { I: "Ⅰ", II: "Ⅱ", III: "Ⅲ", IV: "Ⅳ" };
+  // Street fills on the dark map (in code order), the same in the streets table's swatches.
+  var STREET_COLOURS = ["#3b82f6", "#14b8a6", "#eab308", "#a855f7", "#ec4899", "#22c55e",
+    "#f97316", "#06b6d4"];
+  var SOON_MS = 2 * 3600 * 1000; // the overdue list also shows clocks running out within 2 h
+  var JUDGE_DELAY_MS = 4000; // a live closure is judged (按期?) by the snapshot after this delay
+  var RECONCILE_MS = 10 * 60 * 1000; // and the snapshot is reloaded this often in any case
+  var COLOURS = {
+    reported: "#38bdf8",
+    closed: "#4ade80",
+    open: "#fbbf24",
+    overdue: "#f87171",
+    axis: "#8aa3bf",
+    grid: "rgba(138, 163, 191, 0.18)",
+    ink: "#e2ecf7"
+  };
+
+  var state = {
+    ready: false,
+    status: "connecting",
+    cases: new Map(),
+    today: null,
+    judged: new Set(),
+    onTime: new Set(),
+    ticker: [],
+    tickerKeys: new Set(),
+    streets: [],
+    communities: {},
+    dayStart: 0,
+    dayEnd: 0,
+    offset: 0,
+    lastSeq: 0,
+    snapshotAt: null,
+    snapshots: 0,
+    applied: 0,
+    mismatches: [],
+    figures: null,
+    interruptedAt: null,
+    refused: false,
+    boundaries: false,
+    map: null,
+    feed: null
+  };
+  window.cityopsWall = state;
+
+  // ---------------------------------------------------------------------------------------------
+  // Small helpers
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function format(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (match, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : match;
+    });
+  }
+
+  function rem() {
+    return parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  }
+
+  function parseTime(value) {
+    if (value === null || value === undefined || value === "") {
+      return null;
+    }
+    var ms = Date.parse(value);
+    return isNaN(ms) ? null : ms;
+  }
+
+  // The server's clock: the kiosk's own clock may be off.
+  function now() {
+    return Date.now() + state.offset;
+  }
+
+  var locale = config.language === "en" ? "en-GB" : "zh-CN";
+  var hourFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: config.timeZone, hour: "2-digit", hourCycle: "h23"
+  });
+  var timeFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: config.timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hourCycle: "h23"
+  });
+  var dateFormat = new Intl.DateTimeFormat(locale, {
+    timeZone: config.timeZone, year: "numeric", month: "long", day: "numeric", weekday: "long"
+  });
+
+  function localHour(ms) {
+    return parseInt(hourFormat.format(new Date(ms)), 10) % 24;
+  }
+
+  function clockText(ms) {
+    return timeFormat.format(new Date(ms));
+  }
+
+  function duration(ms) {
+    var total = Math.max(0, Math.floor(ms / 1000));
+    var days = Math.floor(total / 86400);
+    var h = Math.floor((total % 86400) / 3600);
+    var m = Math.floor((total % 3600) / 60);
+    var s = total % 60;
+    var pad = function (n) {
+      return (n < 10 ? "0" : "") + n;
+    };
+    var hms = pad(h) + ":" + pad(m) + ":" + pad(s);
+    return days > 0 ? format(T.days, { n: days }) + " " + hms : hms;
+  }
+
+  function inToday(ms) {
+    return ms !== null && ms >= state.dayStart && ms < state.dayEnd;
+  }
+
+  function isOpen(c) {
+    return !OPEN_EXCLUDED[c.status];
+  }
+
+  function isOverdue(c, at) {
+    return isOpen(c) && c.deadline !== null && c.deadline < at;
+  }
+
+  function placeName(c) {
+    var street = streetName(c.street);
+    var community = state.communities[c.community] || c.community;
+    return street + " · " + community;
+  }
+
+  function streetName(code) {
+    for (var i = 0; i < state.streets.length; i += 1) {
+      if (state.streets[i].code === code) {
+        return state.streets[i].name;
+      }
+    }
+    return code;
+  }
+
+  function streetColour(code) {
+    for (var i = 0; i < state.streets.length; i += 1) {
+      if (state.streets[i].code === code) {
+        return STREET_COLOURS[i % STREET_COLOURS.length];
+      }
+    }
+    return "#64748b";
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The model: cases by number, the day's numbers per figure, the ticker
+
+  function caseFrom(summary, previous) {
+    var status = summary.status;
+    var closedAt = null;
+    if (CLOSED[status]) {
+      closedAt = summary.closed_at !== undefined ? parseTime(summary.closed_at)
+        : (previous ? previous.closedAt : null);
+    }
+    return {
+      number: summary.number,
+      status: status,
+      category: summary.category || { code: "", name: "" },
+      severity: summary.severity || null,
+      location: summary.location,
+      street: summary.street,
+      community: summary.community,
+      grid: summary.grid,
+      triage: Boolean(summary.triage),
+      owner: summary.owner || null,
+      stage: summary.stage || null,
+      deadline: parseTime(summary.stage_deadline),
+      warned: Boolean(summary.stage_warned),
+      escalations: summary.escalations || 0,
+      createdAt: parseTime(summary.created_at),
+      closedAt: closedAt
+    };
+  }
+
+  function tickerAdd(kind, number, at, extra, fresh) {
+    var key = kind + "|" + number + "|" + at;
+    if (state.tickerKeys.has(key)) {
+      return false;
+    }
+    state.tickerKeys.add(key);
+    state.ticker.push({ kind: kind, number: number, at: at, to: extra || null, fresh: fresh });
+    state.ticker.sort(function (a, b) {
+      return b.at - a.at;
+    });
+    if (state.ticker.length > config.tickerLimit) {
+      state.ticker.length = config.tickerLimit;
+    }
+    return true;
+  }
+
+  function applySnapshot(data) {
+    state.offset = (parseTime(data.generated_at) || Date.now()) - Date.now();
+    state.dayStart = parseTime(data.day.start);
+    state.dayEnd = parseTime(data.day.end);
+    state.streets = data.streets;
+    state.communities = data.communities;
+    state.cases = new Map();
+    data.cases.forEach(function (summary) {
+      state.cases.set(summary.number, caseFrom(summary, null));
+    });
+    state.today = {
+      reported: new Set(data.today.reported),
+      registered: new Set(data.today.registered),
+      dispatched: new Set(data.today.dispatched),
+      closed: new Set(data.today.closed),
+      escalated: new Set(data.today.escalated)
+    };
+    state.judged = new Set(data.today.closed);
+    state.onTime = new Set(data.today.on_time);
+    state.ticker = [];
+    state.tickerKeys = new Set();
+    data.ticker.forEach(function (item) {
+      tickerAdd(item.kind, item.number, parseTime(item.at), item.to, false);
+    });
+    state.lastSeq = (data.seqs && data.seqs[SCOPE]) || 0;
+    state.snapshotAt = parseTime(data.generated_at);
+    state.snapshots += 1;
+    crossCheck(data);
+    markersAll();
+  }
+
+  function eventSeq(event) {
+    return event.seqs && typeof event.seqs[SCOPE] === "number" ? event.seqs[SCOPE] : null;
+  }
+
+  function applyEvent(event, live) {
+    var seq = eventSeq(event);
+    if (seq !== null) {
+      if (seq <= state.lastSeq) {
+        return false; // the snapshot (or an earlier copy of this event) has it already
+      }
+      state.lastSeq = seq;
+    }
+    if (event.event_type === "gridmap.generation_activated") {
+      // New boundaries: the map and the street list change; start afresh.
+      window.location.reload();
+      return false;
+    }
+    var payload = event.payload || {};
+    var summary = payload.incident;
+    if (!summary || (summary.district && summary.district !== config.district)) {
+      return false;
+    }
+    var number = summary.number;
+    var previous = state.cases.get(number) || null;
+    var c = caseFrom(summary, previous);
+    var step = payload.transition || null;
+    var at = parseTime((step && step.at) || event.occurred_at) || now();
+    var type = event.event_type;
+    if (type === "incidents.incident_reported") {
+      if (inToday(c.createdAt)) {
+        state.today.reported.add(number);
+        tickerAdd("reported", number, c.createdAt, null, live);
+      }
+    } else if (type === "incidents.incident_escalated") {
+      var supervision = payload.supervision || {};
+      var when = parseTime(supervision.at) || at;
+      if (inToday(when)) {
+        state.today.escalated.add(number);
+        tickerAdd("escalated", number, when, supervision.to ? supervision.to.level : null, live);
+      }
+    } else if (step) {
+      if (step.action === "register" && inToday(at)) {
+        state.today.registered.add(number);
+      } else if (step.action === "dispatch" && inToday(at)) {
+        state.today.dispatched.add(number);
+      } else if (step.action === "close") {
+        c.closedAt = at;
+        if (inToday(at)) {
+          state.today.closed.add(number);
+          judgeSoon();
+        }
+      } else if (step.action === "reopen") {
+        state.today.closed.delete(number);
+        state.judged.delete(number);
+        state.onTime.delete(number);
+      }
+    }
+    if (!CLOSED[c.status]) {
+      c.closedAt = null;
+    }
+    state.cases.set(number, c);
+    state.applied += 1;
+    markerUpdate(c, live && type === "incidents.incident_reported");
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Figures (the definitions of incidents.selectors.wall_*)
+
+  function computeFigures(at) {
+    var today = state.today;
+    var kpis = {
+      reported: today.reported.size,
+      registered: today.registered.size,
+      dispatched: today.dispatched.size,
+      closed: today.closed.size,
+      escalated: today.escalated.size,
+      overdue: 0,
+      on_time: 0,
+      on_time_rate: null
+    };
+    var judgedClosed = 0;
+    today.closed.forEach(function (number) {
+      if (state.judged.has(number)) {
+        judgedClosed += 1;
+        if (state.onTime.has(number)) {
+          kpis.on_time += 1;
+        }
+      }
+    });
+    if (judgedClosed) {
+      kpis.on_time_rate = Math.round((kpis.on_time / judgedClosed) * 10000) / 10000;
+    }
+    var streets = {};
+    var categories = {};
+    var hourly = { reported: [], closed: [] };
+    for (var h = 0; h < 24; h += 1) {
+      hourly.reported.push(0);
+      hourly.closed.push(0);
+    }
+    function street(code) {
+      if (!streets[code]) {
+        streets[code] = { reported: 0, open: 0, overdue: 0, closed: 0 };
+      }
+      return streets[code];
+    }
+    state.cases.forEach(function (c) {
+      var reportedToday = today.reported.has(c.number);
+      var closedToday = today.closed.has(c.number);
+      var open = isOpen(c);
+      var late = isOverdue(c, at);
+      if (!reportedToday && !closedToday && !open) {
+        return;
+      }
+      var row = street(c.street);
+      if (reportedToday) {
+        row.reported += 1;
+        var code = c.category.code;
+        if (!categories[code]) {
+          categories[code] = { code: code, name: c.category.name, count: 0 };
+        }
+        categories[code].count += 1;
+        if (c.createdAt !== null) {
+          hourly.reported[localHour(c.createdAt)] += 1;
+        }
+      }
+      if (open) {
+        row.open += 1;
+      }
+      if (late) {
+        row.overdue += 1;
+        kpis.overdue += 1;
+      }
+      if (closedToday) {
+        row.closed += 1;
+        if (c.closedAt !== null) {
+          hourly.closed[localHour(c.closedAt)] += 1;
+        }
+      }
+    });
+    var byCategory = Object.keys(categories).map(function (code) {
+      return categories[code];
+    }).sort(function (a, b) {
+      return b.count - a.count || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0);
+    }).slice(0, config.topCategories);
+    var known = {};
+    var byStreet = state.streets.map(function (s) {
+      known[s.code] = true;
+      var row = streets[s.code] || { reported: 0, open: 0, overdue: 0, closed: 0 };
+      return { code: s.code, reported: row.reported, open: row.open, overdue: row.overdue,
+        closed: row.closed };
+    });
+    Object.keys(streets).sort().forEach(function (code) {
+      if (!known[code]) {
+        var row = streets[code];
+        byStreet.push({ code: code, reported: row.reported, open: row.open,
+          overdue: row.overdue, closed: row.closed });
+      }
+    });
+    return { kpis: kpis, by_street: byStreet, by_category: byCategory, hourly: hourly };
+  }
+
+  // After a snapshot: do this page's figures, computed from the model, equal the server's?
+  function crossCheck(data) {
+    var mine = computeFigures(parseTime(data.generated_at));
+    var theirs = {
+      kpis: data.kpis,
+      by_street: data.by_street,
+      by_category: data.by_category,
+      hourly: data.hourly
+    };
+    var found = [];
+    Object.keys(theirs).forEach(function (key) {
+      var a = JSON.stringify(normaliseForCheck(key, mine[key]));
+      var b = JSON.stringify(normaliseForCheck(key, theirs[key]));
+      if (a !== b) {
+        found.push({ figure: key, page: a, server: b });
+      }
+    });
+    state.mismatches = found;
+    if (found.length && window.console) {
+      window.console.warn("wall: figures differ from the server's", found);
+    }
+  }
+
+  function normaliseForCheck(key, value) {
+    if (key === "kpis") {
+      return ["reported", "registered", "dispatched", "closed", "on_time", "on_time_rate",
+        "overdue", "escalated"].map(function (k) {
+        return [k, value[k]];
+      });
+    }
+    if (key === "by_street") {
+      return value.map(function (r) {
+        return [r.code, r.reported, r.open, r.overdue, r.closed];
+      });
+    }
+    if (key === "by_category") {
+      return value.map(function (r) {
+        return [r.code, r.name, r.count];
+      });
+    }
+    return value;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Rendering: KPI tiles, streets table, ticker, overdue list, charts
+
+  var lastKpis = {};
+
+  function renderKpis(figures) {
+    var kpis = figures.kpis;
+    var counted = ["reported", "registered", "dispatched", "closed", "escalated", "overdue"];
+    counted.forEach(function (key) {
+      var node = $("kpi-" + key);
+      var text = String(kpis[key]);
+      if (node.textContent !== text) {
+        node.textContent = text;
+        if (lastKpis[key] !== undefined && kpis[key] > lastKpis[key]) {
+          node.classList.remove("is-bumped");
+          void node.offsetWidth; // restart the animation
+          node.classList.add("is-bumped");
+        }
+      }
+      lastKpis[key] = kpis[key];
+    });
+    var rate = $("kpi-on_time_rate");
+    rate.textContent = "";
+    if (kpis.on_time_rate === null) {
+      rate.textContent = "—";
+      rate.title = T.noData;
+    } else {
+      var percent = kpis.on_time_rate * 100;
+      rate.appendChild(document.createTextNode(percent >= 99.95 ? "100" : percent.toFixed(1)));
+      rate.appendChild(el("small", null, "%"));
+      rate.title = kpis.on_time + " / " + kpis.closed;
+    }
+  }
+
+  var streetsKey = "";
+
+  function renderStreets(figures) {
+    var key = JSON.stringify(figures.by_street) + "|" + state.streets.length;
+    if (key === streetsKey) {
+      return;
+    }
+    streetsKey = key;
+    var body = $("street-rows");
+    body.textContent = "";
+    figures.by_street.forEach(function (row) {
+      var tr = el("tr");
+      tr.dataset.street = row.code;
+      var name = el("td");
+      var label = el("span", "street-name");
+      var swatch = el("span", "street-swatch");
+      swatch.style.background = streetColour(row.code);
+      label.appendChild(swatch);
+      label.appendChild(el("span", null, streetName(row.code)));
+      name.appendChild(label);
+      tr.appendChild(name);
+      [["reported", ""], ["open", ""], ["overdue", "is-overdue"], ["closed", "is-closed"]]
+        .forEach(function (col) {
+          var value = row[col[0]];
+          var td = el("td", value === 0 ? "is-zero" : col[1], String(value));
+          td.dataset.figure = col[0];
+          tr.appendChild(td);
+        });
+      body.appendChild(tr);
+    });
+  }
+
+  function renderTicker() {
+    var list = $("ticker-list");
+    list.textContent = "";
+    var shown = 0;
+    state.ticker.forEach(function (item) {
+      var c = state.cases.get(item.number);
+      if (!c) {
+        return;
+      }
+      var li = el("li", item.fresh ? "is-fresh" : "");
+      li.dataset.number = item.number;
+      li.dataset.kind = item.kind;
+      li.appendChild(el("span", "ticker-time", clockText(item.at)));
+      var badge;
+      if (item.kind === "escalated") {
+        badge = el("span", "badge badge-escalated", T.escalated);
+      } else if (c.severity) {
+        badge = el("span", "badge badge-emergency",
+          T.emergency + " " + (ROMAN[c.severity] || c.severity));
+      } else {
+        badge = el("span", "badge badge-reported", T.reported);
+      }
+      li.appendChild(badge);
+      li.appendChild(el("span", "ticker-what", c.category.name));
+      var where = placeName(c);
+      if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
+        where += " → " + T.ownerLevels[item.to];
+      }
+      li.appendChild(el("span", "ticker-where", where + " · " + c.number));
+      list.appendChild(li);
+      item.fresh = false;
+      shown += 1;
+    });
+    $("ticker-empty").hidden = shown > 0;
+    $("ticker-empty").textContent = T.noTicker;
+    trimToFit(list);
+  }
+
+  // Drop list rows that do not fit the panel (no scrolling on a wall); returns how many went.
+  function trimToFit(list) {
+    var removed = 0;
+    var limit = list.getBoundingClientRect().bottom;
+    while (list.lastElementChild &&
+        list.lastElementChild.getBoundingClientRect().bottom > limit + 1) {
+      list.removeChild(list.lastElementChild);
+      removed += 1;
+    }
+    return removed;
+  }
+
+  function renderOverdue() {
+    var at = now();
+    var late = [];
+    var soon = [];
+    state.cases.forEach(function (c) {
+      if (!isOpen(c) || c.deadline === null) {
+        return;
+      }
+      if (c.deadline < at) {
+        late.push(c);
+      } else if (c.deadline - at <= SOON_MS || c.warned) {
+        soon.push(c);
+      }
+    });
+    var byDeadline = function (a, b) {
+      return a.deadline - b.deadline;
+    };
+    late.sort(byDeadline);
+    soon.sort(byDeadline);
+    $("overdue-counts").textContent = format(T.overdueCount, { n: late.length }) + " · " +
+      format(T.dueSoonCount, { n: soon.length });
+    var list = $("overdue-list");
+    list.textContent = "";
+    var rows = late.concat(soon);
+    rows.forEach(function (c) {
+      var isLate = c.deadline < at;
+      var li = el("li", isLate ? "is-late" : "is-soon");
+      li.dataset.number = c.number;
+      var countdown = el("span", "countdown");
+      countdown.appendChild(el("span", "countdown-label",
+        (T.stages[c.stage] || "") + " " + (isLate ? T.late : T.left)));
+      countdown.appendChild(document.createTextNode(
+        (isLate ? "+" : "") + duration(Math.abs(c.deadline - at))));
+      li.appendChild(countdown);
+      var what = el("span", "overdue-what");
+      what.appendChild(el("span", null, c.category.name));
+      if (c.severity) {
+        what.appendChild(el("span", "badge badge-emergency", ROMAN[c.severity] || c.severity));
+      }
+      if (c.escalations) {
+        what.appendChild(el("span", "badge badge-escalated",
+          format(T.escalations, { n: c.escalations })));
+      }
+      li.appendChild(what);
+      li.appendChild(el("span", "overdue-where", placeName(c) + " · " + c.number));
+      list.appendChild(li);
+    });
+    var hiddenRows = trimToFit(list);
+    var more = $("overdue-more");
+    more.hidden = hiddenRows === 0;
+    more.textContent = format(T.more, { n: hiddenRows });
+    $("overdue-empty").hidden = rows.length > 0;
+    $("overdue-empty").textContent = T.noOverdue;
+  }
+
+  // --- charts (ECharts) ---
+
+  var charts = {};
+
+  function chartText(size) {
+    return {
+      color: COLOURS.ink,
+      fontSize: Math.round(size * rem()),
+      fontFamily: "Noto Sans CJK SC, sans-serif"
+    };
+  }
+
+  function initCharts() {
+    if (!window.echarts) {
+      return;
+    }
+    ["category", "street", "hourly"].forEach(function (name) {
+      var node = $("chart-" + name);
+      charts[name] = window.echarts.init(node, null, { renderer: "canvas" });
+    });
+    if (window.ResizeObserver) {
+      var observer = new ResizeObserver(function () {
+        Object.keys(charts).forEach(function (name) {
+          charts[name].resize();
+        });
+        renderCharts(state.figures, true);
+      });
+      Object.keys(charts).forEach(function (name) {
+        observer.observe($("chart-" + name));
+      });
+    }
+  }
+
+  function axisLabel(size) {
+    var text = chartText(size);
+    text.color = COLOURS.axis;
+    return text;
+  }
+
+  function renderCharts(figures, rebuild) {
+    if (!figures || !charts.category) {
+      return;
+    }
+    var r = rem();
+    var animation = !rebuild;
+    // Updates merge into the drawn chart (bars grow, nothing flickers); a resize redraws.
+    var replace = Boolean(rebuild);
+    var cats = figures.by_category.slice().reverse();
+    $("chart-category-empty").hidden = cats.length > 0;
+    $("chart-category-empty").textContent = T.noData;
+    charts.category.setOption({
+      animation: animation,
+      grid: { left: 0.4 * r, right: 3.2 * r, top: 0.2 * r, bottom: 0.2 * r, containLabel: true },
+      xAxis: { type: "value", minInterval: 1, show: false },
+      yAxis: {
+        type: "category",
+        data: cats.map(function (c) { return c.name; }),
+        axisLine: { show: false },
+        axisTick: { show: false },
+        axisLabel: Object.assign(axisLabel(1.05), { color: COLOURS.ink, width: 11 * r,
+          overflow: "truncate", interval: 0 })
+      },
+      series: [{
+        type: "bar",
+        data: cats.map(function (c) { return c.count; }),
+        barWidth: "58%",
+        itemStyle: {
+          borderRadius: [0, 0.3 * r, 0.3 * r, 0],
+          color: new window.echarts.graphic.LinearGradient(0, 0, 1, 0, [
+            { offset: 0, color: "rgba(56, 189, 248, 0.35)" },
+            { offset: 1, color: "#38bdf8" }
+          ])
+        },
+        label: Object.assign(chartText(1.05), { show: true, position: "right",
+          fontWeight: "bold" })
+      }]
+    }, replace);
+
+    var streets = figures.by_street;
+    charts.street.setOption({
+      animation: animation,
+      legend: {
+        top: 0, right: 0, itemWidth: 0.9 * r, itemHeight: 0.9 * r, itemGap: 1.2 * r,
+        textStyle: axisLabel(0.95)
+      },
+      grid: { left: 0.4 * r, right: 0.6 * r, top: 2 * r, bottom: 0.2 * r, containLabel: true },
+      xAxis: {
+        type: "category",
+        data: streets.map(function (s) { return streetName(s.code).replace(/街道$/, ""); }),
+        axisLine: { lineStyle: { color: COLOURS.grid } },
+        axisTick: { show: false },
+        axisLabel: Object.assign(axisLabel(1), { color: COLOURS.ink, interval: 0 })
+      },
+      yAxis: {
+        type: "value", minInterval: 1,
+        splitLine: { lineStyle: { color: COLOURS.grid } },
+        axisLabel: axisLabel(0.9)
+      },
+      series: [
+        {
+          name: T.chartOpen, type: "bar", stack: "open", barWidth: "34%",
+          data: streets.map(function (s) { return s.open - s.overdue; }),
+          itemStyle: { color: COLOURS.open }
+        },
+        {
+          name: T.chartOverdue, type: "bar", stack: "open",
+          data: streets.map(function (s) { return s.overdue; }),
+          itemStyle: { color: COLOURS.overdue, borderRadius: [0.25 * r, 0.25 * r, 0, 0] }
+        },
+        {
+          name: T.chartClosed, type: "bar", barWidth: "22%",
+          data: streets.map(function (s) { return s.closed; }),
+          itemStyle: { color: COLOURS.closed, borderRadius: [0.25 * r, 0.25 * r, 0, 0] }
+        }
+      ]
+    }, replace);
+
+    var currentHour = localHour(now());
+    var hours = [];
+    for (var h = 0; h < 24; h += 1) {
+      hours.push(format(T.hour, { h: h }));
+    }
+    function upToNow(values) {
+      return values.map(function (v, i) { return i <= currentHour ? v : null; });
+    }
+    charts.hourly.setOption({
+      animation: animation,
+      legend: {
+        top: 0, right: 0, itemWidth: 0.9 * r, itemHeight: 0.9 * r, itemGap: 1.2 * r,
+        textStyle: axisLabel(0.95)
+      },
+      grid: { left: 0.4 * r, right: 0.6 * r, top: 2 * r, bottom: 0.2 * r, containLabel: true },
+      xAxis: {
+        type: "category",
+        data: hours,
+        axisLine: { lineStyle: { color: COLOURS.grid } },
+        axisTick: { show: false },
+        axisLabel: Object.assign(axisLabel(0.9), { interval: 2 })
+      },
+      yAxis: {
+        type: "value", minInterval: 1,
+        splitLine: { lineStyle: { color: COLOURS.grid } },
+        axisLabel: axisLabel(0.9)
+      },
+      series: [
+        {
+          name: T.chartReported, type: "bar", barWidth: "55%",
+          data: upToNow(figures.hourly.reported),
+          itemStyle: { color: COLOURS.reported, borderRadius: [0.2 * r, 0.2 * r, 0, 0] }
+        },
+        {
+          name: T.chartClosed, type: "line", smooth: true, symbolSize: 0.5 * r,
+          data: upToNow(figures.hourly.closed),
+          lineStyle: { width: 0.2 * r, color: COLOURS.closed },
+          itemStyle: { color: COLOURS.closed }
+        }
+      ]
+    }, replace);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The map: the district's own boundaries as the base, cases as markers, clustered when dense
+
+  var cluster = null;
+  var singles = null;
+  var markers = new Map();
+  state.hasMarker = function (number) {
+    return markers.has(number);
+  };
+
+  function initMap() {
+    var map = L.map("wall-map", {
+      zoomControl: false,
+      attributionControl: Boolean(config.tileUrl),
+      zoomSnap: 0.1,
+      minZoom: 8,
+      maxZoom: 18,
+      boxZoom: false,
+      keyboard: false
+    });
+    state.map = map;
+    map.setView([22.68, 114.035], 12);
+    map.createPane("streets").style.zIndex = "350";
+    map.createPane("communities").style.zIndex = "360";
+    map.createPane("district").style.zIndex = "370";
+    // Street names under the markers (Leaflet's marker pane is 600): a name never hides a case.
+    map.createPane("labels").style.zIndex = "450";
+    if (config.tileUrl) {
+      L.tileLayer(config.tileUrl, { maxZoom: 19 }).addTo(map);
+    }
+    var r = rem();
+    cluster = L.markerClusterGroup({
+      maxClusterRadius: Math.round(2.6 * r),
+      disableClusteringAtZoom: 16,
+      showCoverageOnHover: false,
+      spiderfyOnMaxZoom: false,
+      zoomToBoundsOnClick: false,
+      animate: true,
+      iconCreateFunction: clusterIcon
+    });
+    map.addLayer(cluster);
+    singles = L.layerGroup().addTo(map);
+    loadBoundaries(map);
+  }
+
+  function loadLevel(level) {
+    var url = config.regionsUrl + "?level=" + encodeURIComponent(level);
+    if (config.generation !== null) {
+      url += "&generation=" + encodeURIComponent(config.generation);
+    }
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error(level + ": HTTP " + response.status);
+        }
+        return response.json();
+      });
+  }
+
+  function inDistrict(feature) {
+    var code = feature.properties.code || "";
+    return code.indexOf(config.district) === 0;
+  }
+
+  function loadBoundaries(map) {
+    Promise.all([loadLevel("district"), loadLevel("street"), loadLevel("community")])
+      .then(function (levels) {
+        var district = levels[0].features.filter(inDistrict);
+        var streets = levels[1].features.filter(inDistrict);
+        var communities = levels[2].features.filter(inDistrict);
+        var colourOf = {};
+        streets.forEach(function (f) {
+          colourOf[f.properties.code] = streetColour(f.properties.code);
+        });
+        L.geoJSON({ type: "FeatureCollection", features: streets }, {
+          pane: "streets",
+          interactive: false,
+          style: function (f) {
+            return {
+              color: "#5b8fc7", weight: 1.6, opacity: 0.9,
+              fillColor: colourOf[f.properties.code], fillOpacity: config.tileUrl ? 0.12 : 0.16
+            };
+          }
+        }).addTo(map);
+        L.geoJSON({ type: "FeatureCollection", features: communities }, {
+          pane: "communities",
+          interactive: false,
+          style: { color: "#3b6a99", weight: 0.8, opacity: 0.55, fill: false, dashArray: "3 4" }
+        }).addTo(map);
+        var outline = L.geoJSON({ type: "FeatureCollection", features: district }, {
+          pane: "district",
+          interactive: false,
+          style: { color: "#38bdf8", weight: 3, opacity: 0.95, fill: false }
+        }).addTo(map);
+        state.districtBounds = outline.getBounds().isValid() ? outline.getBounds() : null;
+        drawStreetLabels(map);
+        fitDistrict();
+        declutterLabels();
+        state.boundaries = true;
+      })
+      .catch(function (error) {
+        state.boundaryError = String(error);
+        window.setTimeout(function () {
+          loadBoundaries(map);
+        }, 15000);
+      });
+  }
+
+  var labelLayer = null;
+  var labelTooltips = [];
+
+  function drawStreetLabels(map) {
+    if (labelLayer) {
+      labelLayer.remove();
+    }
+    labelLayer = L.layerGroup().addTo(map);
+    labelTooltips = [];
+    state.streets.forEach(function (s) {
+      if (!s.label) {
+        return;
+      }
+      var tooltip = L.tooltip({
+        permanent: true, direction: "center", className: "wall-street-label", interactive: false,
+        opacity: 1, pane: "labels"
+      }).setLatLng([s.label[1], s.label[0]]).setContent(el("span", null, s.name));
+      tooltip.addTo(labelLayer);
+      labelTooltips.push(tooltip);
+    });
+    map.on("zoomend moveend", declutterLabels);
+  }
+
+  // Street labels sit at each street's pole of inaccessibility; two neighbours' labels may still
+  // touch on a small map. Move a label that overlaps one placed before it up or down by its
+  // height (whichever side is free), so every name stays readable.
+  function declutterLabels() {
+    var placed = [];
+    labelTooltips.forEach(function (tooltip) {
+      var node = tooltip.getElement();
+      if (!node) {
+        return;
+      }
+      node.style.marginTop = "";
+      var r = node.getBoundingClientRect();
+      var offsets = [0, -1.1, 1.1, -2.2, 2.2];
+      for (var k = 0; k < offsets.length; k += 1) {
+        var dy = offsets[k] * r.height;
+        var box = {
+          left: r.left - 4, right: r.right + 4, top: r.top + dy - 2, bottom: r.bottom + dy + 2
+        };
+        var taken = placed.some(function (p) {
+          return box.left < p.right && box.right > p.left && box.top < p.bottom &&
+            box.bottom > p.top;
+        });
+        if (!taken) {
+          node.style.marginTop = dy ? dy + "px" : "";
+          placed.push(box);
+          return;
+        }
+      }
+      placed.push({ left: r.left, right: r.right, top: r.top, bottom: r.bottom });
+    });
+  }
+
+  function fitDistrict() {
+    if (state.map && state.districtBounds) {
+      state.map.invalidateSize();
+      var r = rem();
+      state.map.fitBounds(state.districtBounds, {
+        paddingTopLeft: [1.2 * r, 3.6 * r],
+        paddingBottomRight: [1.2 * r, 1.2 * r]
+      });
+    }
+  }
+
+  function markerGroup(c) {
+    return STATUS_GROUP[c.status] || null;
+  }
+
+  function shownOnMap(c) {
+    if (!c.location || c.location.length !== 2) {
+      return false;
+    }
+    if (isOpen(c)) {
+      return true;
+    }
+    return Boolean(CLOSED[c.status]) && state.today.closed.has(c.number);
+  }
+
+  function markerKey(c, at) {
+    return [markerGroup(c), c.severity || "", isOverdue(c, at) ? 1 : 0].join("|");
+  }
+
+  function markerIcon(c, at, fresh) {
+    var r = rem();
+    var classes = ["mk", "mk-" + markerGroup(c)];
+    if (isOverdue(c, at)) {
+      classes.push("mk-overdue");
+    }
+    var html;
+    var size = 1.1;
+    if (c.severity) {
+      classes.push("mk-emergency", "mk-sev-" + c.severity);
+      html = '<span class="' + classes.join(" ") + '"><b>' + (ROMAN[c.severity] || "") +
+        "</b></span>";
+      size = 1.9;
+    } else {
+      html = '<span class="' + classes.join(" ") + '"></span>';
+    }
+    if (fresh) {
+      html = '<span class="mk-new-wrap mk-icon"><span class="mk-new"></span>' + html + "</span>";
+    }
+    var px = Math.round(size * r);
+    return L.divIcon({
+      className: "mk-icon",
+      html: html,
+      iconSize: [px, px],
+      iconAnchor: [px / 2, px / 2]
+    });
+  }
+
+  // Emergencies (突发) are never folded into a cluster, nor is a case in its first seconds on
+  // the wall (it ripples where it is): both go to `singles`; everything else to the clusters.
+  var FRESH_MS = 20000;
+  var freshUntil = new Map();
+
+  function layerFor(c) {
+    return c.severity || (freshUntil.get(c.number) || 0) > Date.now() ? singles : cluster;
+  }
+
+  function markerRemove(number) {
+    var existing = markers.get(number);
+    if (existing) {
+      existing.options.layer.removeLayer(existing);
+      markers.delete(number);
+    }
+  }
+
+  function markerUpdate(c, fresh) {
+    if (!cluster) {
+      return;
+    }
+    if (!shownOnMap(c)) {
+      markerRemove(c.number);
+      return;
+    }
+    if (fresh) {
+      freshUntil.set(c.number, Date.now() + FRESH_MS);
+      window.setTimeout(function () {
+        freshUntil.delete(c.number);
+        var again = state.cases.get(c.number);
+        var m = markers.get(c.number);
+        if (again && m) {
+          m.options.key = "";
+          markerUpdate(again, false);
+        }
+      }, FRESH_MS);
+    }
+    var rippling = (freshUntil.get(c.number) || 0) > Date.now();
+    var at = now();
+    var key = markerKey(c, at) + (rippling ? "|new" : "");
+    var latlng = [c.location[1], c.location[0]];
+    var layer = layerFor(c);
+    var existing = markers.get(c.number);
+    if (existing && existing.options.layer !== layer) {
+      markerRemove(c.number);
+      existing = null;
+    }
+    if (existing) {
+      if (existing.options.key !== key) {
+        existing.options.key = key;
+        existing.setIcon(markerIcon(c, at, rippling));
+        if (layer === cluster) {
+          cluster.refreshClusters(existing);
+        }
+      }
+      existing.setLatLng(latlng);
+      return;
+    }
+    var marker = L.marker(latlng, {
+      icon: markerIcon(c, at, rippling),
+      keyboard: false,
+      interactive: false,
+      key: key,
+      layer: layer,
+      caseNumber: c.number,
+      zIndexOffset: c.severity ? 500 : (isOverdue(c, at) ? 300 : 0)
+    });
+    markers.set(c.number, marker);
+    layer.addLayer(marker);
+  }
+
+  function markersAll() {
+    if (!cluster) {
+      return;
+    }
+    Array.from(markers.keys()).forEach(function (number) {
+      if (!state.cases.has(number)) {
+        markerRemove(number);
+      }
+    });
+    state.cases.forEach(function (c) {
+      markerUpdate(c, false);
+    });
+  }
+
+  // A case whose clock just ran out gets its red ring without any event.
+  function markersRecheck() {
+    var at = now();
+    markers.forEach(function (marker, number) {
+      var c = state.cases.get(number);
+      if (c && marker.options.key && marker.options.key !== markerKey(c, at)) {
+        markerUpdate(c, false);
+      }
+    });
+  }
+
+  function clusterIcon(group) {
+    var children = group.getAllChildMarkers();
+    var at = now();
+    var late = 0;
+    children.forEach(function (marker) {
+      var c = state.cases.get(marker.options.caseNumber);
+      if (c && isOverdue(c, at)) {
+        late += 1;
+      }
+    });
+    var count = children.length;
+    var r = rem();
+    var size = Math.round((count < 10 ? 2.3 : count < 100 ? 2.8 : 3.3) * r);
+    var html = '<div class="cl' + (late ? " cl-hot" : "") + '"><span>' + count + "</span>" +
+      (late ? '<span class="cl-badge">' + late + "</span>" : "") + "</div>";
+    return L.divIcon({ html: html, className: "cl-icon", iconSize: [size, size] });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Putting it together
+
+  var chartTimer = null;
+  var ticks = 0;
+
+  function renderAll() {
+    var figures = computeFigures(now());
+    state.figures = figures;
+    renderKpis(figures);
+    renderStreets(figures);
+    renderTicker();
+    renderOverdue();
+    var openCount = 0;
+    state.cases.forEach(function (c) {
+      if (isOpen(c)) {
+        openCount += 1;
+      }
+    });
+    $("map-count").textContent = format(T.mapCount,
+      { open: openCount, closed: state.today.closed.size });
+    if (chartTimer === null) {
+      chartTimer = window.setTimeout(function () {
+        chartTimer = null;
+        renderCharts(state.figures, false);
+      }, 300);
+    }
+  }
+
+  function tick() {
+    var at = now();
+    $("wall-time").textContent = clockText(at);
+    $("wall-date").textContent = dateFormat.format(new Date(at));
+    if (!state.ready) {
+      return;
+    }
+    if (state.dayEnd && at >= state.dayEnd && !loading && retryTimer === null) {
+      loadSnapshot(); // a new day: today's figures start again
+    }
+    var figures = computeFigures(at);
+    state.figures = figures;
+    renderKpis(figures);
+    renderStreets(figures); // a clock that ran out moves a case into 超时
+    renderOverdue();
+    ticks += 1;
+    if (ticks % 30 === 0) {
+      renderCharts(figures, false); // the current hour, and overdue cases, move on their own
+    }
+    if (state.interruptedAt !== null) {
+      $("wall-banner-detail").textContent = format(T.interruptedDetail,
+        { time: clockText(state.interruptedAt) });
+    }
+  }
+
+  // --- the snapshot over HTTP (resync, judging closures, a new day, reconciliation) ---
+
+  var loading = null;
+  var queued = [];
+  var judgeTimer = null;
+  var retryTimer = null;
+  var retryMs = 5000;
+
+  function judgeSoon() {
+    if (judgeTimer === null) {
+      judgeTimer = window.setTimeout(function () {
+        judgeTimer = null;
+        loadSnapshot();
+      }, JUDGE_DELAY_MS);
+    }
+  }
+
+  function showRefused() {
+    state.refused = true;
+    $("wall-refused-text").textContent = T.refused;
+    $("wall-refused").hidden = false;
+  }
+
+  function loadSnapshot(resync) {
+    if (loading) {
+      return loading;
+    }
+    loading = fetch(config.snapshotUrl, {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "application/json" }
+    }).then(function (response) {
+      if (response.status === 403) {
+        showRefused();
+        throw new Error("refused");
+      }
+      if (!response.ok) {
+        throw new Error("HTTP " + response.status);
+      }
+      return response.json();
+    }).then(function (data) {
+      state.refused = false;
+      $("wall-refused").hidden = true;
+      applySnapshot(data);
+      // Events that arrived while the snapshot was on its way: those after its position.
+      var pending = queued;
+      queued = [];
+      pending.forEach(function (event) {
+        applyEvent(event, true);
+      });
+      if (resync && state.feed && typeof state.feed.snapshotLoaded === "function") {
+        state.feed.snapshotLoaded(data.seqs);
+      }
+      retryMs = 5000;
+      renderAll();
+    }).catch(function (error) {
+      if (String(error).indexOf("refused") < 0 && retryTimer === null) {
+        retryTimer = window.setTimeout(function () {
+          retryTimer = null;
+          loadSnapshot(resync);
+        }, retryMs);
+        retryMs = Math.min(retryMs * 2, 60000);
+      }
+    }).then(function () {
+      loading = null;
+    });
+    return loading;
+  }
+
+  function onEvents(events) {
+    if (loading) {
+      Array.prototype.push.apply(queued, events);
+      return;
+    }
+    var changed = false;
+    events.forEach(function (event) {
+      changed = applyEvent(event, true) || changed;
+    });
+    if (changed) {
+      renderAll();
+    }
+  }
+
+  function setStatus(status) {
+    state.status = status;
+    var box = $("wall-live");
+    box.dataset.state = status;
+    $("wall-live-text").textContent = T[status] || status;
+    var interrupted = status === "interrupted";
+    if (interrupted && state.interruptedAt === null) {
+      state.interruptedAt = now();
+    } else if (!interrupted) {
+      state.interruptedAt = null;
+    }
+    $("wall-banner").hidden = !interrupted;
+    if (interrupted) {
+      $("wall-banner-detail").textContent = format(T.interruptedDetail,
+        { time: clockText(state.interruptedAt) });
+    }
+  }
+
+  function startFeed(seqs) {
+    var live = window.CityOpsLive;
+    if (!live || typeof live.connect !== "function") {
+      setStatus("interrupted");
+      return;
+    }
+    state.feed = live.connect({
+      url: "/ws/",
+      storageKey: "wall:" + config.district,
+      onEvents: onEvents,
+      onStatus: setStatus,
+      onResyncRequired: function () {
+        loadSnapshot(true);
+      }
+    });
+    if (state.feed && typeof state.feed.snapshotLoaded === "function") {
+      state.feed.snapshotLoaded(seqs);
+    }
+  }
+
+  function start() {
+    setStatus("connecting");
+    var first = readJson("wall-snapshot");
+    initMap();
+    initCharts();
+    applySnapshot(first);
+    state.ready = true;
+    document.getElementById("wall").dataset.state = "ready";
+    renderAll();
+    renderCharts(state.figures, false);
+    tick();
+    window.setInterval(tick, 1000);
+    window.setInterval(markersRecheck, 5000);
+    window.setInterval(loadSnapshot, RECONCILE_MS);
+    window.addEventListener("resize", function () {
+      fitDistrict();
+      renderAll();
+    });
+    startFeed(first.seqs);
+  }
+
+  start();
+})();

@@ -1,0 +1,439 @@
+"""The consoles in a real browser (Debian's Chromium, zh-CN).
+
+Against pytest-django's live server (a WSGI thread, committed data):
+* a street operator refuses an empty rejection (the reason is named beside its field), registers
+  and dispatches a case from the case page; the department handler's console lists it and
+  accepts it from the queue;
+* a department handler works a case from its page: a send-back without its explanation is
+  refused, then accept, an extension request, handle, feed back with a photo;
+* a possible duplicate is merged with the button beside it;
+* the hotline operator files a call by clicking the map; the new case's number, owner and a
+  possible duplicate are shown.
+
+Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
+* a case reported through the API appears in the street console's queue without a reload; a case
+  of another street never does;
+* the case page follows its case when someone else acts on it;
+* when the server goes away the "实时连接中断" banner is shown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from PIL import Image, ImageDraw
+from playwright.sync_api import expect
+
+from accounts.models import Role, User
+from incidents.models import Channel, Incident, IncidentStatus, IncidentTransition, PhotoKind
+from incidents.services import (
+    calendar_load,
+    categories_load,
+    incident_dispatch,
+    incident_register,
+)
+from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401 (fixture)
+from tests.incidents.cases import (
+    DISTRICT,
+    GRID,
+    OTHER_STREET,
+    OTHER_STREET_GRID,
+    RUBBISH,
+    STREET,
+    make_user,
+    point_in,
+    report,
+)
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "e2e-Passw0rd-not-secret"
+
+
+@pytest.fixture
+def daphne_url(request: pytest.FixtureRequest) -> str:
+    """Base URL of the session's Daphne (tests/asgi_server.py)."""
+    return str(request.getfixturevalue("asgi_server"))
+
+
+@pytest.fixture
+def reference(committed_demo_geography: None) -> None:
+    """Categories, stage limits and the calendar, committed for the server."""
+    categories_load()
+    calendar_load()
+
+
+def _in_thread(work: Callable[[], Any]) -> Any:
+    """Run a service in a thread of its own: Playwright's event loop runs in this one, and the
+    service's after-commit send to the channel layer (async_to_sync) refuses to run beside it."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def _jpeg(path: Path) -> Path:
+    """A real JPEG, as a phone camera writes one."""
+    image = Image.new("RGB", (800, 600), "#6a8d73")
+    ImageDraw.Draw(image).rectangle((200, 150, 600, 450), fill="#d9d2c3")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _user(username: str, role: str, place: str = "", department: str = "") -> User:
+    user = make_user(role, place, department)
+    user.username = username
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+class Desk:
+    """A browser context at a desk (1440×900, zh-CN), signed in as one user."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.base_url = base_url
+        self.context = browser.new_context(
+            locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
+        )
+        self.context.set_default_timeout(20_000)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def sign_in(self, user: User, next_url: str) -> None:
+        page = self.page
+        page.goto(f"{self.base_url}/accounts/login/?next={next_url}")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click(".login-form button[type=submit]")
+        page.wait_for_url(f"{self.base_url}{next_url}")
+
+    def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST to the API with this context's session, as the page's scripts do."""
+        token = next(c["value"] for c in self.context.cookies() if c["name"] == "csrftoken")
+        return self.context.request.post(
+            f"{self.base_url}{path}",
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json", "X-CSRFToken": token},
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def desks(browser: Any) -> Iterator[list[Desk]]:
+    opened: list[Desk] = []
+    yield opened
+    for desk in opened:
+        desk.close()
+
+
+def _desk(desks: list[Desk], browser: Any, base_url: str, user: User, next_url: str) -> Desk:
+    desk = Desk(browser, base_url)
+    desks.append(desk)
+    desk.sign_in(user, next_url)
+    return desk
+
+
+def _open_action(page: Any, action: str) -> Any:
+    """The action's form, its <details> opened as a user would."""
+    details = page.locator(f'details[data-action="{action}"]')
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
+    return details.locator("form")
+
+
+# --- the case page and the department console (live server) ---------------------------------------
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_a_street_operator_registers_and_dispatches_and_the_department_accepts(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    street = _user("e2e-street", Role.STREET_OPERATOR, STREET)
+    handler = _user("e2e-cgj", Role.DEPARTMENT_HANDLER, department="CGJ")
+    case = report(description="路口堆放建筑垃圾")
+    desk = _desk(desks, browser, live_server.url, street, f"/command/cases/{case.number}/")
+    page = desk.page
+    expect(page.get_by_test_id("case-status")).to_have_text("已上报（待立案）")
+
+    # An empty rejection: the API's 400 names `reason`, shown beside that field; nothing stored.
+    reject = _open_action(page, "reject")
+    reject.locator("button[type=submit]").click()
+    error = reject.locator('[data-error-for="reason"]')
+    expect(error).to_be_visible()
+    expect(error).not_to_be_empty()
+    assert Incident.objects.get(pk=case.pk).status == IncidentStatus.REPORTED
+
+    register = _open_action(page, "register")
+    register.locator("textarea[name=note]").fill("属实，立案")
+    register.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("已立案（待派遣）")
+
+    # Dispatch to a person who does not exist: refused beside the assignee field.
+    dispatch = _open_action(page, "dispatch")
+    expect(dispatch.locator("select[name=department]")).to_have_value("CGJ")
+    dispatch.locator("input[name=assignee]").fill("nobody-here")
+    dispatch.locator("button[type=submit]").click()
+    expect(dispatch.locator('[data-error-for="assignee"]')).to_contain_text("nobody-here")
+    dispatch.locator("input[name=assignee]").fill("")
+    dispatch.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("已派遣（待签收）")
+    expect(page.get_by_test_id("timeline")).to_contain_text("派遣")
+    assert desk.errors == []
+
+    fresh = Incident.objects.get(pk=case.pk)
+    assert fresh.status == IncidentStatus.DISPATCHED
+    assert fresh.assigned_department_code == "CGJ"
+    steps = list(IncidentTransition.objects.filter(incident=fresh).values_list("action", flat=True))
+    assert steps == ["report", "register", "dispatch"]
+
+    # The department's console lists it; 签收 from the queue.
+    cgj = _desk(desks, browser, live_server.url, handler, "/command/department/")
+    row = cgj.page.locator(f'tr[data-number="{case.number}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".status")).to_have_text("已派遣（待签收）")
+    row.locator("button[data-quick-action=accept]").click()
+    expect(row.locator(".status")).to_have_text("已签收")
+    assert Incident.objects.get(pk=case.pk).status == IncidentStatus.ACCEPTED
+    assert cgj.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_a_department_handler_works_a_case_from_its_page(
+    browser: Any, live_server: Any, desks: list[Desk], tmp_path: Path
+) -> None:
+    handler = _user("e2e-cgj-2", Role.DEPARTMENT_HANDLER, department="CGJ")
+    street = make_user(Role.STREET_OPERATOR, STREET)
+    case = report(description="绿化带里的垃圾")
+    incident_register(incident=case, by=street)
+    incident_dispatch(incident=case, by=street, department_code="CGJ")
+    desk = _desk(desks, browser, live_server.url, handler, f"/command/cases/{case.number}/")
+    page = desk.page
+
+    # 退单 "other" needs its explanation: named beside the field, nothing stored.
+    send_back = _open_action(page, "send_back")
+    send_back.locator("select[name=reason_code]").select_option("other")
+    send_back.locator("button[type=submit]").click()
+    expect(send_back.locator('[data-error-for="reason"]')).to_be_visible()
+    assert Incident.objects.get(pk=case.pk).status == IncidentStatus.DISPATCHED
+
+    _open_action(page, "accept").locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("已签收")
+
+    # More time: a moment after the current deadline.
+    deadline = timezone.localtime(Incident.objects.get(pk=case.pk).stage_deadline)
+    wanted = (deadline + timedelta(days=2)).replace(second=0, microsecond=0)
+    extension = _open_action(page, "request_extension")
+    extension.locator("input[name=until]").fill(wanted.strftime("%Y-%m-%dT%H:%M"))
+    extension.locator("textarea[name=reason]").fill("需要等待配件")
+    extension.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("extension-pending")).to_be_visible()
+    assert Incident.objects.get(pk=case.pk).extension_requested_until == wanted
+
+    _open_action(page, "handle").locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("处置中")
+
+    feed_back = _open_action(page, "feed_back")
+    feed_back.locator("textarea[name=feedback]").fill("已清理干净")
+    feed_back.locator("input[name=photos]").set_input_files(str(_jpeg(tmp_path / "after.jpg")))
+    feed_back.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("已反馈（待核查）")
+    expect(page.locator("#case-photos .photo-after img")).to_have_count(1)
+    fresh = Incident.objects.get(pk=case.pk)
+    assert fresh.feedback == "已清理干净"
+    assert list(fresh.photos.values_list("kind", flat=True)) == [PhotoKind.AFTER]
+    expect(page.get_by_test_id("no-actions")).to_be_visible()  # the centre verifies now
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_a_possible_duplicate_is_merged_from_the_case_page(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    street = _user("e2e-merge-street", Role.STREET_OPERATOR, STREET)
+    first = report(description="路口垃圾")
+    second = report(description="同一处垃圾，又有人打电话")
+    desk = _desk(desks, browser, live_server.url, street, f"/command/cases/{second.number}/")
+    page = desk.page
+    duplicates = page.get_by_test_id("duplicates")
+    expect(duplicates).to_contain_text(first.number)
+    duplicates.locator(f'button[data-merge-into="{first.number}"]').click()
+    merge = page.locator('form[data-action="merge"]')
+    expect(merge).to_be_visible()
+    expect(merge.locator("input[name=into]")).to_have_value(first.number)
+    merge.locator("textarea[name=reason]").fill("同一堆垃圾")
+    merge.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("case-status")).to_have_text("已合并")
+    expect(page.locator("#case-main")).to_contain_text(f"已合并至 {first.number}")
+    merged = Incident.objects.get(pk=second.pk)
+    assert merged.status == IncidentStatus.MERGED and merged.merged_into_id == first.pk
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_the_hotline_files_a_call_by_clicking_the_map(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    operator = _user("e2e-hotline", Role.DISTRICT_OPERATOR, DISTRICT)
+    earlier = report(description="昨天就有人反映的垃圾")  # same category, same grid: a duplicate
+    desk = _desk(desks, browser, live_server.url, operator, "/command/intake/")
+    page = desk.page
+    page.wait_for_function("window.cityopsIntake && window.cityopsIntake.ready")
+
+    # Submitted without a category or a point: each refusal beside its field.
+    page.click("#intake-form button[type=submit]")
+    expect(page.locator('[data-error-for="category"]')).to_be_visible()
+    expect(page.locator('[data-error-for="lon"]')).to_be_visible()
+    assert not Incident.objects.exclude(pk=earlier.pk).exists()
+
+    page.fill("#category-search", "暴露垃圾")
+    page.select_option("#category-select", RUBBISH)
+    expect(page.locator("#category-chosen")).to_contain_text("06010 暴露垃圾")
+    page.fill("textarea[name=description]", "市民来电：小区门口垃圾堆积")
+    page.fill("input[name=reporter_name]", "陈先生")
+    page.fill("input[name=reporter_phone]", "13800138000")
+    page.fill("input[name=address]", "三联路 12 号")
+
+    lon, lat = point_in(GRID)
+    page.evaluate(
+        "([lon, lat]) => window.cityopsIntake.map.setView([lat, lon], 16, {animate: false})",
+        [lon, lat],
+    )
+    point = page.evaluate(
+        """([lon, lat]) => {
+            const p = window.cityopsIntake.map.latLngToContainerPoint([lat, lon]);
+            const box = document.getElementById('intake-map').getBoundingClientRect();
+            return {x: box.left + p.x, y: box.top + p.y};
+        }""",
+        [lon, lat],
+    )
+    page.mouse.click(point["x"], point["y"])
+    expect(page.get_by_test_id("point-readout")).to_have_attribute("data-state", "ok")
+    expect(page.get_by_test_id("point-readout")).to_contain_text("三联社区")
+
+    page.click("#intake-form button[type=submit]")
+    expect(page.get_by_test_id("intake-result")).to_be_visible()
+    created = Incident.objects.exclude(pk=earlier.pk).get()
+    expect(page.get_by_test_id("created-number")).to_have_text(created.number)
+    expect(page.get_by_test_id("created-owner")).to_contain_text("社区工作站")
+    expect(page.locator(".result-duplicates")).to_contain_text(earlier.number)
+    assert created.channel == Channel.HOTLINE_12345
+    assert created.grid_code == GRID
+    assert (created.reporter_name, created.reporter_phone) == ("陈先生", "13800138000")
+    assert created.address == "三联路 12 号"
+    assert created.description == "市民来电：小区门口垃圾堆积"
+    assert desk.errors == []
+
+
+# --- live updates (a real Daphne with WebSockets) ------------------------------------------------
+
+
+def _wait_live(page: Any) -> None:
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("live-banner")).to_be_hidden()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_a_reported_case_appears_in_the_street_queue_without_reload(
+    browser: Any, daphne_url: str, desks: list[Desk]
+) -> None:
+    street = _user("e2e-live-street", Role.STREET_OPERATOR, STREET)
+    community = _user("e2e-live-community", Role.COMMUNITY_STAFF, "440309001001")
+    neighbour = _user("e2e-live-neighbour", Role.STREET_OPERATOR, OTHER_STREET)
+    console = _desk(desks, browser, daphne_url, street, f"/command/street/{STREET}/")
+    page = console.page
+    _wait_live(page)
+    page.evaluate("window.__notReloaded = true")
+    expect(page.get_by_test_id("queue-empty")).to_be_visible()
+
+    # Another street's case, reported through the API by that street's operator.
+    other = _desk(desks, browser, daphne_url, neighbour, "/")
+    lon, lat = point_in(OTHER_STREET_GRID)
+    answer = other.post_json(
+        "/api/v1/incidents/",
+        {"category": RUBBISH, "lon": lon, "lat": lat, "description": "大浪街道的垃圾"},
+    )
+    assert answer.status == 201, answer.text()
+    theirs = answer.json()["number"]
+
+    # Then one of ours, through the API by the community station.
+    reporter = _desk(desks, browser, daphne_url, community, "/")
+    lon, lat = point_in(GRID)
+    answer = reporter.post_json(
+        "/api/v1/incidents/",
+        {"category": RUBBISH, "lon": lon, "lat": lat, "description": "三联社区的垃圾"},
+    )
+    assert answer.status == 201, answer.text()
+    ours = answer.json()["number"]
+
+    row = page.locator(f'tr[data-number="{ours}"]')
+    expect(row).to_be_visible()
+    expect(row).to_have_class("queue-row is-new")
+    assert page.evaluate("window.__notReloaded") is True
+    assert theirs not in page.content()
+    expect(page.get_by_test_id("chip-reported")).to_contain_text("1")
+    assert console.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_the_case_page_follows_its_case(browser: Any, daphne_url: str, desks: list[Desk]) -> None:
+    street = _user("e2e-case-street", Role.STREET_OPERATOR, STREET)
+    district = _user("e2e-case-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    case = report(description="井盖松动")
+    desk = _desk(desks, browser, daphne_url, street, f"/command/cases/{case.number}/")
+    page = desk.page
+    _wait_live(page)
+    page.evaluate("window.__notReloaded = true")
+    expect(page.locator('form[data-action="register"]')).to_be_attached()
+
+    _in_thread(lambda: incident_register(incident=case, by=district, note="区指挥中心立案"))
+
+    expect(page.get_by_test_id("case-status")).to_have_text("已立案（待派遣）")
+    expect(page.locator('form[data-action="dispatch"]')).to_be_attached()
+    expect(page.locator('form[data-action="register"]')).to_have_count(0)
+    expect(page.get_by_test_id("timeline")).to_contain_text("区指挥中心立案")
+    assert page.evaluate("window.__notReloaded") is True
+    assert desk.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_an_interrupted_feed_shows_the_banner(browser: Any, desks: list[Desk]) -> None:
+    street = _user("e2e-banner-street", Role.STREET_OPERATOR, STREET)
+    with private_redis() as redis, daphne_server(redis_url=redis.url) as server:
+        desk = _desk(desks, browser, server.url, street, f"/command/street/{STREET}/")
+        page = desk.page
+        _wait_live(page)
+        server.stop()
+        expect(page.get_by_test_id("live-banner")).to_be_visible()
+        expect(page.get_by_test_id("live-banner")).to_contain_text("实时连接中断")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "interrupted")
