@@ -4,16 +4,20 @@
 #             (bench/locator_bench.py);
 #   intake  — single reports and bulk intake over HTTP against a Daphne server, beside plain DRF
 #             creates, twice: SpatiaLite + the in-process channel layer (the embedded default),
-#             then PostGIS + Redis (production's shape) (bench/intake_bench.py).
+#             then PostGIS + Redis (production's shape) (bench/intake_bench.py);
+#   ws      — 1,000 WebSocket clients on the /ws/ feed while reports surge, beside a plain
+#             `websockets` broadcast server doing the same deliveries (bench/ws_bench.py);
+#             PostGIS + Redis.
 # Each prints a table; see bench/README.md.
 #
 #   scripts/bench.sh                     both benchmarks, default sizes (no arguments)
 #   scripts/bench.sh locator [args]      the locator only; args go to bench/locator_bench.py
 #   scripts/bench.sh intake [args]       the intake only; args go to bench/intake_bench.py
+#   scripts/bench.sh ws [args]           the WebSocket fan-out only; args go to bench/ws_bench.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="all"
-if [ $# -gt 0 ] && [[ "$1" =~ ^(locator|intake|all)$ ]]; then
+if [ $# -gt 0 ] && [[ "$1" =~ ^(locator|intake|ws|all)$ ]]; then
   which="$1"
   shift
 fi
@@ -44,4 +48,11 @@ if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake
   DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake" REDIS_URL="$redis_url" \
     .venv/bin/python bench/intake_bench.py "$@"
+fi
+if [ "$which" = "all" ] || [ "$which" = "ws" ]; then
+  echo
+  echo "==> WebSocket fan-out on PostGIS, Redis channel layer"
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops wsbench
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/wsbench" REDIS_URL="$redis_url" \
+    .venv/bin/python bench/ws_bench.py "$@"
 fi

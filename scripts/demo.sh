@@ -17,6 +17,18 @@ $PY manage.py incidents_load_calendar
 $PY manage.py collectstatic --no-input -v0
 $PY manage.py cityops_demo_users
 HOST="${CITYOPS_DEMO_HOST:-127.0.0.1}"; PORT="${CITYOPS_DEMO_PORT:-8000}"
+# A fresh database gets a demo day of cases, moved through the loop by the real services, and a
+# kiosk token for the wall screen (its URL is kept in var/demo_wall_url: the token is shown once).
+if [ "$($PY manage.py shell -v0 -c 'from incidents.models import Incident; print(Incident.objects.exists())')" = "False" ]; then
+  echo "==> loading a demo day of cases (scripts/wall_demo_load.py)"
+  $PY manage.py shell -v0 <scripts/wall_demo_load.py
+  rm -f var/demo_wall_url
+fi
+if [ ! -s var/demo_wall_url ]; then
+  (umask 077; $PY manage.py command_issue_screen_token --name "演示大屏 demo wall" \
+    --base-url "http://$HOST:$PORT" > var/demo_wall_url)
+fi
+WALL_URL="$(cat var/demo_wall_url)"
 cat <<MSG
 
 CityOps demo — 龙华区一网统管 (street/community/grid lines are a SYNTHETIC demo partition)
@@ -27,7 +39,17 @@ CityOps demo — 龙华区一网统管 (street/community/grid lines are a SYNTHE
   API docs        http://$HOST:$PORT/api/docs/
   Sign in         http://$HOST:$PORT/accounts/login/
   Incidents API   http://$HOST:$PORT/api/v1/incidents/   (after signing in)
+  Wall screen     $WALL_URL   (kiosk token, no sign-in)
+  Consoles        http://$HOST:$PORT/command/   (street, community, department, intake)
+  Grid worker     http://$HOST:$PORT/m/   (phone view; sign in as gridworker)
+  Open311         http://$HOST:$PORT/open311/v2/services.json
   Admin           http://$HOST:$PORT/admin/
-Serving with Daphne on $HOST:$PORT (Ctrl-C to stop).
+Serving with Daphne on $HOST:$PORT, with the escalation worker (预警/督办, every 30 s)
+(Ctrl-C to stop both).
 MSG
-exec .venv/bin/daphne -b "$HOST" -p "$PORT" config.asgi:application
+# The worker is a separate process: with the demo's in-process channel layer its events reach
+# open screens through the database, at their next heartbeat (docs/realtime.md).
+$PY manage.py dispatch_escalate --interval 30 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null || true' EXIT
+.venv/bin/daphne -b "$HOST" -p "$PORT" config.asgi:application

@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Role, User
+from accounts.models import ApiKey, Role, User
 from incidents import services
 from incidents.api import serializers as io
 from incidents.api.idempotency import HEADER, idempotent
@@ -318,6 +318,17 @@ class IncidentListView(APIView):
         user = request.user
         grid_worker = getattr(user, "role", "") == Role.GRID_WORKER
         allowed = io.GRID_WORKER_CHANNELS if grid_worker else io.STAFF_CHANNELS
+        if isinstance(request.auth, ApiKey):
+            # An integration reports only on the channels its key was issued for.
+            allowed = tuple(c for c in allowed if c in request.auth.channel_list)
+            if not allowed:
+                return Response(
+                    {
+                        "detail": "this API key may not report single cases: its channels are "
+                        f"{request.auth.channels or '(none)'}"
+                    },
+                    status=status.HTTP_403_FORBIDDEN,
+                )
         channel = data.get("channel") or allowed[0]
         if channel not in allowed:
             return _field_error("channel", f"{channel!r}: yours are {', '.join(allowed)}")

@@ -194,6 +194,26 @@ def test_a_key_without_the_channel_is_refused_naming_it_and_nothing_is_stored(db
     assert not batch_entries()
 
 
+def test_the_single_report_endpoint_holds_a_key_to_its_channels(db):
+    sensors = make_gateway(channels=("sensor",))
+    hotline = make_gateway(channels=("hotline_12345",))
+    lon, lat = _point(GRID)
+    body = {"category": RUBBISH, "lon": lon, "lat": lat}
+    before = Incident.objects.count()
+
+    refused = key_client(sensors.raw).post("/api/v1/incidents/", body, format="json")
+    wrong = key_client(hotline.raw).post(
+        "/api/v1/incidents/", {**body, "channel": "citizen"}, format="json"
+    )
+    assert refused.status_code == 403 and "sensor" in refused.json()["detail"]
+    assert wrong.status_code == 400 and "hotline_12345" in wrong.json()["channel"][0]
+    assert Incident.objects.count() == before
+
+    taken = key_client(hotline.raw).post("/api/v1/incidents/", body, format="json")
+    assert taken.status_code == 201, taken.json()
+    assert taken.json()["channel"] == "hotline_12345"
+
+
 # --- the batch as a whole -----------------------------------------------------------------------
 
 
