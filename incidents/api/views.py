@@ -317,7 +317,7 @@ class IncidentListView(APIView):
         data = form.validated_data
         user = request.user
         grid_worker = getattr(user, "role", "") == Role.GRID_WORKER
-        allowed = io.GRID_WORKER_CHANNELS if grid_worker else io.STAFF_CHANNELS
+        allowed: tuple[str, ...] = io.GRID_WORKER_CHANNELS if grid_worker else io.STAFF_CHANNELS
         if isinstance(request.auth, ApiKey):
             # An integration reports only on the channels its key was issued for.
             allowed = tuple(c for c in allowed if c in request.auth.channel_list)

@@ -532,17 +532,50 @@ def _check_reporter(reporter: User | None, location: Location) -> None:
         )
 
 
-def _allocate_number(now: datetime) -> str:
-    """The next number of the day (Asia/Shanghai), holding the day's counter until commit."""
+def lock_number_counter(now: datetime) -> IncidentNumberCounter:
+    """The day's (Asia/Shanghai) number counter, locked until commit — the lock every report
+    takes first. Created on first use; INSERT … ON CONFLICT DO NOTHING waits for a concurrent
+    creator."""
     day = timezone.localdate(now)
-    # Created on first use; INSERT … ON CONFLICT DO NOTHING waits for a concurrent creator.
     IncidentNumberCounter.objects.bulk_create(
         [IncidentNumberCounter(day=day)], ignore_conflicts=True
     )
-    counter = IncidentNumberCounter.objects.select_for_update().get(day=day)
+    return IncidentNumberCounter.objects.select_for_update().get(day=day)
+
+
+def _allocate_number(now: datetime) -> str:
+    """The next number of the day, holding the day's counter until commit."""
+    counter = lock_number_counter(now)
+    day = counter.day
     counter.last_number += 1
     counter.save(update_fields=["last_number"])
     return f"{NUMBER_PREFIX}-{day:%Y%m%d}-{counter.last_number:06d}"
+
+
+def located_fields(location: Location) -> dict[str, Any]:
+    """The fields of a new case that its location decides: the WGS-84 point, the located path
+    and generation, and the owner — its community, or the district's triage queue (属地兜底)
+    for a point placed in the nearest cell. One source for every intake path."""
+    path = location.path
+    nearest = location.resolution is Resolution.NEAREST
+    return {
+        "location": Point(location.lon, location.lat, srid=4326),
+        "district_code": path.district.code,
+        "district_name": path.district.name,
+        "street_code": path.street.code,
+        "street_name": path.street.name,
+        "community_code": path.community.code,
+        "community_name": path.community.name,
+        "grid_code": path.grid.code,
+        "grid_name": path.grid.name,
+        "generation_id": location.generation_id,
+        "generation_number": location.generation,
+        "on_border": location.on_border,
+        "resolution": str(location.resolution),
+        "triage": nearest,
+        "owner_level": OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
+        "owner_code": path.district.code if nearest else path.community.code,
+    }
 
 
 def incident_report(
@@ -609,8 +642,6 @@ def incident_report(
     location = _locate(lon, lat, crs)
     raw_lon, raw_lat = check_lonlat(lon, lat)
     _check_reporter(reporter, location)
-    path = location.path
-    nearest = location.resolution is Resolution.NEAREST
 
     with transaction.atomic():
         now = timezone.now()
@@ -620,23 +651,10 @@ def incident_report(
             category=category,
             description=description,
             severity=severity or "",
-            location=Point(location.lon, location.lat, srid=4326),
             raw_lon=raw_lon,
             raw_lat=raw_lat,
             raw_crs=crs,
-            district_code=path.district.code,
-            district_name=path.district.name,
-            street_code=path.street.code,
-            street_name=path.street.name,
-            community_code=path.community.code,
-            community_name=path.community.name,
-            grid_code=path.grid.code,
-            grid_name=path.grid.name,
-            generation_id=location.generation_id,
-            generation_number=location.generation,
-            on_border=location.on_border,
-            resolution=str(location.resolution),
-            triage=nearest,
+            **located_fields(location),
             reporter=reporter,
             reporter_name=reporter_name,
             reporter_phone=reporter_phone,
@@ -644,8 +662,6 @@ def incident_report(
             address=address,
             source_ref=source_ref,
             status=IncidentStatus.REPORTED,
-            owner_level=OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
-            owner_code=path.district.code if nearest else path.community.code,
             client_reported_at=client_reported_at,
             created_at=now,
         )

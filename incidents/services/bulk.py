@@ -41,24 +41,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.gis.geos import Point
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
-from gridmap.locator import Location, Resolution, check_lonlat
+from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
     FINISHED_STATUSES,
     Category,
     Channel,
     Incident,
-    IncidentNumberCounter,
     IncidentStatus,
     IncidentTransition,
-    OwnerLevel,
     Severity,
 )
 from incidents.services import (
@@ -71,6 +68,8 @@ from incidents.services import (
     _locate,
     _optional_text,
     _run_clock,
+    located_fields,
+    lock_number_counter,
 )
 from incidents.workflow import ActionNotPermitted
 from realtime.outbox import publish_batch
@@ -383,38 +382,20 @@ def _new_case(
 ) -> Incident:
     """The row incident_report would write for this item, but for its number (kept field for
     field the same; the bulk tests compare the two)."""
-    location = valid.location
-    path = location.path
-    nearest = location.resolution is Resolution.NEAREST
     incident: Incident = rows.make(
         channel=valid.item.channel,
         category_id=valid.category.pk,
         description=valid.description,
         severity=valid.severity,
-        location=Point(location.lon, location.lat, srid=4326),
         raw_lon=valid.raw_lon,
         raw_lat=valid.raw_lat,
         raw_crs=valid.item.crs,
-        district_code=path.district.code,
-        district_name=path.district.name,
-        street_code=path.street.code,
-        street_name=path.street.name,
-        community_code=path.community.code,
-        community_name=path.community.name,
-        grid_code=path.grid.code,
-        grid_name=path.grid.name,
-        generation_id=location.generation_id,
-        generation_number=location.generation,
-        on_border=location.on_border,
-        resolution=str(location.resolution),
-        triage=nearest,
+        **located_fields(valid.location),
         reporter_id=by.pk,
         reporter_name=name,
         reporter_phone=phone,
         source_ref=valid.source_ref,
         status=IncidentStatus.REPORTED,
-        owner_level=OwnerLevel.DISTRICT if nearest else OwnerLevel.COMMUNITY,
-        owner_code=path.district.code if nearest else path.community.code,
         client_reported_at=valid.occurred_at,
         created_at=now,
     )
@@ -422,15 +403,6 @@ def _new_case(
     incident.reporter = by
     clocks.start(incident, valid.category)
     return incident
-
-
-def _lock_number_counter(now: datetime) -> IncidentNumberCounter:
-    """The day's counter, locked until commit — the lock every report takes first."""
-    day = timezone.localdate(now)
-    IncidentNumberCounter.objects.bulk_create(
-        [IncidentNumberCounter(day=day)], ignore_conflicts=True
-    )
-    return IncidentNumberCounter.objects.select_for_update().get(day=day)
 
 
 Key = tuple[str, int, str]  # (source_ref, category id, channel)
@@ -527,7 +499,7 @@ def incidents_report_bulk(
     clocks = _Clocks(cases, now)
     drafts = [_new_case(cases, clocks, v, by=by, name=name, phone=phone, now=now) for v in valid]
     with transaction.atomic():
-        counter = _lock_number_counter(now)
+        counter = lock_number_counter(now)
         existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
         day = timezone.localdate(now)
         created: list[Incident] = []
