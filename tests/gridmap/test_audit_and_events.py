@@ -5,13 +5,10 @@ Generation numbers 940+ keep clear of the demo generation 1 and the validation t
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 import shapely
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from accounts.models import Role, User
 from audit.models import AuditEntry
@@ -26,8 +23,8 @@ from gridmap.services import (
     regions_add,
 )
 from realtime.models import OutboxEvent
-from realtime.outbox import group_name
 from tests.gridmap.layouts import cells, clean_layout
+from tests.realtime.test_outbox import with_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -151,17 +148,14 @@ def test_a_corrected_outline_is_audited_with_the_stored_before_state():
 
 def test_after_commit_the_activation_reaches_the_district_group(django_capture_on_commit_callbacks):
     draft = store(944)
-    layer = get_channel_layer()
-    group = group_name("district:440309")
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
 
-    try:
+    def activate() -> None:
         with django_capture_on_commit_callbacks(execute=True):
             generation_activate(generation=draft)
-        message = async_to_sync(asyncio.wait_for)(layer.receive(channel), timeout=5)
-    finally:
-        async_to_sync(layer.group_discard)(group, channel)
+
+    # Subscribe, activate and receive on one event loop (the Redis pub/sub layer is per loop).
+    _, message = with_subscriber("district:440309", activate)
+    assert message is not None, "the activation event never reached the district group"
 
     (event,) = activation_events()[-1:]
     assert message["id"] == event.pk and message["event_type"] == "gridmap.generation_activated"
