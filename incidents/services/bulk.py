@@ -239,7 +239,8 @@ class _Rows:
       INSERT. Values of plain columns (text, numbers, booleans, foreign-key ids) go to the
       driver as they are — what those fields' `get_db_prep_save` returns anyway; dates, JSON
       and geometry go through their field's `get_db_prep_save`, and geometry gets its field's
-      SQL placeholder, so every value is stored exactly as `bulk_create` would store it.
+      SQL parameter expression (`get_placeholder`, e.g. a geometry constructor around %s), so
+      every value is stored exactly as `bulk_create` would store it.
       `auto_now` fields get their `pre_save`. The new primary keys are not read back: the
       caller finds them by a natural key.
     """
@@ -304,7 +305,7 @@ class _Rows:
             return
         connection = transaction.get_connection()
         spec = [(i, f, self._plain(f)) for i, f in enumerate(self.fields) if not f.primary_key]
-        placeholders = [
+        markers = [  # each column's SQL parameter expression
             f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
             if hasattr(f, "get_placeholder")
             else "%s"
@@ -315,7 +316,7 @@ class _Rows:
         sql = (
             f"INSERT INTO {quote(self.model._meta.db_table)} "  # noqa: S608
             f"({', '.join(quote(f.column) for _, f, _ in spec)}) "
-            f"VALUES ({', '.join(placeholders)})"
+            f"VALUES ({', '.join(markers)})"
         )
         params = []
         for row in rows:
