@@ -88,13 +88,34 @@ DATABASE_URL = env_str("DATABASE_URL", f"spatialite:///{BASE_DIR / 'var' / 'city
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
 }
+if DATABASES["default"]["ENGINE"].endswith("postgis"):
+    # A connection pool (psycopg_pool, Django >= 5.1). Under Daphne every request runs its sync
+    # code in a thread of its own, so without a pool each request would open (and close) a new
+    # PostgreSQL connection: TCP, authentication and session set-up, several ms of CPU each.
+    # DB_POOL_MAX_SIZE bounds the connections of one process; requests beyond it wait for a free
+    # one (DB_POOL_TIMEOUT seconds, then an error). Persistent connections (DB_CONN_MAX_AGE) and
+    # the pool exclude each other: DB_POOL_MAX_SIZE=0 turns the pool off.
+    pool_max = env_int("DB_POOL_MAX_SIZE", 10)
+    if pool_max > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env_int("DB_POOL_MIN_SIZE", 2), pool_max),
+            "max_size": pool_max,
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        }
 if DATABASES["default"]["ENGINE"].endswith("spatialite"):
+    # The SpatiaLite backend with its library lookup done once per process (config/db_backends).
+    DATABASES["default"]["ENGINE"] = "config.db_backends.spatialite"
     # Concurrent writers (Daphne + worker loops) wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
     # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so concurrent writers
     # wait (up to the timeout) instead of failing with "database is locked" on lock upgrade.
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    # Write-ahead log: readers and the one writer no longer block each other, and a commit is
+    # one append to the log (synchronous stays FULL: the log is synced before a commit returns,
+    # so an acknowledged case survives a power cut). The mode is stored in the file; setting it
+    # on every new connection is a no-op once it is on.
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL")
     test_name = env_str("SPATIALITE_TEST_NAME", "")
     if test_name:
         # A file (not :memory:) so that subprocesses in tests can open the same test database.

@@ -44,7 +44,7 @@ from django.utils.module_loading import import_string
 
 from realtime.epoch import current_epoch
 from realtime.feed import Cursor, catch_up, latest_seqs, visible_seqs
-from realtime.outbox import MESSAGE_TYPE, check_scope, group_name
+from realtime.outbox import BATCH_TYPE, MESSAGE_TYPE, check_scope, group_name
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +197,14 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(1.0)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        if message.get("type") == MESSAGE_TYPE:
+        kind = message.get("type")
+        if kind in (MESSAGE_TYPE, BATCH_TYPE):
             # Live events skip the base class's per-message database housekeeping: nothing
             # here touches the database.
-            self._inbox.append(message)
+            if kind == MESSAGE_TYPE:
+                self._inbox.append(message)
+            else:
+                self._inbox.extend(message["events"])
             self._wake.set()
             return
         await super().dispatch(message)

@@ -41,8 +41,13 @@ log = logging.getLogger(__name__)
 SCOPE_KINDS = ("district", "street", "community", "grid", "department", "user")
 _SCOPE = re.compile(rf"^(?:{'|'.join(SCOPE_KINDS)}):[A-Za-z0-9_-]+$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
-# The channel-layer message type; a consumer handles it in `outbox_event`.
+# The channel-layer message type of one event; a consumer handles it in `outbox_event`.
 MESSAGE_TYPE = "outbox.event"
+# The message type of several events of one scope, in sequence order: {"type": BATCH_TYPE,
+# "events": [event message, ...]}. A batch of reports sends one of these per scope (and per
+# BATCH_MESSAGE_EVENTS events) instead of one message per event and scope.
+BATCH_TYPE = "outbox.events"
+BATCH_MESSAGE_EVENTS = 200
 # The after-commit send gives up after this long (a black-holed Redis must not hold a request).
 SEND_TIMEOUT_SECONDS = 2.0
 # Most events a replay returns at once.
@@ -365,15 +370,13 @@ def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
-        async_to_sync(_group_send_batch)(layer, messages, sent)
+        async_to_sync(group_send_events)(layer, messages, sent)
     except Exception as exc:
         log.warning(
-            "%d of %d outbox events not sent after commit; they stay unpublished for the "
-            "relay: %s: %s",
+            "%d of %d outbox events not sent after commit; they stay unpublished for the relay: %s",
             len(messages) - len(sent),
             len(messages),
-            exc.__class__.__name__,
-            exc,
+            describe_failure(exc),
         )
     ids = [message["id"] for message in messages]
     try:
@@ -389,11 +392,13 @@ def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:
         )
 
 
-async def _group_send_batch(
+async def group_send_events(
     layer: BaseChannelLayer, messages: list[dict[str, Any]], sent: set[int]
 ) -> None:
-    """Send each scope's messages in sequence order; scopes side by side. Adds to `sent` the id
-    of every event that reached all of its scopes."""
+    """Send the events to their scopes' groups: each scope's events in sequence order, up to
+    BATCH_MESSAGE_EVENTS of them in one channel-layer message (one event goes as it is), scopes
+    side by side. Adds to `sent` the id of every event that reached all of its scopes. Raises
+    what the layer raised, or TimeoutError after SEND_TIMEOUT_SECONDS."""
     by_scope: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for message in messages:
         for scope in message["seqs"]:
@@ -402,13 +407,26 @@ async def _group_send_batch(
 
     async def send_scope(scope: str, queue: list[dict[str, Any]]) -> None:
         group = group_name(scope)
-        for message in queue:
-            await layer.group_send(group, message)
-            remaining[message["id"]] -= 1
-            if not remaining[message["id"]]:
-                sent.add(message["id"])
+        queue.sort(key=lambda message: message["seqs"][scope])
+        for start in range(0, len(queue), BATCH_MESSAGE_EVENTS):
+            chunk = queue[start : start + BATCH_MESSAGE_EVENTS]
+            if len(chunk) == 1:
+                await layer.group_send(group, chunk[0])
+            else:
+                await layer.group_send(group, {"type": BATCH_TYPE, "events": chunk})
+            for message in chunk:
+                remaining[message["id"]] -= 1
+                if not remaining[message["id"]]:
+                    sent.add(message["id"])
 
     # A TaskGroup: one failing scope cancels the others, and nothing runs on after the limit.
     async with asyncio.timeout(SEND_TIMEOUT_SECONDS), asyncio.TaskGroup() as group:
         for scope, queue in by_scope.items():
             group.create_task(send_scope(scope, queue))
+
+
+def describe_failure(exc: BaseException) -> str:
+    """'Class: message' of what stopped a send; the first cause inside a TaskGroup's group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{exc.__class__.__name__}: {exc}"

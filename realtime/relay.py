@@ -20,7 +20,6 @@ is tried again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import defaultdict
@@ -36,7 +35,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from realtime.models import OutboxEvent, OutboxEventScope
-from realtime.outbox import SEND_TIMEOUT_SECONDS, event_message, group_name
+from realtime.outbox import describe_failure, event_message, group_send_events
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +94,22 @@ def messages_for(ids: list[int]) -> list[dict[str, Any]]:
 
 
 async def _send(messages: list[dict[str, Any]], result: RelayPass) -> None:
-    layer = get_channel_layer()
-    for index, message in enumerate(messages):
-        try:
-            if layer is None:
-                raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                for scope in message["seqs"]:
-                    await layer.group_send(group_name(scope), message)
-        except Exception as exc:
-            error = f"{exc.__class__.__name__}: {exc}"[:1000]
-            # The layer is failing: the rest of the batch waits for the next try.
-            for rest in messages[index:]:
-                result.failed[rest["id"]] = error
-            return
-        result.sent.append(message["id"])
+    """Send the claimed events the way the after-commit hook does (each scope's events in
+    order, batched per scope); what did not reach all its scopes is recorded as failed."""
+    sent: set[int] = set()
+    error = ""
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
+        await group_send_events(layer, messages, sent)
+    except Exception as exc:
+        error = describe_failure(exc)[:1000]
+    for message in messages:
+        if message["id"] in sent:
+            result.sent.append(message["id"])
+        else:
+            result.failed[message["id"]] = error
 
 
 def relay_once(*, delay_seconds: float | None = None, batch: int | None = None) -> RelayPass:

@@ -19,6 +19,18 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 PROJECT_DATA = Path(__file__).resolve().parents[1] / "gridmap" / "data"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A SpatiaLite test file (SPATIALITE_TEST_NAME) is recreated by Django, which deletes the
+    file but not a write-ahead log an interrupted run left beside it; SQLite would then find
+    the old log with the new file ("disk I/O error"). Remove the log and its index first."""
+    import os
+
+    name = os.environ.get("SPATIALITE_TEST_NAME", "")
+    if name:
+        for suffix in ("-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
