@@ -17,7 +17,9 @@ In one run it:
    is sent at its time whether or not earlier ones have been answered) from 32 client threads
    with keep-alive connections, to `POST /api/v1/incidents/` (the product: session + CSRF,
    locate, number, clock, timeline, audit, outbox, the case read back and serialised) and to
-   the reference, a DRF `ModelSerializer` create of the same row with the path pre-filled.
+   the reference, a DRF `ModelSerializer` create of the same row with the path pre-filled,
+   and to the floor: a DRF view with the same session, CSRF and JSON parsing that writes
+   nothing (what any signed-in write costs on this server before the product's own work).
    Latency runs from the request's scheduled time to the end of its answer, so waiting for a
    free connection or a busy server counts (no coordinated omission);
 4. **bulk**: sends batches of 1,000 alarms one after another to `POST /api/v1/incidents/bulk/`
@@ -61,6 +63,8 @@ if str(ROOT) not in sys.path:
 
 SEED = 20_261_124
 SAMPLE_CELLS = 500
+# The third single run: a signed-in DRF view that writes nothing (bench/intake_reference.py).
+FLOOR = "floor: signed-in DRF view, no write"
 CATEGORIES = ("01001", "06010", "90002")  # 供水井盖异常, 暴露垃圾, 内涝积水 (an emergency)
 SINGLE_TARGET_P99_MS = 50.0
 GAVE_UP = -1  # the status of a request the client did not send (see Clients.give_up)
@@ -507,7 +511,11 @@ def single_requests(fx: Fixtures) -> tuple[Any, Any]:
         }
         return Request("POST", "/bench/reference/incidents/", json.dumps(body).encode(), session)
 
-    return product, reference
+    def floor(index: int) -> Request:
+        body = {"number": f"FL-{fx.run}-{index:06d}", "description": f"bench {fx.run} 路面积水"}
+        return Request("POST", "/bench/reference/floor/", json.dumps(body).encode(), session)
+
+    return product, reference, floor
 
 
 def bulk_requests(fx: Fixtures, size: int) -> tuple[Any, Any]:
@@ -582,6 +590,8 @@ def check_records(
         return "none lost" if stored == acknowledged else f"MISMATCH ({stored - acknowledged:+,})"
 
     for result in singles:
+        if result.name == FLOOR:
+            continue  # writes nothing
         if result.name.startswith("CityOps"):
             rows = Incident.objects.filter(reporter_id=fx.operator_id, number__startswith="LH-")
         else:
@@ -770,10 +780,11 @@ def main() -> None:
     bulks: list[tuple[BulkResult, dict[str, Any]]] = []
     try:
         if not args.skip_single:
-            product, reference = single_requests(fx)
+            product, reference, floor = single_requests(fx)
             for name, make in (
                 ("CityOps POST /api/v1/incidents/", product),
                 ("DRF ModelSerializer create (reference)", reference),
+                (FLOOR, floor),
             ):
                 singles.append(
                     run_open_loop(

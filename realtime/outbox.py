@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.db_backends.bulk import execute_many, insert_rows, reserve_ids
 from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, ScopeSequence
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,9 @@ def publish_batch(
     The same checks, numbering and guarantees as publish(): every scope's counter row is locked
     once, all of them in scope order (the order publish() uses, so the two never wait for each
     other in a circle), and the events take consecutive numbers in each scope in the order
-    given. The events are inserted in one statement per few hundred rows, their scope rows and
-    the counters' new values in one executemany each. After commit one hook sends them all,
+    given. The events and their scope rows are written in bulk (COPY on PostgreSQL, with the
+    events' ids reserved from their sequence first), the counters' new values in one
+    executemany. After commit one hook sends them all,
     each scope's events in sequence order, within SEND_TIMEOUT_SECONDS in all; what it could not
     send stays unpublished for the relay. Call it last in the transaction, and once.
     """
@@ -276,15 +278,36 @@ def publish_batch(
     if not prepared:
         return []
     now = timezone.now()
-    rows = OutboxEvent.objects.bulk_create(
-        [
-            OutboxEvent(type=event_type, payload=data, created_at=now)
-            for event_type, data, _ in prepared
-        ],
-        batch_size=500,
-    )
-    if any(row.pk is None for row in rows):  # every supported database returns the new ids
-        raise RuntimeError("the database did not return the ids of the new outbox events")
+    connection = transaction.get_connection()
+    rows = [
+        OutboxEvent(type=event_type, payload=data, created_at=now)
+        for event_type, data, _ in prepared
+    ]
+    if connection.vendor == "postgresql":
+        # Ids reserved from the identity sequence, rows written by COPY.
+        meta = OutboxEvent._meta
+        for row, pk in zip(
+            rows, reserve_ids(connection, meta.db_table, meta.pk.column, len(rows)), strict=True
+        ):
+            row.pk = pk
+            row._state.adding, row._state.db = False, connection.alias
+        columns = list(meta.concrete_fields)
+        insert_rows(
+            connection,
+            meta.db_table,
+            [field.column for field in columns],
+            [
+                [
+                    field.get_db_prep_save(getattr(row, field.attname), connection)
+                    for field in columns
+                ]
+                for row in rows
+            ],
+        )
+    else:
+        rows = OutboxEvent.objects.bulk_create(rows, batch_size=500)
+        if any(row.pk is None for row in rows):  # SQLite >= 3.35 returns the new ids
+            raise RuntimeError("the database did not return the ids of the new outbox events")
 
     # Each scope's counter: created if missing, then locked once, in scope order.
     wanted = sorted({scope for _, _, scopes in prepared for scope in scopes})
@@ -312,49 +335,29 @@ def publish_batch(
                 occurred_at=now,
             )
         )
-    # Thousands of small rows of plain values: one executemany each for the counters and the
-    # scope rows (the ORM's bulk_update and bulk_create would compile SQL per value).
-    connection = transaction.get_connection()
+    # Thousands of small rows of plain values: the counters' new values in one executemany,
+    # the scope rows in one bulk insert (the ORM would compile SQL per value).
     quote = connection.ops.quote_name
-    sequences, event_scopes = ScopeSequence._meta, OutboxEventScope._meta
-    _executemany(
+    sequences = ScopeSequence._meta
+    execute_many(
         connection,
         f"UPDATE {quote(sequences.db_table)} SET "  # noqa: S608 (identifiers from _meta)
         f"{quote(sequences.get_field('last_seq').column)} = %s "
         f"WHERE {quote(sequences.get_field('scope').column)} = %s",
         [(last[counter.scope], counter.scope) for counter in counters],
     )
-    columns = ", ".join(
-        quote(column)
-        for column in (
+    insert_rows(
+        connection,
+        OutboxEventScope._meta.db_table,
+        [
             OutboxEventScope.event.field.column,
             OutboxEventScope.scope.field.column,
             OutboxEventScope.seq.field.column,
-        )
-    )
-    _executemany(
-        connection,
-        f"INSERT INTO {quote(event_scopes.db_table)} ({columns}) "  # noqa: S608
-        "VALUES (%s, %s, %s)",
+        ],
         scope_rows,
     )
     transaction.on_commit(partial(_send_batch_after_commit, messages), robust=True)
     return rows
-
-
-def _executemany(connection: Any, sql: str, rows: list[Any]) -> None:
-    """One statement, many rows. On PostgreSQL through a server-side-binding psycopg cursor:
-    Django's cursors bind client-side (every value quoted into the SQL text in Python, slow in
-    psycopg's pure-Python build); a plain psycopg cursor sends the rows as parameters of one
-    prepared statement, pipelined."""
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.executemany(sql, rows)
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:

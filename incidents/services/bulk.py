@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
+from config.db_backends.bulk import insert_rows
 from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
@@ -235,13 +236,14 @@ class _Rows:
     * `make(**values)` builds an instance through Django's positional fast path (the one
       `Model.from_db` uses), from the defaults of a template instance plus `values`;
       `row(**values)` is the same list of values without an instance, for rows nothing reads;
-    * `insert(objs)` / `insert_rows(rows)` write them with one `executemany` of a single-row
-      INSERT. Values of plain columns (text, numbers, booleans, foreign-key ids) go to the
-      driver as they are — what those fields' `get_db_prep_save` returns anyway; dates, JSON
-      and geometry go through their field's `get_db_prep_save`, and geometry gets its field's
-      SQL parameter expression (`get_placeholder`, e.g. a geometry constructor around %s), so
-      every value is stored exactly as `bulk_create` would store it.
-      `auto_now` fields get their `pre_save`. The new primary keys are not read back: the
+    * `insert(objs)` / `insert_rows(rows)` write them with `config.db_backends.bulk.insert_rows`
+      (COPY on PostgreSQL, one `executemany` on SQLite). Values of plain columns (text,
+      numbers, booleans, foreign-key ids) go to the driver as they are — what those fields'
+      `get_db_prep_save` returns anyway; dates, JSON and geometry go through their field's
+      `get_db_prep_save`, and on SQLite geometry gets its field's SQL parameter expression
+      (`get_placeholder`, e.g. a geometry constructor around %s), so every value is stored
+      exactly as `bulk_create` would store it. `auto_now` fields get their `pre_save`. The
+      new primary keys are not read back: the
       caller finds them by a natural key.
     """
 
@@ -311,13 +313,6 @@ class _Rows:
             else "%s"
             for i, f, _ in spec
         ]
-        quote = connection.ops.quote_name
-        # Identifiers from the model's metadata, quoted; every value is a query parameter.
-        sql = (
-            f"INSERT INTO {quote(self.model._meta.db_table)} "  # noqa: S608
-            f"({', '.join(quote(f.column) for _, f, _ in spec)}) "
-            f"VALUES ({', '.join(markers)})"
-        )
         params = []
         for row in rows:
             values = []
@@ -328,22 +323,13 @@ class _Rows:
                 else:
                     values.append(column.get_db_prep_save(value, connection))
             params.append(values)
-        _executemany(connection, sql, params)
-
-
-def _executemany(connection: Any, sql: str, params: list[list[Any]]) -> None:
-    """One statement, many rows. On PostgreSQL through a server-side-binding psycopg cursor:
-    Django's cursors bind client-side (each value quoted into the SQL text in Python, which
-    psycopg's pure-Python build does slowly), while a plain psycopg cursor sends the rows as
-    parameters of one prepared statement, pipelined."""
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.executemany(sql, params)
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        insert_rows(
+            connection,
+            self.model._meta.db_table,
+            [f.column for _, f, _ in spec],
+            params,
+            markers=markers,
+        )
 
 
 class _Clocks:

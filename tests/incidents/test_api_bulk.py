@@ -29,7 +29,7 @@ from audit.models import AuditEntry
 from audit.selectors import chain_verify
 from gridmap.crs import MetricProjector, wgs84_to_gcj02
 from gridmap.models import Region
-from incidents import calendar
+from incidents import calendar, events
 from incidents.models import (
     Channel,
     Incident,
@@ -332,6 +332,25 @@ def test_a_thousand_alarms_are_taken_in_with_consecutive_numbers(db):
     assert serials == list(range(serials[0], serials[0] + 1000))
     assert Incident.objects.filter(number__in=numbers).count() == 1000
     assert IncidentTransition.objects.filter(incident__number__in=numbers).count() == 1000
+
+
+# Every character COPY's text format escapes (backslash, tab, newline, carriage return), its NULL
+# marker spelled out, quotes, a lone surrogate-free emoji and Chinese.
+AWKWARD = "a\\b\tc\nd\re \\N \"q\" 's' 井盖😀"
+
+
+def test_text_with_the_characters_a_bulk_write_escapes_is_stored_exactly(db):
+    gateway = make_gateway()
+
+    response = post(gateway.raw, {"items": [alarm(description=AWKWARD, source_ref="REF\t1\\N")]})
+
+    (row,) = results(response)
+    case = Incident.objects.get(number=row["number"])
+    assert case.description == AWKWARD
+    assert case.source_ref == "REF\t1\\N"
+    event = OutboxEvent.objects.get(payload__incident__number=case.number)
+    assert event.payload["incident"]["number"] == case.number
+    assert event.scopes.count() == len(events.incident_scopes(case, users=[case.reporter_id]))
 
 
 # --- the cases are those of the single intake ----------------------------------------------------

@@ -30,6 +30,7 @@ from realtime.outbox import (
     events_after,
     group_name,
     publish,
+    publish_batch,
 )
 from tests.threads import require_concurrent_writers, run_in_threads
 
@@ -111,6 +112,31 @@ def test_the_payload_is_serialized_once_into_plain_json():
         "street": "观湖街道",
     }
     assert stored.type == "tests.thing_changed"
+
+
+@pytest.mark.django_db
+def test_a_batch_stores_each_payload_exactly_with_its_numbers():
+    # Written in bulk (COPY's text format on PostgreSQL): every character it escapes, its NULL
+    # marker as text, nested values, a float, null.
+    awkward = 'a\\b\tc\nd\re \\N "q" 井盖😀'
+    start = counters()
+    payloads = [
+        {"text": awkward, "n": i, "x": 0.1 + i, "none": None, "list": [awkward, {"k": True}]}
+        for i in range(3)
+    ]
+
+    with transaction.atomic():
+        rows = publish_batch(
+            events=[("tests.thing_changed", payload, [DISTRICT, STREET]) for payload in payloads]
+        )
+
+    stored = {event.pk: event for event in OutboxEvent.objects.filter(pk__in=[r.pk for r in rows])}
+    assert [stored[row.pk].payload for row in rows] == payloads
+    first = start.get(DISTRICT, 0) + 1
+    assert [
+        dict(OutboxEventScope.objects.filter(event_id=row.pk).values_list("scope", "seq"))[DISTRICT]
+        for row in rows
+    ] == [first, first + 1, first + 2]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,137 @@
+"""Writing many rows of plain values fast, on both databases: what bulk intake and the outbox's
+batch publishing share.
+
+Django's bulk_create compiles SQL and converts every value one by one, and on PostgreSQL its
+cursors bind client-side (each value quoted into the SQL text in Python — slow in psycopg's
+pure-Python build, which CityOps uses, ADR 0003). Here:
+
+* PostgreSQL: `COPY … FROM STDIN`. psycopg formats each row with the connection's dumpers
+  (the ones Django registers: JSON as Jsonb, geometry through GeoDjango's PostGIS adapter) and
+  sends the rows in a few large writes, instead of one protocol round of bind/execute per row.
+  New ids come from the table's identity sequence beforehand (`reserve_ids`).
+* SQLite: one `executemany` of a single-row INSERT (SQLite runs in process; each row is a
+  step of one prepared statement). Columns may carry an SQL expression around the parameter
+  (`markers`, e.g. GeoDjango's `GeomFromEWKB(%s)`), which COPY has no need for.
+
+Values must be what the field's `get_db_prep_save` returns (the caller converts); NULL is None.
+Inside the caller's transaction; errors come wrapped as Django's database errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def insert_rows(
+    connection: BaseDatabaseWrapper,
+    table: str,
+    columns: Sequence[str | None],
+    rows: Sequence[Sequence[Any]],
+    *,
+    markers: Sequence[str] | None = None,
+) -> None:
+    """Insert `rows` (values in the order of `columns`, a model field's `column` each) into
+    `table`."""
+    if not rows:
+        return
+    named = [column for column in columns if column is not None]
+    if len(named) != len(columns):
+        raise ValueError(f"a column of {table} has no name: {list(columns)}")
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(column) for column in named)
+    if connection.vendor == "postgresql":
+        field = _copy_text_formatter()
+        with (
+            connection.wrap_database_errors,
+            connection.connection.cursor() as cursor,  # type: ignore[attr-defined]
+            cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy,
+        ):
+            lines: list[str] = []
+            for row in rows:
+                texts = [field(value) for value in row]
+                if None in texts:  # a value of a type not formatted here: psycopg's dumpers
+                    copy.write("".join(lines).encode())
+                    lines = []
+                    copy.write_row(row)
+                else:
+                    lines.append("\t".join(texts) + "\n")  # type: ignore[arg-type]
+            copy.write("".join(lines).encode())
+        return
+    values = ", ".join(markers or ["%s"] * len(columns))
+    with connection.cursor() as cursor:
+        # Identifiers quoted from the models' metadata; every value is a query parameter.
+        cursor.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({values})", rows)  # noqa: S608
+
+
+def execute_many(connection: BaseDatabaseWrapper, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement (an UPDATE, say), many parameter rows. On PostgreSQL through a plain
+    psycopg cursor, which binds server-side and pipelines the rows; Django's cursor would
+    quote every value into the SQL text in Python."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(sql, rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def reserve_ids(
+    connection: BaseDatabaseWrapper, table: str, column: str | None, count: int
+) -> list[int]:
+    """`count` new values of an auto-increment primary key, in increasing order, for rows the
+    caller then inserts with explicit ids (PostgreSQL only: an identity column's sequence;
+    values taken and not used are skipped, as a rolled-back insert skips them)."""
+    if connection.vendor != "postgresql":
+        raise ValueError(f"reserve_ids needs PostgreSQL, not {connection.vendor}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [connection.ops.quote_name(table), column, count],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+# COPY's text format: a row is its fields joined by tabs; \N is NULL; a backslash, tab, newline
+# or carriage return inside a value is written as a backslash sequence.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@cache
+def _copy_text_formatter() -> Callable[[Any], str | None]:
+    """The COPY text of one value, for the types bulk inserts write (None: not one of them,
+    let psycopg's dumper do it). psycopg's own formatter looks up a dumper for every value
+    in Python; these few types are most of the cost of a batch."""
+    from django.contrib.gis.db.backends.postgis.adapter import PostGISAdapter
+    from psycopg.types.json import Jsonb
+
+    def field(value: Any) -> str | None:
+        kind = type(value)
+        if value is None:
+            return "\\N"
+        if isinstance(value, str):  # choices (TextChoices) are str subclasses: their value
+            return str.translate(value, _COPY_ESCAPES)
+        if kind is bool:
+            return "t" if value else "f"
+        if isinstance(value, int):
+            return int.__repr__(value)
+        if kind is float:
+            return repr(value)  # the shortest text that reads back as the same double
+        if kind is datetime or kind is date:
+            return value.isoformat()  # type: ignore[no-any-return]
+        if kind is Jsonb:
+            return (value.dumps or json.dumps)(value.obj).translate(_COPY_ESCAPES)  # type: ignore[no-any-return]
+        if kind is PostGISAdapter and value.is_geometry and not value.geography:
+            return value.ewkb.hex()  # type: ignore[no-any-return]  # what geometry_in reads
+        return None
+
+    return field
