@@ -150,8 +150,10 @@ def last_event_id() -> int:
 # --- the publisher (a separate process) ---------------------------------------------------------
 
 
-def run_publisher(count: int, seed: int, out: Path) -> None:
-    """Report `count` incidents as fast as the intake takes them; write "number t_start" lines."""
+def run_publisher(count: int, seed: int, out: Path, rate: float, start_at: float) -> None:
+    """Report `count` incidents — as fast as the intake takes them, or at `rate` per second from
+    `start_at` (open loop: each report is due at its time, and its latency counts from then, so
+    a publisher that falls behind shows as latency) — and write "number t_due" lines."""
     import django
 
     django.setup()
@@ -168,9 +170,14 @@ def run_publisher(count: int, seed: int, out: Path) -> None:
     points = [cell.point_on_surface for cell in cells]
     categories = list(Category.objects.filter(kind="event", active=True).prefetch_related("limits"))
     with out.open("w") as handle:
-        for _ in range(count):
+        for index in range(count):
             point = rng.choice(points)
-            started = time.time()
+            if rate > 0:
+                due = start_at + index / rate
+                time.sleep(max(0.0, due - time.time()))
+                started = due
+            else:
+                started = time.time()
             incident = incident_report(
                 channel="citizen",
                 category=rng.choice(categories),
@@ -369,7 +376,7 @@ def _summarise(
 
 async def run_cityops(
     args: argparse.Namespace, specs: list[dict[str, Any]], env: dict[str, str], tmp: Path
-) -> tuple[Result, list[dict[str, Any]]]:
+) -> tuple[Result, list[dict[str, Any]], dict[str, float]]:
     port = free_port()
     daphne_log = (tmp / "daphne.log").open("w")
     daphne = subprocess.Popen(
@@ -406,6 +413,9 @@ async def run_cityops(
         per = args.incidents // args.publishers
         outs = [tmp / f"published-{i}.txt" for i in range(args.publishers)]
         t0 = time.time()
+        # Paced: the publishers start together once their Django is up, each at its share of
+        # the rate, offset so that together they report evenly.
+        start_at = t0 + 8.0
         publishers = [
             subprocess.Popen(
                 [
@@ -419,6 +429,10 @@ async def run_cityops(
                     str(i),
                     "--out",
                     str(out),
+                    "--rate",
+                    str(args.rate / args.publishers),
+                    "--start-at",
+                    str(start_at + (i / args.rate if args.rate > 0 else 0.0)),
                 ],
                 env=env,
                 cwd=ROOT,
@@ -447,14 +461,19 @@ async def run_cityops(
         await asyncio.gather(*tasks, return_exceptions=True)
         result = _summarise("CityOps /ws/ (Daphne + Redis)", stats, phase["final"], t0, sent)
         events = await asyncio.to_thread(outbox_events_since, first_event)
-        return result, events
+        return result, events, {number: at - first for number, at in sent.items()}
     finally:
         daphne.terminate()
         daphne.wait(10)
         daphne_log.close()
 
 
-async def run_reference(specs: list[dict[str, Any]], events: list[dict[str, Any]]) -> Result:
+async def run_reference(
+    specs: list[dict[str, Any]], events: list[dict[str, Any]], due: dict[str, float]
+) -> Result:
+    """Replay the CityOps run's events through the plain server: as fast as it accepts them,
+    or — when `due` (report number → seconds after the first report) is given — at the same
+    moments as they were reported."""
     import websockets
 
     port = free_port()
@@ -483,8 +502,12 @@ async def run_reference(specs: list[dict[str, Any]], events: list[dict[str, Any]
                 for scope in event["seqs"]:
                     counters[scope] += 1
                     seqs[scope] = counters[scope]
-                if event["event_type"] == "incidents.incident_reported":
-                    sent[event["payload"]["incident"]["number"]] = time.time()
+                number = event["payload"].get("incident", {}).get("number")
+                if due and number in due:
+                    await asyncio.sleep(max(0.0, t0 + due[number] - time.time()))
+                    sent[number] = t0 + due[number]
+                elif event["event_type"] == "incidents.incident_reported":
+                    sent[number] = time.time()
                 await pub.send(json.dumps({"publish": {**event, "seqs": seqs}}))
         final.update(counters)
         phase["final"] = final
@@ -504,9 +527,14 @@ def print_report(args: argparse.Namespace, ours: Result, ref: Result) -> None:
             f"{r.lost:>6} {r.out_of_order:>6} {r.duplicates:>6} {r.errors:>6}"
         )
 
+    pace = (
+        f"at {args.rate:g} reports/s (open loop; the reference replays them at the same moments)"
+        if args.rate > 0
+        else "as fast as the intake takes them (the reference replays them as fast as it can)"
+    )
     print(
         f"\nWebSocket fan-out: {args.clients} clients (10 % district, 30 % street, 60 % "
-        f"community), {args.incidents} reports from {args.publishers} publisher processes"
+        f"community), {args.incidents} reports from {args.publishers} publisher processes {pace}"
     )
     print(
         f"{'server':<32} {'deliveries':>10} {'deliv./s':>12} {'p50 ms':>9} {'p99 ms':>9} "
@@ -539,17 +567,14 @@ async def orchestrate(args: argparse.Namespace) -> None:
         "DJANGO_SESSION_COOKIE_SECURE": "0",
         "DJANGO_CSRF_COOKIE_SECURE": "0",
         "CITYOPS_LOG_LEVEL": "WARNING",
-        # Persistent connections, as a production server runs (each catch-up or heartbeat
-        # read would otherwise open a new database connection).
-        "DB_CONN_MAX_AGE": "60",
     }
     # The sessions were signed with this process's key: the server must use the same one.
     from django.conf import settings
 
     env["DJANGO_SECRET_KEY"] = settings.SECRET_KEY
-    ours, events = await run_cityops(args, specs, env, tmp)
+    ours, events, due = await run_cityops(args, specs, env, tmp)
     log(f"reference: replaying {len(events)} events through a plain websockets server")
-    ref = await run_reference(specs, events)
+    ref = await run_reference(specs, events, due if args.rate > 0 else {})
     print_report(args, ours, ref)
 
 
@@ -567,13 +592,20 @@ def main() -> None:
         default=3.0,
         help="seconds to let deliveries finish after the last report",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="reports per second, all publishers together (0: as fast as the intake takes them)",
+    )
+    parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     if args.role == "publisher":
-        run_publisher(args.count, args.seed, args.out)
+        run_publisher(args.count, args.seed, args.out, args.rate, args.start_at)
     elif args.role == "raw-server":
         asyncio.run(raw_server(args.port))
     else:

@@ -96,6 +96,11 @@ if DATABASES["default"]["ENGINE"].endswith("postgis"):
     # one (DB_POOL_TIMEOUT seconds, then an error). Persistent connections (DB_CONN_MAX_AGE) and
     # the pool exclude each other: DB_POOL_MAX_SIZE=0 turns the pool off.
     pool_max = env_int("DB_POOL_MAX_SIZE", 10)
+    if pool_max > 0 and DATABASES["default"].get("CONN_MAX_AGE"):
+        raise ImproperlyConfigured(
+            "DB_CONN_MAX_AGE and the connection pool exclude each other: set DB_POOL_MAX_SIZE=0 "
+            "to keep connections open without a pool, or leave DB_CONN_MAX_AGE at 0"
+        )
     if pool_max > 0:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(env_int("DB_POOL_MIN_SIZE", 2), pool_max),
@@ -239,6 +244,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    # DRF's handler, plus 503 + Retry-After when the database is overloaded (config/api_errors).
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": env_str("CITYOPS_ANON_RATE", "600/minute")},
 }

@@ -51,6 +51,18 @@ def test_production_refuses_to_start_without_a_secret_or_hosts():
         assert missing in result.stderr
 
 
+def test_persistent_connections_and_the_postgresql_pool_are_refused_together():
+    # Settings only: nothing connects, so no server is needed.
+    postgis = PRODUCTION | {"DATABASE_URL": "postgis://cityops@127.0.0.1:1/cityops"}
+
+    both = _check(postgis | {"DB_CONN_MAX_AGE": "60"})
+    without_pool = _check(postgis | {"DB_CONN_MAX_AGE": "60", "DB_POOL_MAX_SIZE": "0"})
+
+    assert both.returncode != 0
+    assert "DB_CONN_MAX_AGE and the connection pool exclude each other" in both.stderr
+    assert "exclude each other" not in without_pool.stderr
+
+
 def test_every_setting_read_from_the_environment_is_documented_in_env_example():
     import re
 

@@ -1,0 +1,47 @@
+"""The API's exception handler: DRF's, plus a clear 503 when the database is overloaded.
+
+Under a burst the database may not give a request its turn in time: SQLite's write lock is not
+free within its busy timeout ("database is locked"), or no pooled PostgreSQL connection is free
+within DB_POOL_TIMEOUT. Nothing was stored (the transaction never began or was rolled back), so
+the honest answer is 503 with Retry-After — a phone's offline queue and an integration retry
+it with the same Idempotency-Key — not a 500 that reads like a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import OperationalError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 2
+
+
+def _overloaded(exc: BaseException) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    if "database is locked" in str(exc):
+        return True
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # the pool is only installed for PostgreSQL
+        return False
+    return isinstance(exc.__cause__, PoolTimeout)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is None and _overloaded(exc):
+        view = context.get("view")
+        log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)
+        response = Response(
+            {"detail": "the server is busy; nothing was stored — retry in a moment"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return response
