@@ -7,7 +7,7 @@
 #             then PostGIS + Redis (production's shape) (bench/intake_bench.py);
 #   ws      — 1,000 WebSocket clients on the /ws/ feed while reports surge, beside a plain
 #             `websockets` broadcast server doing the same deliveries (bench/ws_bench.py);
-#             PostGIS + Redis.
+#             PostGIS + Redis; run twice: as fast as possible, then at WS_SURGE_RATE (20)/s.
 # Each prints a table; see bench/README.md.
 #
 #   scripts/bench.sh                     both benchmarks, default sizes (no arguments)
@@ -51,8 +51,14 @@ if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
 fi
 if [ "$which" = "all" ] || [ "$which" = "ws" ]; then
   echo
-  echo "==> WebSocket fan-out on PostGIS, Redis channel layer"
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops wsbench
+  # Twice: capacity (reports as fast as the intake takes them: deliveries per second), then a
+  # paced surge (WS_SURGE_RATE reports/s, open loop: report-to-screen latency).
+  echo "==> WebSocket fan-out on PostGIS, Redis channel layer: as fast as possible"
   DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/wsbench" REDIS_URL="$redis_url" \
     .venv/bin/python bench/ws_bench.py "$@"
+  echo
+  echo "==> WebSocket fan-out on PostGIS, Redis channel layer: a surge of ${WS_SURGE_RATE:-20} reports/s"
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/wsbench" REDIS_URL="$redis_url" \
+    .venv/bin/python bench/ws_bench.py --rate "${WS_SURGE_RATE:-20}" "$@"
 fi
