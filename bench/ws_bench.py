@@ -157,6 +157,7 @@ def run_publisher(count: int, seed: int, out: Path, rate: float, start_at: float
     import django
 
     django.setup()
+    from gridmap.locator import locate
     from gridmap.models import Region
     from incidents.models import Category
     from incidents.services import incident_report
@@ -169,6 +170,8 @@ def run_publisher(count: int, seed: int, out: Path, rate: float, start_at: float
     )
     points = [cell.point_on_surface for cell in cells]
     categories = list(Category.objects.filter(kind="event", active=True).prefetch_related("limits"))
+    # Warm up as a running server is: the locator's index is built on first use.
+    locate(points[0].x, points[0].y)
     with out.open("w") as handle:
         for index in range(count):
             point = rng.choice(points)
@@ -185,7 +188,7 @@ def run_publisher(count: int, seed: int, out: Path, rate: float, start_at: float
                 lat=point.y,
                 description="ws-bench",
             )
-            handle.write(f"{incident.number} {started}\n")
+            handle.write(f"{incident.number} {started} {time.time()}\n")
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -374,6 +377,20 @@ def _summarise(
     )
 
 
+async def drain(stats: list[ClientStats], final: dict[str, int], idle: float) -> None:
+    """Let live deliveries finish: until every client has seen its scope's last number, or
+    nothing arrived for `idle` seconds (what is still missing then comes by the resync)."""
+    delivered, since = -1, time.monotonic()
+    while not all(s.max_seq >= final.get(s.scope, 0) for s in stats):
+        now_delivered = sum(s.deliveries for s in stats)
+        if now_delivered != delivered:
+            delivered, since = now_delivered, time.monotonic()
+        elif time.monotonic() - since >= idle:
+            log(f"no live delivery for {idle:g} s: the rest comes by the resync")
+            return
+        await asyncio.sleep(0.2)
+
+
 async def run_cityops(
     args: argparse.Namespace, specs: list[dict[str, Any]], env: dict[str, str], tmp: Path
 ) -> tuple[Result, list[dict[str, Any]], dict[str, float]]:
@@ -439,24 +456,31 @@ async def run_cityops(
             )
             for i, out in enumerate(outs)
         ]
+        # Waited for in threads: a blocking wait here would stop the event loop, and with it
+        # every client's reading, until the surge is over.
         for proc in publishers:
-            if proc.wait() != 0:
+            if await asyncio.to_thread(proc.wait) != 0:
                 raise SystemExit("a publisher failed")
         intake_seconds = time.time() - t0
         sent = {}
+        late = []  # seconds each report finished after it was due (the intake's own share)
         for out in outs:
             for line in out.read_text().splitlines():
-                number, started = line.split()
+                number, started, finished = line.split()
                 sent[number] = float(started)
+                late.append(float(finished) - float(started))
         first, last = min(sent.values()), max(sent.values())
         log(
             f"CityOps: {len(sent)} reports in {last - first:.1f} s "
-            f"({len(sent) / max(last - first, 1e-9):.0f}/s; {intake_seconds:.1f} s with start-up)"
+            f"({len(sent) / max(last - first, 1e-9):.0f}/s; {intake_seconds:.1f} s with start-up); "
+            f"each report committed p50 {pct(late, 0.5) * 1000:.0f} ms / p99 "
+            f"{pct(late, 0.99) * 1000:.0f} ms after it was due"
         )
         t0 = first
         scopes = sorted({s.scope for s in stats})
-        await asyncio.sleep(args.drain)
-        phase["final"] = await asyncio.to_thread(latest_seqs, scopes)
+        final = await asyncio.to_thread(latest_seqs, scopes)
+        await drain(stats, final, args.drain)
+        phase["final"] = final
         phase["deadline"] = time.time() + 120
         await asyncio.gather(*tasks, return_exceptions=True)
         result = _summarise("CityOps /ws/ (Daphne + Redis)", stats, phase["final"], t0, sent)
@@ -590,7 +614,8 @@ def main() -> None:
         "--drain",
         type=float,
         default=3.0,
-        help="seconds to let deliveries finish after the last report",
+        help="after the last report, live deliveries end once every client has its scope's "
+        "last event, or after this many seconds without one",
     )
     parser.add_argument(
         "--rate",

@@ -396,7 +396,10 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             await self._send_json(
                 {"type": "resync_required", "scope": scope, "reason": "ahead_of_server"}
             )
-        self._catch_up_due = True
+        # Only a client that came back with numbers below the latest has something to replay;
+        # for the rest the groups were joined before the latest numbers were read, so whatever
+        # is committed after them arrives live (or, should its message be lost, as a gap).
+        self._catch_up_due = any(cursor.delivered[s] < latest[s] for s in self.joined)
         outgoing: list[tuple[bool, str]] = []  # (replayed?, event JSON)
         last_flush = 0.0
         coalesce = settings.REALTIME_COALESCE_SECONDS
