@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from realtime.epoch import current_epoch
-from realtime.feed import Cursor, catch_up, latest_seqs, visible_seqs
+from realtime.feed import Cursor, cached_latest_seqs, catch_up, latest_seqs, visible_seqs
 from realtime.outbox import BATCH_TYPE, MESSAGE_TYPE, check_scope, group_name
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ REAUTH_SECONDS = 60.0
 # How long a live message that is ahead of the cursor waits for the missing one to arrive
 # live before the socket reads the gap from the database.
 REORDER_GRACE_SECONDS = 0.5
+# Share of the heartbeat interval by which each wait is shortened at random.
+HEARTBEAT_JITTER = 0.2
 # Events per `events` message (a long replay goes out in several).
 EVENTS_PER_MESSAGE = 500
 
@@ -478,10 +481,13 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
                 pass
 
     def _beat_interval(self) -> float:
+        """The time to the next heartbeat: the setting, shortened by up to a fifth at random so
+        that sockets which connected together (a wall, a restart) do not all beat — re-join,
+        read the latest numbers — in the same instant."""
         interval = float(settings.REALTIME_HEARTBEAT_SECONDS)
         if not self._layer_up:
             interval = min(interval, float(settings.REALTIME_DOWN_POLL_SECONDS))
-        return interval
+        return interval * random.uniform(1.0 - HEARTBEAT_JITTER, 1.0)  # noqa: S311 (timing)
 
     async def _catch_up(self, cursor: Cursor) -> list[tuple[bool, str]]:
         result = await database_sync_to_async(catch_up)(
@@ -513,7 +519,9 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         pump for a catch-up. The heartbeat goes out once the events before it have."""
         await self._join_groups()
         epoch = await self._epoch()
-        latest = await database_sync_to_async(latest_seqs)(self.joined)
+        latest = cached_latest_seqs(self.joined)
+        if latest is None:
+            latest = await database_sync_to_async(latest_seqs)(self.joined)
         # While the layer is down this is how events arrive: every few seconds, and only when
         # there is something new (the latest numbers are shared by the process's sockets).
         # While it is up, numbers committed a moment ago are usually still on their way live:

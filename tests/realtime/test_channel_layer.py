@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -24,3 +25,29 @@ def test_a_group_message_reaches_a_member_channel():
         return message
 
     assert async_to_sync(roundtrip)() == {"type": "situation.ping", "seq": 1}
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis layer (make test sets REDIS_URL)")
+def test_a_group_message_is_decoded_once_for_all_local_members():
+    """realtime.layers: the sockets of a process that share a group get the one decoded
+    message (each its own top-level dict), not a msgpack decode each."""
+    layer = get_channel_layer()
+    events = [{"id": n, "payload": {"text": "积水 " * 20}} for n in range(3)]
+
+    async def fan_out() -> list[dict[str, object]]:
+        channels = [await layer.new_channel() for _ in range(3)]
+        for channel in channels:
+            await layer.group_add("street.440309001", channel)
+        await layer.group_send("street.440309001", {"type": "outbox.events", "events": events})
+        received = [
+            await asyncio.wait_for(layer.receive(channel), timeout=5) for channel in channels
+        ]
+        for channel in channels:
+            await layer.group_discard("street.440309001", channel)
+        return received
+
+    first, second, third = async_to_sync(fan_out)()
+    assert first == second == third == {"type": "outbox.events", "events": events}
+    assert first["events"] is second["events"] is third["events"]
+    first["type"] = "changed by one socket"
+    assert second["type"] == third["type"] == "outbox.events"

@@ -40,7 +40,7 @@ def dead_layer(settings: Any) -> None:
         "default": {
             "BACKEND": django_settings.CHANNEL_LAYERS["default"]["BACKEND"]
             if "redis" in django_settings.CHANNEL_LAYERS["default"]["BACKEND"]
-            else "channels_redis.pubsub.RedisPubSubChannelLayer",
+            else "realtime.layers.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
         }
     }
