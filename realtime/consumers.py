@@ -39,7 +39,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -156,17 +155,16 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = ""
         self._setup_state()
-        sources = [receive]
-        if self.channel_layer is not None:
-            sources.append(self._next_layer_message)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            while True:
+                await self.dispatch(await receive())
         except StopConsumer:
             pass
         finally:
-            if self._pump_task is not None:
-                self._pump_task.cancel()
-                await asyncio.gather(self._pump_task, return_exceptions=True)
+            tasks = [t for t in (self._pump_task, self._layer_task) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _setup_state(self) -> None:
         self.allowed: list[str] = []
@@ -174,43 +172,47 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         self.cursor: Cursor | None = None
         self.user_label = "?"
         self._pump_task: asyncio.Task[None] | None = None
+        self._layer_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Set while the pump waits out a coalescing window: live events then only queue up in
+        # the inbox, and the pump takes them all at the window's end.
+        self._coalescing = False
         self._inbox: list[dict[str, Any]] = []
         # The latest committed numbers as the previous heartbeat read them.
         self._seen_committed: dict[str, int] = {}
         self._resync_last: dict[str, int] | None = None
         self._catch_up_due = False
         self._layer_up = self.channel_layer is not None
-        self._channel_ready = asyncio.Event()
         self._tokens = float(settings.REALTIME_MAX_MESSAGE_BURST)
         self._tokens_at = time.monotonic()
         self._closing = False
 
-    async def _next_layer_message(self) -> dict[str, Any]:
-        """The next channel-layer message for this socket; a failing layer is retried, never
-        raised (await_many_dispatch would end the socket)."""
+    async def _read_layer(self) -> None:
+        """The socket's channel-layer messages, in a task of their own (started once the socket
+        has a channel): each live event goes to the pump's inbox. A failing layer is retried,
+        never raised; a message already queued is taken without a trip through the event
+        loop's scheduler."""
+        layer = self.channel_layer
+        assert layer is not None
         while True:
-            await self._channel_ready.wait()
             try:
-                return await self.channel_layer.receive(self.channel_name)  # type: ignore[union-attr]
+                message = await layer.receive(self.channel_name)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._layer_failed("receive", exc)
                 await asyncio.sleep(1.0)
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind in (MESSAGE_TYPE, BATCH_TYPE):
-            # Live events skip the base class's per-message database housekeeping: nothing
-            # here touches the database.
+                continue
+            kind = message.get("type")
             if kind == MESSAGE_TYPE:
                 self._inbox.append(message)
-            else:
+            elif kind == BATCH_TYPE:
                 self._inbox.extend(message["events"])
-            self._wake.set()
-            return
-        await super().dispatch(message)
+            else:
+                log.warning("live feed: ignored a channel-layer message of type %r", kind)
+                continue
+            if not self._coalescing:
+                self._wake.set()
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         user = self.scope.get("user")
@@ -354,7 +356,7 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                 if not self.channel_name:
                     self.channel_name = await self.channel_layer.new_channel()
-                    self._channel_ready.set()
+                    self._layer_task = asyncio.create_task(self._read_layer())
                 for scope in self.joined:
                     await self.channel_layer.group_add(group_name(scope), self.channel_name)
                 await current_epoch()
@@ -472,13 +474,18 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             if gap_since is not None:
                 deadline = min(deadline, gap_since + REORDER_GRACE_SECONDS)
             self._wake.clear()
-            if self._inbox or self._resync_last is not None:
+            if (self._inbox and not outgoing) or self._resync_last is not None:
                 continue
+            # With events waiting for the coalescing window, new live ones need no wake-up of
+            # their own: they are taken at the window's end (a resync or a close still wakes).
+            self._coalescing = bool(outgoing)
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._coalescing = False
 
     def _beat_interval(self) -> float:
         """The time to the next heartbeat: the setting, shortened by up to a fifth at random so
