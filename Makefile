@@ -14,4 +14,4 @@ screenshots:
 	scripts/screenshots.sh
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && DJANGO_DEBUG=1 .venv/bin/mypy gridmap accounts incidents audit realtime config && .venv/bin/lint-imports
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && DJANGO_DEBUG=1 .venv/bin/mypy gridmap accounts incidents dispatch command audit realtime config && .venv/bin/lint-imports

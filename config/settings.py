@@ -278,6 +278,8 @@ CITYOPS_CALENDAR_RECHECK_SECONDS = env_float("CITYOPS_CALENDAR_RECHECK_SECONDS",
 # Bulk intake: a sensor's alarm repeats its open case (no new case) while the case's latest alarm
 # is at most this many minutes old (incidents.services.bulk).
 CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES = env_int("CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES", 60)
+# Responders' shared positions older than this many minutes are no longer shown (dispatch).
+CITYOPS_RESPONDER_MAX_AGE_MINUTES = env_int("CITYOPS_RESPONDER_MAX_AGE_MINUTES", 30)
 # Optional raster tile URL template for maps ({z}/{x}/{y}); empty = boundaries only, no tiles.
 CITYOPS_MAP_TILE_URL = env_str("CITYOPS_MAP_TILE_URL", "")
 # Case photos (incidents.services.photos): the largest file accepted, in bytes; the most pixels

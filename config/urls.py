@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("gridmap.api.urls")),
     path("api/v1/", include("incidents.api.urls")),
+    path("api/v1/", include("dispatch.api.urls")),
     # Open311 GeoReport v2 (docs/open311.md): public reads, key-authenticated reports.
     path("open311/v2/", include("incidents.open311.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -27,7 +27,7 @@ step() {
 
 step "ruff check" .venv/bin/ruff check .
 step "ruff format --check" .venv/bin/ruff format --check .
-step "mypy (gridmap, accounts, incidents, audit, realtime, config)" .venv/bin/mypy gridmap accounts incidents audit realtime config
+step "mypy (every app and config)" .venv/bin/mypy gridmap accounts incidents dispatch command audit realtime config
 step "import-linter" .venv/bin/lint-imports
 step "migrations are up to date" env DATABASE_URL="spatialite:///$CITYOPS_SERVICES_DIR/check.sqlite3" \
   $PY manage.py makemigrations --check --dry-run

@@ -1,0 +1,110 @@
+"""Responders' positions over the REST API (docs/api.md "Responders").
+
+PUT    /api/v1/responders/me/position/   {"lon", "lat", "accuracy_m"?} → 200 {"responder"}
+DELETE /api/v1/responders/me/position/   → 204 (stop sharing; also when nothing was shared)
+GET    /api/v1/responders/positions/     → {"results": [...]} scoped to the viewer
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dispatch import selectors, services
+from incidents.api.views import LenientJSONParser
+
+FIELDS = ("lon", "lat", "accuracy_m")
+
+
+class PositionIn(serializers.Serializer):  # the OpenAPI schema; the service checks the values
+    lon = serializers.FloatField()
+    lat = serializers.FloatField()
+    accuracy_m = serializers.FloatField(required=False, allow_null=True)
+
+
+_RESPONDER = serializers.DictField(help_text="a responder: id, name, role, lon, lat, at, grid…")
+
+
+def _ip(request: Request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _error(field: str, reason: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    if field == "location":  # outside the district: both coordinates are the cause
+        return Response({"lon": [reason], "lat": [reason]}, status=code)
+    return Response({field: [reason]}, status=code)
+
+
+class MyPositionView(APIView):
+    """The signed-in responder's own position: share (PUT) or stop sharing (DELETE)."""
+
+    # NaN and Infinity parse, so that the answer names the field they were sent in.
+    parser_classes = [LenientJSONParser]
+
+    @extend_schema(
+        request=PositionIn,
+        responses={
+            200: inline_serializer("ResponderOut", {"responder": _RESPONDER}),
+            400: OpenApiResponse(description="a field and the reason"),
+            403: OpenApiResponse(description="not a grid worker or department handler"),
+        },
+    )
+    def put(self, request: Request) -> Response:
+        data: Any = request.data
+        if not isinstance(data, dict):
+            return Response(
+                {"detail": "send a JSON object with lon, lat and optionally accuracy_m"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            return Response(
+                {field: ["unknown field"] for field in unknown},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            position = services.responder_position_report(
+                user=request.user,
+                lon=data.get("lon"),
+                lat=data.get("lat"),
+                accuracy_m=data.get("accuracy_m"),
+                ip=_ip(request),
+            )
+        except services.NotAResponder as exc:
+            raise PermissionDenied(str(exc)) from None
+        except services.ResponderInputError as exc:
+            return _error(exc.field, exc.reason)
+        except services.GeographyUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"responder": services.responder_as_dict(position)})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        if getattr(request.user, "role", "") not in services.RESPONDER_ROLES:
+            raise PermissionDenied("only grid workers and department handlers share a position")
+        services.responder_position_clear(user=request.user, ip=_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PositionListView(APIView):
+    """Current positions of the responders in the viewer's place."""
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ResponderList", {"results": serializers.ListField(child=_RESPONDER)}
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
+        if not selectors.may_see_responders(request.user):
+            raise PermissionDenied(
+                "responders' positions are shown to district, street and community staff"
+            )
+        return Response({"results": selectors.responders_visible_to(request.user)})

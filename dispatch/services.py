@@ -1,0 +1,177 @@
+"""Responders' positions: report (share) and clear (stop sharing). The only writers of
+`ResponderPosition`.
+
+A position is telemetry, not a case: each report replaces the responder's previous one and is
+announced on the live feed (`dispatch.responder_moved`) to the district, street and community
+it lies in; the audit trail records when a responder starts and stops sharing, not every move
+(ADR 0011). Both run in one transaction with their outbox event, like every state change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.contrib.gis.geos import Point
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Role
+from audit.services import audit_record
+from gridmap.locator import InvalidCoordinates, NoActiveGeneration, OutsideJurisdiction, locate
+from realtime.outbox import publish, publish_batch
+
+from .models import ResponderPosition
+
+# Who works in the field and may share a position.
+RESPONDER_ROLES = (Role.GRID_WORKER, Role.DEPARTMENT_HANDLER)
+# A phone's reported accuracy beyond this (metres) is not a position worth showing.
+ACCURACY_MAX_M = 5_000.0
+
+
+class ResponderError(Exception):
+    pass
+
+
+class NotAResponder(ResponderError):
+    """The account is not a field role (grid worker, department handler)."""
+
+
+class ResponderInputError(ResponderError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class GeographyUnavailable(ResponderError):
+    """No boundary generation is active: no position can be placed (an operations problem)."""
+
+
+def responder_scopes(position: ResponderPosition) -> list[str]:
+    """Who may see where a responder is: the district, street and community the position lies
+    in (the wall and the consoles of that place)."""
+    return [
+        f"district:{position.district_code}",
+        f"street:{position.street_code}",
+        f"community:{position.community_code}",
+    ]
+
+
+def responder_as_dict(position: ResponderPosition) -> dict[str, Any]:
+    """A position as the API, the wall's snapshot and the live events show it."""
+    user = position.user
+    return {
+        "id": user.pk,
+        "name": user.get_full_name() or user.get_username(),
+        "role": user.role,
+        "lon": round(position.point.x, 6),
+        "lat": round(position.point.y, 6),
+        "accuracy_m": position.accuracy_m,
+        "at": position.received_at.isoformat().replace("+00:00", "Z"),
+        "grid": {"code": position.grid_code, "name": position.grid_name},
+        "community": {"code": position.community_code, "name": position.community_name},
+        "street": {"code": position.street_code, "name": position.street_name},
+    }
+
+
+def _accuracy(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ResponderInputError("accuracy_m", "must be a number of metres")
+    try:
+        accuracy = float(value)
+    except ValueError:
+        raise ResponderInputError("accuracy_m", f"{value!r} is not a number") from None
+    if not math.isfinite(accuracy) or accuracy < 0:
+        raise ResponderInputError("accuracy_m", "must be a finite number of metres, 0 or more")
+    if accuracy > ACCURACY_MAX_M:
+        raise ResponderInputError(
+            "accuracy_m", f"{accuracy:.0f} m is too coarse to show (at most {ACCURACY_MAX_M:.0f})"
+        )
+    return accuracy
+
+
+def responder_position_report(
+    *, user: Any, lon: Any, lat: Any, accuracy_m: Any = None, ip: str | None = None
+) -> ResponderPosition:
+    """Store `user`'s position (replacing the previous one) and announce it."""
+    if getattr(user, "role", "") not in RESPONDER_ROLES:
+        raise NotAResponder("only grid workers and department handlers share a position")
+    try:
+        location = locate(lon, lat)
+    except InvalidCoordinates as exc:
+        raise ResponderInputError(exc.field, exc.reason) from None
+    except OutsideJurisdiction as exc:
+        reason = f"the point is {exc.distance_m:.0f} m outside the district"
+        raise ResponderInputError("location", reason) from None
+    except NoActiveGeneration:
+        raise GeographyUnavailable("no boundary generation is active") from None
+    accuracy = _accuracy(accuracy_m)
+    path = location.path
+    fields = {
+        "point": Point(location.lon, location.lat, srid=4326),
+        "accuracy_m": accuracy,
+        "district_code": path.district.code,
+        "street_code": path.street.code,
+        "community_code": path.community.code,
+        "grid_code": path.grid.code,
+        "grid_name": path.grid.name,
+        "community_name": path.community.name,
+        "street_name": path.street.name,
+        "received_at": timezone.now(),
+    }
+    with transaction.atomic():
+        previous = ResponderPosition.objects.select_for_update().filter(user=user).first()
+        before = responder_scopes(previous) if previous is not None else []
+        position, _ = ResponderPosition.objects.update_or_create(user=user, defaults=fields)
+        payload = {"responder": responder_as_dict(position)}
+        if previous is None:
+            audit_record(
+                actor=user,
+                action="responder.sharing_started",
+                obj_type="responder",
+                obj_id=user.pk,
+                before=None,
+                after={"grid": path.grid.code, "street": path.street.code},
+                ip=ip,
+            )
+        scopes = responder_scopes(position)
+        left = [scope for scope in before if scope not in scopes]
+        if left:
+            # The places it left drop it; the places it is in now see it move.
+            publish_batch(
+                events=[
+                    ("dispatch.responder_moved", payload, scopes),
+                    ("dispatch.responder_cleared", {"responder": {"id": user.pk}}, left),
+                ]
+            )
+        else:
+            publish(type="dispatch.responder_moved", payload=payload, scopes=scopes)
+    return position
+
+
+def responder_position_clear(*, user: Any, ip: str | None = None) -> bool:
+    """Stop sharing: forget `user`'s position and tell the places that showed it. False when
+    there was nothing shared (nothing is written)."""
+    with transaction.atomic():
+        position = ResponderPosition.objects.select_for_update().filter(user=user).first()
+        if position is None:
+            return False
+        scopes = responder_scopes(position)
+        grid = position.grid_code
+        position.delete()
+        audit_record(
+            actor=user,
+            action="responder.sharing_stopped",
+            obj_type="responder",
+            obj_id=user.pk,
+            before={"grid": grid},
+            after=None,
+            ip=ip,
+        )
+        publish(
+            type="dispatch.responder_cleared", payload={"responder": {"id": user.pk}}, scopes=scopes
+        )
+    return True
