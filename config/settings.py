@@ -233,6 +233,8 @@ REALTIME_RELAY_DELAY_SECONDS = env_float("REALTIME_RELAY_DELAY_SECONDS", 5.0)
 # Seconds the relay sleeps when nothing is due, and events it claims per batch.
 REALTIME_RELAY_INTERVAL_SECONDS = env_float("REALTIME_RELAY_INTERVAL_SECONDS", 1.0)
 REALTIME_RELAY_BATCH = env_int("REALTIME_RELAY_BATCH", 200)
+# Days of sent outbox events kept for replays (manage.py realtime_prune, realtime/retention.py).
+REALTIME_OUTBOX_RETENTION_DAYS = env_int("REALTIME_OUTBOX_RETENTION_DAYS", 30)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

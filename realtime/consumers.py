@@ -500,10 +500,8 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         result = await database_sync_to_async(catch_up)(
             cursor, limit=settings.REALTIME_REPLAY_LIMIT
         )
-        for scope in result.too_far:
-            await self._send_json(
-                {"type": "resync_required", "scope": scope, "reason": "gap_too_large"}
-            )
+        for scope, reason in result.too_far.items():
+            await self._send_json({"type": "resync_required", "scope": scope, "reason": reason})
         return [(True, encoded_event(message, self.joined)) for message in result.events]
 
     async def _flush(self, outgoing: list[tuple[bool, str]]) -> list[tuple[bool, str]]:

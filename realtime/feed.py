@@ -65,7 +65,7 @@ class Cursor:
 class CatchUp:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Scopes whose gap was larger than the replay limit: the client reloads its snapshot.
-    too_far: list[str] = field(default_factory=list)
+    too_far: dict[str, str] = field(default_factory=dict)  # scope → "gap_too_large"|"pruned"
     latest: dict[str, int] = field(default_factory=dict)
 
 
@@ -73,15 +73,22 @@ def catch_up(cursor: Cursor, *, limit: int) -> CatchUp:
     """Read from the database every event after the cursor in each joined scope, in an order
     that keeps each scope's numbers consecutive, and advance the cursor over them.
 
-    A scope more than `limit` events behind is not replayed: its cursor jumps to the latest
-    number and the scope is listed in `too_far` (the client reloads its snapshot, then asks for
-    what came after it). Runs in a database thread (sync).
+    A scope more than `limit` events behind, or behind what the retention deleted
+    (realtime.retention), is not replayed: its cursor jumps to the latest number and the scope
+    is listed in `too_far` with the reason (the client reloads its snapshot, then asks for what
+    came after it). Runs in a database thread (sync).
     """
-    result = CatchUp(latest=latest_seqs(cursor.delivered, fresh=True))
-    for scope, latest in result.latest.items():
-        if latest - cursor.delivered[scope] > limit:
-            result.too_far.append(scope)
-            cursor.delivered[scope] = latest
+    bounds = scope_bounds(cursor.delivered)
+    result = CatchUp(latest={scope: latest for scope, (latest, _) in bounds.items()})
+    for scope, (latest, pruned_through) in bounds.items():
+        delivered = cursor.delivered[scope]
+        if latest - delivered > limit:
+            result.too_far[scope] = "gap_too_large"
+        elif delivered < pruned_through:  # some of them deleted by the retention
+            result.too_far[scope] = "pruned"
+        else:
+            continue
+        cursor.delivered[scope] = latest
     page = max(1, min(limit, REPLAY_LIMIT_MAX))
     pending: dict[int, dict[str, Any]] = {}
     while True:
@@ -141,6 +148,24 @@ def _emit_in_order(
 LATEST_TTL_SECONDS = 1.0
 _latest: dict[str, tuple[int, float]] = {}
 _latest_lock = threading.Lock()
+
+
+def scope_bounds(scopes: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(latest number, pruned through) of each scope, read now; refreshes the cache of
+    latest numbers."""
+    wanted = list(scopes)
+    found = {
+        scope: (last, pruned)
+        for scope, last, pruned in ScopeSequence.objects.filter(scope__in=wanted).values_list(
+            "scope", "last_seq", "pruned_through"
+        )
+    }
+    now = time.monotonic()
+    bounds = {scope: found.get(scope, (0, 0)) for scope in wanted}
+    with _latest_lock:
+        for scope, (latest, _) in bounds.items():
+            _latest[scope] = (latest, now)
+    return bounds
 
 
 def cached_latest_seqs(scopes: Iterable[str]) -> dict[str, int] | None:

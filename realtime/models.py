@@ -84,6 +84,10 @@ class ScopeSequence(models.Model):
 
     scope = models.CharField(_("范围"), max_length=SCOPE_MAX_LENGTH, primary_key=True)
     last_seq = models.PositiveBigIntegerField(_("最新序号"), default=0)
+    # Every event of the scope numbered up to this one has been deleted by the retention
+    # (realtime.retention): a replay that needs one of them cannot be served, and the client
+    # reloads its snapshot instead.
+    pruned_through = models.PositiveBigIntegerField(_("已清理至序号"), default=0)
 
     class Meta:
         verbose_name = _("范围序号")

@@ -264,6 +264,37 @@ def test_a_gap_larger_than_the_replay_limit_asks_for_a_snapshot(feed_server, set
     assert feed.seqs(STREET) == [start + REPLAY_LIMIT + 6]
 
 
+def test_a_replay_of_events_the_retention_deleted_asks_for_a_snapshot(feed_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime.models import OutboxEvent
+    from realtime.retention import outbox_prune
+
+    user = make_user("street7", "street_operator", "440309001")
+    start = feed_server_latest(STREET)
+    old = [publish_committed([STREET], n=n).pk for n in range(3)]
+    OutboxEvent.objects.filter(pk__in=old).update(
+        created_at=timezone.now() - timedelta(days=60), published_at=timezone.now()
+    )
+    outbox_prune(before=timezone.now() - timedelta(days=30))
+    kept = publish_committed([STREET], n=3)
+    with open_feed(feed_server.url, session_of(user)) as feed:
+        feed.hello(last={STREET: start + 1}, scopes=[STREET])
+        feed.wait_for(lambda f: f.of_type("resync_required"), what="resync_required")
+        publish_committed([STREET], n=4)
+        feed.wait_for(lambda f: f.events(), what="the next live event")
+    assert feed.of_type("resync_required")[0] == {
+        "type": "resync_required",
+        "scope": STREET,
+        "reason": "pruned",
+    }
+    # Nothing with a hole is replayed: the next event is the first after the snapshot point.
+    assert kept.pk not in [e["id"] for e in feed.events()]
+    assert feed.seqs(STREET) == [start + 5]
+
+
 @pytest.mark.parametrize(
     ("message", "code"),
     [

@@ -59,7 +59,7 @@ def test_catch_up_across_scopes_keeps_each_scopes_numbers_consecutive():
     for scope in (A, B):
         numbers = [m["seqs"][scope] for m in result.events if scope in m["seqs"]]
         assert numbers == list(range(start[scope] + 1, start[scope] + 5))
-    assert result.too_far == []
+    assert result.too_far == {}
     # Nothing left: a second catch-up sends nothing.
     assert catch_up(cursor, limit=100).events == []
 
@@ -87,7 +87,7 @@ def test_a_gap_beyond_the_limit_is_skipped_and_reported():
 
     result = catch_up(cursor, limit=3)
 
-    assert result.too_far == [A]
+    assert result.too_far == {A: "gap_too_large"}
     assert result.events == []
     assert cursor.delivered == {A: start[A] + 5}
 
