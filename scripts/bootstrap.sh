@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-runtime}"
 
-RUNTIME_DEBS=(gdal-bin libgdal-dev libsqlite3-mod-spatialite libgeos-dev libpq5 python3.11
+RUNTIME_DEBS=(gdal-bin libgdal-dev libsqlite3-mod-spatialite libgeos-dev libpq5 libpq-dev python3.11
   python3.11-venv python3.11-dev build-essential libjpeg-dev zlib1g-dev libpng-dev libwebp-dev
   nodejs npm)
 DEV_DEBS=(postgresql-15 postgresql-15-postgis-3 redis-server chromium fonts-noto-cjk gettext)
