@@ -395,6 +395,10 @@ def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:
         )
 
 
+def _seq_in(scope: str, message: dict[str, Any]) -> int:
+    return int(message["seqs"][scope])
+
+
 async def group_send_events(
     layer: BaseChannelLayer, messages: list[dict[str, Any]], sent: set[int]
 ) -> None:
@@ -406,26 +410,48 @@ async def group_send_events(
     for message in messages:
         for scope in message["seqs"]:
             by_scope[scope].append(message)
+    # scope → [(channel-layer message, the events in it)], in sequence order.
+    bodies: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    for scope, queue in by_scope.items():
+        queue.sort(key=partial(_seq_in, scope))
+        chunks = [
+            queue[start : start + BATCH_MESSAGE_EVENTS]
+            for start in range(0, len(queue), BATCH_MESSAGE_EVENTS)
+        ]
+        bodies[scope] = [
+            (chunk[0] if len(chunk) == 1 else {"type": BATCH_TYPE, "events": chunk}, chunk)
+            for chunk in chunks
+        ]
     remaining = {message["id"]: len(message["seqs"]) for message in messages}
 
-    async def send_scope(scope: str, queue: list[dict[str, Any]]) -> None:
-        group = group_name(scope)
-        queue.sort(key=lambda message: message["seqs"][scope])
-        for start in range(0, len(queue), BATCH_MESSAGE_EVENTS):
-            chunk = queue[start : start + BATCH_MESSAGE_EVENTS]
-            if len(chunk) == 1:
-                await layer.group_send(group, chunk[0])
-            else:
-                await layer.group_send(group, {"type": BATCH_TYPE, "events": chunk})
-            for message in chunk:
-                remaining[message["id"]] -= 1
-                if not remaining[message["id"]]:
-                    sent.add(message["id"])
+    def delivered(chunk: list[dict[str, Any]]) -> None:
+        for message in chunk:
+            remaining[message["id"]] -= 1
+            if not remaining[message["id"]]:
+                sent.add(message["id"])
 
-    # A TaskGroup: one failing scope cancels the others, and nothing runs on after the limit.
-    async with asyncio.timeout(SEND_TIMEOUT_SECONDS), asyncio.TaskGroup() as group:
-        for scope, queue in by_scope.items():
-            group.create_task(send_scope(scope, queue))
+    send_many = getattr(layer, "group_send_many", None)
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        if send_many is not None:
+            # realtime.layers: all of them in one round trip per Redis host.
+            await send_many(
+                (group_name(scope), body) for scope, items in bodies.items() for body, _ in items
+            )
+            for items in bodies.values():
+                for _, chunk in items:
+                    delivered(chunk)
+            return
+
+        async def send_scope(scope: str) -> None:
+            for body, chunk in bodies[scope]:
+                await layer.group_send(group_name(scope), body)
+                delivered(chunk)
+
+        # A TaskGroup: one failing scope cancels the others, and nothing runs on after the
+        # limit.
+        async with asyncio.TaskGroup() as group:
+            for scope in bodies:
+                group.create_task(send_scope(scope))
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -51,3 +51,30 @@ def test_a_group_message_is_decoded_once_for_all_local_members():
     assert first["events"] is second["events"] is third["events"]
     first["type"] = "changed by one socket"
     assert second["type"] == third["type"] == "outbox.events"
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis layer (make test sets REDIS_URL)")
+def test_many_group_messages_go_in_one_call_and_keep_their_order():
+    """realtime.layers.group_send_many: what the after-commit hook and the relay use."""
+    layer = get_channel_layer()
+
+    async def send_and_receive() -> tuple[list[object], list[object]]:
+        street, community = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("scope.street.440309001", street)
+        await layer.group_add("scope.community.440309001001", community)
+        await layer.group_send_many(
+            [
+                ("scope.street.440309001", {"type": "outbox.event", "n": 1}),
+                ("scope.community.440309001001", {"type": "outbox.event", "n": 2}),
+                ("scope.street.440309001", {"type": "outbox.event", "n": 3}),
+            ]
+        )
+        got_street = [
+            (await asyncio.wait_for(layer.receive(street), timeout=5))["n"] for _ in range(2)
+        ]
+        got_community = [(await asyncio.wait_for(layer.receive(community), timeout=5))["n"]]
+        await layer.group_discard("scope.street.440309001", street)
+        await layer.group_discard("scope.community.440309001001", community)
+        return got_street, got_community
+
+    assert async_to_sync(send_and_receive)() == ([1, 3], [2])
