@@ -105,6 +105,12 @@ def shoot(
         written.append(out / "mobile-tasks.png")
         page.screenshot(path=str(written[-1]))
 
+        # 共享我的位置 switched on: the position goes to the command centres' maps.
+        page.locator(".m-switch").click()
+        page.wait_for_selector("#m-share[data-state=on]")
+        written.append(out / "mobile-share.png")
+        page.screenshot(path=str(written[-1]))
+
         page.locator(".m-task a").first.click()
         page.wait_for_selector(".m-case")
         written.append(out / "mobile-task.png")

@@ -11,7 +11,8 @@ step at the moment it happened: the server's clock (django.utils.timezone.now) i
 moment while the service runs, so deadlines, numbers and the day's figures are what they would
 have been. A few cases from the afternoon before are still open. The escalation worker's pass
 runs every five simulated minutes along the way and once more at the real time, warning (预警)
-and escalating (督办) the clocks that ran out.
+and escalating (督办) the clocks that ran out. Last, five responders (the demo grid worker, three
+patrolling colleagues, the 城管 handler) share their position now, for the wall's responders layer.
 Nothing else is faked: every case, step, audit entry and event is written by the services.
 """
 
@@ -25,6 +26,7 @@ import shapely
 from django.utils import timezone
 
 from accounts.models import User
+from dispatch.services import responder_position_report
 from gridmap.models import Region
 from incidents.models import Category, Channel, Incident
 from incidents.services import (
@@ -251,8 +253,53 @@ finally:
 
 done = escalation_run_once(now=timezone.now(), batch=1000)
 passes["escalated"] += done.escalated
+
+# Responders out in the field now, sharing their position from their phones (the real service,
+# at the real time): the demo grid worker in their own cell, three more grid workers on patrol in
+# other streets, and the 城管 handler on the way to a case.
+by_street: dict[str, list[Region]] = {}
+for grid in grids:
+    by_street.setdefault(grid.code[:9], []).append(grid)
+streets = sorted(by_street)
+
+
+def grid_in(street_index: int) -> Region:
+    """A cell in the middle of the list of a street's cells (one per street: spread out)."""
+    cells = by_street[streets[street_index % len(streets)]]
+    return cells[len(cells) // 2]
+
+
+patrol = [
+    ("gw-zhangwei", "张伟", grid_in(1)),
+    ("gw-liuyang", "刘洋", grid_in(3)),
+    ("gw-chenjing", "陈静", grid_in(4)),
+]
+field = [
+    (
+        User.objects.get(username="gridworker"),
+        Region.objects.get(
+            generation__status="active", code=User.objects.get(username="gridworker").place_code
+        ),
+    ),
+    (handler, grid_in(2)),
+]
+for username, name, grid in patrol:
+    worker, _ = User.objects.get_or_create(
+        username=username,
+        defaults={
+            "first_name": name,
+            "role": "grid_worker",
+            "place_code": grid.code,
+            "password": "!",  # unusable: a demo colleague who never signs in here
+        },
+    )
+    field.append((worker, grid))
+for user, grid in field:
+    lon, lat = random_point(grid)
+    responder_position_report(user=user, lon=lon, lat=lat, accuracy_m=rng.choice([6.0, 12.0, 25.0]))
 passes["warned"] += done.warned
 print(
     f"wall demo: {len(cases)} cases, {len(timeline) - len(cases)} steps; the escalation worker "
-    f"escalated {passes['escalated']} (督办) and warned {passes['warned']} (预警)"
+    f"escalated {passes['escalated']} (督办) and warned {passes['warned']} (预警); "
+    f"{len(field)} responders sharing their position"
 )

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Role
 from command.live import user_scopes
+from dispatch.services import RESPONDER_ROLES
 from gridmap import selectors as gridmap_selectors
 from incidents import selectors
 from incidents.models import (
@@ -155,6 +156,7 @@ def _field_labels() -> dict[str, str]:
         "department": _("处置部门"),
         "assignee": _("指派给"),
         "into": _("合并到"),
+        "accuracy_m": _("定位精度"),
     }
 
 
@@ -223,6 +225,20 @@ def _strings() -> dict[str, Any]:
         "photoTooLarge": _("照片过大（%(size)s MB，最多 %(max)s MB），请重新拍摄。"),
         "serverError": _("服务器暂时无法处理（%(status)s），将自动重试。"),
         "error": _("错误"),
+        "shareOff": _("未共享。开启后，指挥中心可在地图上看到您的位置。"),
+        "shareStarting": _("正在定位，准备共享…"),
+        "shareSending": _("正在共享位置…"),
+        "shareOn": _("位置已共享 · %(time)s"),
+        "shareOnAccuracy": _("位置已共享 · %(time)s · 精度约 %(metres)s 米"),
+        "shareOffline": _("离线：暂停共享，网络恢复后继续（上次共享 %(time)s）。"),
+        "shareOfflineNever": _("离线：暂停共享，网络恢复后开始共享。"),
+        "shareOutside": _("当前位置不在本区辖区内，未共享。"),
+        "shareRefused": _("无法共享位置：%(reason)s"),
+        "shareRetry": _("共享失败（%(reason)s），将于 1 分钟内重试。"),
+        "shareStopping": _("正在停止共享…"),
+        "shareStopFailed": _(
+            "网络异常，未能通知停止共享；网络恢复后自动通知，位置最迟 %(minutes)s 分钟后不再显示。"
+        ),
         "unsentOnLogout": _(
             "还有 %(n)s 条上报未发送，仍保存在本机，重新登录同一账号后自动发送。确定退出？"
         ),
@@ -247,6 +263,11 @@ def _config(request: HttpRequest) -> dict[str, Any]:
         "renderedAt": timezone.now().isoformat(),
         # The server refuses bigger photos (incidents.services.photos); the phone says so at once.
         "maxPhotoBytes": settings.CITYOPS_PHOTO_MAX_BYTES,
+        # Field roles may share their position (the switch on every page); None for the others.
+        "positionUrl": reverse("responder-my-position")
+        if getattr(user, "role", "") in RESPONDER_ROLES
+        else None,
+        "positionMaxAgeMinutes": settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES,
     }
 
 

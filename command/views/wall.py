@@ -8,7 +8,9 @@ The page loads the snapshot, draws it, then follows the district's live feed (`d
 over /ws/, static/realtime/live.js) and applies each event to what it shows; the snapshot carries
 the feed's sequence numbers, read *before* the data, so no event between the two is missed (one
 may be applied twice, which the page's idempotent handling absorbs). The figures are computed by
-the wall selectors of incidents.selectors; the map's boundaries come from the open geography API.
+the wall selectors of incidents.selectors; the map's boundaries come from the open geography API;
+the responders sharing their position come from dispatch.selectors (and then the feed's
+dispatch.responder_moved / responder_cleared).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from command.services import (
     screen_token_authenticate,
     screen_token_for_session,
 )
+from dispatch.selectors import responders_for_district
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level
 from incidents import selectors as incident_selectors
@@ -153,6 +156,8 @@ def wall(request: HttpRequest) -> HttpResponse:
         "kiosk": viewer.token is not None,
         "topCategories": TOP_CATEGORIES,
         "tickerLimit": TICKER_LIMIT,
+        # Responders' positions older than this leave the map (dispatch.selectors uses the same).
+        "responderMaxAgeMinutes": settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES,
     }
     response = render(
         request,
@@ -246,6 +251,8 @@ def wall_snapshot_data(district_code: str) -> dict[str, Any]:
         "ticker": incident_selectors.wall_ticker(
             district_code=district_code, since=since, limit=TICKER_LIMIT
         ),
+        # Who is out in the field now (a shared position younger than the max age).
+        "responders": responders_for_district(district_code=district_code, now=now),
     }
 
 
@@ -296,6 +303,12 @@ def _wall_strings() -> dict[str, Any]:
         "chartOpen": _("在办"),
         "chartOverdue": _("超时"),
         "hour": _("%(h)s时"),
+        "respondersOnDuty": _("在岗网格员 %(n)s"),
+        "handlersOnDuty": _("部门人员 %(n)s"),
+        "responderRoles": {
+            Role.GRID_WORKER.value: str(Role.GRID_WORKER.label),
+            Role.DEPARTMENT_HANDLER.value: str(Role.DEPARTMENT_HANDLER.label),
+        },
         "ownerLevels": {
             "community": _("社区"),
             "street": _("街道"),

@@ -1162,6 +1162,211 @@
     }
   }
 
+  // --- sharing my position (grid workers, department handlers) ---------------------------------
+  //
+  // While the switch is on (remembered per user in localStorage, so every /m/ page resumes it),
+  // the browser watches the position and the phone PUTs it to the server at most once a minute,
+  // or sooner when it moved more than 50 m. Positions are ephemeral: offline, nothing is sent and
+  // nothing is queued; the next fix after the network is back is sent. Switching off DELETEs the
+  // position (retried when the network is back if that request got no answer) and stops watching.
+
+  const SHARE_EVERY_MS = 60000;
+  const SHARE_MOVED_M = 50;
+
+  function metresBetween(a, b) {
+    // Haversine on the WGS-84 mean radius: only to decide whether the phone moved 50 m.
+    const rad = Math.PI / 180;
+    const dLat = (b.lat - a.lat) * rad;
+    const dLon = (b.lon - a.lon) * rad;
+    const h =
+      Math.sin(dLat / 2) ** 2 +
+      Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+    return 2 * 6371008.8 * Math.asin(Math.sqrt(h));
+  }
+
+  function setupShare() {
+    const box = $("m-share");
+    const toggle = $("m-share-switch");
+    const status = $("m-share-status");
+    const onKey = `cityops-share-${userId}`;
+    const clearKey = `cityops-share-clear-${userId}`;
+    let watchId = null;
+    let timer = null;
+    let latest = null; // the newest fix from the browser
+    let sent = null; // the last position the server accepted, and when
+    let attemptAt = 0;
+    let sending = null; // the PUT on its way, if any
+
+    function show(state, text) {
+      box.dataset.state = state;
+      status.textContent = text;
+    }
+
+    function sharedText() {
+      const time = timeOfDay(new Date(sent.at));
+      if (sent.accuracy !== null) {
+        return fmt(T.shareOnAccuracy, { time, metres: Math.round(sent.accuracy) });
+      }
+      return fmt(T.shareOn, { time });
+    }
+
+    function offlineText() {
+      return sent ? fmt(T.shareOffline, { time: timeOfDay(new Date(sent.at)) }) : T.shareOfflineNever;
+    }
+
+    async function send(force = false) {
+      if (watchId === null || !latest || sending) return;
+      if (!navigator.onLine) {
+        show("offline", offlineText());
+        return;
+      }
+      const moved = !sent || metresBetween(sent, latest) > SHARE_MOVED_M;
+      if (!force && !moved && Date.now() - attemptAt < SHARE_EVERY_MS) return;
+      const fix = latest;
+      let done;
+      sending = new Promise((resolve) => (done = resolve));
+      attemptAt = Date.now();
+      if (!sent) show("sending", T.shareSending);
+      const body = JSON.stringify({ lon: fix.lon, lat: fix.lat, accuracy_m: fix.accuracy });
+      const put = () =>
+        request(config.positionUrl, {
+          method: "PUT",
+          body,
+          headers: { "Content-Type": "application/json" },
+          timeoutMs: 20000,
+        });
+      let answer = await put();
+      let signedOut = false;
+      if (answer.status === 403) {
+        const session = await currentSession(); // also a fresh CSRF token
+        signedOut = session.answered && !session.user;
+        if (session.user && /csrf/i.test(describeErrors(answer.data, 403))) answer = await put();
+      }
+      sending = null;
+      done();
+      if (watchId === null) return; // switched off meanwhile: the DELETE decides
+      if (signedOut) {
+        show("error", fmt(T.shareRefused, { reason: T.authNeeded }));
+      } else if (answer.status === 200) {
+        sent = { lon: fix.lon, lat: fix.lat, accuracy: fix.accuracy, at: Date.now() };
+        show("on", sharedText());
+      } else if (answer.status === 400 && answer.data && (answer.data.lon || answer.data.lat)) {
+        const reasons = [].concat(answer.data.lon || answer.data.lat).join(" ");
+        show("error", /outside/.test(reasons) ? T.shareOutside : describeErrors(answer.data, 400));
+      } else if (answer.status >= 400 && answer.status < 500) {
+        show("error", fmt(T.shareRefused, { reason: describeErrors(answer.data, answer.status) }));
+      } else if (!navigator.onLine) {
+        show("offline", offlineText());
+      } else {
+        const reason = answer.status ? `${T.error} ${answer.status}` : T.waitingNetwork;
+        show("error", fmt(T.shareRetry, { reason }));
+      }
+    }
+
+    function onFix(position) {
+      const c = position.coords;
+      latest = {
+        lon: Math.round(c.longitude * 1e6) / 1e6,
+        lat: Math.round(c.latitude * 1e6) / 1e6,
+        accuracy: Number.isFinite(c.accuracy) ? Math.round(c.accuracy * 10) / 10 : null,
+      };
+      send();
+    }
+
+    function onGeoError(error) {
+      if (error.code === 1) {
+        // No permission: sharing cannot work; the switch goes off and says why.
+        stopWatching();
+        toggle.checked = false;
+        localStorage.removeItem(onKey);
+        show("error", T.geoDenied);
+        return;
+      }
+      if (!sent) show("error", error.code === 3 ? T.geoTimeout : T.geoUnavailable);
+    }
+
+    function startWatching() {
+      if (!("geolocation" in navigator)) {
+        toggle.checked = false;
+        show("error", T.geoUnsupported);
+        return;
+      }
+      if (watchId !== null) return;
+      show("starting", T.shareStarting);
+      watchId = navigator.geolocation.watchPosition(onFix, onGeoError, {
+        enableHighAccuracy: true,
+        maximumAge: 15000,
+        timeout: 60000,
+      });
+      // A phone standing still gets no new fix; the last one is sent again each minute so the
+      // position does not age out on the wall.
+      timer = setInterval(() => send(), 15000);
+    }
+
+    function stopWatching() {
+      if (watchId !== null) navigator.geolocation.clearWatch(watchId);
+      clearInterval(timer);
+      watchId = null;
+      timer = null;
+      latest = null;
+      sent = null;
+      attemptAt = 0;
+    }
+
+    async function clearOnServer() {
+      show("stopping", T.shareStopping);
+      // A PUT still on its way would store the position again after the DELETE: wait for it.
+      if (sending) await sending;
+      const answer = await request(config.positionUrl, { method: "DELETE", timeoutMs: 20000 });
+      if (toggle.checked) return; // switched on again meanwhile
+      if (answer.status === 204 || (answer.status >= 400 && answer.status < 500)) {
+        localStorage.removeItem(clearKey);
+        show("off", T.shareOff);
+      } else {
+        localStorage.setItem(clearKey, "1");
+        show("error", fmt(T.shareStopFailed, { minutes: config.positionMaxAgeMinutes }));
+      }
+    }
+
+    toggle.addEventListener("change", () => {
+      if (toggle.checked) {
+        localStorage.setItem(onKey, "on");
+        localStorage.removeItem(clearKey);
+        startWatching();
+      } else {
+        localStorage.removeItem(onKey);
+        stopWatching();
+        clearOnServer();
+      }
+    });
+    window.addEventListener("online", () => {
+      if (watchId !== null) send(true);
+      else if (localStorage.getItem(clearKey)) clearOnServer();
+    });
+    window.addEventListener("offline", () => {
+      if (watchId !== null) show("offline", offlineText());
+    });
+
+    if (localStorage.getItem(onKey) === "on") {
+      toggle.checked = true;
+      startWatching();
+    } else if (localStorage.getItem(clearKey) && navigator.onLine) {
+      clearOnServer();
+    }
+
+    // For the sign-out (sharing ends with the shift) and the tests.
+    window.cityopsShare = {
+      state: () => ({ on: watchId !== null, sent, latest, box: box.dataset.state }),
+      async stop() {
+        if (!toggle.checked && !localStorage.getItem(clearKey)) return;
+        toggle.checked = false;
+        localStorage.removeItem(onKey);
+        stopWatching();
+        await clearOnServer();
+      },
+    };
+  }
+
   // --- the shell: service worker, stale page notice, sign-out -----------------------------------
 
   function setupShell() {
@@ -1209,6 +1414,8 @@
       event.preventDefault();
       const unsent = (await myEntries(OUTBOX)).length;
       if (unsent && !window.confirm(fmt(T.unsentOnLogout, { n: unsent }))) return;
+      // Signing out ends the shift: the position is no longer shared.
+      if (window.cityopsShare) await window.cityopsShare.stop();
       // The cached pages are this user's: they go with the session. The outbox stays.
       if (window.caches) {
         for (const name of await caches.keys()) {
@@ -1220,6 +1427,7 @@
   }
 
   setupShell();
+  if ($("m-share")) setupShare();
   if (reportForm) setupReport();
   if ($("task-list-holder")) setupTasks();
   if (document.querySelector(".m-case")) setupTask();

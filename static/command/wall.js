@@ -15,6 +15,9 @@
  * time limits (按期) needs its timeline, which only the server reads: a closure seen live counts
  * once the next snapshot (asked for a few seconds later) has judged it.
  *
+ * Responders who share their position (grid workers, department handlers) are drawn from the
+ * snapshot's `responders` and follow dispatch.responder_moved / responder_cleared, keyed by user id.
+ *
  * window.cityopsWall exposes the state for the browser tests and the screenshot script.
  */
 (function () {
@@ -273,6 +276,9 @@
     state.snapshots += 1;
     crossCheck(data);
     markersAll();
+    if (Array.isArray(data.responders)) {
+      respondersAll(data.responders);
+    }
   }
 
   function eventSeq(event) {
@@ -293,6 +299,16 @@
       return false;
     }
     var payload = event.payload || {};
+    if (event.event_type === "dispatch.responder_moved") {
+      return responderApply(payload.responder);
+    }
+    if (event.event_type === "dispatch.responder_cleared") {
+      if (!payload.responder || !state.responders.has(payload.responder.id)) {
+        return false;
+      }
+      responderClear(payload.responder.id);
+      return true;
+    }
     var summary = payload.incident;
     if (!summary || (summary.district && summary.district !== config.district)) {
       return false;
@@ -838,6 +854,10 @@
     map.createPane("district").style.zIndex = "370";
     // Street names under the markers (Leaflet's marker pane is 600): a name never hides a case.
     map.createPane("labels").style.zIndex = "450";
+    // Responders: their names under the cases (a label never hides a case), the person glyph
+    // over them (a case dot never hides where someone is; there are few responders).
+    map.createPane("responderLabels").style.zIndex = "590";
+    map.createPane("responders").style.zIndex = "620";
     if (config.tileUrl) {
       L.tileLayer(config.tileUrl, { maxZoom: 19 }).addTo(map);
     }
@@ -853,6 +873,7 @@
     });
     map.addLayer(cluster);
     singles = L.layerGroup().addTo(map);
+    responderLayer = L.layerGroup().addTo(map);
     loadBoundaries(map);
   }
 
@@ -946,8 +967,13 @@
   // touch on a small map. Move a label that overlaps one placed before it up or down by its
   // height (whichever side is free), so every name stays readable.
   function declutterLabels() {
+    declutterTooltips(labelTooltips);
+    declutterResponders();
+  }
+
+  function declutterTooltips(tooltips) {
     var placed = [];
-    labelTooltips.forEach(function (tooltip) {
+    tooltips.forEach(function (tooltip) {
       var node = tooltip.getElement();
       if (!node) {
         return;
@@ -1146,6 +1172,197 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Responders (网格员, department handlers) who share their position: a person in a ring, with
+  // their name and grid cell beside it. The snapshot brings the list; dispatch.responder_moved
+  // replaces one (by user id, never with an older position), dispatch.responder_cleared removes
+  // one, and a position older than the server's max age leaves the map (checked every minute).
+
+  var responderLayer = null;
+  var responderMarkers = new Map();
+  var RESPONDER_CHECK_MS = 60000;
+  // A person (head and shoulders), the same as the legend's (templates/command/wall.html).
+  var RESPONDER_GLYPH = '<svg viewBox="0 0 24 24" aria-hidden="true">' +
+    '<circle cx="12" cy="7" r="4.6"/><path d="M2.8 22.5c0-5.6 4.1-9.3 9.2-9.3s9.2 3.7 9.2 9.3z"/>' +
+    "</svg>";
+  state.responders = new Map();
+  state.hasResponder = function (id) {
+    return responderMarkers.has(id);
+  };
+  state.respondersRecheck = function () {
+    respondersRecheck();
+  };
+
+  function responderFrom(data) {
+    return {
+      id: data.id,
+      name: data.name || "",
+      role: data.role || "",
+      lon: Number(data.lon),
+      lat: Number(data.lat),
+      accuracy: data.accuracy_m === null || data.accuracy_m === undefined ? null
+        : Number(data.accuracy_m),
+      at: parseTime(data.at),
+      grid: data.grid || { code: "", name: "" },
+      community: data.community || { code: "", name: "" },
+      street: data.street || { code: "", name: "" }
+    };
+  }
+
+  function responderFresh(r, at) {
+    var maxAge = (config.responderMaxAgeMinutes || 30) * 60000;
+    return r.at !== null && at - r.at <= maxAge && isFinite(r.lon) && isFinite(r.lat);
+  }
+
+  function responderApply(data) {
+    if (!data || data.id === undefined || data.id === null) {
+      return false;
+    }
+    var r = responderFrom(data);
+    var previous = state.responders.get(r.id);
+    if (previous && previous.at !== null && r.at !== null && r.at < previous.at) {
+      return false; // an older position (a replay) never moves the marker back
+    }
+    state.responders.set(r.id, r);
+    responderDraw(r);
+    return true;
+  }
+
+  function responderClear(id) {
+    state.responders.delete(id);
+    var marker = responderMarkers.get(id);
+    if (marker) {
+      responderLayer.removeLayer(marker);
+      responderMarkers.delete(id);
+    }
+  }
+
+  function responderIcon(r) {
+    var px = Math.round(1.7 * rem());
+    var html = '<span class="rs rs-' + (r.role === "department_handler" ? "dept" : "grid") +
+      '">' + RESPONDER_GLYPH + "</span>";
+    return L.divIcon({ className: "rs-icon", html: html, iconSize: [px, px],
+      iconAnchor: [px / 2, px / 2] });
+  }
+
+  // The grid cell's name without its community's ("三联社区第13网格" → "第13网格"): the label
+  // stays short on a crowded map; the title has the whole name.
+  function shortGrid(r) {
+    var name = r.grid.name || r.grid.code || "";
+    var community = r.community.name || "";
+    if (community && name.indexOf(community) === 0 && name.length > community.length) {
+      return name.slice(community.length);
+    }
+    return name;
+  }
+
+  function responderLabel(r) {
+    var box = el("span", "rs-text");
+    box.appendChild(el("b", null, r.name));
+    var grid = shortGrid(r);
+    if (grid) {
+      box.appendChild(el("small", null, grid));
+    }
+    return box;
+  }
+
+  function responderDraw(r) {
+    if (!responderLayer) {
+      return;
+    }
+    if (!responderFresh(r, now())) {
+      responderClear(r.id);
+      return;
+    }
+    var latlng = [r.lat, r.lon];
+    var title = r.name + " · " + (T.responderRoles[r.role] || r.role) + " · " +
+      (r.grid.name || r.grid.code) + " · " + clockText(r.at);
+    var marker = responderMarkers.get(r.id);
+    if (marker) {
+      marker.setLatLng(latlng);
+      if (marker.options.roleKey !== r.role) {
+        marker.options.roleKey = r.role;
+        marker.setIcon(responderIcon(r));
+      }
+      marker.setTooltipContent(responderLabel(r));
+    } else {
+      marker = L.marker(latlng, {
+        icon: responderIcon(r),
+        keyboard: false,
+        interactive: false,
+        pane: "responders",
+        roleKey: r.role,
+        responderId: r.id
+      });
+      marker.bindTooltip(responderLabel(r), {
+        permanent: true, direction: "right", className: "wall-responder-label",
+        interactive: false, opacity: 1, pane: "responderLabels", offset: [0.7 * rem(), 0]
+      });
+      responderMarkers.set(r.id, marker);
+      responderLayer.addLayer(marker);
+    }
+    var node = marker.getElement();
+    if (node) {
+      node.setAttribute("title", title);
+      node.dataset.responder = String(r.id);
+    }
+  }
+
+  // Two responders close together: their labels are moved apart like the street names.
+  function declutterResponders() {
+    var tooltips = [];
+    responderMarkers.forEach(function (marker) {
+      if (marker.getTooltip()) {
+        tooltips.push(marker.getTooltip());
+      }
+    });
+    declutterTooltips(tooltips);
+  }
+
+  function respondersAll(list) {
+    state.responders = new Map();
+    list.forEach(function (data) {
+      var r = responderFrom(data);
+      state.responders.set(r.id, r);
+    });
+    Array.from(responderMarkers.keys()).forEach(function (id) {
+      if (!state.responders.has(id)) {
+        responderClear(id);
+      }
+    });
+    state.responders.forEach(responderDraw);
+  }
+
+  // Positions age out on their own: a phone that stopped reporting (switched off, no signal)
+  // sends no event, so the wall drops what is older than the max age.
+  function respondersRecheck() {
+    var at = now();
+    state.responders.forEach(function (r) {
+      if (!responderFresh(r, at)) {
+        responderClear(r.id);
+      }
+    });
+    renderResponderCount();
+  }
+
+  function renderResponderCount() {
+    var grid = 0;
+    var dept = 0;
+    responderMarkers.forEach(function (marker) {
+      if (marker.options.roleKey === "department_handler") {
+        dept += 1;
+      } else {
+        grid += 1;
+      }
+    });
+    var text = format(T.respondersOnDuty, { n: grid });
+    if (dept) {
+      text += " · " + format(T.handlersOnDuty, { n: dept });
+    }
+    $("map-responders").textContent = text;
+    $("map-responders").dataset.count = String(grid + dept);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Putting it together
 
   var chartTimer = null;
@@ -1166,6 +1383,8 @@
     });
     $("map-count").textContent = format(T.mapCount,
       { open: openCount, closed: state.today.closed.size });
+    renderResponderCount();
+    declutterResponders();
     if (chartTimer === null) {
       chartTimer = window.setTimeout(function () {
         chartTimer = null;
@@ -1333,6 +1552,7 @@
     tick();
     window.setInterval(tick, 1000);
     window.setInterval(markersRecheck, 5000);
+    window.setInterval(respondersRecheck, RESPONDER_CHECK_MS);
     window.setInterval(loadSnapshot, RECONCILE_MS);
     window.addEventListener("resize", function () {
       fitDistrict();
