@@ -239,6 +239,10 @@ def _strings() -> dict[str, Any]:
         "shareStopFailed": _(
             "网络异常，未能通知停止共享；网络恢复后自动通知，位置最迟 %(minutes)s 分钟后不再显示。"
         ),
+        "caseChanged": _("此案件刚有新进展（%(what)s）。"),
+        "caseChangedReload": _("刷新查看"),
+        "caseChangedSomething": _("状态或内容有变化"),
+        "statusLabels": {status.value: str(status.label) for status in IncidentStatus},
         "unsentOnLogout": _(
             "还有 %(n)s 条上报未发送，仍保存在本机，重新登录同一账号后自动发送。确定退出？"
         ),
@@ -341,13 +345,14 @@ def tasks(request: HttpRequest) -> HttpResponse:
     list alone (the page reloads it when the live feed reports a change)."""
     if not _may_use(request.user):
         return _refused(request)
-    # The scopes the live feed lets this user follow (the server's own rule, command.live).
-    scopes = user_scopes(request.user)
+    # The feed's position (of the scopes the live feed lets this user follow, command.live)
+    # before the data: an event in between is in both, and the page only refreshes again.
+    seqs = latest_seqs(user_scopes(request.user))
     context = _context(
         request,
         "tasks",
         tasks=_task_rows(request.user),
-        seqs=latest_seqs(scopes),
+        seqs=seqs,
         now=timezone.now(),
     )
     template = "command/mobile_tasks_list.html" if request.GET.get("fragment") else None
@@ -375,6 +380,9 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
     """One case: what, where, the clock, the timeline, and a form per action the user may take."""
     if not _may_use(request.user):
         return _refused(request)
+    # The feed's position before the case is read (the page follows the feed and offers a
+    # refresh when this case changes).
+    seqs = latest_seqs(user_scopes(request.user))
     try:
         incident = selectors.incident_for_user(request.user, number)
     except Incident.DoesNotExist:
@@ -420,6 +428,7 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             ],
             lon=incident.location.x,
             lat=incident.location.y,
+            seqs=seqs,
         ),
     )
 

@@ -1047,6 +1047,74 @@
 
   // --- one task: its action forms -----------------------------------------------------------
 
+  // Action requests of the task page on their way (their answer reloads the page itself).
+  let caseActionsInFlight = 0;
+
+  // The task page follows the live feed: when this case changes (another user acted, the
+  // clock escalated it), the page reloads itself — or, if the user has started filling in a
+  // form, says so and offers the reload instead of throwing their input away.
+  function followCase() {
+    const card = document.querySelector(".m-case");
+    const number = card.dataset.number;
+    const live = $("m-live");
+    const changed = $("m-changed");
+    const seqsNode = $("task-seqs");
+    let dirty = false;
+    for (const form of document.querySelectorAll(".m-action-form")) {
+      form.addEventListener("input", () => { dirty = true; });
+      form.addEventListener("change", () => { dirty = true; });
+    }
+    changed.querySelector("[data-role=reload]").addEventListener("click", () => location.reload());
+
+    function caseChanged(what) {
+      if (caseActionsInFlight) return; // this user's own step: its answer moves the page on
+      if (!dirty) {
+        location.reload();
+        return;
+      }
+      changed.querySelector("[data-role=text]").textContent = fmt(T.caseChanged, {
+        what: what || T.caseChangedSomething,
+      });
+      changed.hidden = false;
+    }
+
+    const labels = {
+      connecting: T.liveConnecting,
+      live: T.liveOn,
+      interrupted: T.liveInterrupted,
+      resyncing: T.liveResyncing,
+    };
+    if (!window.CityOpsLive || !seqsNode) {
+      live.dataset.state = "interrupted";
+      live.textContent = T.liveInterrupted;
+      return;
+    }
+    const feed = window.CityOpsLive.connect({
+      storageKey: `m-task-${userId}`,
+      onEvents(events) {
+        for (const event of events) {
+          const incident = (event.payload || {}).incident || {};
+          if (incident.number !== number) continue;
+          const status = incident.status && incident.status !== card.dataset.status
+            ? T.statusLabels[incident.status]
+            : "";
+          caseChanged(status);
+          return;
+        }
+      },
+      onStatus(status) {
+        live.dataset.state = status;
+        live.textContent = labels[status] || status;
+      },
+      onResyncRequired() {
+        // Too much was missed to tell whether this case changed: look again.
+        caseChanged("");
+      },
+    });
+    feed.snapshotLoaded(JSON.parse(seqsNode.textContent));
+    window.cityopsTaskFeed = feed;
+  }
+
   function setupTask() {
     const flash = sessionStorage.getItem("cityops-m-flash");
     if (flash) {
@@ -1054,6 +1122,7 @@
       $("m-flash").textContent = flash;
       $("m-flash").hidden = false;
     }
+    followCase();
     for (const form of document.querySelectorAll(".m-action-form")) {
       const message = form.querySelector(".m-message");
       const button = form.querySelector("button[type=submit]");
@@ -1136,12 +1205,18 @@
         }
         button.disabled = true;
         say(T.acting, "info");
-        const answer = await request(form.dataset.url, {
-          method: "POST",
-          body,
-          headers: { ...headers, "Idempotency-Key": form.dataset.key },
-          timeoutMs: photos.length ? 180000 : 45000,
-        });
+        caseActionsInFlight += 1;
+        let answer;
+        try {
+          answer = await request(form.dataset.url, {
+            method: "POST",
+            body,
+            headers: { ...headers, "Idempotency-Key": form.dataset.key },
+            timeoutMs: photos.length ? 180000 : 45000,
+          });
+        } finally {
+          caseActionsInFlight -= 1;
+        }
         button.disabled = false;
         if (answer.status >= 200 && answer.status < 300) {
           form.dataset.key = "";

@@ -30,6 +30,7 @@ from incidents.services import (
     calendar_load,
     categories_load,
     incident_dispatch,
+    incident_park,
     incident_register,
 )
 from tests.asgi_server import asgi_server  # noqa: F401  (fixture)
@@ -450,6 +451,60 @@ def test_a_task_dispatched_to_me_appears_live_and_the_outbox_is_left_alone(
         assert delivered["key"] == waiting["key"]
         mine = Incident.objects.filter(reporter=worker)
         assert [c.number for c in mine] == [delivered["number"]]
+        assert phone.errors == []
+    finally:
+        phone.close()
+
+
+def test_a_task_page_follows_its_case_live(
+    browser: Any,
+    asgi_server: str,  # noqa: F811  (the fixture imported above)
+    reference: None,
+) -> None:
+    """The task page reloads itself when its case changes elsewhere; with a form half filled
+    in, it says so and offers the reload instead of throwing the input away."""
+    worker = _worker("gw-task-live")
+    operator = make_user(Role.DISTRICT_OPERATOR, "440309")
+    lon, lat = point_in(GRID)
+
+    def reported() -> str:
+        case = report(grid=GRID, description="路灯不亮")
+        incident_register(incident=case, by=operator)
+        return case.number
+
+    number = _in_thread(reported)
+    phone = Phone(browser, asgi_server, lon, lat)
+    try:
+        phone.sign_in(worker, next_url=f"/m/tasks/{number}/")
+        page = phone.page
+        expect(page.locator("#m-live")).to_have_attribute("data-state", "live")
+        expect(page.get_by_test_id("case-status")).to_have_text("已立案（待派遣）")
+
+        # Dispatched to this worker elsewhere: the page reloads by itself and shows it.
+        def dispatch() -> None:
+            case = Incident.objects.get(number=number)
+            incident_dispatch(incident=case, by=operator, assignee=worker)
+
+        _in_thread(dispatch)
+        expect(page.get_by_test_id("case-status")).to_have_text("已派遣（待签收）", timeout=30_000)
+        expect(page.locator("#m-changed")).to_be_hidden()
+
+        # The worker starts writing a send-back reason; meanwhile the operator parks the case
+        # (挂账). The page keeps the text and says the case changed.
+        page.locator("details[data-action=send_back] summary").click()
+        page.fill("#f-send_back-reason", "不在我的网格")
+
+        def park() -> None:
+            case = Incident.objects.get(number=number)
+            incident_park(incident=case, by=operator, reason="等待管网改造立项")
+
+        _in_thread(park)
+        changed = page.locator("#m-changed")
+        expect(changed).to_be_visible(timeout=30_000)
+        expect(changed).to_contain_text("此案件刚有新进展")
+        expect(page.locator("#f-send_back-reason")).to_have_value("不在我的网格")
+        changed.locator("[data-role=reload]").click()
+        expect(page.locator("#m-changed")).to_be_hidden()
         assert phone.errors == []
     finally:
         phone.close()
