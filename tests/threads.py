@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from django.db import connection
+
+T = TypeVar("T")
 
 
 def require_concurrent_writers() -> None:
@@ -54,3 +57,29 @@ def run_in_threads(work: Callable[[int], None], threads: int, timeout: float = 1
     assert not any(thread.is_alive() for thread in pool), "a worker thread is still running"
     if errors:
         raise errors[0]
+
+
+def in_thread(work: Callable[[], T], timeout: float = 120) -> T:
+    """work() in a thread of its own, with its own database connection; its result, or its
+    exception re-raised here. For service calls from a browser test: Playwright's event loop
+    runs in the test's thread, and the outbox's after-commit send (async_to_sync) refuses to
+    run beside it."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # handed to the calling thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout)
+    if errors:
+        raise errors[0]
+    if not result:
+        raise TimeoutError(f"the work did not finish within {timeout:g} s")
+    return result[0]

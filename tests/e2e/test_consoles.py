@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
@@ -53,6 +51,7 @@ from tests.incidents.cases import (
     point_in,
     report,
 )
+from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -70,28 +69,6 @@ def reference(committed_demo_geography: None) -> None:
     """Categories, stage limits and the calendar, committed for the server."""
     categories_load()
     calendar_load()
-
-
-def _in_thread(work: Callable[[], Any]) -> Any:
-    """Run a service in a thread of its own: Playwright's event loop runs in this one, and the
-    service's after-commit send to the channel layer (async_to_sync) refuses to run beside it."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(120)
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 def _jpeg(path: Path) -> Path:
@@ -415,7 +392,7 @@ def test_the_case_page_follows_its_case(browser: Any, daphne_url: str, desks: li
     page.evaluate("window.__notReloaded = true")
     expect(page.locator('form[data-action="register"]')).to_be_attached()
 
-    _in_thread(lambda: incident_register(incident=case, by=district, note="区指挥中心立案"))
+    in_thread(lambda: incident_register(incident=case, by=district, note="区指挥中心立案"))
 
     expect(page.get_by_test_id("case-status")).to_have_text("已立案（待派遣）")
     expect(page.locator('form[data-action="dispatch"]')).to_be_attached()

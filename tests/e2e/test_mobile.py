@@ -14,13 +14,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
@@ -35,6 +33,7 @@ from incidents.services import (
 )
 from tests.asgi_server import asgi_server  # noqa: F401  (fixture)
 from tests.incidents.cases import GRID, OTHER_STREET_GRID, make_user, point_in, report
+from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -378,28 +377,6 @@ def test_the_pages_open_with_no_network_once_visited(phone_at: Any) -> None:
     assert Incident.objects.filter(reporter=worker).count() == 1
 
 
-def _in_thread(work: Callable[[], Any]) -> Any:
-    """Database work in a thread of its own: Playwright's event loop runs in this one, and the
-    after-commit send of the outbox (async_to_sync) refuses to run beside it."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:  # handed to the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(120)
-    if errors:
-        raise errors[0]
-    return result[0]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_task_dispatched_to_me_appears_live_and_the_outbox_is_left_alone(
     browser: Any,
@@ -434,7 +411,7 @@ def test_a_task_dispatched_to_me_appears_live_and_the_outbox_is_left_alone(
             incident_dispatch(incident=case, by=operator, assignee=worker)
             return case.number
 
-        number = _in_thread(dispatch)
+        number = in_thread(dispatch)
         task = page.locator(f".m-task[data-number='{number}']")
         expect(task).to_be_visible(timeout=60_000)
         expect(task).to_have_attribute("data-fresh", "true")
@@ -472,7 +449,7 @@ def test_a_task_page_follows_its_case_live(
         incident_register(incident=case, by=operator)
         return case.number
 
-    number = _in_thread(reported)
+    number = in_thread(reported)
     phone = Phone(browser, asgi_server, lon, lat)
     try:
         phone.sign_in(worker, next_url=f"/m/tasks/{number}/")
@@ -485,7 +462,7 @@ def test_a_task_page_follows_its_case_live(
             case = Incident.objects.get(number=number)
             incident_dispatch(incident=case, by=operator, assignee=worker)
 
-        _in_thread(dispatch)
+        in_thread(dispatch)
         expect(page.get_by_test_id("case-status")).to_have_text("已派遣（待签收）", timeout=30_000)
         expect(page.locator("#m-changed")).to_be_hidden()
 
@@ -498,7 +475,7 @@ def test_a_task_page_follows_its_case_live(
             case = Incident.objects.get(number=number)
             incident_park(incident=case, by=operator, reason="等待管网改造立项")
 
-        _in_thread(park)
+        in_thread(park)
         changed = page.locator("#m-changed")
         expect(changed).to_be_visible(timeout=30_000)
         expect(changed).to_contain_text("此案件刚有新进展")

@@ -13,14 +13,11 @@
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from playwright.sync_api import expect
 
 from accounts.models import Role, User
@@ -37,32 +34,11 @@ from tests.incidents.cases import (
     make_user,
     point_in,
 )
+from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "e2e-Passw0rd-not-secret"
-
-
-def _in_thread(work: Callable[[], Any]) -> Any:
-    """A service call in a thread of its own: Playwright's event loop runs in this one, and the
-    outbox's after-commit send (async_to_sync) refuses to run beside it."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:  # handed to the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(120)
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 def _worker(username: str, name: str, grid: str = GRID) -> User:
@@ -83,7 +59,7 @@ def test_the_wall_shows_responders_and_follows_them_live(
     early = _worker("e2e-rs-early", "王早班")
     late = _worker("e2e-rs-late", "李晚到", OTHER_STREET_GRID)
     lon, lat = point_in(GRID)
-    _in_thread(lambda: responder_position_report(user=early, lon=lon, lat=lat, accuracy_m=8))
+    in_thread(lambda: responder_position_report(user=early, lon=lon, lat=lat, accuracy_m=8))
 
     context = browser.new_context(
         locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1920, "height": 1080}
@@ -114,13 +90,13 @@ def test_the_wall_shows_responders_and_follows_them_live(
 
         # Another grid worker starts sharing while the wall is open: it appears, live.
         lon2, lat2 = point_in(OTHER_STREET_GRID)
-        _in_thread(lambda: responder_position_report(user=late, lon=lon2, lat=lat2, accuracy_m=15))
+        in_thread(lambda: responder_position_report(user=late, lon=lon2, lat=lat2, accuracy_m=15))
         page.wait_for_function("id => window.cityopsWall.hasResponder(id)", arg=late.pk)
         expect(page.locator(f'.rs-icon[data-responder="{late.pk}"]')).to_be_visible()
         expect(page.locator("#map-responders")).to_have_text("在岗网格员 2")
 
         # The early one walks to the other street's cell: the marker moves there.
-        _in_thread(lambda: responder_position_report(user=early, lon=lon2, lat=lat2))
+        in_thread(lambda: responder_position_report(user=early, lon=lon2, lat=lat2))
         page.wait_for_function(
             "([id, lat]) => Math.abs(window.cityopsWall.responders.get(id).lat - lat) < 1e-6",
             arg=[early.pk, lat2],
@@ -141,7 +117,7 @@ def test_the_wall_shows_responders_and_follows_them_live(
         assert moved < 2  # the marker is drawn where the new position is
 
         # The late one stops sharing: gone from the map and from the count.
-        _in_thread(lambda: responder_position_clear(user=late))
+        in_thread(lambda: responder_position_clear(user=late))
         page.wait_for_function("id => !window.cityopsWall.hasResponder(id)", arg=late.pk)
         expect(page.locator(f'.rs-icon[data-responder="{late.pk}"]')).to_have_count(0)
         expect(page.locator("#map-responders")).to_have_text("在岗网格员 1")

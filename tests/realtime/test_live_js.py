@@ -5,19 +5,18 @@ makes it resync."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from channels.layers import channel_layers
-from django.db import connection
 
 from config.settings import channel_layers_for
 from tests.asgi_server import RedisServer, daphne_server, private_redis
 from tests.e2e.conftest import _async_unsafe_allowed, browser  # noqa: F401  (fixtures)
 from tests.realtime.conftest import FAST
 from tests.realtime.live import STREET, make_user, publish_committed, session_of
+from tests.threads import in_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -33,28 +32,6 @@ CONNECT = """([storageKey]) => {
     onStatus(state) { window.feedLog.statuses.push(state); },
   });
 }"""
-
-
-def in_thread(work: Callable[[], Any]) -> Any:
-    """Run database work in a thread of its own: Playwright's event loop runs in this one, and
-    the after-commit send (async_to_sync) refuses to run beside it."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(120)
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 def publish_in_thread(n: int) -> int:
