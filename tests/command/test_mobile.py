@@ -142,6 +142,18 @@ def test_the_page_tells_its_script_where_to_send_and_who_sends(people: Cast) -> 
     assert strings["pending"] == "待发送"
 
 
+@pytest.mark.parametrize(
+    ("who", "shares"), [("grid_worker", True), ("handler", True), ("community", False)]
+)
+def test_only_field_roles_get_the_position_sharing_switch(
+    people: Cast, who: str, shares: bool
+) -> None:
+    html = _client(getattr(people, who)).get("/m/tasks/").content.decode()
+    config = _json_script(html, "m-config")
+    assert (config["positionUrl"] == "/api/v1/responders/me/position/") is shares
+    assert ('id="m-share-switch"' in html) is shares
+
+
 def test_the_report_page_speaks_english_when_asked(people: Cast) -> None:
     client = _client(people.grid_worker)
     client.post("/i18n/setlang/", {"language": "en", "next": "/m/"})
