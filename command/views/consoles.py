@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
 from command.live import scopes_for_connection
+from dispatch.selectors import responders_near
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
 from incidents import selectors as incident_selectors
@@ -56,6 +57,8 @@ from incidents.selectors import OPEN, QUEUE_ORDERS
 from realtime.outbox import latest_seqs
 
 PAGE_SIZE = 20
+# A case page lists the responders sharing their position within this distance (metres).
+NEARBY_RESPONDERS_M = 3000
 
 # Roles that may open every street's and community's console (and every case).
 DISTRICT_WIDE = frozenset({Role.DISTRICT_OPERATOR, Role.ADMIN})
@@ -784,6 +787,26 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     }
 
 
+def _nearby_responders(user: Any, incident: Incident) -> list[dict[str, Any]]:
+    """附近的响应人员: who shares a position near the case, nearest first, with the distance and
+    the time of their last report as the page shows them."""
+    roles = dict(Role.choices)
+    nearby = responders_near(
+        user, lon=incident.location.x, lat=incident.location.y, within_m=NEARBY_RESPONDERS_M
+    )
+    for responder in nearby:
+        metres = responder["distance_m"]
+        responder["distance_text"] = (
+            _("%(m)s 米") % {"m": metres}
+            if metres < 1000
+            else _("%(km)s 公里") % {"km": f"{metres / 1000:.1f}"}
+        )
+        responder["role_label"] = str(roles.get(responder["role"], responder["role"]))
+        at = datetime.fromisoformat(responder["at"].replace("Z", "+00:00"))
+        responder["at_local"] = timezone.localtime(at).strftime("%H:%M")
+    return nearby
+
+
 @login_required
 def case_page(request: HttpRequest, number: str) -> HttpResponse:
     try:
@@ -795,6 +818,7 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
         context["feed"] = _feed(request)
         return render(request, "command/console_case_state.html", context)
     console = home_console_url(request.user)
+    nearby = _nearby_responders(request.user, incident)
     context.update(
         {
             "nav": "console",
@@ -811,7 +835,11 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
                 "gridUrl": reverse("region-detail", args=[incident.grid_code])
                 + f"?generation={incident.generation_number}",
                 "generation": incident.generation_number,
+                # Field staff sharing their position near the case (the viewer's place only).
+                "responders": nearby,
             },
+            "nearby_responders": nearby,
+            "nearby_within_km": f"{NEARBY_RESPONDERS_M / 1000:g}",
             "page_config": {
                 "number": incident.number,
                 "me": request.user.pk,

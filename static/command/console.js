@@ -839,6 +839,18 @@
           fillColor: "#c2410c",
           fillOpacity: 1
         }).addTo(base.map);
+        // Field staff sharing their position nearby (附近的响应人员, listed beside the map).
+        (mapConfig.responders || []).forEach(function (responder) {
+          L.circleMarker([responder.lat, responder.lon], {
+            pane: "marks",
+            radius: 6,
+            weight: 2,
+            color: "#0e7490",
+            fillColor: "#22d3ee",
+            fillOpacity: 1,
+            className: "responder-mark"
+          }).bindTooltip(responder.name + " · " + responder.distance_text).addTo(base.map);
+        });
         state.mapReady = true;
       }).catch(function () {
         mapEl.classList.add("is-failed");

@@ -519,3 +519,38 @@ def test_the_english_console_is_translated(people: Cast, mine: Incident) -> None
     assert "Search" in html and "Overdue" in html and "搜索" not in html
     case = client.get(f"/command/cases/{mine.number}/").content.decode()
     assert "Register" in case and "立案" not in case.split("<main", 1)[1].split("</main>")[0]
+
+
+def test_a_case_page_lists_the_responders_sharing_a_position_nearby(
+    people: Cast, mine: Incident
+) -> None:
+    """附近的响应人员: nearest first with the distance, only those the viewer may see, none
+    beyond the radius; the map gets the same list."""
+    from dispatch.services import responder_position_report
+    from tests.incidents.cases import point_in
+
+    lon, lat = mine.location.x, mine.location.y
+    responder_position_report(user=people.grid_worker, lon=lon, lat=lat)
+    responder_position_report(user=people.handler, lon=lon + 0.0004, lat=lat)  # ≈ 40 m east
+    far_lon, far_lat = point_in(OTHER_STREET_GRID)
+    responder_position_report(user=people.other_grid_worker, lon=far_lon, lat=far_lat)
+
+    html = _get(people.street, f"/command/cases/{mine.number}/").content.decode()
+    panel = html[html.index('data-testid="nearby-responders"') :]
+    panel = panel[: panel.index("</section>")]
+    listed = [int(pk) for pk in re.findall(r'data-responder="(\d+)"', panel)]
+    assert listed[:2] == [people.grid_worker.pk, people.handler.pk]
+    assert people.other_grid_worker.pk not in listed  # another street's place or too far
+    assert "0 米" in panel
+    config = json.loads(
+        re.search(r'id="case-map-config" type="application/json">(.*?)</script>', html).group(1)
+    )
+    assert [r["id"] for r in config["responders"]] == listed
+
+    # Community staff of 三联社区 see their community's; an auditor (no place) sees nobody's,
+    # and the panel says so.
+    html = _get(people.community, f"/command/cases/{mine.number}/").content.decode()
+    assert f'data-responder="{people.grid_worker.pk}"' in html
+    html = _get(people.auditor, f"/command/cases/{mine.number}/").content.decode()
+    assert "data-responder=" not in html
+    assert "3 公里内暂无共享位置的网格员或部门人员。" in html
