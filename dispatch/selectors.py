@@ -5,7 +5,6 @@ accounts or of accounts no longer in a field role are not shown."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Role
+from incidents.selectors import haversine_m
 
 from .models import ResponderPosition
 from .services import RESPONDER_ROLES, responder_as_dict
@@ -72,18 +72,6 @@ def responders_for_district(
     ]
 
 
-# Mean Earth radius (WGS-84), metres: distances between responders and a case are for ranking.
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def metres_between(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance (haversine) in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
-
-
 def responders_near(
     user: Any, *, lon: float, lat: float, within_m: float = 3000, limit: int = 5
 ) -> list[dict[str, Any]]:
@@ -91,7 +79,7 @@ def responders_near(
     `distance_m` (a case page's 附近的响应人员)."""
     near = []
     for responder in responders_visible_to(user):
-        distance = metres_between(lon, lat, responder["lon"], responder["lat"])
+        distance = haversine_m(lon, lat, responder["lon"], responder["lat"])
         if distance <= within_m:
             near.append({**responder, "distance_m": round(distance)})
     near.sort(key=lambda responder: responder["distance_m"])

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from django.contrib.gis.geos import Point
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -122,10 +122,25 @@ def responder_position_report(
         "street_name": path.street.name,
         "received_at": timezone.now(),
     }
+    try:
+        return _store(user, fields, ip)
+    except IntegrityError:
+        # Two first reports of one responder at once: the other one inserted the row; this
+        # one now finds it and updates it.
+        return _store(user, fields, ip)
+
+
+def _store(user: Any, fields: dict[str, Any], ip: str | None) -> ResponderPosition:
+    """The transaction of a report: the row replaced or created, its audit entry when sharing
+    starts, its events."""
     with transaction.atomic():
         previous = ResponderPosition.objects.select_for_update().filter(user=user).first()
         before = responder_scopes(previous) if previous is not None else []
-        position, _ = ResponderPosition.objects.update_or_create(user=user, defaults=fields)
+        # The row is locked (or absent): one UPDATE or one INSERT, no second look-up.
+        position = previous or ResponderPosition(user=user)
+        for name, value in fields.items():
+            setattr(position, name, value)
+        position.save(force_insert=previous is None)
         payload = {"responder": responder_as_dict(position)}
         if previous is None:
             audit_record(
@@ -134,7 +149,7 @@ def responder_position_report(
                 obj_type="responder",
                 obj_id=user.pk,
                 before=None,
-                after={"grid": path.grid.code, "street": path.street.code},
+                after={"grid": fields["grid_code"], "street": fields["street_code"]},
                 ip=ip,
             )
         scopes = responder_scopes(position)
