@@ -29,8 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.models import ScopeSequence
 from realtime.outbox import REPLAY_LIMIT_MAX, events_after
+from realtime.outbox import scope_bounds as outbox_scope_bounds
 
 Verdict = Literal["next", "duplicate", "gap", "foreign"]
 
@@ -151,56 +151,42 @@ _latest_lock = threading.Lock()
 
 
 def scope_bounds(scopes: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """(latest number, pruned through) of each scope, read now; refreshes the cache of
-    latest numbers."""
-    wanted = list(scopes)
-    found = {
-        scope: (last, pruned)
-        for scope, last, pruned in ScopeSequence.objects.filter(scope__in=wanted).values_list(
-            "scope", "last_seq", "pruned_through"
-        )
-    }
+    """(latest number, pruned through) of each scope, read now (realtime.outbox.scope_bounds);
+    refreshes the cache of latest numbers."""
+    bounds = outbox_scope_bounds(scopes)
     now = time.monotonic()
-    bounds = {scope: found.get(scope, (0, 0)) for scope in wanted}
     with _latest_lock:
         for scope, (latest, _) in bounds.items():
             _latest[scope] = (latest, now)
     return bounds
 
 
+def _cached(scopes: list[str]) -> dict[str, int]:
+    """The cached latest numbers of those `scopes` read less than LATEST_TTL_SECONDS ago."""
+    now = time.monotonic()
+    with _latest_lock:
+        return {
+            scope: _latest[scope][0]
+            for scope in scopes
+            if scope in _latest and now - _latest[scope][1] < LATEST_TTL_SECONDS
+        }
+
+
 def cached_latest_seqs(scopes: Iterable[str]) -> dict[str, int] | None:
     """latest_seqs(scopes) if every scope's number is at hand and at most a second old, else
     None: lets a socket's heartbeat skip the hop to the database thread (one thread serves
     every socket of the process)."""
-    now = time.monotonic()
-    found = {}
-    with _latest_lock:
-        for scope in scopes:
-            entry = _latest.get(scope)
-            if entry is None or now - entry[1] >= LATEST_TTL_SECONDS:
-                return None
-            found[scope] = entry[0]
-    return found
+    wanted = list(scopes)
+    known = _cached(wanted)
+    return known if len(known) == len(wanted) else None
 
 
 def latest_seqs(scopes: Iterable[str], *, fresh: bool = False) -> dict[str, int]:
     """The last number given out in each scope (0 if none), at most a second old unless
     `fresh`."""
     wanted = list(scopes)
-    now = time.monotonic()
-    with _latest_lock:
-        known = {
-            scope: _latest[scope][0]
-            for scope in wanted
-            if not fresh and scope in _latest and now - _latest[scope][1] < LATEST_TTL_SECONDS
-        }
+    known = {} if fresh else _cached(wanted)
     missing = [scope for scope in wanted if scope not in known]
     if missing:
-        found = dict(
-            ScopeSequence.objects.filter(scope__in=missing).values_list("scope", "last_seq")
-        )
-        with _latest_lock:
-            for scope in missing:
-                known[scope] = found.get(scope, 0)
-                _latest[scope] = (known[scope], now)
+        known.update({scope: latest for scope, (latest, _) in scope_bounds(missing).items()})
     return {scope: known[scope] for scope in wanted}

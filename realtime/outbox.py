@@ -199,12 +199,23 @@ def _mark(event_id: int, *, published: bool) -> None:
         log.warning("could not record the send attempt of outbox event %s", event_id, exc_info=True)
 
 
+def scope_bounds(scopes: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(last sequence number given out, pruned through) of each scope, (0, 0) where nothing was
+    published yet: the one read of the scopes' counters (the feed's replay needs both)."""
+    wanted = [check_scope(scope) for scope in scopes]
+    found = {
+        scope: (last, pruned)
+        for scope, last, pruned in ScopeSequence.objects.filter(scope__in=wanted).values_list(
+            "scope", "last_seq", "pruned_through"
+        )
+    }
+    return {scope: found.get(scope, (0, 0)) for scope in wanted}
+
+
 def latest_seqs(scopes: Iterable[str]) -> dict[str, int]:
     """The last sequence number given out in each scope (0 where nothing was published yet):
     what a page's HTTP snapshot reports, so its live feed resumes exactly after it."""
-    wanted = [check_scope(scope) for scope in scopes]
-    found = dict(ScopeSequence.objects.filter(scope__in=wanted).values_list("scope", "last_seq"))
-    return {scope: found.get(scope, 0) for scope in wanted}
+    return {scope: last for scope, (last, _) in scope_bounds(scopes).items()}
 
 
 def events_after(scope: str, seq: int, limit: int = REPLAY_LIMIT_MAX) -> list[dict[str, Any]]:
