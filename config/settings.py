@@ -85,13 +85,20 @@ ASGI_APPLICATION = "config.asgi.application"
 # --- Database -------------------------------------------------------------------------------
 # spatialite:///absolute/path.sqlite3 (embedded default) or postgis://user:pw@host:port/name.
 DATABASE_URL = env_str("DATABASE_URL", f"spatialite:///{BASE_DIR / 'var' / 'cityops.sqlite3'}")
+# DB_CONN_MAX_AGE: seconds a connection is kept between requests. On SpatiaLite 600 unless set:
+# opening a connection opens the file and loads the extension (≈7 ms of CPU, most of what a small
+# request cost), and the server's request threads are kept (config/http.py), each with its own
+# connection. On PostgreSQL 0: the pool below keeps the connections.
+_SPATIALITE = DATABASE_URL.startswith("spatialite")
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600 if _SPATIALITE else 0)
+    )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgis"):
-    # A connection pool (psycopg_pool, Django >= 5.1). Under Daphne every request runs its sync
-    # code in a thread of its own, so without a pool each request would open (and close) a new
-    # PostgreSQL connection: TCP, authentication and session set-up, several ms of CPU each.
+    # A connection pool (psycopg_pool, Django >= 5.1). Without it each request would open (and
+    # close) a new PostgreSQL connection: TCP, authentication and session set-up, several ms of
+    # CPU each.
     # DB_POOL_MAX_SIZE bounds the connections of one process; requests beyond it wait for a free
     # one (DB_POOL_TIMEOUT seconds, then an error). Persistent connections (DB_CONN_MAX_AGE) and
     # the pool exclude each other: DB_POOL_MAX_SIZE=0 turns the pool off.
@@ -282,6 +289,10 @@ CITYOPS_CALENDAR_RECHECK_SECONDS = env_float("CITYOPS_CALENDAR_RECHECK_SECONDS",
 CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES = env_int("CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES", 60)
 # Responders' shared positions older than this many minutes are no longer shown (dispatch).
 CITYOPS_RESPONDER_MAX_AGE_MINUTES = env_int("CITYOPS_RESPONDER_MAX_AGE_MINUTES", 30)
+# HTTP requests served at once by one server process (config/http.py): each runs its synchronous
+# work on one of this many reused threads; more wait in the event loop for a free one. Keep it
+# at most DB_POOL_MAX_SIZE on PostgreSQL, or requests wait for a connection instead.
+CITYOPS_HTTP_THREADS = env_int("CITYOPS_HTTP_THREADS", 8)
 # Optional raster tile URL template for maps ({z}/{x}/{y}); empty = boundaries only, no tiles.
 CITYOPS_MAP_TILE_URL = env_str("CITYOPS_MAP_TILE_URL", "")
 # Case photos (incidents.services.photos): the largest file accepted, in bytes; the most pixels
