@@ -181,9 +181,12 @@ def private_redis() -> Iterator[RedisServer]:
 class DaphneServer:
     """One Daphne process serving config.asgi:application on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int | None = None) -> None:
         self.env = env
         self.log_path = log_path
+        # None: one plain `daphne`; N: `manage.py cityops_serve --workers N` (N Daphne processes
+        # on one socket, under a manager process that is `self.process`).
+        self.workers = workers
         self.port = 0
         self.url = ""
         self.ws_url = ""
@@ -195,9 +198,13 @@ class DaphneServer:
             self.port = port or free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.ws_url = ws_url_of(self.url)
+            command = [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), APPLICATION]
+            if self.workers is not None:
+                command = [str(DAPHNE.with_name("python")), "manage.py", "cityops_serve"]
+                command += ["--port", str(self.port), "--workers", str(self.workers)]
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
-                    [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), APPLICATION],
+                    command,
                     cwd=PROJECT,
                     env=self.env,
                     stdout=log,
@@ -273,14 +280,18 @@ def server_env(*, redis_url: str, env: dict[str, str] | None = None) -> dict[str
 
 
 @contextmanager
-def daphne_server(*, redis_url: str, env: dict[str, str] | None = None) -> Iterator[DaphneServer]:
+def daphne_server(
+    *, redis_url: str, env: dict[str, str] | None = None, workers: int | None = None
+) -> Iterator[DaphneServer]:
     """Start Daphne on the test database with this Redis (extra environment variables in `env`,
     e.g. realtime settings), yield it once it answers, stop it afterwards. The caller must have
-    the test database set up (a `django_db` test or fixture)."""
+    the test database set up (a `django_db` test or fixture). `workers`: serve with
+    `manage.py cityops_serve --workers N` instead of one plain Daphne."""
     if not DAPHNE.exists():
         pytest.fail(f"{DAPHNE} is missing: run `scripts/bootstrap.sh dev`")
     with tempfile.TemporaryDirectory(prefix="cityops-daphne-") as directory:
-        server = DaphneServer(server_env(redis_url=redis_url, env=env), Path(directory) / "log")
+        environment = server_env(redis_url=redis_url, env=env)
+        server = DaphneServer(environment, Path(directory) / "log", workers)
         server.start()
         try:
             yield server
