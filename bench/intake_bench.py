@@ -93,6 +93,19 @@ def parse_args() -> argparse.Namespace:
         help="seconds a single report may wait for a free client connection before it is "
         "counted as not sent (an overloaded server)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes: 1 = one Daphne; N = manage.py cityops_serve --workers N "
+        "(needs REDIS_URL)",
+    )
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=1,
+        help="bulk: gateways sending batches at the same time, each on its own connection",
+    )
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary SpatiaLite file")
@@ -228,11 +241,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     daphne = Path(sys.executable).with_name("daphne")
+    command = [str(daphne), "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
+    command.append("config.asgi:application")
+    if workers > 1:
+        command = [sys.executable, "manage.py", "cityops_serve", "-v", "0"]
+        command += ["--port", str(port), "--workers", str(workers)]
     server = subprocess.Popen(
-        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "-v", "0", "config.asgi:application"],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -259,6 +277,32 @@ def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def server_processes(server: subprocess.Popen[bytes], workers: int) -> list[int]:
+    """The pids that serve: Daphne itself, or the Daphne workers of cityops_serve (its
+    children; the manager only watches them)."""
+    if workers == 1:
+        return [server.pid]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == server.pid:
+                    children.append(int(entry.name))
+        if len(children) == workers:
+            return sorted(children)
+        time.sleep(0.2)
+    sys.exit(f"cityops_serve did not start {workers} workers")
+
+
+def servers_cpu_seconds(pids: list[int]) -> float:
+    return sum(process_cpu_seconds(pid) for pid in pids)
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -379,7 +423,7 @@ def run_open_loop(
     warmup: float,
     clients: int,
     give_up: float,
-    server_pid: int,
+    server_pids: list[int],
     expect: int,
 ) -> SingleResult:
     rng = random.Random(SEED)
@@ -394,7 +438,7 @@ def run_open_loop(
             break
         times.append(t)
     log(f"{name}: {len(times)} requests over {total:.0f} s at {rate:.0f}/s offered")
-    cpu_before = process_cpu_seconds(server_pid)
+    cpu_before = servers_cpu_seconds(server_pids)
     start = time.perf_counter() + 0.2
     for index, offset in enumerate(times):
         scheduled = start + offset
@@ -403,7 +447,7 @@ def run_open_loop(
             time.sleep(delay)
         pool.submit(scheduled, make(index))
     pool.close()
-    cpu = process_cpu_seconds(server_pid) - cpu_before
+    cpu = servers_cpu_seconds(server_pids) - cpu_before
     outcomes = sorted(pool.outcomes, key=lambda o: o.scheduled)
     measured = [o for o in outcomes if o.scheduled - start >= warmup]
     statuses: dict[int, int] = {}
@@ -444,36 +488,75 @@ class BulkResult:
 
 
 def run_bulk(
-    name: str, port: int, make: Any, *, batches: int, server_pid: int, acknowledged: Any
+    name: str,
+    port: int,
+    make: Any,
+    *,
+    batches: int,
+    gateways: int,
+    server_pids: list[int],
+    acknowledged: Any,
 ) -> BulkResult:
+    """A warm-up batch, then `batches` batches sent by `gateways` senders at once, each on its
+    own keep-alive connection and one batch after another."""
     load_before = os.getloadavg()[0]
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     requests = [make(index) for index in range(batches + 1)]  # the first one warms up
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     connection.request(requests[0].method, requests[0].path, requests[0].body, requests[0].headers)
     warm = connection.getresponse()
     warm_body = warm.read()
+    connection.close()
     if warm.status != 200:
         sys.exit(f"{name}: warm-up batch answered {warm.status}: {warm_body[:500]!r}")
     warm_acked = acknowledged(json.loads(warm_body))
-    cpu_before = process_cpu_seconds(server_pid)
-    times, statuses, acked, sent = [], {}, 0, 0
-    started = time.perf_counter()
+    todo: queue.Queue[Request] = queue.Queue()
     for request in requests[1:]:
-        t0 = time.perf_counter()
-        connection.request(request.method, request.path, request.body, request.headers)
-        response = connection.getresponse()
-        body = response.read()
-        times.append((time.perf_counter() - t0) * 1000)
-        statuses[response.status] = statuses.get(response.status, 0) + 1
-        sent += len(json.loads(request.body)["items"])
-        if response.status == 200:
-            acked += acknowledged(json.loads(body))
+        todo.put(request)
+    times: list[float] = []
+    statuses: dict[int, int] = {}
+    totals = {"acked": 0, "sent": 0}
+    lock = threading.Lock()
+
+    def gateway() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        while True:
+            try:
+                request = todo.get_nowait()
+            except queue.Empty:
+                break
+            t0 = time.perf_counter()
+            connection.request(request.method, request.path, request.body, request.headers)
+            response = connection.getresponse()
+            body = response.read()
+            with lock:
+                times.append((time.perf_counter() - t0) * 1000)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                totals["sent"] += len(json.loads(request.body)["items"])
+                if response.status == 200:
+                    totals["acked"] += acknowledged(json.loads(body))
+        connection.close()
+
+    cpu_before = servers_cpu_seconds(server_pids)
+    started = time.perf_counter()
+    senders = [threading.Thread(target=gateway) for _ in range(gateways)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
     wall = time.perf_counter() - started
-    cpu = process_cpu_seconds(server_pid) - cpu_before
-    connection.close()
-    log(f"{name}: {batches} batches in {wall:.1f} s")
+    cpu = servers_cpu_seconds(server_pids) - cpu_before
+    log(f"{name}: {batches} batches from {gateways} gateway(s) in {wall:.1f} s")
     return BulkResult(
-        name, batches, sent, acked, warm_acked, wall, times, statuses, cpu, load_before
+        name,
+        batches,
+        totals["sent"],
+        totals["acked"],
+        warm_acked,
+        wall,
+        times,
+        statuses,
+        cpu,
+        load_before,
     )
 
 
@@ -683,7 +766,12 @@ def print_report(
     print("CityOps intake benchmark")
     print(f"Machine: {machine()}")
     print(f"Database: {database_description()}")
-    print(f"Channel layer: {layer}; server: one Daphne process (config.asgi)")
+    server = (
+        "one Daphne process (config.asgi)"
+        if args.workers == 1
+        else f"{args.workers} Daphne processes on one socket (manage.py cityops_serve)"
+    )
+    print(f"Channel layer: {layer}; server: {server}")
     if singles:
         print()
         print(
@@ -717,7 +805,12 @@ def print_report(
             )
     if bulks:
         print()
-        print(f"Bulk: batches of {args.batch_size:,}, one after another, after a warm-up batch")
+        senders = (
+            "one after another"
+            if args.gateways == 1
+            else f"from {args.gateways} gateways at once, each one after another"
+        )
+        print(f"Bulk: batches of {args.batch_size:,}, {senders}, after a warm-up batch")
         print(
             f"{'':48}{'batches':>8}{'rows':>8}{'rows/s':>8}{'batch p50':>10}{'batch max':>10}"
             f"{'CPU ms':>8}{'per core':>9}"
@@ -773,9 +866,12 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()  # the server is the only writer from here on
+    if args.workers > 1 and not os.environ.get("REDIS_URL"):
+        sys.exit("--workers: several server processes need REDIS_URL (the Redis channel layer)")
     port = free_port()
-    server = start_server(port)
-    log(f"daphne pid {server.pid} on 127.0.0.1:{port}")
+    server = start_server(port, args.workers)
+    server_pids = server_processes(server, args.workers)
+    log(f"server pid(s) {', '.join(map(str, server_pids))} on 127.0.0.1:{port}")
     singles: list[SingleResult] = []
     bulks: list[tuple[BulkResult, dict[str, Any]]] = []
     try:
@@ -796,7 +892,7 @@ def main() -> None:
                         warmup=args.warmup,
                         clients=args.clients,
                         give_up=args.give_up,
-                        server_pid=server.pid,
+                        server_pids=server_pids,
                         expect=201,
                     )
                 )
@@ -829,7 +925,8 @@ def main() -> None:
                     port,
                     make,
                     batches=count,
-                    server_pid=server.pid,
+                    gateways=args.gateways,
+                    server_pids=server_pids,
                     acknowledged=lambda body: body["created"],
                 )
                 bulks.append((result, rows))

@@ -3,8 +3,10 @@
 #   locator — the in-memory locator against the ORM `covers` query on SpatiaLite and PostGIS
 #             (bench/locator_bench.py);
 #   intake  — single reports and bulk intake over HTTP against a Daphne server, beside plain DRF
-#             creates, twice: SpatiaLite + the in-process channel layer (the embedded default),
-#             then PostGIS + Redis (production's shape) (bench/intake_bench.py);
+#             creates, three times: SpatiaLite + the in-process channel layer (the embedded
+#             default), PostGIS + Redis (production's shape), and PostGIS + Redis with two server
+#             processes (manage.py cityops_serve --workers 2) and two bulk gateways at once
+#             (bench/intake_bench.py);
 #   ws      — 1,000 WebSocket clients on the /ws/ feed while reports surge, beside a plain
 #             `websockets` broadcast server doing the same deliveries (bench/ws_bench.py);
 #             PostGIS + Redis; run twice: as fast as possible, then at WS_SURGE_RATE (20)/s.
@@ -48,6 +50,11 @@ if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake
   DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake" REDIS_URL="$redis_url" \
     .venv/bin/python bench/intake_bench.py "$@"
+  echo
+  echo "==> intake on PostGIS, Redis channel layer, 2 server processes, 2 bulk gateways"
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake2
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake2" REDIS_URL="$redis_url" \
+    .venv/bin/python bench/intake_bench.py --workers 2 --gateways 2 "$@"
 fi
 if [ "$which" = "all" ] || [ "$which" = "ws" ]; then
   echo
