@@ -3,7 +3,8 @@
 GeoReport v2 names the format in the URL (`services.json`, `services.xml`), requires UTF-8 with
 the charset in the Content-Type, and an XML declaration with encoding="UTF-8". Lists become a
 root element holding one element per item (`<services><service>…`, `<service_requests>
-<request>…`, `<errors><error>…`); `None` is an empty element, booleans are `true`/`false`.
+<request>…`, `<errors><error>…`, discovery's `<endpoints><endpoint>…` and `<formats><format>…`);
+`None` is an empty element, booleans are `true`/`false`.
 Errors are a list of `{"code": <HTTP status>, "description": "<field>: <reason>"}`.
 """
 
@@ -31,6 +32,8 @@ ITEM_ELEMENT = {
     "errors": "error",
     "attributes": "attribute",
     "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
 }
 
 # Characters XML 1.0 cannot carry at all (not even escaped): C0 controls except tab, newline and

@@ -1,4 +1,5 @@
-"""The reads behind Open311: active categories as services, and the public list of cases.
+"""The reads behind Open311: active categories as services, the public list of cases (a page
+of it), and when what discovery describes last changed.
 
 Open311's GET requests is public by the standard: anyone may follow the district's cases, so
 these reads are deliberately not scoped to a user (incidents.selectors is for users). What such
@@ -8,15 +9,16 @@ a reader may see of a case is limited by serializers.request_out (ADR 0009).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 
-from incidents.models import FINISHED_STATUSES, Category, Incident
+from incidents.models import FINISHED_STATUSES, Category, Incident, StageLimit
 from incidents.open311.serializers import CLOSED, OPEN
 
 # GeoReport v2: "Default query limit is a span of 90 days or first 1000 requests returned,
-# whichever is smallest."
+# whichever is smallest." With the paging extension it is also the largest page.
 MAX_REQUESTS = 1000
 ONE_SECOND = timedelta(seconds=1)
 
@@ -47,19 +49,34 @@ def public_requests_by_number(numbers: Sequence[str]) -> list[Incident]:
     )
 
 
+@dataclass(frozen=True)
+class RequestPage:
+    cases: list[Incident]
+    has_next: bool  # at least one case follows this page
+
+
 def public_requests(
     *,
     start: datetime,
     end: datetime,
     service_codes: Sequence[str] = (),
     statuses: Sequence[str] = (),
-) -> list[Incident]:
+    page: int = 1,
+    page_size: int | None = None,
+) -> RequestPage:
     """Cases received in [start, end], optionally of some categories and of some Open311
-    statuses (open/closed), newest first, at most MAX_REQUESTS.
+    statuses (open/closed), newest first: page `page` (from 1) of `page_size` (at most, and by
+    default, MAX_REQUESTS) cases.
+
+    The order is total — newest first, and among cases received in the same instant the later
+    row first — so consecutive pages of one window neither overlap nor skip a case.
 
     Answers show whole seconds (requested_datetime), so an `end` in whole seconds takes in its
     whole second: a client that passes a requested_datetime it was shown finds that request.
     """
+    size = MAX_REQUESTS if page_size is None else page_size
+    if page < 1 or not 1 <= size <= MAX_REQUESTS:
+        raise ValueError(f"page {page} of {size}: pages count from 1, 1 to {MAX_REQUESTS} each")
     if end.microsecond == 0:
         cases = Incident.objects.filter(created_at__gte=start, created_at__lt=end + ONE_SECOND)
     else:
@@ -71,7 +88,10 @@ def public_requests(
         cases = cases.filter(status__in=sorted(FINISHED_STATUSES))
     elif wanted == {OPEN}:
         cases = cases.exclude(status__in=sorted(FINISHED_STATUSES))
-    return list(_public(cases).order_by("-created_at", "-id")[:MAX_REQUESTS])
+    first = (page - 1) * size
+    # One row past the page says whether another page follows, without counting the window.
+    rows = list(_public(cases).order_by("-created_at", "-id")[first : first + size + 1])
+    return RequestPage(cases=rows[:size], has_next=len(rows) > size)
 
 
 def public_request(number: str) -> Incident | None:
@@ -81,3 +101,12 @@ def public_request(number: str) -> Incident | None:
 def known_service_codes(codes: Sequence[str]) -> set[str]:
     """Which of `codes` are category codes (active or not: old cases keep theirs)."""
     return set(Category.objects.filter(code__in=list(codes)).values_list("code", flat=True))
+
+
+def services_changed_at() -> datetime | None:
+    """The last change to what GET services answers: a category added, renamed, (de)activated
+    or edited (its `updated_at`), or a stage limit — in every service's description — edited in
+    the admin (its `edited_at`; StageLimit keeps no other time). None when there is neither."""
+    categories = Category.objects.aggregate(latest=Max("updated_at"))["latest"]
+    limits = StageLimit.objects.aggregate(latest=Max("edited_at"))["latest"]
+    return max((moment for moment in (categories, limits) if moment is not None), default=None)

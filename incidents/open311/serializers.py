@@ -1,4 +1,5 @@
-"""What Open311 reads and writes: services out, the POST's parameters in, service requests out.
+"""What Open311 reads and writes: services out, the POST's parameters in, service requests out,
+and the service discovery document.
 
 Output is plain dicts in the spec's field order; renderers.py turns them into JSON or XML.
 What a public reader may see of a case is decided here and nowhere else (ADR 0009): never a
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -375,3 +376,45 @@ def created_out(incident: Incident) -> dict[str, Any]:
     if limit:
         notice += f"；{limit}"
     return {"service_request_id": incident.number, "service_notice": notice, "account_id": None}
+
+
+# --- service discovery ---------------------------------------------------------------------------
+
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+# The media types of the formats every endpoint answers in (.json, .xml).
+FORMAT_MEDIA_TYPES = ["application/json", "text/xml"]
+# When this server's Open311 interface last changed (2026-11-25 00:00 +08:00: service discovery
+# and the paging extension). Move it forward with any change to the endpoints, their parameters
+# or their answers: discovery's changeset is never earlier than this.
+INTERFACE_CHANGED = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+CONTACT = (
+    "区指挥中心 CityOps 管理员 — the CityOps administrators of the district command centre "
+    "that runs this server"
+)
+KEY_SERVICE = (
+    "API key 由 CityOps 管理员签发 — keys are issued by the CityOps administrators to an "
+    "integration account with the open311 channel (manage.py accounts_issue_api_key); "
+    "only POST requests needs one, every GET is public"
+)
+
+
+def discovery_out(*, url: str, services_changed: datetime | None) -> dict[str, Any]:
+    """The Service Discovery document: this one production endpoint at `url` (absolute, no
+    trailing slash, as the spec's example). Its changeset is the later of the interface's last
+    change and the service list's (services_changed), so a client that caches GET services
+    learns when to fetch it again."""
+    changed = max(INTERFACE_CHANGED, services_changed or INTERFACE_CHANGED)
+    return {
+        "changeset": w3c(changed),
+        "contact": CONTACT,
+        "key_service": KEY_SERVICE,
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": url,
+                "changeset": w3c(changed),
+                "type": "production",
+                "formats": list(FORMAT_MEDIA_TYPES),
+            }
+        ],
+    }

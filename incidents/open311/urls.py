@@ -3,6 +3,7 @@
 from django.urls import re_path
 
 from incidents.open311.views import (
+    DiscoveryView,
     RequestDetailView,
     RequestListView,
     ServiceDefinitionView,
@@ -13,6 +14,7 @@ FMT = r"\.(?P<fmt>json|xml)$"
 
 app_name = "open311"
 urlpatterns = [
+    re_path(r"^discovery" + FMT, DiscoveryView.as_view(), name="discovery"),
     re_path(r"^services" + FMT, ServiceListView.as_view(), name="services"),
     re_path(r"^services/(?P<code>[^/.]+)" + FMT, ServiceDefinitionView.as_view(), name="service"),
     re_path(r"^requests" + FMT, RequestListView.as_view(), name="requests"),

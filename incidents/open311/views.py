@@ -1,10 +1,11 @@
 """Open311 GeoReport v2 endpoints (docs/open311.md).
 
-GET services, GET services/<code>, POST requests, GET requests, GET requests/<id> — each as
-`.json` or `.xml`. The GETs are public (rate-limited by the project's anonymous throttle);
-POST is for integrations: an `api_key` parameter (an active key of an integration account whose
-channels include `open311`), never a session — so there is no CSRF check either, and a signed-in
-browser gets exactly what an anonymous caller gets. Every refusal uses the spec's error format,
+GET discovery, GET services, GET services/<code>, POST requests, GET requests (with the paging
+extension: page, page_size), GET requests/<id> — each as `.json` or `.xml`. The GETs are public
+(rate-limited by the project's anonymous throttle); POST is for integrations: an `api_key`
+parameter (an active key of an integration account whose channels include `open311`), never a
+session — so there is no CSRF check either, and a signed-in browser gets exactly what an
+anonymous caller gets. Every refusal uses the spec's error format,
 `[{"code": 400, "description": "<field>: <reason>"}]`, and stores nothing.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -41,6 +43,7 @@ from incidents.open311.serializers import (
     OPEN311_FIELD,
     Open311InputError,
     created_out,
+    discovery_out,
     report_input,
     request_out,
     service_definition_out,
@@ -55,6 +58,10 @@ _W3C = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|
 # An offset's "+" not percent-encoded in a query string arrives as a space.
 _UNENCODED_PLUS = re.compile(r" (\d{2}:\d{2})$")
 _CODE = re.compile(r"^\d{5}$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+# The paging extension: the largest page number taken, so that an offset (page - 1) × page_size
+# always fits the databases' integers. A 90-day window never holds this many pages of one case.
+MAX_PAGE = 1_000_000
 
 
 class _ParameterError(Exception):
@@ -140,6 +147,19 @@ class Open311View(APIView):
         return super().handle_exception(exc)
 
 
+class DiscoveryView(Open311View):
+    """Service Discovery (wiki.open311.org/Service_Discovery): where the GeoReport v2 endpoint
+    is, in which formats, whom to ask, and how to get a key."""
+
+    def get(self, request: Request, fmt: str) -> HttpResponse:
+        # The endpoint's base is where this document sits: /open311/v2 (no trailing slash, as in
+        # the spec's example; clients append /services.json and the like).
+        here = reverse("open311:discovery", kwargs={"fmt": fmt})
+        url = request.build_absolute_uri(here.rsplit("/", 1)[0])
+        document = discovery_out(url=url, services_changed=selectors.services_changed_at())
+        return answer(fmt, "discovery", document)
+
+
 class ServiceListView(Open311View):
     def get(self, request: Request, fmt: str) -> HttpResponse:
         return answer(fmt, "services", [service_out(c) for c in selectors.open311_services()])
@@ -181,7 +201,7 @@ def _datetime_param(request: Request, name: str) -> datetime | None:
         raise _ParameterError(name, problem) from None
 
 
-def _window(request: Request) -> tuple[datetime, datetime]:
+def _window(request: Request, now: datetime) -> tuple[datetime, datetime]:
     start = _datetime_param(request, "start_date")
     end = _datetime_param(request, "end_date")
     if start and end:
@@ -194,7 +214,6 @@ def _window(request: Request) -> tuple[datetime, datetime]:
         return start, start + MAX_SPAN
     if end:
         return end - MAX_SPAN, end
-    now = timezone.now()
     return now - MAX_SPAN, now
 
 
@@ -216,6 +235,43 @@ def _statuses(request: Request) -> list[str]:
         if value not in (OPEN, CLOSED):
             raise _ParameterError("status", f"{value!r} is not open or closed")
     return statuses
+
+
+def _page_param(request: Request, name: str, *, maximum: int, largest: str) -> int | None:
+    """A whole number from 1 to `maximum` (described as `largest` when refused), or None when
+    not given (or empty)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise _ParameterError(name, f"given {len(values)} times; send it once")
+    raw = values[0].strip() if values else ""
+    if not raw:
+        return None
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    if not _INTEGER.match(raw):
+        raise _ParameterError(name, f"{shown!r} is not a whole number")
+    digits = raw.lstrip("+-").lstrip("0")
+    if raw.startswith("-") or not digits:
+        counting = ": pages count from 1" if name == "page" else ""
+        raise _ParameterError(name, f"{shown} is less than 1{counting}")
+    # Compared as text first: a thousand-digit number is refused without converting it.
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise _ParameterError(name, f"{shown} is more than {maximum}, {largest}")
+    return int(digits)
+
+
+def _next_page_link(
+    request: Request, *, page: int, start: datetime, end: datetime, now: datetime
+) -> str:
+    """The absolute URL of the next page, for `Link: <…>; rel="next"`: the same query with
+    page + 1. A window still open at `now` (no end_date, or one not yet reached) is fixed to
+    [start, now] in the link, so that cases received between two pages cannot push cases of
+    this page onto the next one and show them twice."""
+    query = request.query_params.copy()
+    query["page"] = str(page + 1)
+    if end >= now:
+        for name, moment in (("start_date", start), ("end_date", now)):
+            query[name] = timezone.localtime(moment).isoformat(timespec="microseconds")
+    return request.build_absolute_uri(request.path) + "?" + query.urlencode()
 
 
 def _api_key(data: Any) -> ApiKey:
@@ -243,26 +299,50 @@ def _api_key(data: Any) -> ApiKey:
 
 class RequestListView(Open311View):
     def get(self, request: Request, fmt: str) -> HttpResponse:
+        next_link = ""
         try:
             numbers = _list_param(request, "service_request_id")
             if numbers:
-                # The spec: service_request_id overrides all other arguments.
+                # The spec: service_request_id overrides all other arguments — paging too (at
+                # most MAX_REQUESTS ids, all answered at once).
                 if len(numbers) > selectors.MAX_REQUESTS:
                     raise _ParameterError(
                         "service_request_id", f"at most {selectors.MAX_REQUESTS} ids at once"
                     )
                 cases = selectors.public_requests_by_number(numbers)
             else:
-                start, end = _window(request)
-                cases = selectors.public_requests(
+                now = timezone.now()
+                start, end = _window(request, now)
+                service_codes = _service_codes(request)
+                statuses = _statuses(request)
+                page = _page_param(
+                    request, "page", maximum=MAX_PAGE, largest="the largest page number"
+                )
+                page = page or 1
+                # Without page_size a page is what the list was before paging: the first 1,000.
+                page_size = _page_param(
+                    request,
+                    "page_size",
+                    maximum=selectors.MAX_REQUESTS,
+                    largest="the largest page size",
+                )
+                found = selectors.public_requests(
                     start=start,
                     end=end,
-                    service_codes=_service_codes(request),
-                    statuses=_statuses(request),
+                    service_codes=service_codes,
+                    statuses=statuses,
+                    page=page,
+                    page_size=page_size,
                 )
+                cases = found.cases
+                if found.has_next and page < MAX_PAGE:
+                    next_link = _next_page_link(request, page=page, start=start, end=end, now=now)
         except _ParameterError as exc:
             return error_answer(fmt, 400, [exc.description])
-        return answer(fmt, "service_requests", [request_out(case) for case in cases])
+        response = answer(fmt, "service_requests", [request_out(case) for case in cases])
+        if next_link:
+            response["Link"] = f'<{next_link}>; rel="next"'
+        return response
 
     def post(self, request: Request, fmt: str) -> HttpResponse:
         data = request.data

@@ -1,9 +1,10 @@
 """Open311 GeoReport v2 over real HTTP: urllib against pytest-django's live server (a thread
 serving the committed database), in JSON and in XML (parsed, not string-matched).
 
-Covers the services list and definitions, POST with and without a usable key, every refusal
-(spec error format, nothing stored), the GET filters, one request, and what the public may never
-read: names, phone numbers, e-mail addresses, and other channels' descriptions (ADR 0009).
+Covers service discovery, the services list and definitions, POST with and without a usable
+key, every refusal (spec error format, nothing stored), the GET filters and the paging extension,
+one request, and what the public may never read: names, phone numbers, e-mail addresses, and
+other channels' descriptions (ADR 0009).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from accounts.models import Role
 from accounts.services import api_key_issue, api_key_revoke
 from gridmap.crs import wgs84_to_gcj02
 from incidents import services
-from incidents.models import Category, Channel, Incident, IncidentStatus
+from incidents.models import Category, Channel, Incident, IncidentStatus, Stage, StageLimit
 from incidents.open311 import selectors
+from incidents.open311.serializers import INTERFACE_CHANGED
 from tests.incidents.cases import (
     DISTRICT,
     FIRE,
@@ -267,6 +269,87 @@ def test_a_service_definition_has_no_attributes_and_an_unknown_code_is_404(http)
 def test_an_unknown_format_is_not_served(http):
     assert http.get("services.html").status == 404
     assert http.get("services").status == 404
+
+
+# --- service discovery ---------------------------------------------------------------------------
+
+DISCOVERY_FIELDS = ["changeset", "contact", "key_service", "endpoints"]
+ENDPOINT_FIELDS = ["specification", "url", "changeset", "type", "formats"]
+EXTENSION = {"application/json": "json", "text/xml": "xml"}
+
+
+def test_discovery_names_the_endpoint_in_json_and_xml(http):
+    reply = http.get("discovery.json")
+    assert reply.status == 200, reply.body
+    document = reply.json()
+    assert list(document) == DISCOVERY_FIELDS
+    assert "accounts_issue_api_key" in document["key_service"]
+    assert "open311" in document["key_service"]
+    assert "CityOps" in document["contact"]
+    (endpoint,) = document["endpoints"]
+    assert list(endpoint) == ENDPOINT_FIELDS
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["type"] == "production"
+    assert endpoint["formats"] == ["application/json", "text/xml"]
+    assert endpoint["changeset"] == document["changeset"]
+    # Absolute, built from the request (the live server's address), at the endpoint's base.
+    assert endpoint["url"] == http.base_url + "/open311/v2"
+    assert urllib.parse.urlsplit(endpoint["url"]).scheme == "http"
+    # A client appends the method and the format: every format listed really answers.
+    for media_type in endpoint["formats"]:
+        for method in ("services", "requests", "discovery"):
+            url = f"{endpoint['url']}/{method}.{EXTENSION[media_type]}"
+            with urllib.request.urlopen(url, timeout=60) as response:
+                assert response.status == 200, url
+                assert response.headers["Content-Type"] == f"{media_type}; charset=utf-8"
+
+    as_xml = http.get("discovery.xml")
+    assert as_xml.status == 200, as_xml.body
+    root = as_xml.xml()
+    assert root.tag == "discovery"
+    assert [child.tag for child in root] == DISCOVERY_FIELDS
+    for field in ("changeset", "contact", "key_service"):
+        assert root.findtext(field) == document[field]
+    endpoints = root.find("endpoints")
+    assert endpoints is not None
+    (node,) = list(endpoints)
+    assert node.tag == "endpoint"
+    assert [child.tag for child in node] == ENDPOINT_FIELDS
+    for field in ("specification", "url", "changeset", "type"):
+        assert node.findtext(field) == endpoint[field]
+    formats = node.find("formats")
+    assert formats is not None
+    assert [(child.tag, child.text) for child in formats] == [
+        ("format", "application/json"),
+        ("format", "text/xml"),
+    ]
+
+
+def test_discovery_changeset_is_the_last_change_to_the_services(http):
+    def changeset() -> datetime:
+        document = http.get("discovery.json").json()
+        assert document["endpoints"][0]["changeset"] == document["changeset"]
+        return datetime.fromisoformat(document["changeset"])
+
+    # The catalogue was loaded for this test: its newest category row is the last change.
+    newest = Category.objects.order_by("-updated_at").values_list("updated_at", flat=True)[0]
+    assert changeset() == newest.replace(microsecond=0)
+
+    # Services unchanged since before this interface was released: the release date.
+    Category.objects.update(updated_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert changeset() == INTERFACE_CHANGED
+
+    # An administrator edits a handling limit (in every service's description).
+    limit = StageLimit.objects.get(category__code=RUBBISH, stage=Stage.HANDLE)
+    limit.amount += 1
+    limit = services.stage_limit_save(limit=limit, changed=["amount"])
+    assert limit.edited_at is not None
+    assert changeset() == limit.edited_at.replace(microsecond=0)
+
+    # A category retired later than that.
+    later = limit.edited_at + timedelta(minutes=5)
+    Category.objects.filter(code=ROAD_DIRT).update(active=False, updated_at=later)
+    assert changeset() == later.replace(microsecond=0)
 
 
 # --- POST requests -------------------------------------------------------------------------------
@@ -645,6 +728,167 @@ def test_get_requests_returns_at_most_the_limit_newest_first(http, monkeypatch):
     assert _numbers(http.get("requests.json")) == [cases[2].number, cases[1].number]
 
 
+# --- the paging extension: page, page_size -------------------------------------------------------
+
+
+def _cases_with_ties() -> list[Incident]:
+    """Seven cases, newest first as the list orders them: four received in the same instant
+    (ties, broken by the later row first), then three an hour apart."""
+    cases = [report(description=f"第{n}处") for n in range(7)]
+    moment = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+    tied = [case.pk for case in cases[3:]]
+    Incident.objects.filter(pk__in=tied).update(created_at=moment)
+    for hours, case in enumerate(cases[:3], start=1):
+        Incident.objects.filter(pk=case.pk).update(created_at=moment - timedelta(hours=hours))
+    # The tied four, the one stored last first; then the others, newest first.
+    return [cases[6], cases[5], cases[4], cases[3], cases[0], cases[1], cases[2]]
+
+
+def _link_next(reply: Reply) -> str | None:
+    link = reply.headers["Link"]
+    if link is None:
+        return None
+    assert link.startswith("<") and link.endswith('>; rel="next"'), link
+    return link[1 : -len('>; rel="next"')]
+
+
+def test_pages_are_disjoint_and_together_the_whole_list_with_ties_broken_stably(http):
+    expected = [case.number for case in _cases_with_ties()]
+    assert len(set(expected)) == 7
+    assert _numbers(http.get("requests.json")) == expected
+
+    for size in (1, 2, 3, 7):
+        walked: list[str] = []
+        for page in range(1, 10):
+            numbers = _numbers(
+                http.get("requests.json", query={"page": str(page), "page_size": str(size)})
+            )
+            if not numbers:
+                break
+            assert len(numbers) <= size
+            assert not set(numbers) & set(walked), (size, page)  # no overlap
+            walked += numbers
+        assert walked == expected, size  # nothing skipped, the same order
+
+    # Asked again, a page is the same page (the four tied cases span pages 1 and 2).
+    second = {"page": "2", "page_size": "3"}
+    assert _numbers(http.get("requests.json", query=second)) == expected[3:6]
+    assert _numbers(http.get("requests.json", query=second)) == expected[3:6]
+    root = http.get("requests.xml", query=second).xml()
+    assert [r["service_request_id"] for r in _xml_records(root, "request")] == expected[3:6]
+    # Past the end: an empty list, not an error.
+    assert http.get("requests.json", query={"page": "4", "page_size": "3"}).json() == []
+    assert list(http.get("requests.xml", query={"page": "9"}).xml()) == []
+    # Paging combines with the filters.
+    filtered = {"status": "open", "service_code": RUBBISH, "page": "2", "page_size": "2"}
+    assert _numbers(http.get("requests.json", query=filtered)) == expected[2:4]
+
+
+def test_a_link_header_leads_to_the_next_page_and_holds_the_window(http):
+    expected = [case.number for case in _cases_with_ties()]
+    first = http.get("requests.json", query={"page_size": "3", "service_code": RUBBISH})
+    assert _numbers(first) == expected[:3]
+    link = _link_next(first)
+    assert link is not None
+    assert link.startswith(http.base_url + BASE + "requests.json?")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+    assert query["page"] == ["2"]
+    assert query["page_size"] == ["3"]
+    assert query["service_code"] == [RUBBISH]
+    # The open window (no dates given) is fixed to what page 1 read: the last 90 days until then.
+    start, end = (datetime.fromisoformat(query[name][0]) for name in ("start_date", "end_date"))
+    assert end - start == timedelta(days=90)
+    assert end <= timezone.now()
+
+    # A case received between two pages does not push this page's last case onto the next.
+    newcomer = report(description="翻页之间新收到的")
+    unpinned = _numbers(http.get("requests.json", query={"page": "2", "page_size": "3"}))
+    assert unpinned[0] == expected[2]  # a page 2 built by hand now repeats page 1's last case
+    with urllib.request.urlopen(link, timeout=60) as response:
+        assert response.status == 200
+        second = [r["service_request_id"] for r in json.loads(response.read())]
+        link = response.headers["Link"][1 : -len('>; rel="next"')]
+    assert second == expected[3:6]
+    assert newcomer.number not in second
+    with urllib.request.urlopen(link, timeout=60) as response:
+        assert [r["service_request_id"] for r in json.loads(response.read())] == expected[6:]
+        assert response.headers["Link"] is None  # the last page
+
+    # A window that ended in the past is kept as the client sent it.
+    past = {
+        "page_size": "2",
+        "end_date": timezone.localtime(timezone.now() - timedelta(minutes=10)).isoformat(),
+        "service_code": RUBBISH,
+    }
+    first_past = http.get("requests.xml", query=past)
+    assert first_past.status == 200
+    past_link = _link_next(first_past)
+    assert past_link is not None
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(past_link).query) == {
+        "page_size": ["2"],
+        "end_date": [past["end_date"]],
+        "service_code": [RUBBISH],
+        "page": ["2"],
+    }
+    assert urllib.parse.urlsplit(past_link).path == BASE + "requests.xml"
+
+
+def test_bad_paging_parameters_are_400_naming_the_parameter(http):
+    for query, description in [
+        ({"page": "0"}, "page: 0 is less than 1: pages count from 1"),
+        ({"page": "-1"}, "page: -1 is less than 1: pages count from 1"),
+        ({"page": "abc"}, "page: 'abc' is not a whole number"),
+        ({"page": "1.5"}, "page: '1.5' is not a whole number"),
+        ({"page": "٢"}, "page: '٢' is not a whole number"),  # an Arabic-Indic 2
+        ({"page": "1000001"}, "page: 1000001 is more than 1000000, the largest page number"),
+        ({"page_size": "5000"}, "page_size: 5000 is more than 1000, the largest page size"),
+        ({"page_size": "1001"}, "page_size: 1001 is more than 1000, the largest page size"),
+        ({"page_size": "0"}, "page_size: 0 is less than 1"),
+        ({"page_size": "-20"}, "page_size: -20 is less than 1"),
+        ([("page", "1"), ("page", "2")], "page: given 2 times; send it once"),
+    ]:
+        assert _errors_json(http.get("requests.json", query=query), 400) == [description]
+    (huge,) = _errors_xml(http.get("requests.xml", query={"page": "9" * 5000}), 400)
+    assert huge == "page: " + "9" * 20 + "… is more than 1000000, the largest page number"
+    (as_xml,) = _errors_xml(http.get("requests.xml", query={"page_size": "x"}), 400)
+    assert as_xml == "page_size: 'x' is not a whole number"
+    # Empty values are no values, as for the other parameters.
+    assert http.get("requests.json", query={"page": "", "page_size": " "}).status == 200
+
+
+def test_service_request_id_overrides_paging(http):
+    cases = [report(description=f"第{n}处") for n in range(3)]
+    ids = ",".join(case.number for case in cases)
+    reply = http.get(
+        "requests.json", query={"service_request_id": ids, "page": "2", "page_size": "1"}
+    )
+    assert set(_numbers(reply)) == {case.number for case in cases}
+    assert reply.headers["Link"] is None
+    ignored = {"service_request_id": ids, "page": "abc", "page_size": "5000"}
+    assert set(_numbers(http.get("requests.json", query=ignored))) == {
+        case.number for case in cases
+    }
+
+
+def test_clients_that_do_not_page_get_what_they_got_before(http, monkeypatch):
+    cases = [report(description=f"第{n}处") for n in range(5)]
+    monkeypatch.setattr(selectors, "MAX_REQUESTS", 2)  # the 1,000 of the spec, scaled down
+    newest = [cases[4].number, cases[3].number]
+    unpaged = http.get("requests.json")
+    assert _numbers(unpaged) == newest
+    # The default page is page 1 of the largest size, byte for byte.
+    for query in ({"page": "1"}, {"page_size": "2"}, {"page": "1", "page_size": "2"}):
+        assert http.get("requests.json", query=query).body == unpaged.body
+    assert http.get("requests.xml").body == http.get("requests.xml", query={"page": "1"}).body
+    # What the cap used to hide is now reachable; a larger page is refused.
+    assert _numbers(http.get("requests.json", query={"page": "3"})) == [cases[0].number]
+    assert _errors_json(http.get("requests.json", query={"page_size": "3"}), 400) == [
+        "page_size: 3 is more than 2, the largest page size"
+    ]
+    # One more header than before, for clients that follow it: there is a next page.
+    assert _link_next(unpaged) is not None
+
+
 def test_one_request_in_json_and_xml(http, key):
     world = _world(http, key)
 
@@ -748,5 +992,6 @@ def test_anonymous_reads_are_throttled_in_the_spec_format(http, key, monkeypatch
     assert description.startswith("too many requests")
     assert int(throttled.headers["Retry-After"]) > 0
     _errors_xml(http.get("requests.xml"), 429)
+    _errors_json(http.get("discovery.json"), 429)
     # Reports carry a key and are not counted against the anonymous rate.
     assert http.post("requests.json", form=_form(key)).status == 201
