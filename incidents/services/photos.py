@@ -26,7 +26,9 @@ finalizer lists the files as *suspects*. `photos_discard_uncommitted` (run at th
 request and before every photo is added) deletes each suspect file that no IncidentPhoto row
 refers to — it asks the database rather than trusting the callback, so the files of a committed
 photo are never deleted, whatever happened to the other callbacks. A process that dies between
-writing the files and committing leaves them behind (no row refers to them).
+writing the files and committing leaves them behind (no row refers to them):
+`photos_sweep_orphans` (`manage.py incidents_sweep_photos`, daily) deletes those once they are
+old enough that no transaction can still be about to commit them.
 """
 
 from __future__ import annotations
@@ -38,15 +40,18 @@ import math
 import threading
 import uuid
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.signals import request_finished
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import FileField, Q
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -328,6 +333,192 @@ def _discard_after_request(**_kwargs: Any) -> None:
 
 
 request_finished.connect(_discard_after_request, dispatch_uid="incidents.photos.discard")
+
+
+# --- files a dead process left behind ---------------------------------------------------------
+
+# References are looked up this many file names per query: a month's directory of 100,000
+# files costs 200 small queries, never one with 100,000 parameters.
+PHOTO_SWEEP_CHUNK = 500
+# The youngest a file may be and still be swept: a photo is written and committed within one
+# request, seconds apart; an hour is far beyond any transaction that is still alive.
+PHOTO_SWEEP_MIN_AGE = timedelta(hours=1)
+
+
+@dataclass
+class SweepResult:
+    """What `photos_sweep_orphans` found. Each file seen is counted once more, as exactly one of:
+    referenced (kept), too new (kept), deleted (in a dry run: would be deleted), failed (could
+    not be deleted; logged) or vanished (gone before it could be looked at)."""
+
+    dry_run: bool = False
+    seen: int = 0
+    referenced: int = 0
+    too_new: int = 0
+    deleted: int = 0
+    bytes_freed: int = 0  # in a dry run: the bytes that would be freed
+    failed: int = 0
+    vanished: int = 0
+
+
+def photo_directories() -> tuple[str, ...]:
+    """The storage directories the files of IncidentPhoto are written under: the fixed start of
+    each FileField's `upload_to`, up to its first date placeholder (`evidence`, `photos`)."""
+    found: set[str] = set()
+    for name in ("original", "display"):
+        model_field = IncidentPhoto._meta.get_field(name)
+        upload_to = model_field.upload_to if isinstance(model_field, FileField) else None
+        if not isinstance(upload_to, str):
+            raise ImproperlyConfigured(
+                f"IncidentPhoto.{name}.upload_to is not a path: the sweep cannot tell its directory"
+            )
+        fixed: list[str] = []
+        for part in upload_to.split("/"):
+            if not part or "%" in part:
+                break
+            fixed.append(part)
+        if not fixed:
+            raise ImproperlyConfigured(
+                f"IncidentPhoto.{name}.upload_to has no directory of its own: sweeping it would "
+                "walk the whole storage"
+            )
+        found.add("/".join(fixed))
+    # A directory inside another is walked with it, never twice.
+    return tuple(
+        sorted(d for d in found if not any(d.startswith(f"{o}/") for o in found if o != d))
+    )
+
+
+def _storage_files(directory: str) -> Iterator[str]:
+    """Every file under `directory` in default_storage, as storage names (`evidence/2025/05/…`);
+    nothing if the directory does not exist yet."""
+    try:
+        subdirectories, files = default_storage.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in sorted(files):
+        if name and "/" not in name and name not in (".", ".."):
+            yield f"{directory}/{name}"
+    for sub in sorted(subdirectories):
+        if sub and "/" not in sub and sub not in (".", ".."):
+            yield from _storage_files(f"{directory}/{sub}")
+
+
+def _chunks(names: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for name in names:
+        chunk.append(name)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def photos_sweep_orphans(
+    *, older_than: timedelta, dry_run: bool = False, chunk: int = PHOTO_SWEEP_CHUNK
+) -> SweepResult:
+    """Delete photo files that no IncidentPhoto row refers to and that were last modified more
+    than `older_than` ago; `dry_run` deletes nothing and returns the same counts.
+
+    Why there are such files: `incident_photo_add` writes the original and the display copy
+    before its transaction commits. When the transaction rolls back, the files are deleted
+    (`photos_discard_uncommitted`); when the process dies instead (kill -9, out of memory, power
+    loss), nothing is left to do that, and the files stay with no row referring to them.
+
+    What is walked: only the directories IncidentPhoto's `upload_to` writes into
+    (`photo_directories()`: `evidence/`, `photos/`), through `default_storage.listdir`, so it
+    works with any storage; nothing outside them is ever looked at or deleted. Names are
+    checked against both `original` and `display` of every row, `chunk` names per query.
+
+    Why the age limit: a photo being stored right now has its files written but its row not
+    committed, so the database does not show it yet — an orphan by every test but age. Its
+    files are minutes old at most, and only a file last modified before now − `older_than` (at
+    least PHOTO_SWEEP_MIN_AGE, an hour; ValueError otherwise) is deleted, so a live transaction
+    never loses its files. The age is the storage's modification time: the storage's clock
+    and this process's should agree to well within that hour. A storage that cannot tell a
+    file's age cannot be swept (ImproperlyConfigured, before anything is deleted).
+
+    This is housekeeping of files, not a change of any case: it writes no audit entry and no
+    event. An orphan file is no case's evidence — no row refers to it, no case shows it, no
+    audit entry names it (the audit entry `incidents.incident_photo_add` is written in the
+    transaction that never committed). Each deleted file is logged at INFO with its size and
+    modification time, and a summary after the sweep. Several copies at once are harmless
+    (a file both find may be counted as deleted by both, or as `vanished` by one).
+    """
+    if older_than < PHOTO_SWEEP_MIN_AGE:
+        raise ValueError(
+            f"older_than is {older_than}; it must be at least {PHOTO_SWEEP_MIN_AGE}: a photo "
+            "being stored right now has its files written but its row not yet committed"
+        )
+    if chunk < 1:
+        raise ValueError(f"chunk is {chunk}; it must be at least 1")
+    cutoff = timezone.now() - older_than
+    result = SweepResult(dry_run=dry_run)
+    directories = photo_directories()
+    for directory in directories:
+        for names in _chunks(_storage_files(directory), chunk):
+            _sweep_chunk(names, cutoff=cutoff, dry_run=dry_run, result=result)
+    log.info(
+        "photo sweep%s: %d file(s) under %s: %d referenced, %d newer than %s, %d %s (%s), "
+        "%d failed, %d vanished",
+        " (dry run)" if dry_run else "",
+        result.seen,
+        ", ".join(f"{d}/" for d in directories),
+        result.referenced,
+        result.too_new,
+        cutoff.isoformat(timespec="seconds"),
+        result.deleted,
+        "would be deleted" if dry_run else "deleted",
+        human_bytes(result.bytes_freed),
+        result.failed,
+        result.vanished,
+    )
+    return result
+
+
+def _sweep_chunk(names: list[str], *, cutoff: datetime, dry_run: bool, result: SweepResult) -> None:
+    referenced: set[str] = set()
+    for original, display in IncidentPhoto.objects.filter(
+        Q(original__in=names) | Q(display__in=names)
+    ).values_list("original", "display"):
+        referenced.update((original, display))
+    for name in names:
+        result.seen += 1
+        if name in referenced:
+            result.referenced += 1
+            continue
+        try:
+            modified = default_storage.get_modified_time(name)
+            size = default_storage.size(name)
+        except FileNotFoundError:
+            result.vanished += 1  # deleted meanwhile (a rollback's cleanup, another sweep)
+            continue
+        except NotImplementedError:
+            raise ImproperlyConfigured(
+                "the file storage cannot tell when a file was last modified, so the photo sweep "
+                "cannot tell a dead process's files from those of a photo being stored now"
+            ) from None
+        if modified >= cutoff:
+            result.too_new += 1
+            continue
+        if dry_run:
+            log.info("photo sweep (dry run): would delete orphan %s (%d bytes)", name, size)
+        else:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                log.exception("photo sweep: could not delete orphan %s", name)
+                result.failed += 1
+                continue
+            log.info(
+                "photo sweep: deleted orphan %s (%d bytes, last modified %s)",
+                name,
+                size,
+                modified.isoformat(timespec="seconds"),
+            )
+        result.deleted += 1
+        result.bytes_freed += size
 
 
 # --- the service ------------------------------------------------------------------------------
