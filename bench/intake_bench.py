@@ -285,16 +285,9 @@ def server_processes(server: subprocess.Popen[bytes], workers: int) -> list[int]
     if workers == 1:
         return [server.pid]
     deadline = time.monotonic() + 60
+    children_file = Path(f"/proc/{server.pid}/task/{server.pid}/children")
     while time.monotonic() < deadline:
-        children = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == server.pid:
-                    children.append(int(entry.name))
+        children = [int(child) for child in children_file.read_text().split()]
         if len(children) == workers:
             return sorted(children)
         time.sleep(0.2)

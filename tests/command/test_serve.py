@@ -20,16 +20,8 @@ from tests.realtime.live import DISTRICT, make_user, open_feed, publish_committe
 
 
 def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+    """The live child processes of `pid` (the manager starts its workers from its main thread)."""
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def established_on(port: int) -> dict[int, int]:
@@ -70,17 +62,22 @@ def answers(url: str) -> int:
         return error.code
 
 
-def test_several_workers_need_the_redis_channel_layer():
-    env = {**os.environ, "REDIS_URL": "", "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env.pop("SPATIALITE_TEST_NAME", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "cityops_serve", "--workers", "2", "--port", "0"],
+def serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run manage.py cityops_serve with these arguments (and environment changes) to its end."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+    environment.pop("SPATIALITE_TEST_NAME", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", "cityops_serve", *args],
         cwd=PROJECT,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_several_workers_need_the_redis_channel_layer():
+    result = serve("--workers", "2", "--port", "0", REDIS_URL="")
     assert result.returncode == 1
     assert "--workers: several workers need the Redis channel layer" in result.stderr
 
@@ -146,15 +143,6 @@ def test_a_port_in_use_is_refused_naming_the_option():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen(1)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-        env.pop("SPATIALITE_TEST_NAME", None)
-        result = subprocess.run(
-            [sys.executable, "manage.py", "cityops_serve", "--port", str(port)],
-            cwd=PROJECT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = serve("--port", str(port))
     assert result.returncode == 1
     assert f"--port: cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -9,7 +9,8 @@ all accept on it: the kernel hands each new connection (an HTTP keep-alive conne
 WebSocket) to one of them.
 
 * A worker that exits is started again after a second (a crash costs its connections, not the
-  service; WebSocket clients reconnect and resume from their sequence numbers).
+  service; WebSocket clients reconnect and resume from their sequence numbers). One that keeps
+  dying within 30 s of its start waits twice as long each time, up to 30 s.
 * SIGTERM or SIGINT stops every worker (SIGTERM to each, SIGKILL after `--grace` seconds) and
   then the command.
 * Several workers need a channel layer they share: the Redis layer (`REDIS_URL`). With the
@@ -32,6 +33,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 RESTART_DELAY_SECONDS = 1.0
+# A worker that dies this soon after it started is failing, not crashing once (a bad setting, a
+# database that refuses it): the delay before the next start doubles, up to the longest.
+FAILING_WITHIN_SECONDS = 30.0
+LONGEST_RESTART_DELAY_SECONDS = 30.0
 
 
 def shared_channel_layer() -> bool:
@@ -98,6 +103,8 @@ class Command(BaseCommand):
             return subprocess.Popen(daphne, pass_fds=[listener.fileno()])  # noqa: S603
 
         running = [start() for _ in range(workers)]
+        started_at = [time.monotonic()] * workers
+        delays = [RESTART_DELAY_SECONDS] * workers
         host, port = listener.getsockname()[:2]
         self.stdout.write(
             f"Serving on http://{host}:{port} with {workers} Daphne worker(s): "
@@ -109,12 +116,19 @@ class Command(BaseCommand):
                 time.sleep(0.2)
                 for index, process in enumerate(running):
                     if process.poll() is not None and not stopping:
+                        if time.monotonic() - started_at[index] < FAILING_WITHIN_SECONDS:
+                            delays[index] = min(2 * delays[index], LONGEST_RESTART_DELAY_SECONDS)
+                        else:
+                            delays[index] = RESTART_DELAY_SECONDS
                         self.stderr.write(
                             f"worker {process.pid} exited with {process.returncode}; "
-                            f"starting another in {RESTART_DELAY_SECONDS:.0f} s"
+                            f"starting another in {delays[index]:.0f} s"
                         )
-                        time.sleep(RESTART_DELAY_SECONDS)
+                        self._sleep_unless_stopping(delays[index], lambda: stopping)
+                        if stopping:
+                            break
                         running[index] = start()
+                        started_at[index] = time.monotonic()
                         self.stdout.write(f"worker {running[index].pid} started")
                         self.stdout.flush()
         finally:
@@ -129,3 +143,9 @@ class Command(BaseCommand):
                     process.kill()
                     process.wait()
             listener.close()
+
+    @staticmethod
+    def _sleep_unless_stopping(seconds: float, stopping: Any) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not stopping():
+            time.sleep(0.1)
