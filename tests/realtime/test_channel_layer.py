@@ -78,3 +78,61 @@ def test_many_group_messages_go_in_one_call_and_keep_their_order():
         return got_street, got_community
 
     assert async_to_sync(send_and_receive)() == ([1, 3], [2])
+
+
+def _layer_offline() -> object:
+    """The project's Redis layer, not connected (encoding needs no server)."""
+    from realtime.layers import RedisPubSubChannelLayer
+
+    return RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 200, 65_535, 65_536])
+def test_messages_with_lists_encode_exactly_as_msgpack_does(size):
+    import msgpack
+
+    layer = _layer_offline()
+    events = [
+        {"id": n, "seqs": {"district:440309": n}, "payload": {"t": "积水"}} for n in range(size)
+    ]
+    message = {"type": "outbox.events", "events": events, "mixed": [1, "two", None, {"x": 3}]}
+    serialize = layer._serialize_sharing()
+    assert (
+        serialize(message) == msgpack.packb(message, use_bin_type=True) == layer.serialize(message)
+    )
+    assert layer.deserialize(serialize(message)) == message
+
+
+def test_an_event_in_several_scopes_messages_is_encoded_once():
+    layer = _layer_offline()
+    packed: list[object] = []
+    real = layer._serializer.as_bytes
+
+    def counting(value: object) -> bytes:
+        packed.append(value)
+        return real(value)
+
+    layer._serializer.as_bytes = counting
+    events = [{"id": n, "payload": {"n": n}} for n in range(5)]
+    serialize = layer._serialize_sharing()
+    by_scope = [
+        serialize({"type": "outbox.events", "events": events}),  # district: all five
+        serialize({"type": "outbox.events", "events": events[:3]}),  # a street: three
+        serialize({"type": "outbox.events", "events": events[3:]}),  # another street: two
+    ]
+    assert sum(1 for value in packed if value in events) == 5  # each event once, not ten times
+    assert [len(layer.deserialize(b)["events"]) for b in by_scope] == [5, 3, 2]
+    # A plain message (no list) is encoded whole, as before.
+    assert layer.deserialize(serialize({"type": "outbox.event", "n": 1})) == {
+        "type": "outbox.event",
+        "n": 1,
+    }
+
+
+def test_an_encrypting_serializer_is_left_to_do_its_own_encoding():
+    from realtime.layers import RedisPubSubChannelLayer
+
+    layer = RedisPubSubChannelLayer(
+        hosts=["redis://127.0.0.1:1/0"], symmetric_encryption_keys=["k" * 32]
+    )
+    assert layer._serialize_sharing() == layer.serialize
