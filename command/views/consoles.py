@@ -1,7 +1,8 @@
 """The consoles staff work in all day, and the operator's intake form.
 
 * `/command/street/<code>/`, `/command/community/<code>/` — a street sub-centre's or community
-  station's queue: filters, SLA countdowns, paging, live updates.
+  station's queue: filters, SLA countdowns, paging, live updates; beside it 在岗响应人员, the
+  responders sharing a position inside the area (live too).
 * `/command/department/` — a department handler's queue: the cases dispatched to their
   department.
 * `/command/cases/<number>/` — one case: details, timeline, photos, map, possible duplicates and
@@ -19,12 +20,13 @@ snapshot carries the sequence numbers of the feed's scopes so the feed resumes r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -36,7 +38,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
 from command.live import scopes_for_connection
-from dispatch.selectors import responders_near
+from dispatch.selectors import may_see_responders, responders_near, responders_visible_to
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
 from incidents import selectors as incident_selectors
@@ -304,6 +306,13 @@ def _strings() -> dict[str, Any]:
         "locating": _("正在查询位置…"),
         "locateFailed": _("位置查询失败"),
         "created": _("已受理"),
+        "justNow": _("刚刚"),
+        "minutesAgo": _("%(n)s 分钟前"),
+        "hoursAgo": _("%(n)s 小时前"),
+        "responderRoles": {
+            Role.GRID_WORKER.value: str(Role.GRID_WORKER.label),
+            Role.DEPARTMENT_HANDLER.value: str(Role.DEPARTMENT_HANDLER.label),
+        },
         "statuses": {value: str(label) for value, label in S.choices},
         "owners": {value: str(label) for value, label in OwnerLevel.choices},
         "photoKinds": {value: str(label) for value, label in PhotoKind.choices},
@@ -517,6 +526,52 @@ def _chips(
     return result
 
 
+def _ago(moment: datetime, now: datetime) -> str:
+    """How long ago a responder reported, as the consoles show it ("3 分钟前"); console.js
+    (`agoText`) words it the same way when it refreshes the text."""
+    minutes = int((now - moment).total_seconds() // 60)
+    if minutes < 1:
+        return _("刚刚")
+    if minutes < 60:
+        return _("%(n)s 分钟前") % {"n": minutes}
+    return _("%(n)s 小时前") % {"n": minutes // 60}
+
+
+def _area_responders(user: Any, area: Mapping[str, str]) -> dict[str, Any] | None:
+    """在岗响应人员 of a street's or community's console: the responders sharing a position
+    inside the area that `user` may see (dispatch.selectors: stale positions are left out there),
+    by grid code then name, each with its role and "ago" text. None when the user's role sees
+    nobody's position (an admin without a place): the page then shows no panel at all."""
+    if not may_see_responders(user):
+        return None
+    now = timezone.now()
+    roles = dict(Role.choices)
+    level, code = next(iter(area.items()))  # {"street": code} or {"community": code}
+    shown = []
+    for responder in responders_visible_to(user, now=now):
+        if responder[level]["code"] != code:
+            continue
+        at = datetime.fromisoformat(responder["at"].replace("Z", "+00:00"))
+        responder["role_label"] = str(roles.get(responder["role"], responder["role"]))
+        responder["ago"] = _ago(at, now)
+        shown.append(responder)
+    shown.sort(
+        key=lambda responder: (responder["grid"]["code"], responder["name"], responder["id"])
+    )
+    return {
+        "responders": shown,
+        "config": {
+            "match": dict(area),
+            "now": now.isoformat().replace("+00:00", "Z"),
+            "maxAgeMinutes": settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES,
+            # Reloaded from here after a resync (the user's place; the script keeps the area's).
+            "listUrl": reverse("responder-positions"),
+            "responders": shown,
+        },
+        "max_age_minutes": settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES,
+    }
+
+
 def _queue_page(
     request: HttpRequest,
     *,
@@ -524,10 +579,16 @@ def _queue_page(
     chips: Iterable[tuple[str, Any]],
     template: str,
     context: dict[str, Any],
+    responders_area: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """Render a console (or, with ?fragment=queue, only its queue: what the script fetches when
-    the filters change or the live feed reports a change)."""
+    the filters change or the live feed reports a change). `responders_area` ({"street": code}
+    or {"community": code}) adds the panel of the responders on duty there (full page only)."""
     user = request.user
+    # The feed's position is read before the data: an event committed in between is replayed
+    # on top of a snapshot that may already have it (reloading the queue, replacing a
+    # responder's position are both harmless twice), never lost.
+    feed = _feed(request)
     filters = _filters(request)
     cases = incident_selectors.incident_queue(
         user,
@@ -547,7 +608,7 @@ def _queue_page(
         "page": page,
         "rows": _rows(page.object_list, departments),
         "chips": _chips(user, area, chips),
-        "feed": _feed(request),
+        "feed": feed,
         "status_filters": [(name, label) for name, label, _kept in STATUS_FILTERS],
         "category_groups": _categories_grouped(),
         "page_links": _page_links(page, filters),
@@ -557,6 +618,8 @@ def _queue_page(
     status = 400 if filters.errors else 200
     if request.GET.get("fragment") == "queue":
         return render(request, "command/console_queue.html", context, status=status)
+    if responders_area is not None:
+        context["duty"] = _area_responders(user, responders_area)
     return render(request, template, context, status=status)
 
 
@@ -615,6 +678,7 @@ def street_console(request: HttpRequest, code: str) -> HttpResponse:
         area={"street_code": code},
         chips=QUEUE_CHIPS,
         template="command/console_area.html",
+        responders_area={"street": code},
         context={
             "nav": "console",
             "kind": "street",
@@ -635,6 +699,7 @@ def community_console(request: HttpRequest, code: str) -> HttpResponse:
         area={"community_code": code},
         chips=QUEUE_CHIPS,
         template="command/console_area.html",
+        responders_area={"community": code},
         context={
             "nav": "console",
             "kind": "community",

@@ -5,6 +5,9 @@
  *    stage's time used, or the server's warning) and passes;
  *  - the queue's filters, chips and pager fetch the queue again (?fragment=queue) without a
  *    reload, and so does every live event about a case of this console;
+ *  - a street's or community's console lists its responders on duty (在岗响应人员: who shares a
+ *    position inside the area) and keeps the list live from dispatch.responder_moved /
+ *    responder_cleared; "3 分钟前" is refreshed and positions past the max age dropped every 30 s;
  *  - the case page posts each action form to the REST API (session + CSRF token +
  *    Idempotency-Key), shows a 4xx answer beside the field it names, and fetches its state again
  *    (?fragment=case) after an action or when a live event about the case arrives;
@@ -576,6 +579,8 @@
       });
     }
 
+    var duty = setupDuty();
+
     connectFeed({
       storageKey: "console:" + window.location.pathname,
       onEvents: function (events) {
@@ -591,9 +596,193 @@
         if (relevant) {
           reload();
         }
+        if (duty) {
+          duty.apply(events);
+        }
       },
-      reload: reload
+      // After a resync: the queue (whose snapshot brings the feed's position), then the
+      // responders, read after that position (events since then are replayed over them).
+      reload: function () {
+        return reload().then(function (seqs) {
+          if (!seqs || !duty) {
+            return seqs;
+          }
+          return duty.reload().then(function (ok) {
+            return ok ? seqs : null;
+          });
+        });
+      }
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // 在岗响应人员: the responders sharing a position inside this street / community
+
+  /* "3 分钟前" (the server words it the same way: consoles._ago). */
+  function agoText(ms) {
+    var minutes = Math.floor(ms / 60000);
+    if (minutes < 1) {
+      return T.justNow;
+    }
+    if (minutes < 60) {
+      return format(T.minutesAgo, { n: minutes });
+    }
+    return format(T.hoursAgo, { n: Math.floor(minutes / 60) });
+  }
+
+  function setupDuty() {
+    var config = readJson("duty-config");
+    var panel = document.getElementById("duty-responders");
+    if (!config || !panel) {
+      return null;
+    }
+    var listEl = panel.querySelector(".duty-list");
+    var emptyEl = panel.querySelector(".duty-empty");
+    var countEl = panel.querySelector(".duty-count");
+    var match = config.match || {};
+    var level = match.street ? "street" : "community";
+    var code = match[level];
+    var maxAgeMs = (config.maxAgeMinutes || 30) * 60000;
+    // The server's clock (the page's `now`): the browser's own may be off.
+    var offset = (Date.parse(config.now) || Date.now()) - Date.now();
+    var responders = new Map();
+
+    function now() {
+      return Date.now() + offset;
+    }
+
+    function from(data) {
+      return {
+        id: data.id,
+        name: data.name || "",
+        role: data.role || "",
+        at: Date.parse(data.at),
+        atText: data.at,
+        grid: data.grid || { code: "", name: "" },
+        community: data.community || { code: "", name: "" },
+        street: data.street || { code: "", name: "" }
+      };
+    }
+
+    function inArea(r) {
+      return Boolean(r[level]) && r[level].code === code;
+    }
+
+    function fresh(r, at) {
+      return !isNaN(r.at) && at - r.at <= maxAgeMs;
+    }
+
+    function row(r, at) {
+      var item = el("li", "duty-item");
+      item.dataset.responder = String(r.id);
+      item.appendChild(el("span", "duty-name", r.name));
+      item.appendChild(el("span", "duty-role duty-role-" + r.role,
+        (T.responderRoles && T.responderRoles[r.role]) || r.role));
+      var grid = el("span", "duty-grid", r.grid.name || r.grid.code);
+      grid.title = r.grid.code;
+      item.appendChild(grid);
+      var ago = el("time", "duty-ago", agoText(at - r.at));
+      ago.setAttribute("datetime", r.atText);
+      item.appendChild(ago);
+      return item;
+    }
+
+    /* The list again from `responders`: by grid code, then name (as the server orders it);
+     * positions past the max age leave (a phone that stopped reporting sends no event). */
+    function render() {
+      var at = now();
+      var shown = [];
+      responders.forEach(function (r, id) {
+        if (fresh(r, at)) {
+          shown.push(r);
+        } else {
+          responders.delete(id);
+        }
+      });
+      shown.sort(function (a, b) {
+        if (a.grid.code !== b.grid.code) {
+          return a.grid.code < b.grid.code ? -1 : 1;
+        }
+        if (a.name !== b.name) {
+          return a.name < b.name ? -1 : 1;
+        }
+        return a.id - b.id;
+      });
+      listEl.textContent = "";
+      shown.forEach(function (r) {
+        listEl.appendChild(row(r, at));
+      });
+      listEl.hidden = !shown.length;
+      emptyEl.hidden = shown.length > 0;
+      countEl.textContent = String(shown.length);
+      state.duty = shown.map(function (r) {
+        return r.id;
+      });
+    }
+
+    function replaceAll(list) {
+      responders = new Map();
+      list.forEach(function (data) {
+        var r = from(data);
+        if (inArea(r)) {
+          responders.set(r.id, r);
+        }
+      });
+      render();
+    }
+
+    function apply(events) {
+      var changed = false;
+      events.forEach(function (event) {
+        var responder = event.payload && event.payload.responder;
+        if (!responder || responder.id === undefined || responder.id === null) {
+          return;
+        }
+        if (event.event_type === "dispatch.responder_cleared") {
+          changed = responders.delete(responder.id) || changed;
+        } else if (event.event_type === "dispatch.responder_moved") {
+          var r = from(responder);
+          var previous = responders.get(r.id);
+          if (previous && r.at < previous.at) {
+            return; // an older position (a replay) never replaces a newer one
+          }
+          if (inArea(r)) {
+            responders.set(r.id, r);
+            changed = true;
+          } else {
+            // Moved out of this area (within what this user sees): it leaves the list.
+            changed = responders.delete(r.id) || changed;
+          }
+        }
+      });
+      if (changed) {
+        render();
+      }
+    }
+
+    /* After a resync: the positions the user may see, kept to this area. */
+    function reload() {
+      return api("GET", config.listUrl).then(function (res) {
+        if (!res.ok || !Array.isArray(res.body.results)) {
+          return false;
+        }
+        replaceAll(res.body.results);
+        return true;
+      }, function () {
+        return false;
+      });
+    }
+
+    replaceAll(config.responders || []);
+    window.setInterval(render, 30000);
+    state.dutyRender = render;
+    state.dutyReload = reload;
+    // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
+    state.dutyClock = function (ms) {
+      offset = ms - Date.now();
+      render();
+    };
+    return { apply: apply, reload: reload };
   }
 
   // ---------------------------------------------------------------------------------------------
