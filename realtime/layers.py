@@ -1,6 +1,6 @@
 """The Redis channel layer of the live feed: channels_redis' pub/sub layer (ADR 0010), decoding
 each published message once per process instead of once per socket, and sending many group
-messages in one Redis round trip (`group_send_many`), encoding each event in them once.
+messages in one Redis round trip (`group_send_many`).
 
 The pub/sub layer receives a group's message once per process and puts the same bytes object
 into the queue of every local channel in the group; each channel's `receive()` then decodes it
@@ -13,10 +13,9 @@ inside are shared read-only (the consumer never changes an event).
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer as _RedisPubSubChannelLayer
@@ -55,10 +54,9 @@ class RedisPubSubChannelLayer(_RedisPubSubChannelLayer):  # type: ignore[misc]
         channels_redis 4.3 (the version pinned; tests/realtime/test_channel_layer.py)."""
         layer = self._get_layer()
         by_shard: dict[Any, list[tuple[str, bytes]]] = defaultdict(list)
-        serialize = self._serialize_sharing()
         for group, message in messages:
             channel = layer._get_group_channel_name(group)
-            by_shard[layer._get_shard(channel)].append((channel, serialize(message)))
+            by_shard[layer._get_shard(channel)].append((channel, self.serialize(message)))
         for shard, batch in by_shard.items():
             async with shard._lock:
                 shard._ensure_redis()
@@ -66,58 +64,3 @@ class RedisPubSubChannelLayer(_RedisPubSubChannelLayer):  # type: ignore[misc]
                     for channel, data in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
-
-    def _serialize_sharing(self) -> Callable[[dict[str, Any]], bytes]:
-        """`serialize` for one group_send_many call that encodes each dict inside a message's
-        lists once, however many messages carry it. An event goes to every scope that may see
-        it (district, street, community, grid…), each scope's message lists it again, and
-        msgpack used to encode it again each time: a fifth of a bulk batch's CPU. msgpack is
-        concatenative: a map is its header then its keys and values, an array its header then
-        its items, so a message is assembled from pieces encoded by the layer's own serializer
-        and decodes to exactly what `serialize` would give. Falls back to `serialize` when the
-        serializer encrypts or prefixes (then the bytes are not plain msgpack)."""
-        serializer = self._serializer
-        if getattr(serializer, "crypter", None) or getattr(serializer, "random_prefix_length", 0):
-            return self.serialize  # type: ignore[no-any-return]
-        pack: Callable[[Any], bytes] = serializer.as_bytes
-        shared: dict[int, bytes] = {}  # id(item) → its bytes; items live through the call
-
-        def item_bytes(item: Any) -> bytes:
-            if not isinstance(item, dict):
-                return pack(item)
-            key = id(item)
-            encoded = shared.get(key)
-            if encoded is None:
-                encoded = shared[key] = pack(item)
-            return encoded
-
-        def serialize(message: dict[str, Any]) -> bytes:
-            if type(message) is not dict or not any(type(v) is list for v in message.values()):
-                return pack(message)
-            parts = [_map_header(len(message))]
-            for name, value in message.items():
-                parts.append(pack(name))
-                if type(value) is list:
-                    parts.append(_array_header(len(value)))
-                    parts.extend(item_bytes(item) for item in value)
-                else:
-                    parts.append(pack(value))
-            return b"".join(parts)
-
-        return serialize
-
-
-def _map_header(size: int) -> bytes:
-    if size < 16:
-        return bytes((0x80 | size,))
-    if size < 1 << 16:
-        return b"\xde" + struct.pack(">H", size)
-    return b"\xdf" + struct.pack(">I", size)
-
-
-def _array_header(size: int) -> bytes:
-    if size < 16:
-        return bytes((0x90 | size,))
-    if size < 1 << 16:
-        return b"\xdc" + struct.pack(">H", size)
-    return b"\xdd" + struct.pack(">I", size)
