@@ -59,8 +59,12 @@ from incidents.selectors import OPEN, QUEUE_ORDERS
 from realtime.outbox import latest_seqs
 
 PAGE_SIZE = 20
-# A case page lists the responders sharing their position within this distance (metres).
+# A case page lists the responders sharing their position within this distance (metres), the
+# nearest NEARBY_RESPONDERS_SHOWN of them; its script is given up to NEARBY_RESPONDERS_KNOWN (the
+# next ones move up when a listed one leaves).
 NEARBY_RESPONDERS_M = 3000
+NEARBY_RESPONDERS_SHOWN = 5
+NEARBY_RESPONDERS_KNOWN = 100
 
 # Roles that may open every street's and community's console (and every case).
 DISTRICT_WIDE = frozenset({Role.DISTRICT_OPERATOR, Role.ADMIN})
@@ -306,6 +310,9 @@ def _strings() -> dict[str, Any]:
         "locating": _("正在查询位置…"),
         "locateFailed": _("位置查询失败"),
         "created": _("已受理"),
+        "nearbyMetres": _("%(m)s 米"),
+        "nearbyKilometres": _("%(km)s 公里"),
+        "reportedAt": _("%(at)s 上报"),
         "justNow": _("刚刚"),
         "minutesAgo": _("%(n)s 分钟前"),
         "hoursAgo": _("%(n)s 小时前"),
@@ -852,24 +859,49 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     }
 
 
-def _nearby_responders(user: Any, incident: Incident) -> list[dict[str, Any]]:
+def _distance_text(metres: int) -> str:
+    """A distance as the case page shows it: "40 米", "2.4 公里" (console.js `distanceText`
+    words it the same way)."""
+    if metres < 1000:
+        return _("%(m)s 米") % {"m": metres}
+    return _("%(km)s 公里") % {"km": f"{metres / 1000:.1f}"}
+
+
+def _nearby_responders(user: Any, incident: Incident) -> dict[str, Any] | None:
     """附近的响应人员: who shares a position near the case, nearest first, with the distance and
-    the time of their last report as the page shows them."""
+    the time of their last report as the page shows them, and the config of the script that
+    keeps the list live (None when the user's role sees nobody's position)."""
+    if not may_see_responders(user):
+        return None
+    now = timezone.now()
     roles = dict(Role.choices)
+    lon, lat = incident.location.x, incident.location.y
     nearby = responders_near(
-        user, lon=incident.location.x, lat=incident.location.y, within_m=NEARBY_RESPONDERS_M
+        user, lon=lon, lat=lat, within_m=NEARBY_RESPONDERS_M, limit=NEARBY_RESPONDERS_KNOWN
     )
     for responder in nearby:
-        metres = responder["distance_m"]
-        responder["distance_text"] = (
-            _("%(m)s 米") % {"m": metres}
-            if metres < 1000
-            else _("%(km)s 公里") % {"km": f"{metres / 1000:.1f}"}
-        )
+        responder["distance_text"] = _distance_text(responder["distance_m"])
         responder["role_label"] = str(roles.get(responder["role"], responder["role"]))
         at = datetime.fromisoformat(responder["at"].replace("Z", "+00:00"))
         responder["at_local"] = timezone.localtime(at).strftime("%H:%M")
-    return nearby
+        responder["ago"] = _ago(at, now)
+    return {
+        "responders": nearby[:NEARBY_RESPONDERS_SHOWN],
+        "config": {
+            "lon": lon,
+            "lat": lat,
+            "radiusM": NEARBY_RESPONDERS_M,
+            # The radius of incidents.selectors.haversine_m: the page's distances agree.
+            "earthRadiusM": incident_selectors.EARTH_RADIUS_M,
+            "shown": NEARBY_RESPONDERS_SHOWN,
+            "now": now.isoformat().replace("+00:00", "Z"),
+            "timeZone": timezone.get_current_timezone_name(),
+            "maxAgeMinutes": settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES,
+            # Reloaded from here after a resync (the user's place; the script keeps the radius).
+            "listUrl": reverse("responder-positions"),
+            "responders": nearby,
+        },
+    }
 
 
 @login_required
@@ -884,6 +916,7 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
         return render(request, "command/console_case_state.html", context)
     console = home_console_url(request.user)
     nearby = _nearby_responders(request.user, incident)
+    nearby_config = nearby["config"] if nearby else None
     context.update(
         {
             "nav": "console",
@@ -900,10 +933,10 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
                 "gridUrl": reverse("region-detail", args=[incident.grid_code])
                 + f"?generation={incident.generation_number}",
                 "generation": incident.generation_number,
-                # Field staff sharing their position near the case (the viewer's place only).
-                "responders": nearby,
             },
-            "nearby_responders": nearby,
+            "nearby_responders": nearby["responders"] if nearby else [],
+            # The list and its map marks, kept live by console.js (setupNearby).
+            "nearby_config": nearby_config,
             "nearby_within_km": f"{NEARBY_RESPONDERS_M / 1000:g}",
             "page_config": {
                 "number": incident.number,

@@ -8,6 +8,8 @@
  *  - a street's or community's console lists its responders on duty (在岗响应人员: who shares a
  *    position inside the area) and keeps the list live from dispatch.responder_moved /
  *    responder_cleared; "3 分钟前" is refreshed and positions past the max age dropped every 30 s;
+ *    a case page keeps its 附近的响应人员 (within the radius of the case, nearest first, also
+ *    marked on its map) live the same way;
  *  - the case page posts each action form to the REST API (session + CSRF token +
  *    Idempotency-Key), shows a 4xx answer beside the field it names, and fetches its state again
  *    (?fragment=case) after an action or when a live event about the case arrives;
@@ -616,7 +618,9 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // 在岗响应人员: the responders sharing a position inside this street / community
+  // Responders' positions: 在岗响应人员 on a street's / community's console, 附近的响应人员 on
+  // a case page. Both keep a list from the page's snapshot, the live events
+  // (dispatch.responder_moved / responder_cleared) and, after a resync, the API's list.
 
   /* "3 分钟前" (the server words it the same way: consoles._ago). */
   function agoText(ms) {
@@ -630,6 +634,111 @@
     return format(T.hoursAgo, { n: Math.floor(minutes / 60) });
   }
 
+  /* The server's clock, from the page's `now` (the browser's own may be off). */
+  function serverClock(nowText) {
+    var offset = (Date.parse(nowText) || Date.now()) - Date.now();
+    return {
+      now: function () {
+        return Date.now() + offset;
+      },
+      set: function (ms) {
+        offset = ms - Date.now();
+      }
+    };
+  }
+
+  function responderFrom(data) {
+    return {
+      id: data.id,
+      name: data.name || "",
+      role: data.role || "",
+      lon: Number(data.lon),
+      lat: Number(data.lat),
+      at: Date.parse(data.at),
+      atText: data.at,
+      grid: data.grid || { code: "", name: "" },
+      community: data.community || { code: "", name: "" },
+      street: data.street || { code: "", name: "" }
+    };
+  }
+
+  /* The positions a panel lists. `keep(r)` says whether a position belongs to it (and may add
+   * to r, e.g. its distance). A position older than the newest one seen of the same responder
+   * (listed or not) never replaces it: a replay after a resync. Positions past `maxAgeMs`
+   * leave at the next `current()` (a phone that stopped reporting sends no event). */
+  function responderSet(keep, maxAgeMs) {
+    var listed = new Map();
+    var newest = new Map(); // id → time of the newest position seen
+
+    function take(data) {
+      var r = responderFrom(data);
+      var seen = newest.get(r.id);
+      if (isNaN(r.at) || (seen !== undefined && r.at < seen)) {
+        return false;
+      }
+      newest.set(r.id, r.at);
+      if (keep(r)) {
+        listed.set(r.id, r);
+        return true;
+      }
+      return listed.delete(r.id); // moved out (within what this user sees): it leaves
+    }
+
+    return {
+      replaceAll: function (list) {
+        listed = new Map();
+        list.forEach(take);
+      },
+      /* Live events; true when the list changed. */
+      apply: function (events) {
+        var changed = false;
+        events.forEach(function (event) {
+          var responder = event.payload && event.payload.responder;
+          if (!responder || responder.id === undefined || responder.id === null) {
+            return;
+          }
+          if (event.event_type === "dispatch.responder_cleared") {
+            changed = listed.delete(responder.id) || changed;
+          } else if (event.event_type === "dispatch.responder_moved") {
+            changed = take(responder) || changed;
+          }
+        });
+        return changed;
+      },
+      /* The listed positions still fresh at server time `at` (the others leave). */
+      current: function (at) {
+        var fresh = [];
+        listed.forEach(function (r, id) {
+          if (at - r.at <= maxAgeMs) {
+            fresh.push(r);
+          } else {
+            listed.delete(id);
+          }
+        });
+        return fresh;
+      }
+    };
+  }
+
+  /* After a resync: the positions the user may see, again (into `replaceAll`). */
+  function reloadResponders(url, replaceAll) {
+    return api("GET", url).then(function (res) {
+      if (!res.ok || !Array.isArray(res.body.results)) {
+        return false;
+      }
+      replaceAll(res.body.results);
+      return true;
+    }, function () {
+      return false;
+    });
+  }
+
+  function roleText(role) {
+    return (T.responderRoles && T.responderRoles[role]) || role;
+  }
+
+  // 在岗响应人员: the responders sharing a position inside this street / community
+
   function setupDuty() {
     var config = readJson("duty-config");
     var panel = document.getElementById("duty-responders");
@@ -642,42 +751,16 @@
     var match = config.match || {};
     var level = match.street ? "street" : "community";
     var code = match[level];
-    var maxAgeMs = (config.maxAgeMinutes || 30) * 60000;
-    // The server's clock (the page's `now`): the browser's own may be off.
-    var offset = (Date.parse(config.now) || Date.now()) - Date.now();
-    var responders = new Map();
-
-    function now() {
-      return Date.now() + offset;
-    }
-
-    function from(data) {
-      return {
-        id: data.id,
-        name: data.name || "",
-        role: data.role || "",
-        at: Date.parse(data.at),
-        atText: data.at,
-        grid: data.grid || { code: "", name: "" },
-        community: data.community || { code: "", name: "" },
-        street: data.street || { code: "", name: "" }
-      };
-    }
-
-    function inArea(r) {
+    var clock = serverClock(config.now);
+    var responders = responderSet(function (r) {
       return Boolean(r[level]) && r[level].code === code;
-    }
-
-    function fresh(r, at) {
-      return !isNaN(r.at) && at - r.at <= maxAgeMs;
-    }
+    }, (config.maxAgeMinutes || 30) * 60000);
 
     function row(r, at) {
       var item = el("li", "duty-item");
       item.dataset.responder = String(r.id);
       item.appendChild(el("span", "duty-name", r.name));
-      item.appendChild(el("span", "duty-role duty-role-" + r.role,
-        (T.responderRoles && T.responderRoles[r.role]) || r.role));
+      item.appendChild(el("span", "duty-role duty-role-" + r.role, roleText(r.role)));
       var grid = el("span", "duty-grid", r.grid.name || r.grid.code);
       grid.title = r.grid.code;
       item.appendChild(grid);
@@ -687,18 +770,10 @@
       return item;
     }
 
-    /* The list again from `responders`: by grid code, then name (as the server orders it);
-     * positions past the max age leave (a phone that stopped reporting sends no event). */
+    /* The list again: by grid code, then name (as the server orders it). */
     function render() {
-      var at = now();
-      var shown = [];
-      responders.forEach(function (r, id) {
-        if (fresh(r, at)) {
-          shown.push(r);
-        } else {
-          responders.delete(id);
-        }
-      });
+      var at = clock.now();
+      var shown = responders.current(at);
       shown.sort(function (a, b) {
         if (a.grid.code !== b.grid.code) {
           return a.grid.code < b.grid.code ? -1 : 1;
@@ -721,56 +796,18 @@
     }
 
     function replaceAll(list) {
-      responders = new Map();
-      list.forEach(function (data) {
-        var r = from(data);
-        if (inArea(r)) {
-          responders.set(r.id, r);
-        }
-      });
+      responders.replaceAll(list);
       render();
     }
 
     function apply(events) {
-      var changed = false;
-      events.forEach(function (event) {
-        var responder = event.payload && event.payload.responder;
-        if (!responder || responder.id === undefined || responder.id === null) {
-          return;
-        }
-        if (event.event_type === "dispatch.responder_cleared") {
-          changed = responders.delete(responder.id) || changed;
-        } else if (event.event_type === "dispatch.responder_moved") {
-          var r = from(responder);
-          var previous = responders.get(r.id);
-          if (previous && r.at < previous.at) {
-            return; // an older position (a replay) never replaces a newer one
-          }
-          if (inArea(r)) {
-            responders.set(r.id, r);
-            changed = true;
-          } else {
-            // Moved out of this area (within what this user sees): it leaves the list.
-            changed = responders.delete(r.id) || changed;
-          }
-        }
-      });
-      if (changed) {
+      if (responders.apply(events)) {
         render();
       }
     }
 
-    /* After a resync: the positions the user may see, kept to this area. */
     function reload() {
-      return api("GET", config.listUrl).then(function (res) {
-        if (!res.ok || !Array.isArray(res.body.results)) {
-          return false;
-        }
-        replaceAll(res.body.results);
-        return true;
-      }, function () {
-        return false;
-      });
+      return reloadResponders(config.listUrl, replaceAll);
     }
 
     replaceAll(config.responders || []);
@@ -779,10 +816,180 @@
     state.dutyReload = reload;
     // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
     state.dutyClock = function (ms) {
-      offset = ms - Date.now();
+      clock.set(ms);
       render();
     };
     return { apply: apply, reload: reload };
+  }
+
+  // 附近的响应人员: the responders sharing a position within the radius of a case
+
+  /* Great-circle distance in metres (incidents.selectors.haversine_m, the same radius). */
+  function haversineM(lon1, lat1, lon2, lat2, radiusM) {
+    var rad = Math.PI / 180;
+    var phi1 = lat1 * rad;
+    var phi2 = lat2 * rad;
+    var dphi = phi2 - phi1;
+    var dlambda = (lon2 - lon1) * rad;
+    var a = Math.pow(Math.sin(dphi / 2), 2) +
+      Math.cos(phi1) * Math.cos(phi2) * Math.pow(Math.sin(dlambda / 2), 2);
+    return 2 * radiusM * Math.asin(Math.min(1, Math.sqrt(a)));
+  }
+
+  /* Python's round(): halves to the even neighbour (Math.round takes them up). */
+  function roundHalfEven(x) {
+    var floor = Math.floor(x);
+    var diff = x - floor;
+    if (diff === 0.5) {
+      return floor % 2 === 0 ? floor : floor + 1;
+    }
+    return Math.round(x);
+  }
+
+  /* "40 米", "2.4 公里" as consoles._distance_text words it: "%.1f" of the kilometres, which
+   * takes an exact half (metres ending in 250 or 750) to the even tenth where toFixed would
+   * take it up. */
+  function distanceText(metres) {
+    if (metres < 1000) {
+      return format(T.nearbyMetres, { m: metres });
+    }
+    var km = (metres / 1000).toFixed(1);
+    if (metres % 500 === 250) {
+      var tenths = Math.floor(metres / 100);
+      km = ((tenths % 2 === 0 ? tenths : tenths + 1) / 10).toFixed(1);
+    }
+    return format(T.nearbyKilometres, { km: km });
+  }
+
+  function setupNearby() {
+    var config = readJson("case-nearby-config");
+    var panel = document.getElementById("case-responders");
+    if (!config || !panel) {
+      return null;
+    }
+    var listEl = panel.querySelector(".nearby-list");
+    var emptyEl = panel.querySelector(".nearby-empty");
+    var clock = serverClock(config.now);
+    var radiusM = config.radiusM;
+    var responders = responderSet(function (r) {
+      var distance = haversineM(config.lon, config.lat, r.lon, r.lat, config.earthRadiusM);
+      r.distanceM = roundHalfEven(distance);
+      return distance <= radiusM; // as dispatch.selectors.responders_near
+    }, (config.maxAgeMinutes || 30) * 60000);
+    var hhmm = new Intl.DateTimeFormat("en-GB", {
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZone: config.timeZone || undefined
+    });
+    var map = null;
+    var marks = new Map(); // id → its circle on the case map
+
+    function row(r, at) {
+      var item = el("li");
+      item.dataset.responder = String(r.id);
+      item.appendChild(el("span", "nearby-name", r.name));
+      item.appendChild(el("span", "nearby-distance", distanceText(r.distanceM)));
+      var where = el("span", "muted nearby-where",
+        [r.grid.name || r.grid.code, roleText(r.role)].join(" · ") + " · ");
+      var ago = el("time", "nearby-ago", agoText(at - r.at));
+      ago.setAttribute("datetime", r.atText);
+      ago.title = format(T.reportedAt, { at: hhmm.format(new Date(r.at)) });
+      where.appendChild(ago);
+      item.appendChild(where);
+      return item;
+    }
+
+    function syncMarks(shown) {
+      if (!map) {
+        return;
+      }
+      var keep = new Set();
+      shown.forEach(function (r) {
+        keep.add(r.id);
+        var tip = r.name + " · " + distanceText(r.distanceM);
+        var mark = marks.get(r.id);
+        if (mark) {
+          mark.setLatLng([r.lat, r.lon]);
+          mark.setTooltipContent(tip);
+          return;
+        }
+        mark = L.circleMarker([r.lat, r.lon], {
+          pane: "marks",
+          radius: 6,
+          weight: 2,
+          color: "#0e7490",
+          fillColor: "#22d3ee",
+          fillOpacity: 1,
+          className: "responder-mark"
+        }).bindTooltip(tip).addTo(map);
+        marks.set(r.id, mark);
+      });
+      marks.forEach(function (mark, id) {
+        if (!keep.has(id)) {
+          mark.remove();
+          marks.delete(id);
+        }
+      });
+    }
+
+    /* The list again: nearest first (a tie by id), the nearest `config.shown` of them, each
+     * with its mark on the map. */
+    function render() {
+      var at = clock.now();
+      var shown = responders.current(at);
+      shown.sort(function (a, b) {
+        if (a.distanceM !== b.distanceM) {
+          return a.distanceM - b.distanceM;
+        }
+        return a.id - b.id;
+      });
+      shown = shown.slice(0, config.shown || 5);
+      listEl.textContent = "";
+      shown.forEach(function (r) {
+        listEl.appendChild(row(r, at));
+      });
+      listEl.hidden = !shown.length;
+      emptyEl.hidden = shown.length > 0;
+      syncMarks(shown);
+      state.nearby = shown.map(function (r) {
+        return r.id;
+      });
+    }
+
+    function replaceAll(list) {
+      responders.replaceAll(list);
+      render();
+    }
+
+    function apply(events) {
+      if (responders.apply(events)) {
+        render();
+      }
+    }
+
+    function reload() {
+      return reloadResponders(config.listUrl, replaceAll);
+    }
+
+    replaceAll(config.responders || []);
+    window.setInterval(render, 30000);
+    state.nearbyReload = reload;
+    state.nearbyApply = apply;
+    // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
+    state.nearbyClock = function (ms) {
+      clock.set(ms);
+      render();
+    };
+    return {
+      apply: apply,
+      reload: reload,
+      /* The case map is ready: the marks go on it. */
+      attachMap: function (leafletMap) {
+        map = leafletMap;
+        render();
+      }
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -990,6 +1197,7 @@
       });
     });
 
+    var nearby = setupNearby();
     var mapConfig = readJson("case-map-config");
     var mapEl = document.getElementById("case-map");
     if (mapEl && window.L && mapConfig) {
@@ -1029,17 +1237,9 @@
           fillOpacity: 1
         }).addTo(base.map);
         // Field staff sharing their position nearby (附近的响应人员, listed beside the map).
-        (mapConfig.responders || []).forEach(function (responder) {
-          L.circleMarker([responder.lat, responder.lon], {
-            pane: "marks",
-            radius: 6,
-            weight: 2,
-            color: "#0e7490",
-            fillColor: "#22d3ee",
-            fillOpacity: 1,
-            className: "responder-mark"
-          }).bindTooltip(responder.name + " · " + responder.distance_text).addTo(base.map);
-        });
+        if (nearby) {
+          nearby.attachMap(base.map);
+        }
         state.mapReady = true;
       }).catch(function () {
         mapEl.classList.add("is-failed");
@@ -1050,6 +1250,9 @@
     connectFeed({
       storageKey: "case:" + config.number,
       onEvents: function (events) {
+        if (nearby) {
+          nearby.apply(events);
+        }
         var about = events.filter(function (event) {
           return incidentOf(event).number === config.number;
         });
@@ -1066,7 +1269,18 @@
         }
         reload();
       },
-      reload: reload
+      // After a resync: the case (whose fragment brings the feed's position), then the nearby
+      // responders, read after that position (events since then are replayed over them).
+      reload: function () {
+        return reload().then(function (seqs) {
+          if (!seqs || !nearby) {
+            return seqs;
+          }
+          return nearby.reload().then(function (ok) {
+            return ok ? seqs : null;
+          });
+        });
+      }
     });
   }
 

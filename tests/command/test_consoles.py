@@ -14,11 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
 from incidents.models import Incident
+from incidents.selectors import EARTH_RADIUS_M
 from incidents.services import incident_dispatch, incident_register, incident_reject
 from tests.incidents.cases import (
     COMMUNITY,
@@ -542,10 +544,17 @@ def test_a_case_page_lists_the_responders_sharing_a_position_nearby(
     assert listed[:2] == [people.grid_worker.pk, people.handler.pk]
     assert people.other_grid_worker.pk not in listed  # another street's place or too far
     assert "0 米" in panel
-    config = json.loads(
-        re.search(r'id="case-map-config" type="application/json">(.*?)</script>', html).group(1)
-    )
+    assert "刚刚" in panel  # the "ago" text, kept fresh by the page's script
+    # The script gets the case point, the radius (and the haversine's earth radius), the
+    # server's clock and the same list, to keep it live (and draw it on the map).
+    found = re.search(r'id="case-nearby-config" type="application/json">(.*?)</script>', html)
+    config = json.loads(found.group(1))
     assert [r["id"] for r in config["responders"]] == listed
+    assert (config["lon"], config["lat"]) == (lon, lat)
+    assert config["radiusM"] == 3000
+    assert config["earthRadiusM"] == EARTH_RADIUS_M
+    assert config["listUrl"] == "/api/v1/responders/positions/"
+    assert config["maxAgeMinutes"] == settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES
 
     # Community staff of 三联社区 see their community's; an auditor (no place) sees nobody's,
     # and the panel says so.
@@ -554,3 +563,4 @@ def test_a_case_page_lists_the_responders_sharing_a_position_nearby(
     html = _get(people.auditor, f"/command/cases/{mine.number}/").content.decode()
     assert "data-responder=" not in html
     assert "3 公里内暂无共享位置的网格员或部门人员。" in html
+    assert 'id="case-nearby-config" type="application/json">null</script>' in html
