@@ -502,9 +502,9 @@ def run_bulk(
     if warm.status != 200:
         sys.exit(f"{name}: warm-up batch answered {warm.status}: {warm_body[:500]!r}")
     warm_acked = acknowledged(json.loads(warm_body))
-    todo: queue.Queue[Request] = queue.Queue()
+    pending: queue.Queue[Request] = queue.Queue()
     for request in requests[1:]:
-        todo.put(request)
+        pending.put(request)
     times: list[float] = []
     statuses: dict[int, int] = {}
     totals = {"acked": 0, "sent": 0}
@@ -514,7 +514,7 @@ def run_bulk(
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         while True:
             try:
-                request = todo.get_nowait()
+                request = pending.get_nowait()
             except queue.Empty:
                 break
             t0 = time.perf_counter()

@@ -363,7 +363,8 @@ class SweepResult:
 
 def photo_directories() -> tuple[str, ...]:
     """The storage directories the files of IncidentPhoto are written under: the fixed start of
-    each FileField's `upload_to`, up to its first date placeholder (`evidence`, `photos`)."""
+    each FileField's `upload_to`, up to its first strftime pattern such as %Y (`evidence`,
+    `photos`)."""
     found: set[str] = set()
     for name in ("original", "display"):
         model_field = IncidentPhoto._meta.get_field(name)
