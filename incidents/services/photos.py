@@ -48,7 +48,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
 from django.core.signals import request_finished
 from django.db import DatabaseError, transaction
 from django.db.models import FileField, Q
@@ -438,7 +438,7 @@ def photos_sweep_orphans(
     least PHOTO_SWEEP_MIN_AGE, an hour; ValueError otherwise) is deleted, so a live transaction
     never loses its files. The age is the storage's modification time: the storage's clock
     and this process's should agree to well within that hour. A storage that cannot tell a
-    file's age cannot be swept (ImproperlyConfigured, before anything is deleted).
+    file's age cannot be swept (ImproperlyConfigured, before anything is walked).
 
     This is housekeeping of files, not a change of any case: it writes no audit entry and no
     event. An orphan file is no case's evidence — no row refers to it, no case shows it, no
@@ -454,6 +454,13 @@ def photos_sweep_orphans(
         )
     if chunk < 1:
         raise ValueError(f"chunk is {chunk}; it must be at least 1")
+    # Django's base Storage has no modification times (NotImplementedError); a storage that
+    # does not add them is refused before anything is walked.
+    if getattr(default_storage.get_modified_time, "__func__", None) is Storage.get_modified_time:
+        raise ImproperlyConfigured(
+            "the file storage cannot tell when a file was last modified, so the photo sweep "
+            "cannot tell a dead process's files from those of a photo being stored now"
+        )
     cutoff = timezone.now() - older_than
     result = SweepResult(dry_run=dry_run)
     directories = photo_directories()
@@ -495,11 +502,6 @@ def _sweep_chunk(names: list[str], *, cutoff: datetime, dry_run: bool, result: S
         except FileNotFoundError:
             result.vanished += 1  # deleted meanwhile (a rollback's cleanup, another sweep)
             continue
-        except NotImplementedError:
-            raise ImproperlyConfigured(
-                "the file storage cannot tell when a file was last modified, so the photo sweep "
-                "cannot tell a dead process's files from those of a photo being stored now"
-            ) from None
         if modified >= cutoff:
             result.too_new += 1
             continue

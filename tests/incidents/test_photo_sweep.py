@@ -13,8 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -223,3 +224,24 @@ def test_the_command_refuses_a_limit_under_an_hour(media, hours):
     with pytest.raises(CommandError, match="--older-than-hours must be at least 1"):
         call_command("incidents_sweep_photos", "--older-than-hours", hours)
     assert (media / kept).exists()
+
+
+class _StorageWithoutAges(FileSystemStorage):
+    """The file system storage with Django's base `get_modified_time` (NotImplementedError):
+    a storage that cannot tell a file's age."""
+
+    get_modified_time = Storage.get_modified_time
+
+
+def test_a_storage_that_cannot_tell_a_files_age_is_refused_before_anything_is_touched(
+    media, settings
+):
+    doomed = _left_behind(media, "evidence/x.jpg", b"x", hours=48)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}._StorageWithoutAges"},
+    }
+
+    with pytest.raises(ImproperlyConfigured, match="cannot tell when a file was last modified"):
+        photos_sweep_orphans(older_than=DAY)
+    assert (media / doomed).exists()
