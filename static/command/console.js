@@ -733,6 +733,50 @@
     });
   }
 
+  /* What the two responder panels share: the list drawn from `o.responders` in `o.order` (at
+   * most `o.limit`), the empty text when none, `o.drawn(shown)` after each drawing; drawn again
+   * on live events, every 30 s (the "ago" texts, positions ageing out) and after a reload from
+   * `o.listUrl`. */
+  function responderPanel(o) {
+    function render() {
+      var at = o.clock.now();
+      var shown = o.responders.current(at).sort(o.order);
+      if (o.limit) {
+        shown = shown.slice(0, o.limit);
+      }
+      o.listEl.textContent = "";
+      shown.forEach(function (r) {
+        o.listEl.appendChild(o.row(r, at));
+      });
+      o.listEl.hidden = !shown.length;
+      o.emptyEl.hidden = shown.length > 0;
+      o.drawn(shown);
+    }
+
+    function replaceAll(list) {
+      o.responders.replaceAll(list);
+      render();
+    }
+
+    window.setInterval(render, 30000);
+    return {
+      render: render,
+      replaceAll: replaceAll,
+      apply: function (events) {
+        if (o.responders.apply(events)) {
+          render();
+        }
+      },
+      reload: function () {
+        return reloadResponders(o.listUrl, replaceAll);
+      },
+      setClock: function (ms) {
+        o.clock.set(ms);
+        render();
+      }
+    };
+  }
+
   function roleText(role) {
     return (T.responderRoles && T.responderRoles[role]) || role;
   }
@@ -770,56 +814,37 @@
       return item;
     }
 
-    /* The list again: by grid code, then name (as the server orders it). */
-    function render() {
-      var at = clock.now();
-      var shown = responders.current(at);
-      shown.sort(function (a, b) {
-        if (a.grid.code !== b.grid.code) {
-          return a.grid.code < b.grid.code ? -1 : 1;
-        }
-        if (a.name !== b.name) {
-          return a.name < b.name ? -1 : 1;
-        }
-        return a.id - b.id;
-      });
-      listEl.textContent = "";
-      shown.forEach(function (r) {
-        listEl.appendChild(row(r, at));
-      });
-      listEl.hidden = !shown.length;
-      emptyEl.hidden = shown.length > 0;
-      countEl.textContent = String(shown.length);
-      state.duty = shown.map(function (r) {
-        return r.id;
-      });
-    }
-
-    function replaceAll(list) {
-      responders.replaceAll(list);
-      render();
-    }
-
-    function apply(events) {
-      if (responders.apply(events)) {
-        render();
+    /* By grid code, then name (as the server orders it). */
+    function order(a, b) {
+      if (a.grid.code !== b.grid.code) {
+        return a.grid.code < b.grid.code ? -1 : 1;
       }
+      if (a.name !== b.name) {
+        return a.name < b.name ? -1 : 1;
+      }
+      return a.id - b.id;
     }
 
-    function reload() {
-      return reloadResponders(config.listUrl, replaceAll);
-    }
-
-    replaceAll(config.responders || []);
-    window.setInterval(render, 30000);
-    state.dutyRender = render;
-    state.dutyReload = reload;
+    var life = responderPanel({
+      responders: responders,
+      clock: clock,
+      listEl: listEl,
+      emptyEl: emptyEl,
+      row: row,
+      order: order,
+      listUrl: config.listUrl,
+      drawn: function (shown) {
+        countEl.textContent = String(shown.length);
+        state.duty = shown.map(function (r) {
+          return r.id;
+        });
+      }
+    });
+    life.replaceAll(config.responders || []);
+    state.dutyReload = life.reload;
     // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
-    state.dutyClock = function (ms) {
-      clock.set(ms);
-      render();
-    };
-    return { apply: apply, reload: reload };
+    state.dutyClock = life.setClock;
+    return { apply: life.apply, reload: life.reload };
   }
 
   // 附近的响应人员: the responders sharing a position within the radius of a case
@@ -933,61 +958,38 @@
       });
     }
 
-    /* The list again: nearest first (a tie by id), the nearest `config.shown` of them, each
-     * with its mark on the map. */
-    function render() {
-      var at = clock.now();
-      var shown = responders.current(at);
-      shown.sort(function (a, b) {
-        if (a.distanceM !== b.distanceM) {
-          return a.distanceM - b.distanceM;
-        }
-        return a.id - b.id;
-      });
-      shown = shown.slice(0, config.shown || 5);
-      listEl.textContent = "";
-      shown.forEach(function (r) {
-        listEl.appendChild(row(r, at));
-      });
-      listEl.hidden = !shown.length;
-      emptyEl.hidden = shown.length > 0;
-      syncMarks(shown);
-      state.nearby = shown.map(function (r) {
-        return r.id;
-      });
-    }
-
-    function replaceAll(list) {
-      responders.replaceAll(list);
-      render();
-    }
-
-    function apply(events) {
-      if (responders.apply(events)) {
-        render();
+    /* Nearest first (a tie by id); the nearest `config.shown` of them are listed, each with its
+     * mark on the map. */
+    var life = responderPanel({
+      responders: responders,
+      clock: clock,
+      listEl: listEl,
+      emptyEl: emptyEl,
+      row: row,
+      order: function (a, b) {
+        return a.distanceM !== b.distanceM ? a.distanceM - b.distanceM : a.id - b.id;
+      },
+      limit: config.shown || 5,
+      listUrl: config.listUrl,
+      drawn: function (shown) {
+        syncMarks(shown);
+        state.nearby = shown.map(function (r) {
+          return r.id;
+        });
       }
-    }
-
-    function reload() {
-      return reloadResponders(config.listUrl, replaceAll);
-    }
-
-    replaceAll(config.responders || []);
-    window.setInterval(render, 30000);
-    state.nearbyReload = reload;
-    state.nearbyApply = apply;
+    });
+    life.replaceAll(config.responders || []);
+    state.nearbyReload = life.reload;
+    state.nearbyApply = life.apply;
     // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
-    state.nearbyClock = function (ms) {
-      clock.set(ms);
-      render();
-    };
+    state.nearbyClock = life.setClock;
     return {
-      apply: apply,
-      reload: reload,
+      apply: life.apply,
+      reload: life.reload,
       /* The case map is ready: the marks go on it. */
       attachMap: function (leafletMap) {
         map = leafletMap;
-        render();
+        life.render();
       }
     };
   }

@@ -19,17 +19,17 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from accounts.models import Role, User
-from dispatch.services import responder_position_clear, responder_position_report
+from dispatch.services import responder_position_clear
 from incidents.models import Incident
 from incidents.selectors import haversine_m
 from incidents.services import calendar_load, categories_load
 from tests.asgi_server import asgi_server  # noqa: F401  (fixture)
-from tests.incidents.cases import DISTRICT, GRID, make_user, point_in, report
+from tests.e2e.responders import LIVE, live_page, report_in, signing_user
+from tests.incidents.cases import DISTRICT, GRID, point_in, report
 from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "e2e-Passw0rd-not-secret"
 # Cells of 龙华街道 at known distances from a point of GRID (the case's): about 0.6 km, 1 km,
 # 2.1 km and 4 km (checked below, so a change of the demo geography shows here first).
 NEAR = "440309001001015"
@@ -37,18 +37,6 @@ MID = "440309001001009"
 FARTHER = "440309001003012"
 BEYOND = "440309001004008"
 RADIUS_M = 3000
-# How long a live event may take to show on a loaded machine (the page's own checks keep the
-# 5 s default).
-LIVE = 20_000
-
-
-def _user(username: str, role: str, place: str = "", name: str = "", **extra: Any) -> User:
-    user = make_user(role, place, **extra)
-    user.username = username
-    user.first_name = name
-    user.set_password(PASSWORD)
-    user.save()
-    return user
 
 
 def _distance(case: Incident, grid: str) -> float:
@@ -62,28 +50,9 @@ def _text(metres: float) -> str:
     return f"{whole} 米" if whole < 1000 else f"{whole / 1000:.1f} 公里"
 
 
-def _report(user: User, grid: str) -> None:
-    lon, lat = point_in(grid)
-    in_thread(lambda: responder_position_report(user=user, lon=lon, lat=lat, accuracy_m=10))
-
-
 def _case_page(browser: Any, base_url: str, user: User, case: Incident) -> Any:
-    url = f"/command/cases/{case.number}/"
-    context = browser.new_context(
-        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
-    page.goto(f"{base_url}/accounts/login/?next={url}")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click(".login-form button[type=submit]")
-    page.wait_for_url(f"{base_url}{url}")
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    page = live_page(browser, base_url, user, f"/command/cases/{case.number}/", 1440, 900)
     page.wait_for_function("window.cityopsConsole.mapReady === true")
-    page.evaluate("window.__notReloaded = true")
     return page
 
 
@@ -115,9 +84,9 @@ def test_the_case_page_follows_the_responders_nearby(
     case = in_thread(lambda: report(grid=GRID, description="井盖松动"))
     near, mid, farther, beyond = (_distance(case, grid) for grid in (NEAR, MID, FARTHER, BEYOND))
     assert near < mid < farther < RADIUS_M < beyond
-    district = _user("e2e-nearby-district", Role.DISTRICT_OPERATOR, DISTRICT)
-    wang = _user("e2e-nearby-wang", Role.GRID_WORKER, GRID, name="王网格")
-    qian = _user("e2e-nearby-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
+    district = signing_user("e2e-nearby-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    wang = signing_user("e2e-nearby-wang", Role.GRID_WORKER, GRID, name="王网格")
+    qian = signing_user("e2e-nearby-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
 
     page = _case_page(browser, asgi_server, district, case)
     try:
@@ -126,7 +95,7 @@ def test_the_case_page_follows_the_responders_nearby(
         expect(page.get_by_test_id("nearby-empty")).to_be_visible()
 
         # Within 3 km: a row with the distance (as the server words it), a mark on the map.
-        _report(wang, NEAR)
+        report_in(wang, NEAR)
         row = _row(page, wang)
         expect(row).to_be_visible(timeout=LIVE)
         expect(row.locator(".nearby-name")).to_have_text("王网格")
@@ -137,18 +106,18 @@ def test_the_case_page_follows_the_responders_nearby(
         _order(page, [wang.pk])
 
         # Beyond 3 km (still in the district the operator sees): row and mark gone.
-        _report(wang, BEYOND)
+        report_in(wang, BEYOND)
         expect(row).to_have_count(0, timeout=LIVE)
         _order(page, [])
         expect(page.get_by_test_id("nearby-empty")).to_be_visible()
 
         # Two within the radius, nearest first; one moving closer than the other goes first.
-        _report(qian, MID)
-        _report(wang, FARTHER)
+        report_in(qian, MID)
+        report_in(wang, FARTHER)
         _order(page, [qian.pk, wang.pk])
         expect(_row(page, wang).locator(".nearby-distance")).to_have_text(_text(farther))
         expect(_row(page, qian).locator(".nearby-distance")).to_have_text(_text(mid))
-        _report(wang, NEAR)
+        report_in(wang, NEAR)
         _order(page, [wang.pk, qian.pk])
         expect(_row(page, wang).locator(".nearby-distance")).to_have_text(_text(near))
 
@@ -192,7 +161,7 @@ def test_the_case_page_follows_the_responders_nearby(
         )
 
         # A position that aged out leaves at the next tick.
-        _report(qian, MID)
+        report_in(qian, MID)
         _order(page, [qian.pk])
         at = _row(page, qian).locator(".nearby-ago").get_attribute("datetime")
         minutes = settings.CITYOPS_RESPONDER_MAX_AGE_MINUTES

@@ -23,65 +23,32 @@ from playwright.sync_api import expect
 
 from accounts.models import Role, User
 from dispatch.models import ResponderPosition
-from dispatch.services import responder_position_clear, responder_position_report
+from dispatch.services import responder_position_clear
 from gridmap.models import Region
 from tests.asgi_server import asgi_server  # noqa: F401  (fixture)
+from tests.e2e.responders import LIVE, live_page, report_in, signing_user
 from tests.incidents.cases import (
     DISTRICT,
     GRID,
     OTHER_GRID_SAME_COMMUNITY,
     OTHER_STREET_GRID,
     STREET,
-    make_user,
-    point_in,
 )
 from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "e2e-Passw0rd-not-secret"
 CONSOLE = f"/command/street/{STREET}/"
 # A cell of 华联社区 (440309001002): the same street, another community.
 OTHER_COMMUNITY_GRID = "440309001002001"
-# How long a live event may take to show on a loaded machine (the page's own checks keep the
-# 5 s default).
-LIVE = 20_000
-
-
-def _user(username: str, role: str, place: str = "", name: str = "", **extra: Any) -> User:
-    user = make_user(role, place, **extra)
-    user.username = username
-    user.first_name = name
-    user.set_password(PASSWORD)
-    user.save()
-    return user
 
 
 def _grid_name(code: str) -> str:
     return Region.objects.get(generation__status="active", code=code).name
 
 
-def _report(user: User, grid: str) -> None:
-    lon, lat = point_in(grid)
-    in_thread(lambda: responder_position_report(user=user, lon=lon, lat=lat, accuracy_m=10))
-
-
 def _console(browser: Any, base_url: str, user: User, width: int, height: int) -> Any:
-    context = browser.new_context(
-        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": width, "height": height}
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
-    page.goto(f"{base_url}/accounts/login/?next={CONSOLE}")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click(".login-form button[type=submit]")
-    page.wait_for_url(f"{base_url}{CONSOLE}")
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    page.evaluate("window.__notReloaded = true")
-    return page
+    return live_page(browser, base_url, user, CONSOLE, width, height)
 
 
 def _row(page: Any, user: User) -> Any:
@@ -94,15 +61,17 @@ def test_the_street_console_follows_its_responders_live(
     asgi_server: str,  # noqa: F811
     committed_demo_geography: None,
 ) -> None:
-    handler = _user("e2e-duty-handler", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
-    worker = _user("e2e-duty-worker", Role.GRID_WORKER, GRID, name="王网格")
-    street = _user("e2e-duty-street", Role.STREET_OPERATOR, STREET)
-    district = _user("e2e-duty-district", Role.DISTRICT_OPERATOR, DISTRICT)
-    far = _user("e2e-duty-far", Role.GRID_WORKER, OTHER_STREET_GRID, name="陈远方")
+    handler = signing_user(
+        "e2e-duty-handler", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ"
+    )
+    worker = signing_user("e2e-duty-worker", Role.GRID_WORKER, GRID, name="王网格")
+    street = signing_user("e2e-duty-street", Role.STREET_OPERATOR, STREET)
+    district = signing_user("e2e-duty-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    far = signing_user("e2e-duty-far", Role.GRID_WORKER, OTHER_STREET_GRID, name="陈远方")
     # Already out when the consoles open: listed from the page's snapshot (the other street's
     # never: the district's operator may see him, but not on this street's console).
-    _report(handler, OTHER_GRID_SAME_COMMUNITY)
-    _report(far, OTHER_STREET_GRID)
+    report_in(handler, OTHER_GRID_SAME_COMMUNITY)
+    report_in(far, OTHER_STREET_GRID)
 
     pages: list[Any] = []
     try:
@@ -116,7 +85,7 @@ def test_the_street_console_follows_its_responders_live(
 
         # The grid worker starts sharing inside the street: a row, on both, without a reload,
         # before the handler's (grid code order).
-        _report(worker, GRID)
+        report_in(worker, GRID)
         for page in pages:
             row = _row(page, worker)
             expect(row).to_be_visible(timeout=LIVE)
@@ -129,7 +98,7 @@ def test_the_street_console_follows_its_responders_live(
             expect(page.get_by_test_id("duty-count")).to_have_text("2")
 
         # A move to another community of the same street: the row follows (and the order).
-        _report(worker, OTHER_COMMUNITY_GRID)
+        report_in(worker, OTHER_COMMUNITY_GRID)
         for page in pages:
             expect(_row(page, worker).locator(".duty-grid")).to_have_text(
                 _grid_name(OTHER_COMMUNITY_GRID), timeout=LIVE
@@ -140,13 +109,13 @@ def test_the_street_console_follows_its_responders_live(
             )
 
         # Into another street: gone from this street's consoles.
-        _report(worker, OTHER_STREET_GRID)
+        report_in(worker, OTHER_STREET_GRID)
         for page in pages:
             expect(_row(page, worker)).to_have_count(0, timeout=LIVE)
             expect(page.get_by_test_id("duty-count")).to_have_text("1")
 
         # Back, then sharing stops: listed again, then gone.
-        _report(worker, GRID)
+        report_in(worker, GRID)
         for page in pages:
             expect(_row(page, worker)).to_be_visible(timeout=LIVE)
         in_thread(lambda: responder_position_clear(user=worker))
