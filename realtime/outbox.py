@@ -272,6 +272,7 @@ def publish_batch(
             "announces, so that the events commit or roll back with it"
         )
     prepared: list[tuple[str, Any, list[str]]] = []
+    texts: list[str] = []  # each payload's JSON
     for event_type, payload, scopes in events:
         if not _EVENT_TYPE.match(event_type) or len(event_type) > 100:
             raise ValueError(f"bad event type {event_type!r}: use <app>.<what_happened>")
@@ -282,10 +283,9 @@ def publish_batch(
         ordered = sorted({check_scope(scope) for scope in scopes})
         if not ordered:
             raise ValueError(f"event {event_type} has no scope: nobody could ever see it")
-        data = json.loads(
-            json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
-        )
-        prepared.append((event_type, data, ordered))
+        text = json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
+        prepared.append((event_type, json.loads(text), ordered))
+        texts.append(text)
     if not prepared:
         return []
     now = timezone.now()
@@ -295,26 +295,24 @@ def publish_batch(
         for event_type, data, _ in prepared
     ]
     if connection.vendor == "postgresql":
-        # Ids reserved from the identity sequence, rows written by COPY.
+        # Ids reserved from the identity sequence, rows written by COPY. Every row has the
+        # same values but for its id, type and payload, so the others are converted once; the
+        # payload goes as the JSON text made above (jsonb reads text), not encoded again.
         meta = OutboxEvent._meta
-        for row, pk in zip(
-            rows, reserve_ids(connection, meta.db_table, meta.pk.column, len(rows)), strict=True
-        ):
+        ids = reserve_ids(connection, meta.db_table, meta.pk.column, len(rows))
+        columns = list(meta.concrete_fields)
+        base = [
+            field.get_db_prep_save(getattr(rows[0], field.attname), connection) for field in columns
+        ]
+        at = {field.attname: i for i, field in enumerate(columns)}
+        values = []
+        for row, pk, text in zip(rows, ids, texts, strict=True):
             row.pk = pk
             row._state.adding, row._state.db = False, connection.alias
-        columns = list(meta.concrete_fields)
-        insert_rows(
-            connection,
-            meta.db_table,
-            [field.column for field in columns],
-            [
-                [
-                    field.get_db_prep_save(getattr(row, field.attname), connection)
-                    for field in columns
-                ]
-                for row in rows
-            ],
-        )
+            value = list(base)
+            value[at["id"]], value[at["type"]], value[at["payload"]] = pk, row.type, text
+            values.append(value)
+        insert_rows(connection, meta.db_table, [field.column for field in columns], values)
     else:
         rows = OutboxEvent.objects.bulk_create(rows, batch_size=500)
         if any(row.pk is None for row in rows):  # SQLite >= 3.35 returns the new ids

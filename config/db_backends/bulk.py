@@ -103,7 +103,18 @@ def reserve_ids(
 
 # COPY's text format: a row is its fields joined by tabs; \N is NULL; a backslash, tab, newline
 # or carriage return inside a value is written as a backslash sequence.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+def _copy_escape(value: str) -> str:
+    # str.replace scans in C; str.translate looks every character up in a dict, 16 times slower
+    # on Chinese text (a batch's event payloads: 25 ms of translate per 1,000). The backslash
+    # goes first, so the ones the other escapes add are not doubled.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return str(value)  # a str subclass (TextChoices) as its plain value
 
 
 @cache
@@ -114,24 +125,42 @@ def _copy_text_formatter() -> Callable[[Any], str | None]:
     from django.contrib.gis.db.backends.postgis.adapter import PostGISAdapter
     from psycopg.types.json import Jsonb
 
-    def field(value: Any) -> str | None:
-        kind = type(value)
-        if value is None:
-            return "\\N"
-        if isinstance(value, str):  # choices (TextChoices) are str subclasses: their value
-            return str.translate(value, _COPY_ESCAPES)
-        if kind is bool:
-            return "t" if value else "f"
-        if isinstance(value, int):
-            return int.__repr__(value)
-        if kind is float:
-            return repr(value)  # the shortest text that reads back as the same double
-        if kind is datetime or kind is date:
-            return value.isoformat()  # type: ignore[no-any-return]
-        if kind is Jsonb:
-            return (value.dumps or json.dumps)(value.obj).translate(_COPY_ESCAPES)  # type: ignore[no-any-return]
-        if kind is PostGISAdapter and value.is_geometry and not value.geography:
+    def null(value: None) -> str:
+        return "\\N"
+
+    def boolean(value: bool) -> str:
+        return "t" if value else "f"
+
+    def jsonb(value: Jsonb) -> str:
+        return _copy_escape((value.dumps or json.dumps)(value.obj))
+
+    def geometry(value: PostGISAdapter) -> str | None:
+        if value.is_geometry and not value.geography:
             return value.ewkb.hex()  # type: ignore[no-any-return]  # what geometry_in reads
+        return None
+
+    # By exact type: one dict look-up per value instead of a chain of isinstance checks (a
+    # batch of cases is 50,000 values).
+    exact: dict[type, Callable[[Any], str | None]] = {
+        type(None): null,
+        str: _copy_escape,
+        bool: boolean,
+        int: int.__repr__,
+        float: float.__repr__,  # the shortest text that reads back as the same double
+        datetime: datetime.isoformat,
+        date: date.isoformat,
+        Jsonb: jsonb,
+        PostGISAdapter: geometry,
+    }
+
+    def field(value: Any) -> str | None:
+        format = exact.get(type(value))
+        if format is not None:
+            return format(value)
+        if isinstance(value, str):  # choices (TextChoices) are str subclasses: their value
+            return _copy_escape(value)
+        if isinstance(value, int):  # IntegerChoices
+            return int.__repr__(value)
         return None
 
     return field

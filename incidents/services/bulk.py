@@ -306,19 +306,30 @@ class _Rows:
         if not rows:
             return
         connection = transaction.get_connection()
-        spec = [(i, f, self._plain(f)) for i, f in enumerate(self.fields) if not f.primary_key]
+        # On PostgreSQL an aware datetime is what DateTimeField.get_db_prep_save returns for
+        # it (the value itself); a naive one still goes through it (and its warning).
+        aware_as_is = connection.vendor == "postgresql"
+        spec = [
+            (i, f, self._plain(f), aware_as_is and type(f) is models.DateTimeField)
+            for i, f in enumerate(self.fields)
+            if not f.primary_key
+        ]
         markers = [  # each column's SQL parameter expression
             f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
             if hasattr(f, "get_placeholder")
             else "%s"
-            for i, f, _ in spec
+            for i, f, _, _ in spec
         ]
         params = []
         for row in rows:
             values = []
-            for i, column, is_plain in spec:
+            for i, column, is_plain, moment in spec:
                 value = row[i]
-                if is_plain or value is None:  # NULL is NULL for every field
+                if (
+                    is_plain
+                    or value is None  # NULL is NULL for every field
+                    or (moment and type(value) is datetime and value.tzinfo is not None)
+                ):
                     values.append(value)
                 else:
                     values.append(column.get_db_prep_save(value, connection))
@@ -326,7 +337,7 @@ class _Rows:
         insert_rows(
             connection,
             self.model._meta.db_table,
-            [f.column for _, f, _ in spec],
+            [f.column for _, f, _, _ in spec],
             params,
             markers=markers,
         )
