@@ -313,6 +313,7 @@ def _strings() -> dict[str, Any]:
         "nearbyMetres": _("%(m)s 米"),
         "nearbyKilometres": _("%(km)s 公里"),
         "reportedAt": _("%(at)s 上报"),
+        "showOnMap": _("在地图上查看"),
         "justNow": _("刚刚"),
         "minutesAgo": _("%(n)s 分钟前"),
         "hoursAgo": _("%(n)s 小时前"),

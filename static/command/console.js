@@ -751,6 +751,7 @@
       o.listEl.hidden = !shown.length;
       o.emptyEl.hidden = shown.length > 0;
       o.drawn(shown);
+      return shown;
     }
 
     function replaceAll(list) {
@@ -922,7 +923,58 @@
       ago.title = format(T.reportedAt, { at: hhmm.format(new Date(r.at)) });
       where.appendChild(ago);
       item.appendChild(where);
+      // A row shows its responder beside the case on the map (click, or Enter when focused).
+      item.tabIndex = 0;
+      item.title = T.showOnMap;
+      item.addEventListener("click", function () {
+        showOnMap(r.id);
+      });
+      item.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          showOnMap(r.id);
+        }
+      });
       return item;
+    }
+
+    /* The map shows the case's community; a listed responder outside the view widens it, until
+     * the user moves or zooms the map (from then on the view is theirs). */
+    var home = null; // the community's bounds and the case
+    var userView = false;
+
+    function fit(bounds) {
+      map.fitBounds(bounds, { padding: [24, 24], animate: false });
+    }
+
+    function keepInView(shown, first) {
+      if (!map || !home || userView || !shown.length) {
+        return;
+      }
+      var view = first ? home : map.getBounds();
+      var out = shown.filter(function (r) {
+        return !view.contains([r.lat, r.lon]);
+      });
+      if (!out.length) {
+        return;
+      }
+      var bounds = L.latLngBounds(home.getSouthWest(), home.getNorthEast());
+      shown.forEach(function (r) {
+        bounds.extend([r.lat, r.lon]);
+      });
+      fit(bounds);
+    }
+
+    function showOnMap(id) {
+      var mark = marks.get(id);
+      if (!map || !mark) {
+        return;
+      }
+      userView = true;
+      fit(L.latLngBounds([[config.lat, config.lon], mark.getLatLng()]).pad(0.25));
+      marks.forEach(function (other) {
+        other.closeTooltip();
+      });
+      mark.openTooltip();
     }
 
     function syncMarks(shown) {
@@ -956,6 +1008,7 @@
           marks.delete(id);
         }
       });
+      keepInView(shown, false);
     }
 
     /* Nearest first (a tie by id); the nearest `config.shown` of them are listed, each with its
@@ -986,10 +1039,29 @@
     return {
       apply: life.apply,
       reload: life.reload,
-      /* The case map is ready: the marks go on it. */
-      attachMap: function (leafletMap) {
+      /* The case map is ready (showing `bounds`, the case's community): the marks go on it,
+       * and the view widens to the listed responders. */
+      attachMap: function (leafletMap, bounds) {
         map = leafletMap;
-        life.render();
+        home = L.latLngBounds(bounds ? [bounds.getSouthWest(), bounds.getNorthEast()] : []);
+        home.extend([config.lat, config.lon]);
+        // The user's own moves: a drag, the wheel, a double click or pinch, the keyboard, the
+        // zoom buttons (Leaflet's zoomstart fires for the page's own fits too).
+        var container = map.getContainer();
+        function theirs() {
+          userView = true;
+        }
+        map.on("dragstart", theirs);
+        ["wheel", "dblclick", "touchstart", "keydown"].forEach(function (type) {
+          container.addEventListener(type, theirs, { passive: true });
+        });
+        container.addEventListener("click", function (event) {
+          if (event.target.closest(".leaflet-control-zoom")) {
+            theirs();
+          }
+        });
+        var shown = life.render();
+        keepInView(shown, true);
       }
     };
   }
@@ -1216,7 +1288,7 @@
       base.ready.then(function (layers) {
         var community = layers.communities[mapConfig.community];
         if (community) {
-          base.map.fitBounds(community.getBounds(), { padding: [10, 10] });
+          base.map.fitBounds(community.getBounds(), { padding: [10, 10], animate: false });
         }
         if (mapConfig.gridUrl) {
           api("GET", mapConfig.gridUrl).then(function (res) {
@@ -1240,7 +1312,7 @@
         }).addTo(base.map);
         // Field staff sharing their position nearby (附近的响应人员, listed beside the map).
         if (nearby) {
-          nearby.attachMap(base.map);
+          nearby.attachMap(base.map, community ? community.getBounds() : null);
         }
         state.mapReady = true;
       }).catch(function () {

@@ -8,6 +8,10 @@ incidents.selectors, worded as the server words it) and a mark on the map; a mov
 removes both; a move closer than another responder puts it first; stopping removes it, and the
 empty note shows when nobody is left. A reload of the list (what a resync does) keeps to the
 radius; the "ago" text ticks, and a position past the max age leaves.
+
+The map opens on the case's community and widens to show a responder listed outside it, until
+the user zooms it with the wheel; a row clicked (or Enter on it) shows its responder and the
+case together, with that responder's name on its mark.
 """
 
 from __future__ import annotations
@@ -170,6 +174,96 @@ def test_the_case_page_follows_the_responders_nearby(
         expect(page.get_by_test_id("nearby-empty")).to_be_visible()
 
         assert page.evaluate("window.__notReloaded") is True
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        page.context.close()
+
+
+def _in_view(page: Any, grid: str) -> bool:
+    lon, lat = point_in(grid)
+    return bool(
+        page.evaluate(
+            "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])", [lat, lon]
+        )
+    )
+
+
+def _wait_in_view(page: Any, grid: str) -> None:
+    lon, lat = point_in(grid)
+    page.wait_for_function(
+        "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])",
+        arg=[lat, lon],
+        timeout=LIVE,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_case_map_shows_the_listed_responders_until_the_user_moves_it(
+    browser: Any,
+    asgi_server: str,  # noqa: F811
+    committed_demo_geography: None,
+) -> None:
+    categories_load()
+    calendar_load()
+    case = in_thread(lambda: report(grid=GRID, description="井盖松动"))
+    district = signing_user("e2e-view-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    wang = signing_user("e2e-view-wang", Role.GRID_WORKER, GRID, name="王网格")
+    qian = signing_user("e2e-view-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
+
+    page = _case_page(browser, asgi_server, district, case)
+    try:
+        # The map opens on the case's community; a responder 2 km off is outside it.
+        assert not _in_view(page, FARTHER)
+        # Listed live: the view widens to show it.
+        report_in(qian, FARTHER)
+        _order(page, [qian.pk])
+        _wait_in_view(page, FARTHER)
+        lon, lat = point_in(GRID)
+        assert page.evaluate(
+            "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])",
+            [lat, lon],
+        )
+
+        # The user zooms in on the case (the mouse wheel over it): the view is theirs now, and
+        # a responder listed after that does not move it.
+        box = page.locator("#case-map").bounding_box()
+        point = page.evaluate(
+            "([lat, lon]) => window.cityopsConsole.map.latLngToContainerPoint([lat, lon])",
+            [case.location.y, case.location.x],
+        )
+        page.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
+        for _ in range(4):
+            page.mouse.wheel(0, -300)
+            page.wait_for_timeout(300)
+        page.wait_for_function("window.cityopsConsole.map.getZoom() >= 16")
+        assert not _in_view(page, NEAR)
+        view = page.evaluate("window.cityopsConsole.map.getBounds().toBBoxString()")
+        report_in(wang, NEAR)
+        _order(page, [wang.pk, qian.pk])
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.cityopsConsole.map.getBounds().toBBoxString()") == view
+        assert not _in_view(page, NEAR)
+
+        # A row, clicked, shows its responder beside the case (and its name on the mark).
+        _row(page, wang).click()
+        _wait_in_view(page, NEAR)
+        expect(page.locator(".leaflet-tooltip")).to_have_count(1)
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("王网格")
+        # Or focused and Enter.
+        _row(page, qian).focus()
+        page.keyboard.press("Enter")
+        _wait_in_view(page, FARTHER)
+        expect(page.locator(".leaflet-tooltip")).to_have_count(1)
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("钱处置")
+
+        # Opened with both already listed, the map shows them from the start.
+        fresh = _case_page(browser, asgi_server, district, case)
+        try:
+            _order(fresh, [wang.pk, qian.pk])
+            assert _in_view(fresh, FARTHER) and _in_view(fresh, NEAR)
+            assert fresh.errors == []  # type: ignore[attr-defined]
+        finally:
+            fresh.context.close()
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         page.context.close()
