@@ -733,8 +733,9 @@ class Incident(models.Model):
 class IncidentNumberCounter(models.Model):
     """The last number given out on one day: LH-20261124-000123 is day 2026-11-24, number 123.
 
-    A report locks its day's row (SELECT … FOR UPDATE; SQLite's single writer lock) until it
-    commits, so numbers are unique and, because a rolled-back report frees its number, gapless.
+    A report locks its day's row (an upsert, or SELECT … FOR UPDATE for a bulk batch; SQLite's
+    single writer lock) until it commits, so numbers are unique and, because a rolled-back report
+    frees its number, gapless.
     """
 
     day = models.DateField(_("日期"), primary_key=True)

@@ -594,6 +594,7 @@ def incident_duplicate_candidates(
             location__intersects=box,
         )
         .exclude(pk=incident.pk)
+        .only("pk", "number", "status", "created_at", "location")  # what a suggestion shows
     )
     found = []
     for other in rows:

@@ -132,7 +132,8 @@ def _copy_text_formatter() -> Callable[[Any], str | None]:
         return "t" if value else "f"
 
     def jsonb(value: Jsonb) -> str:
-        return _copy_escape((value.dumps or json.dumps)(value.obj))
+        text = (value.dumps or json.dumps)(value.obj)
+        return _copy_escape(text.decode() if isinstance(text, bytes) else text)
 
     def geometry(value: PostGISAdapter) -> str | None:
         if value.is_geometry and not value.geography:

@@ -211,13 +211,19 @@ def _ip(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _incident_out(incident: Incident, request: Request, code: int = 200) -> Response:
+def _incident_out(
+    incident: Incident, request: Request, code: int = 200, *, reread: bool = True
+) -> Response:
     # Re-read with the related rows the representation shows. Not re-scoped: whoever just acted
     # on the case gets its new state even when the step took it out of their view (a send-back).
+    # A case incident_report has just written is its row as stored, with its category and
+    # reporter and no assignee or merge: it is shown as it is (`reread=False`).
     fresh = (
         Incident.objects.select_related("category", "reporter", "assignee", "merged_into")
         .filter(pk=incident.pk)
         .get()
+        if reread
+        else incident
     )
     return Response(io.IncidentOut(fresh, context={"user": request.user}).data, status=code)
 
@@ -358,7 +364,7 @@ class IncidentListView(APIView):
                 _add_photos(incident, PhotoKind.BEFORE, photos, user, _ip(request))
         except _REFUSALS as exc:
             return _refusal(exc)
-        return _incident_out(incident, request, status.HTTP_201_CREATED)
+        return _incident_out(incident, request, status.HTTP_201_CREATED, reread=False)
 
 
 class IncidentDetailView(APIView):

@@ -34,6 +34,29 @@ def test_grid_worker_reports_and_gets_the_case_back(cast):
     assert incident.reporter == cast.grid_worker
 
 
+@pytest.mark.parametrize("role", ["grid_worker", "street", "district"])
+def test_the_201_is_the_case_as_its_detail_shows_it(cast, role):
+    """The 201 shows the case as written, without reading it back: the same answer, field for
+    field, as GET of the case by the same user (with a phone and an address; a second case of
+    the same category close by, so a possible duplicate is listed)."""
+    user = getattr(cast, role)
+    client = client_for(user)
+    first = client.post(LIST, report_body(description="第一次"), format="json")
+    assert first.status_code == 201, first.json()
+    created = client.post(
+        LIST,
+        report_body(reporter_phone="13812341234", address="民治大道 1 号", description="又见"),
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    detail = client.get(f"{LIST}{body['number']}/")
+
+    assert detail.status_code == 200
+    assert body == detail.json()
+    assert [dup["number"] for dup in body["possible_duplicates"]] == [first.json()["number"]]
+
+
 def test_operators_report_on_the_console_by_default_and_may_name_the_hotline(cast):
     console = client_for(cast.street).post(LIST, report_body(), format="json")
     hotline = client_for(cast.street).post(
