@@ -139,21 +139,28 @@ def publish(*, type: str, payload: dict[str, Any], scopes: Iterable[str]) -> Out
 def _next_seqs(scopes: list[str]) -> dict[str, int]:
     """Take the next number in each scope; the counters stay locked until the transaction ends.
 
-    A scope's counter row is created on first use with INSERT … ON CONFLICT DO NOTHING (INSERT
-    OR IGNORE on SQLite), which waits for a concurrent creator to finish and then inserts
-    nothing. The rows are then locked in scope order, the same order in every transaction, so
-    two publishers never wait for each other in a circle.
+    One statement: INSERT … ON CONFLICT DO UPDATE … RETURNING creates a scope's counter row on
+    first use (a concurrent creator is waited for) or adds one to it, locking each row as it
+    goes. `scopes` is sorted and the rows are taken in that order, the order publish_batch locks
+    them in, so two publishers never wait for each other in a circle.
     """
-    ScopeSequence.objects.bulk_create(
-        [ScopeSequence(scope=scope) for scope in scopes], ignore_conflicts=True
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    meta = ScopeSequence._meta
+    table = quote(meta.db_table)
+    scope, last, pruned = (
+        quote(meta.get_field(name).column) for name in ("scope", "last_seq", "pruned_through")
     )
-    counters = list(
-        ScopeSequence.objects.select_for_update().filter(scope__in=scopes).order_by("scope")
-    )
-    for counter in counters:
-        counter.last_seq += 1
-    ScopeSequence.objects.bulk_update(counters, ["last_seq"])
-    return {counter.scope: counter.last_seq for counter in counters}
+    values = ", ".join(["(%s, 1, 0)"] * len(scopes))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({scope}, {last}, {pruned}) VALUES {values} "  # noqa: S608 (from _meta)
+            f"ON CONFLICT ({scope}) DO UPDATE SET {last} = {table}.{last} + 1 "
+            f"RETURNING {scope}, {last}",
+            scopes,
+        )
+        taken = dict(cursor.fetchall())
+    return {name: taken[name] for name in scopes}
 
 
 def _send_after_commit(message: dict[str, Any]) -> None:
