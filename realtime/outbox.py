@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.db_backends.bulk import execute_many, insert_rows, reserve_ids
+from config.db_backends.bulk import execute_many, increment_counters, insert_rows, reserve_ids
 from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, ScopeSequence
 
 log = logging.getLogger(__name__)
@@ -144,22 +144,14 @@ def _next_seqs(scopes: list[str]) -> dict[str, int]:
     goes. `scopes` is sorted and the rows are taken in that order, the order publish_batch locks
     them in, so two publishers never wait for each other in a circle.
     """
-    connection = transaction.get_connection()
-    quote = connection.ops.quote_name
-    meta = ScopeSequence._meta
-    table = quote(meta.db_table)
-    scope, last, pruned = (
-        quote(meta.get_field(name).column) for name in ("scope", "last_seq", "pruned_through")
+    taken = increment_counters(
+        transaction.get_connection(),
+        ScopeSequence,
+        "scope",
+        "last_seq",
+        scopes,
+        defaults={"pruned_through": 0},
     )
-    values = ", ".join(["(%s, 1, 0)"] * len(scopes))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({scope}, {last}, {pruned}) VALUES {values} "  # noqa: S608 (from _meta)
-            f"ON CONFLICT ({scope}) DO UPDATE SET {last} = {table}.{last} + 1 "
-            f"RETURNING {scope}, {last}",
-            scopes,
-        )
-        taken = dict(cursor.fetchall())
     return {name: taken[name] for name in scopes}
 
 

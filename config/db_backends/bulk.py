@@ -26,6 +26,7 @@ from functools import cache
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
 
 
 def insert_rows(
@@ -83,6 +84,52 @@ def execute_many(connection: BaseDatabaseWrapper, sql: str, rows: Sequence[Seque
         return
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def increment_counters(
+    connection: BaseDatabaseWrapper,
+    model: type[Model],
+    key: str,
+    counter: str,
+    keys: Sequence[Any],
+    *,
+    defaults: dict[str, Any] | None = None,
+) -> dict[Any, int]:
+    """Add one to the `counter` field of the rows of `model` whose `key` field is each of `keys`,
+    creating a missing row with the counter at 1 (and `defaults` for its other fields), in one
+    statement: INSERT … VALUES (one row per key, in the order given) ON CONFLICT (key) DO
+    UPDATE … RETURNING. Each row stays locked until the transaction ends (SQLite: the write
+    lock), taken in the order of `keys`; give them in the same order everywhere. Returns the new
+    values by key as the database returns it."""
+    if not keys:
+        return {}
+    meta = model._meta
+    quote = connection.ops.quote_name
+    other = defaults or {}
+    fields: list[Field[Any, Any]] = [
+        meta.get_field(name)  # type: ignore[misc]
+        for name in (key, counter, *other)
+    ]
+    table = quote(meta.db_table)
+    names = [quote(str(field.column)) for field in fields]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for value in keys:
+        params.append(fields[0].get_db_prep_save(value, connection))
+        params.append(1)
+        params.extend(
+            field.get_db_prep_save(default, connection)
+            for field, default in zip(fields[2:], other.values(), strict=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Identifiers quoted from the model's metadata; every value is a query parameter.
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(keys))} "  # noqa: S608
+            f"ON CONFLICT ({names[0]}) DO UPDATE SET {names[1]} = {table}.{names[1]} + 1 "
+            f"RETURNING {names[0]}, {names[1]}",
+            params,
+        )
+        return dict(cursor.fetchall())
 
 
 def reserve_ids(

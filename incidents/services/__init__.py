@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
+from config.db_backends.bulk import increment_counters
 from gridmap.locator import (
     InvalidCoordinates,
     Location,
@@ -546,24 +547,13 @@ def lock_number_counter(now: datetime) -> IncidentNumberCounter:
 def _allocate_number(now: datetime) -> str:
     """The next number of the day, holding the day's counter until commit.
 
-    One statement: INSERT … ON CONFLICT DO UPDATE … RETURNING takes the day's row (created on
-    first use) and its next number, and holds the row's lock (SQLite: the write lock) until
-    commit, as lock_number_counter does in three."""
+    One statement (increment_counters: INSERT … ON CONFLICT DO UPDATE … RETURNING) takes the
+    day's row, created on first use, and its next number, and holds the row's lock (SQLite: the
+    write lock) until commit, as lock_number_counter does in three."""
     day = timezone.localdate(now)
-    connection = transaction.get_connection()
-    quote = connection.ops.quote_name
-    meta = IncidentNumberCounter._meta
-    table = quote(meta.db_table)
-    day_column = quote(meta.get_field("day").column)
-    number = quote(meta.get_field("last_number").column)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({day_column}, {number}) VALUES (%s, 1) "  # noqa: S608 (from _meta)
-            f"ON CONFLICT ({day_column}) DO UPDATE SET {number} = {table}.{number} + 1 "
-            f"RETURNING {number}",
-            [connection.ops.adapt_datefield_value(day)],
-        )
-        (last,) = cursor.fetchone()
+    (last,) = increment_counters(
+        transaction.get_connection(), IncidentNumberCounter, "day", "last_number", [day]
+    ).values()
     return f"{NUMBER_PREFIX}-{day:%Y%m%d}-{last:06d}"
 
 
