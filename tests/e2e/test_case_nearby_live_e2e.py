@@ -77,20 +77,27 @@ def _order(page: Any, ids: list[int]) -> None:
     expect(page.locator("#case-map path.responder-mark")).to_have_count(len(ids))
 
 
+def _case_and_people() -> tuple[Incident, User, User, User]:
+    """A case of GRID; the district's operator who opens it; 王网格 (a grid worker of GRID) and
+    钱处置 (a department handler), who will share positions."""
+    categories_load()
+    calendar_load()
+    case = in_thread(lambda: report(grid=GRID, description="井盖松动"))
+    district = signing_user("e2e-nearby-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    wang = signing_user("e2e-nearby-wang", Role.GRID_WORKER, GRID, name="王网格")
+    qian = signing_user("e2e-nearby-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
+    return case, district, wang, qian
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_case_page_follows_the_responders_nearby(
     browser: Any,
     asgi_server: str,  # noqa: F811
     committed_demo_geography: None,
 ) -> None:
-    categories_load()
-    calendar_load()
-    case = in_thread(lambda: report(grid=GRID, description="井盖松动"))
+    case, district, wang, qian = _case_and_people()
     near, mid, farther, beyond = (_distance(case, grid) for grid in (NEAR, MID, FARTHER, BEYOND))
     assert near < mid < farther < RADIUS_M < beyond
-    district = signing_user("e2e-nearby-district", Role.DISTRICT_OPERATOR, DISTRICT)
-    wang = signing_user("e2e-nearby-wang", Role.GRID_WORKER, GRID, name="王网格")
-    qian = signing_user("e2e-nearby-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
 
     page = _case_page(browser, asgi_server, district, case)
     try:
@@ -179,22 +186,18 @@ def test_the_case_page_follows_the_responders_nearby(
         page.context.close()
 
 
+# Whether the case map's view holds a point ([lat, lon]).
+IN_VIEW = "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])"
+
+
 def _in_view(page: Any, grid: str) -> bool:
     lon, lat = point_in(grid)
-    return bool(
-        page.evaluate(
-            "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])", [lat, lon]
-        )
-    )
+    return bool(page.evaluate(IN_VIEW, [lat, lon]))
 
 
 def _wait_in_view(page: Any, grid: str) -> None:
     lon, lat = point_in(grid)
-    page.wait_for_function(
-        "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])",
-        arg=[lat, lon],
-        timeout=LIVE,
-    )
+    page.wait_for_function(IN_VIEW, arg=[lat, lon], timeout=LIVE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -203,12 +206,7 @@ def test_the_case_map_shows_the_listed_responders_until_the_user_moves_it(
     asgi_server: str,  # noqa: F811
     committed_demo_geography: None,
 ) -> None:
-    categories_load()
-    calendar_load()
-    case = in_thread(lambda: report(grid=GRID, description="井盖松动"))
-    district = signing_user("e2e-view-district", Role.DISTRICT_OPERATOR, DISTRICT)
-    wang = signing_user("e2e-view-wang", Role.GRID_WORKER, GRID, name="王网格")
-    qian = signing_user("e2e-view-qian", Role.DEPARTMENT_HANDLER, name="钱处置", department="CGJ")
+    case, district, wang, qian = _case_and_people()
 
     page = _case_page(browser, asgi_server, district, case)
     try:
@@ -218,11 +216,7 @@ def test_the_case_map_shows_the_listed_responders_until_the_user_moves_it(
         report_in(qian, FARTHER)
         _order(page, [qian.pk])
         _wait_in_view(page, FARTHER)
-        lon, lat = point_in(GRID)
-        assert page.evaluate(
-            "([lat, lon]) => window.cityopsConsole.map.getBounds().contains([lat, lon])",
-            [lat, lon],
-        )
+        assert _in_view(page, GRID)  # the case too
 
         # The user zooms in on the case (the mouse wheel over it): the view is theirs now, and
         # a responder listed after that does not move it.
