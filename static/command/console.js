@@ -751,7 +751,6 @@
       o.listEl.hidden = !shown.length;
       o.emptyEl.hidden = shown.length > 0;
       o.drawn(shown);
-      return shown;
     }
 
     function replaceAll(list) {
@@ -946,15 +945,15 @@
       map.fitBounds(bounds, { padding: [24, 24], animate: false });
     }
 
-    function keepInView(shown, first) {
-      if (!map || !home || userView || !shown.length) {
+    function keepInView(shown) {
+      if (!map || !home || userView) {
         return;
       }
-      var view = first ? home : map.getBounds();
-      var out = shown.filter(function (r) {
+      var view = map.getBounds();
+      var out = shown.some(function (r) {
         return !view.contains([r.lat, r.lon]);
       });
-      if (!out.length) {
+      if (!out) {
         return;
       }
       var bounds = L.latLngBounds(home.getSouthWest(), home.getNorthEast());
@@ -1008,7 +1007,7 @@
           marks.delete(id);
         }
       });
-      keepInView(shown, false);
+      keepInView(shown);
     }
 
     /* Nearest first (a tie by id); the nearest `config.shown` of them are listed, each with its
@@ -1060,8 +1059,7 @@
             theirs();
           }
         });
-        var shown = life.render();
-        keepInView(shown, true);
+        life.render();
       }
     };
   }
