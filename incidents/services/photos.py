@@ -454,8 +454,8 @@ def photos_sweep_orphans(
         )
     if chunk < 1:
         raise ValueError(f"chunk is {chunk}; it must be at least 1")
-    # Django's base Storage has no modification times (NotImplementedError); a storage that
-    # does not add them is refused before anything is walked.
+    # File ages are a storage's own: Django's base Storage.get_modified_time only refuses, so a
+    # storage that does not define it is refused here, before anything is walked.
     if getattr(default_storage.get_modified_time, "__func__", None) is Storage.get_modified_time:
         raise ImproperlyConfigured(
             "the file storage cannot tell when a file was last modified, so the photo sweep "

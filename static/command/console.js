@@ -733,45 +733,52 @@
     });
   }
 
-  /* What the two responder panels share: the list drawn from `o.responders` in `o.order` (at
-   * most `o.limit`), the empty text when none, `o.drawn(shown)` after each drawing; drawn again
-   * on live events, every 30 s (the "ago" texts, positions ageing out) and after a reload from
-   * `o.listUrl`. */
+  /* What the two responder panels share. `o.config` is the page's panel config (the server's
+   * `now`, the positions at load, `maxAgeMinutes`, `listUrl`), `o.panel` the panel, holding
+   * `.<o.kind>-list` and `.<o.kind>-empty`. The positions `o.accepts` are kept (fresh for
+   * `maxAgeMinutes`) and drawn in `o.order` (at most `o.limit`) with `o.row(r, at)`, the empty
+   * text when none, `o.drawn(shown)` after each drawing; drawn again on live events, every 30 s
+   * (the "ago" texts, positions ageing out) and after a reload from `listUrl`. */
   function responderPanel(o) {
+    var listEl = o.panel.querySelector("." + o.kind + "-list");
+    var emptyEl = o.panel.querySelector("." + o.kind + "-empty");
+    var clock = serverClock(o.config.now);
+    var responders = responderSet(o.accepts, (o.config.maxAgeMinutes || 30) * 60000);
+
     function render() {
-      var at = o.clock.now();
-      var shown = o.responders.current(at).sort(o.order);
+      var at = clock.now();
+      var shown = responders.current(at).sort(o.order);
       if (o.limit) {
         shown = shown.slice(0, o.limit);
       }
-      o.listEl.textContent = "";
+      listEl.textContent = "";
       shown.forEach(function (r) {
-        o.listEl.appendChild(o.row(r, at));
+        listEl.appendChild(o.row(r, at));
       });
-      o.listEl.hidden = !shown.length;
-      o.emptyEl.hidden = shown.length > 0;
+      listEl.hidden = !shown.length;
+      emptyEl.hidden = shown.length > 0;
       o.drawn(shown);
     }
 
     function replaceAll(list) {
-      o.responders.replaceAll(list);
+      responders.replaceAll(list);
       render();
     }
 
+    replaceAll(o.config.responders || []);
     window.setInterval(render, 30000);
     return {
       render: render,
-      replaceAll: replaceAll,
       apply: function (events) {
-        if (o.responders.apply(events)) {
+        if (responders.apply(events)) {
           render();
         }
       },
       reload: function () {
-        return reloadResponders(o.listUrl, replaceAll);
+        return reloadResponders(o.config.listUrl, replaceAll);
       },
       setClock: function (ms) {
-        o.clock.set(ms);
+        clock.set(ms);
         render();
       }
     };
@@ -789,16 +796,10 @@
     if (!config || !panel) {
       return null;
     }
-    var listEl = panel.querySelector(".duty-list");
-    var emptyEl = panel.querySelector(".duty-empty");
     var countEl = panel.querySelector(".duty-count");
     var match = config.match || {};
     var level = match.street ? "street" : "community";
     var code = match[level];
-    var clock = serverClock(config.now);
-    var responders = responderSet(function (r) {
-      return Boolean(r[level]) && r[level].code === code;
-    }, (config.maxAgeMinutes || 30) * 60000);
 
     function row(r, at) {
       var item = el("li", "duty-item");
@@ -826,13 +827,14 @@
     }
 
     var life = responderPanel({
-      responders: responders,
-      clock: clock,
-      listEl: listEl,
-      emptyEl: emptyEl,
+      config: config,
+      panel: panel,
+      kind: "duty",
+      accepts: function (r) {
+        return Boolean(r[level]) && r[level].code === code;
+      },
       row: row,
       order: order,
-      listUrl: config.listUrl,
       drawn: function (shown) {
         countEl.textContent = String(shown.length);
         state.duty = shown.map(function (r) {
@@ -840,7 +842,6 @@
         });
       }
     });
-    life.replaceAll(config.responders || []);
     state.dutyReload = life.reload;
     // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).
     state.dutyClock = life.setClock;
@@ -892,15 +893,6 @@
     if (!config || !panel) {
       return null;
     }
-    var listEl = panel.querySelector(".nearby-list");
-    var emptyEl = panel.querySelector(".nearby-empty");
-    var clock = serverClock(config.now);
-    var radiusM = config.radiusM;
-    var responders = responderSet(function (r) {
-      var distance = haversineM(config.lon, config.lat, r.lon, r.lat, config.earthRadiusM);
-      r.distanceM = roundHalfEven(distance);
-      return distance <= radiusM; // as dispatch.selectors.responders_near
-    }, (config.maxAgeMinutes || 30) * 60000);
     var hhmm = new Intl.DateTimeFormat("en-GB", {
       hour: "2-digit",
       minute: "2-digit",
@@ -1013,16 +1005,19 @@
     /* Nearest first (a tie by id); the nearest `config.shown` of them are listed, each with its
      * mark on the map. */
     var life = responderPanel({
-      responders: responders,
-      clock: clock,
-      listEl: listEl,
-      emptyEl: emptyEl,
+      config: config,
+      panel: panel,
+      kind: "nearby",
+      accepts: function (r) {
+        var distance = haversineM(config.lon, config.lat, r.lon, r.lat, config.earthRadiusM);
+        r.distanceM = roundHalfEven(distance);
+        return distance <= config.radiusM; // as dispatch.selectors.responders_near
+      },
       row: row,
       order: function (a, b) {
         return a.distanceM !== b.distanceM ? a.distanceM - b.distanceM : a.id - b.id;
       },
       limit: config.shown || 5,
-      listUrl: config.listUrl,
       drawn: function (shown) {
         syncMarks(shown);
         state.nearby = shown.map(function (r) {
@@ -1030,7 +1025,6 @@
         });
       }
     });
-    life.replaceAll(config.responders || []);
     state.nearbyReload = life.reload;
     state.nearbyApply = life.apply;
     // Tests: show the list as it will look at the server time `ms` (ticking, ageing out).

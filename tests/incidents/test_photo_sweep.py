@@ -227,8 +227,8 @@ def test_the_command_refuses_a_limit_under_an_hour(media, hours):
 
 
 class _StorageWithoutAges(FileSystemStorage):
-    """The file system storage with Django's base `get_modified_time` (NotImplementedError):
-    a storage that cannot tell a file's age."""
+    """The file system storage with Django's base `Storage.get_modified_time`, which refuses
+    to answer: a storage that cannot tell a file's age."""
 
     get_modified_time = Storage.get_modified_time
 
