@@ -603,17 +603,8 @@
         }
       },
       // After a resync: the queue (whose snapshot brings the feed's position), then the
-      // responders, read after that position (events since then are replayed over them).
-      reload: function () {
-        return reload().then(function (seqs) {
-          if (!seqs || !duty) {
-            return seqs;
-          }
-          return duty.reload().then(function (ok) {
-            return ok ? seqs : null;
-          });
-        });
-      }
+      // responders.
+      reload: reloadThenPanel(reload, duty)
     });
   }
 
@@ -781,6 +772,23 @@
         clock.set(ms);
         render();
       }
+    };
+  }
+
+  /* A page's resync: its own `reload()` (whose answer, the feed's position, resolves `seqs`),
+   * then the responder `panel`'s list (null when the page has none), read after that position
+   * so the events since then are replayed over it. Resolves `seqs`, or null when either
+   * failed. */
+  function reloadThenPanel(reload, panel) {
+    return function () {
+      return reload().then(function (seqs) {
+        if (!seqs || !panel) {
+          return seqs;
+        }
+        return panel.reload().then(function (ok) {
+          return ok ? seqs : null;
+        });
+      });
     };
   }
 
@@ -1336,17 +1344,8 @@
         reload();
       },
       // After a resync: the case (whose fragment brings the feed's position), then the nearby
-      // responders, read after that position (events since then are replayed over them).
-      reload: function () {
-        return reload().then(function (seqs) {
-          if (!seqs || !nearby) {
-            return seqs;
-          }
-          return nearby.reload().then(function (ok) {
-            return ok ? seqs : null;
-          });
-        });
-      }
+      // responders.
+      reload: reloadThenPanel(reload, nearby)
     });
   }
 
