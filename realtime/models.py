@@ -62,7 +62,13 @@ class OutboxEvent(models.Model):
 class OutboxEventScope(models.Model):
     """An event as seen by one scope, with that scope's sequence number."""
 
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="scopes")
+    # No foreign-key constraint in the database (ADR 0014): only realtime.outbox writes these
+    # rows, in the statement batch that writes their event, and the retention deletes them
+    # before it; PostgreSQL would check each row against its event at commit, 5,000 look-ups
+    # per bulk batch inside the section every writer waits for. Still indexed.
+    event = models.ForeignKey(
+        OutboxEvent, on_delete=models.CASCADE, related_name="scopes", db_constraint=False
+    )
     scope = models.CharField(_("范围"), max_length=SCOPE_MAX_LENGTH)
     seq = models.PositiveBigIntegerField(_("序号"))
 

@@ -42,12 +42,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
-from config.db_backends.bulk import insert_rows
+from config.db_backends.bulk import insert_rows, reserve_ids
 from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
@@ -272,6 +273,11 @@ class _Rows:
         self.position = {name: i for i, name in enumerate(self.attnames)}
         template = model(**defaults)
         self.defaults = [getattr(template, name) for name in self.attnames]
+        self.auto = [
+            (i, f)
+            for i, f in enumerate(self.fields)
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        ]
 
     def row(self, **values: Any) -> list[Any]:
         row = list(self.defaults)
@@ -288,23 +294,16 @@ class _Rows:
             return cls._plain(column.target_field)  # type: ignore[attr-defined]
         return type(column) in cls._PLAIN
 
-    def insert(self, objs: Sequence[models.Model]) -> None:
-        auto = [
-            (i, f)
-            for i, f in enumerate(self.fields)
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-        ]
-        rows = []
-        for obj in objs:
-            row = [getattr(obj, name) for name in self.attnames]
-            for i, column in auto:
-                row[i] = column.pre_save(obj, True)
-            rows.append(row)
-        self.insert_rows(rows)
+    def of(self, obj: models.Model) -> list[Any]:
+        """The row of an instance, its `auto_now` fields given their `pre_save`."""
+        row = [getattr(obj, name) for name in self.attnames]
+        for i, column in self.auto:
+            row[i] = column.pre_save(obj, True)
+        return row
 
-    def insert_rows(self, rows: Sequence[list[Any]]) -> None:
-        if not rows:
-            return
+    def prepare(self, rows: Sequence[list[Any]], *, with_ids: bool = False) -> _Prepared:
+        """The rows' values as the driver takes them, ready to insert; `with_ids`: the primary
+        keys are given (reserved beforehand), else the database assigns them."""
         connection = transaction.get_connection()
         # On PostgreSQL an aware datetime is what DateTimeField.get_db_prep_save returns for
         # it (the value itself); a naive one still goes through it (and its warning).
@@ -312,11 +311,11 @@ class _Rows:
         spec = [
             (i, f, self._plain(f), aware_as_is and type(f) is models.DateTimeField)
             for i, f in enumerate(self.fields)
-            if not f.primary_key
+            if with_ids or not f.primary_key
         ]
         markers = [  # each column's SQL parameter expression
             f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
-            if hasattr(f, "get_placeholder")
+            if rows and hasattr(f, "get_placeholder")
             else "%s"
             for i, f, _, _ in spec
         ]
@@ -325,21 +324,56 @@ class _Rows:
             values = []
             for i, column, is_plain, moment in spec:
                 value = row[i]
-                if (
-                    is_plain
-                    or value is None  # NULL is NULL for every field
-                    or (moment and type(value) is datetime and value.tzinfo is not None)
-                ):
-                    values.append(value)
-                else:
-                    values.append(column.get_db_prep_save(value, connection))
+                values.append(value if is_plain else _db_value(column, moment, value, connection))
             params.append(values)
+        return _Prepared(self.model, connection, spec, markers, params)
+
+    def insert_rows(self, rows: Sequence[list[Any]]) -> None:
+        self.prepare(rows).insert()
+
+
+def _db_value(
+    column: models.Field[Any, Any], moment: bool, value: Any, connection: BaseDatabaseWrapper
+) -> Any:
+    """What the column's get_db_prep_save returns for `value`, without the call where that is
+    the value itself: NULL, and (`moment`) an aware datetime on PostgreSQL."""
+    if value is None or (moment and type(value) is datetime and value.tzinfo is not None):
+        return value
+    return column.get_db_prep_save(value, connection)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """Rows converted by _Rows.prepare, one list of values per row, in the columns of `spec`:
+    converted before a lock is taken, a few values set under it (`set`), then inserted."""
+
+    model: type[models.Model]
+    connection: BaseDatabaseWrapper
+    spec: list[tuple[int, models.Field[Any, Any], bool, bool]]
+    markers: list[str]
+    params: list[list[Any]]
+
+    def set(self, row: int, name: str, value: Any) -> None:
+        """Set the field `name` (an attname) of the row at `row`, converted as prepare does."""
+        for at, (_, column, is_plain, moment) in enumerate(self.spec):
+            if column.attname == name:
+                self.params[row][at] = (
+                    value if is_plain else _db_value(column, moment, value, self.connection)
+                )
+                return
+        raise KeyError(f"{self.model.__name__} has no column {name!r} in these rows")
+
+    def insert(self, rows: Sequence[int] | None = None) -> None:
+        """Insert the rows (those at the positions `rows`, in that order, if given)."""
+        params = self.params if rows is None else [self.params[row] for row in rows]
+        if not params:
+            return
         insert_rows(
-            connection,
+            self.connection,
             self.model._meta.db_table,
-            [f.column for _, f, _, _ in spec],
+            [f.column for _, f, _, _ in self.spec],
             params,
-            markers=markers,
+            markers=self.markers,
         )
 
 
@@ -490,21 +524,35 @@ def incidents_report_bulk(
         return BulkReport(results=results)
 
     batch = uuid.uuid4().hex
-    # Every case the batch may create, built before any lock is taken (the items found to be
-    # repeats inside the transaction are dropped); the numbers are given out under the lock.
+    # Every case the batch may create is built before any lock is taken, with everything that
+    # does not depend on the lock: its row as the database takes it, its id (on PostgreSQL,
+    # reserved from the table's sequence) and its event. Inside the transaction, under the
+    # day's number counter, the repeats are dropped, the numbers given out and the rows written.
     now = timezone.now()
     cases = _Rows(Incident, status=IncidentStatus.REPORTED)
     clocks = _Clocks(cases, now)
     drafts = [_new_case(cases, clocks, v, by=by, name=name, phone=phone, now=now) for v in valid]
+    connection = transaction.get_connection()
+    reserved = connection.vendor == "postgresql"
+    if reserved:
+        meta = Incident._meta
+        for draft, pk in zip(
+            drafts, reserve_ids(connection, meta.db_table, meta.pk.column, len(drafts)), strict=True
+        ):
+            draft.pk = pk
+    rows = cases.prepare([cases.of(draft) for draft in drafts], with_ids=reserved)
+    reported = [  # their numbers are set when given out
+        (events.incident_reported(incident=draft), events.incident_scopes(draft, users=[by.pk]))
+        for draft in drafts
+    ]
     with transaction.atomic():
         counter = lock_number_counter(now)
         existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
         day = timezone.localdate(now)
-        created: list[Incident] = []
-        created_valid: list[_Valid] = []
+        created: list[int] = []  # positions in drafts
         created_by_key: dict[Key, Incident] = {}
         repeats: dict[int, int] = {}  # existing case id → repeats in this batch
-        for v, draft in zip(valid, drafts, strict=True):
+        for at, (v, draft) in enumerate(zip(valid, drafts, strict=True)):
             key = _key(v)
             result = results[v.index]
             case = existing.get(key)
@@ -520,42 +568,49 @@ def incidents_report_bulk(
                 continue
             counter.last_number += 1
             draft.number = f"{NUMBER_PREFIX}-{day:%Y%m%d}-{counter.last_number:06d}"
-            created.append(draft)
-            created_valid.append(v)
+            reported[at][0]["incident"]["number"] = draft.number
+            rows.set(at, "number", draft.number)
+            created.append(at)
             created_by_key[key] = draft
             result.number = draft.number
+        for at in created:
+            draft = drafts[at]
+            if draft.repeat_count:
+                rows.set(at, "repeat_count", draft.repeat_count)
+                rows.set(at, "last_repeated_at", draft.last_repeated_at)
         if created:
             counter.save(update_fields=["last_number"])
-            cases.insert(created)
-            # The new ids, by number: the batch's numbers are consecutive and only this
-            # transaction could give them out.
-            ids = dict(
-                Incident.objects.filter(
-                    number__range=(created[0].number, created[-1].number)
-                ).values_list("number", "id")
-            )
-            connection_alias = transaction.get_connection().alias
-            for case in created:
-                case.pk = ids[case.number]
-                case._state.adding, case._state.db = False, connection_alias
+            rows.insert(created)
+            if not reserved:
+                # The new ids, by number: the batch's numbers are consecutive and only this
+                # transaction could give them out.
+                ids = dict(
+                    Incident.objects.filter(
+                        number__range=(drafts[created[0]].number, drafts[created[-1]].number)
+                    ).values_list("number", "id")
+                )
+                for at in created:
+                    drafts[at].pk = ids[drafts[at].number]
+            for at in created:
+                drafts[at]._state.adding, drafts[at]._state.db = False, connection.alias
             steps = _Rows(IncidentTransition, data={})
             steps.insert_rows(
                 [
                     steps.row(
-                        incident_id=case.pk,
+                        incident_id=drafts[at].pk,
                         action="report",
                         from_status="",
-                        to_status=case.status,
+                        to_status=drafts[at].status,
                         actor_id=by.pk,
                         actor_role=by.role,
                         data={
-                            "channel": case.channel,
-                            "resolution": case.resolution,
-                            "distance_m": round(v.location.distance_m, 1),
+                            "channel": drafts[at].channel,
+                            "resolution": drafts[at].resolution,
+                            "distance_m": round(valid[at].location.distance_m, 1),
                         },
                         created_at=now,
                     )
-                    for case, v in zip(created, created_valid, strict=True)
+                    for at in created
                 ]
             )
         repeated = [case for case in existing.values() if case.pk in repeats]
@@ -586,9 +641,7 @@ def incidents_report_bulk(
             after={
                 "created": {
                     "columns": AUDIT_COLUMNS,
-                    "rows": [
-                        _audit_row(case, v) for case, v in zip(created, created_valid, strict=True)
-                    ],
+                    "rows": [_audit_row(drafts[at], valid[at]) for at in created],
                 },
                 "repeated": {
                     case.number: {
@@ -604,14 +657,7 @@ def incidents_report_bulk(
         )
         publish_batch(
             events=[
-                *(
-                    (
-                        events.REPORTED,
-                        events.incident_reported(incident=case),
-                        events.incident_scopes(case, users=[case.reporter_id]),
-                    )
-                    for case in created
-                ),
+                *((events.REPORTED, *reported[at]) for at in created),
                 *(
                     (
                         REPEATED,
