@@ -10,7 +10,9 @@ Why not call incident_report a thousand times: every report holds the day's numb
 the audit chain's head and the district's event counter from its first write to its commit, so
 reports are written one after another, and each pays its own transaction, audit entry and
 event numbering. Here the work that needs no lock is done first (checks, locating every point
-in memory, deadlines), and the transaction then takes the locks once for the whole batch:
+in memory, deadlines, each case's row converted for the database, its id reserved on
+PostgreSQL, its event built), and the transaction then takes the locks once for the whole
+batch:
 
 * the day's number counter, locked first (as every report does), which also serialises the
   dedupe lookup against concurrent batches; the batch's numbers in one UPDATE;
@@ -237,15 +239,19 @@ class _Rows:
     * `make(**values)` builds an instance through Django's positional fast path (the one
       `Model.from_db` uses), from the defaults of a template instance plus `values`;
       `row(**values)` is the same list of values without an instance, for rows nothing reads;
-    * `insert(objs)` / `insert_rows(rows)` write them with `config.db_backends.bulk.insert_rows`
-      (COPY on PostgreSQL, one `executemany` on SQLite). Values of plain columns (text,
+    * `prepare(rows)` converts rows (`of(obj)`: an instance's) for the driver, into a
+      `_Prepared` whose `insert()` writes them with `config.db_backends.bulk.insert_rows`
+      (COPY on PostgreSQL, one `executemany` on SQLite); a few values can be set in between
+      (`_Prepared.set`), so the conversion can run before a lock is taken and the values
+      given out under it (the case numbers) go in after. `insert_rows(rows)` does both at once.
+      Values of plain columns (text,
       numbers, booleans, foreign-key ids) go to the driver as they are — what those fields'
       `get_db_prep_save` returns anyway; dates, JSON and geometry go through their field's
       `get_db_prep_save`, and on SQLite geometry gets its field's SQL parameter expression
       (`get_placeholder`, e.g. a geometry constructor around %s), so every value is stored
       exactly as `bulk_create` would store it. `auto_now` fields get their `pre_save`. The
-      new primary keys are not read back: the
-      caller finds them by a natural key.
+      new primary keys are not read back: the caller reserves them beforehand
+      (`with_ids=True`) or finds them by a natural key.
     """
 
     _PLAIN = frozenset(
