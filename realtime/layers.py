@@ -9,6 +9,12 @@ district in a process, so the same bytes were decoded hundreds of times (a tenth
 time in the fan-out benchmark). Here the decoded message is kept, keyed by those bytes, for the
 next sockets that receive them; each gets its own shallow copy of the top level, and the values
 inside are shared read-only (the consumer never changes an event).
+
+`group_send_many` also packs each event once, not once per group: a bulk batch's 1,000 events
+go to five scopes each, in batch messages (a list of events) per scope, and packing every copy
+cost ≈18 ms of a server's CPU per batch against ≈3 ms for each event once. msgpack writes a
+list as its header followed by its items, so a batch message's bytes are its items' packed
+bytes joined behind the headers; they are the same bytes `serialize` makes (tested).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import msgpack
 from channels_redis.pubsub import RedisPubSubChannelLayer as _RedisPubSubChannelLayer
 
 # Messages published recently enough that another local socket may still have them queued.
@@ -53,10 +60,16 @@ class RedisPubSubChannelLayer(_RedisPubSubChannelLayer):  # type: ignore[misc]
         send (a bulk batch touches hundreds of groups). Built on the internals of
         channels_redis 4.3 (the version pinned; tests/realtime/test_channel_layer.py)."""
         layer = self._get_layer()
+        serializer = self._serializer
+        # Packed pieces by id(); the messages, and so the ids, live until the call returns.
+        packed: dict[int, bytes] | None = (
+            {} if not serializer.crypter and serializer.random_prefix_length <= 0 else None
+        )
         by_shard: dict[Any, list[tuple[str, bytes]]] = defaultdict(list)
         for group, message in messages:
             channel = layer._get_group_channel_name(group)
-            by_shard[layer._get_shard(channel)].append((channel, self.serialize(message)))
+            data = self.serialize(message) if packed is None else _pack(message, packed)
+            by_shard[layer._get_shard(channel)].append((channel, data))
         for shard, batch in by_shard.items():
             async with shard._lock:
                 shard._ensure_redis()
@@ -64,3 +77,28 @@ class RedisPubSubChannelLayer(_RedisPubSubChannelLayer):  # type: ignore[misc]
                     for channel, data in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
+
+
+_HEADERS = msgpack.Packer()
+
+
+def _pack(message: dict[str, Any], packed: dict[int, bytes]) -> bytes:
+    """msgpack.packb(message), reusing what was packed before in `packed`: the message itself,
+    or the dict items of a list in it (a batch message's events)."""
+    data = packed.get(id(message))
+    if data is not None:
+        return data
+    parts = [_HEADERS.pack_map_header(len(message))]
+    for key, value in message.items():
+        parts.append(msgpack.packb(key))
+        if type(value) is list and value and all(type(item) is dict for item in value):
+            parts.append(_HEADERS.pack_array_header(len(value)))
+            for item in value:
+                piece = packed.get(id(item))
+                if piece is None:
+                    piece = packed[id(item)] = msgpack.packb(item)
+                parts.append(piece)
+        else:
+            parts.append(msgpack.packb(value))
+    data = packed[id(message)] = b"".join(parts)
+    return data

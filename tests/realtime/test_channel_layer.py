@@ -78,3 +78,36 @@ def test_many_group_messages_go_in_one_call_and_keep_their_order():
         return got_street, got_community
 
     assert async_to_sync(send_and_receive)() == ([1, 3], [2])
+
+
+def test_group_send_many_packs_each_event_once_into_the_bytes_serialize_makes():
+    """A batch message's bytes are built from its events packed once each (realtime.layers):
+    byte for byte what the layer's own serialize makes, for short and long lists and for an
+    event sent on its own."""
+    import msgpack
+
+    from realtime.layers import RedisPubSubChannelLayer, _pack
+
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:9/0"])  # never connects
+    events = [
+        {
+            "type": "outbox.event",
+            "id": n,
+            "payload": {"说明": "道路积水", "at": None, "where": [114.03, 22.65 + n], "ok": True},
+            "seqs": {"district:440309": n, "street:440309001": n // 2},
+        }
+        for n in range(40)
+    ]
+    messages = [
+        {"type": "outbox.events", "events": events[:20]},  # array16 header
+        {"type": "outbox.events", "events": events[10:14]},  # fixarray, shares events
+        events[3],
+        events[3],
+        {"type": "outbox.events", "events": events[20:]},
+    ]
+    packed: dict[int, bytes] = {}
+    for message in messages:
+        data = _pack(message, packed)
+        assert data == layer.serialize(message)
+        assert msgpack.unpackb(data) == message
+    assert all(id(event) in packed for event in events)
