@@ -14,8 +14,10 @@ in memory, deadlines, each case's row converted for the database, its id reserve
 PostgreSQL, its event built), and the transaction then takes the locks once for the whole
 batch:
 
-* the day's number counter, locked first (as every report does), which also serialises the
-  dedupe lookup against concurrent batches; the batch's numbers in one UPDATE;
+* the integration account's row, locked first, which serialises the dedupe lookup against
+  the same gateway's concurrent batches; then the open cases its alarms repeat, locked;
+* the day's number counter, the lock every report takes first; the batch's numbers in one
+  UPDATE;
 * the cases and their timeline rows inserted in bulk;
 * ONE audit entry for the batch, listing the cases created and the repeats (ADR 0008): the
   audit chain is a single row every writer waits for, so one entry per case would serialise a
@@ -552,8 +554,12 @@ def incidents_report_bulk(
         for draft in drafts
     ]
     with transaction.atomic():
-        counter = lock_number_counter(now)
+        # The dedupe lookup runs under the account's row lock, so a concurrent batch of the same
+        # gateway waits here and then sees this one's cases; other writers don't wait for it.
+        # Then the lock every report takes first, held to the commit.
+        User.objects.select_for_update().filter(pk=by.pk).exists()
         existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
+        counter = lock_number_counter(now)
         day = timezone.localdate(now)
         created: list[int] = []  # positions in drafts
         created_by_key: dict[Key, Incident] = {}
