@@ -54,14 +54,18 @@ def insert_rows(
             cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy,
         ):
             lines: list[str] = []
+            unescaped = _copy_unescaped_line()
             for row in rows:
-                texts = [field(value) for value in row]
-                if None in texts:  # a value of a type not formatted here: psycopg's dumpers
-                    copy.write("".join(lines).encode())
-                    lines = []
-                    copy.write_row(row)
-                else:
-                    lines.append("\t".join(texts) + "\n")  # type: ignore[arg-type]
+                line = unescaped(row)
+                if line is None:
+                    texts = [field(value) for value in row]
+                    if None in texts:  # a value of a type not formatted here: psycopg's dumpers
+                        copy.write("".join(lines).encode())
+                        lines = []
+                        copy.write_row(row)
+                        continue
+                    line = "\t".join(texts)  # type: ignore[arg-type]
+                lines.append(line + "\n")
             copy.write("".join(lines).encode())
         return
     values = ", ".join(markers or ["%s"] * len(columns))
@@ -165,10 +169,12 @@ def _copy_escape(value: str) -> str:
 
 
 @cache
-def _copy_text_formatter() -> Callable[[Any], str | None]:
-    """The COPY text of one value, for the types bulk inserts write (None: not one of them,
-    let psycopg's dumper do it). psycopg's own formatter looks up a dumper for every value
-    in Python; these few types are most of the cost of a batch."""
+def _copy_converters() -> tuple[dict[type, Callable[[Any], str | None]], frozenset[type]]:
+    """The COPY text of a value by its exact type, before escaping, for the types bulk inserts
+    write (a converter's None: let psycopg's dumper do it); and the types whose text may need
+    escaping (the others' never contain a backslash, tab or line break, but for NULL's \\N).
+    psycopg's own formatter looks up a dumper for every value in Python; these few types are
+    most of the cost of a batch."""
     from django.contrib.gis.db.backends.postgis.adapter import PostGISAdapter
     from psycopg.types.json import Jsonb
 
@@ -180,18 +186,16 @@ def _copy_text_formatter() -> Callable[[Any], str | None]:
 
     def jsonb(value: Jsonb) -> str:
         text = (value.dumps or json.dumps)(value.obj)
-        return _copy_escape(text.decode() if isinstance(text, bytes) else text)
+        return text.decode() if isinstance(text, bytes) else text  # type: ignore[no-any-return]
 
     def geometry(value: PostGISAdapter) -> str | None:
         if value.is_geometry and not value.geography:
             return value.ewkb.hex()  # type: ignore[no-any-return]  # what geometry_in reads
         return None
 
-    # By exact type: one dict look-up per value instead of a chain of isinstance checks (a
-    # batch of cases is 50,000 values).
-    exact: dict[type, Callable[[Any], str | None]] = {
+    converters: dict[type, Callable[[Any], str | None]] = {
         type(None): null,
-        str: _copy_escape,
+        str: str,
         bool: boolean,
         int: int.__repr__,
         float: float.__repr__,  # the shortest text that reads back as the same double
@@ -200,11 +204,21 @@ def _copy_text_formatter() -> Callable[[Any], str | None]:
         Jsonb: jsonb,
         PostGISAdapter: geometry,
     }
+    return converters, frozenset({str, Jsonb})
+
+
+@cache
+def _copy_text_formatter() -> Callable[[Any], str | None]:
+    """The escaped COPY text of one value (None: not a type formatted here). By exact type: one
+    dict look-up per value instead of a chain of isinstance checks."""
+    converters, escaped = _copy_converters()
 
     def field(value: Any) -> str | None:
-        format = exact.get(type(value))
-        if format is not None:
-            return format(value)
+        kind = type(value)
+        convert = converters.get(kind)
+        if convert is not None:
+            text = convert(value)
+            return _copy_escape(text) if kind in escaped and text is not None else text
         if isinstance(value, str):  # choices (TextChoices) are str subclasses: their value
             return _copy_escape(value)
         if isinstance(value, int):  # IntegerChoices
@@ -212,3 +226,45 @@ def _copy_text_formatter() -> Callable[[Any], str | None]:
         return None
 
     return field
+
+
+@cache
+def _copy_unescaped_line() -> Callable[[Sequence[Any]], str | None]:
+    """The COPY line of a row (no newline) when none of its values needs escaping, else None
+    (then each value is formatted and escaped on its own).
+
+    Most rows need no escaping, and one check of the joined line is cheaper than a function
+    call per value (≈20 ms of a bulk batch's 1,000 cases, 1,000 events and 5,000 scope rows):
+    the values are converted without escaping and joined by tabs, and the line is right when it
+    has exactly one tab per gap between values, one backslash per NULL (its \\N) and no line
+    break. A value of another type (a geography, say) sends the row the slow way."""
+    # A choice (a str or int subclass) is converted as its plain value; learned on first sight.
+    known = dict(_copy_converters()[0])
+
+    def line(row: Sequence[Any]) -> str | None:
+        while True:
+            try:
+                text = "\t".join([known[type(value)](value) for value in row])  # type: ignore[misc]
+                break
+            except KeyError as missing:
+                kind = missing.args[0]
+                if not isinstance(kind, type):  # raised inside a converter
+                    return None
+                if issubclass(kind, str):
+                    known[kind] = str.__str__
+                elif issubclass(kind, int):
+                    known[kind] = int.__repr__
+                else:
+                    return None
+            except TypeError:  # a converter's None (a geography)
+                return None
+        if (
+            text.count("\t") != len(row) - 1
+            or text.count("\\") != row.count(None)
+            or "\n" in text
+            or "\r" in text
+        ):
+            return None
+        return text
+
+    return line

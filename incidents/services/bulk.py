@@ -360,16 +360,20 @@ class _Prepared:
     spec: list[tuple[int, models.Field[Any, Any], bool, bool]]
     markers: list[str]
     params: list[list[Any]]
+    columns: dict[str, int] = field(init=False)  # attname → position in spec
+
+    def __post_init__(self) -> None:
+        self.columns = {column.attname: at for at, (_, column, _, _) in enumerate(self.spec)}
 
     def set(self, row: int, name: str, value: Any) -> None:
         """Set the field `name` (an attname) of the row at `row`, converted as prepare does."""
-        for at, (_, column, is_plain, moment) in enumerate(self.spec):
-            if column.attname == name:
-                self.params[row][at] = (
-                    value if is_plain else _db_value(column, moment, value, self.connection)
-                )
-                return
-        raise KeyError(f"{self.model.__name__} has no column {name!r} in these rows")
+        at = self.columns.get(name)
+        if at is None:
+            raise KeyError(f"{self.model.__name__} has no column {name!r} in these rows")
+        _, column, is_plain, moment = self.spec[at]
+        self.params[row][at] = (
+            value if is_plain else _db_value(column, moment, value, self.connection)
+        )
 
     def insert(self, rows: Sequence[int] | None = None) -> None:
         """Insert the rows (those at the positions `rows`, in that order, if given)."""
