@@ -733,7 +733,7 @@ class Incident(models.Model):
 class IncidentNumberCounter(models.Model):
     """The last number given out on one day: LH-20261124-000123 is day 2026-11-24, number 123.
 
-    A report locks its day's row (an upsert, or SELECT … FOR UPDATE for a bulk batch; SQLite's
+    A report or a bulk batch takes its numbers in one upsert that locks the day's row (SQLite's
     single writer lock) until it commits, so numbers are unique and, because a rolled-back report
     frees its number, gapless.
     """

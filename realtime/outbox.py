@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.db_backends.bulk import execute_many, increment_counters, insert_rows, reserve_ids
+from config.db_backends.bulk import increment_counters, insert_rows, reserve_ids
 from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, ScopeSequence
 
 log = logging.getLogger(__name__)
@@ -256,14 +256,14 @@ def publish_batch(
     transaction.atomic(), with a handful of queries whatever their number, and send them after
     the transaction commits: what bulk intake uses instead of one publish() per case.
 
-    The same checks, numbering and guarantees as publish(): every scope's counter row is locked
-    once, all of them in scope order (the order publish() uses, so the two never wait for each
-    other in a circle), and the events take consecutive numbers in each scope in the order
-    given. The events and their scope rows are written in bulk (COPY on PostgreSQL, with the
-    events' ids reserved from their sequence first), the counters' new values in one
-    executemany. After commit one hook sends them all,
-    each scope's events in sequence order, within SEND_TIMEOUT_SECONDS in all; what it could not
-    send stays unpublished for the relay. Call it last in the transaction, and once.
+    The same checks, numbering and guarantees as publish(): every scope's counter is advanced
+    once, by its number of events, in the one upsert publish() uses (increment_counters), the
+    rows locked in scope order (so the two never wait for each other in a circle), and the
+    events take consecutive numbers in each scope in the order given. The events and their
+    scope rows are written in bulk (COPY on PostgreSQL, with the events' ids reserved from
+    their sequence first). After commit one hook sends them all, each scope's events in
+    sequence order, within SEND_TIMEOUT_SECONDS in all; what it could not send stays
+    unpublished for the relay. Call it last in the transaction, and once.
     """
     if not transaction.get_connection().in_atomic_block:
         raise OutsideTransaction(
@@ -317,15 +317,20 @@ def publish_batch(
         if any(row.pk is None for row in rows):  # SQLite >= 3.35 returns the new ids
             raise RuntimeError("the database did not return the ids of the new outbox events")
 
-    # Each scope's counter: created if missing, then locked once, in scope order.
-    wanted = sorted({scope for _, _, scopes in prepared for scope in scopes})
-    ScopeSequence.objects.bulk_create(
-        [ScopeSequence(scope=scope) for scope in wanted], ignore_conflicts=True, batch_size=500
+    # Each scope's counter advanced by its events in one upsert (created if missing), the rows
+    # locked in scope order; `last` is each scope's number before the batch's first.
+    counts = Counter(scope for _, _, scopes in prepared for scope in scopes)
+    wanted = sorted(counts)
+    taken = increment_counters(
+        connection,
+        ScopeSequence,
+        "scope",
+        "last_seq",
+        wanted,
+        by=[counts[scope] for scope in wanted],
+        defaults={"pruned_through": 0},
     )
-    counters = list(
-        ScopeSequence.objects.select_for_update().filter(scope__in=wanted).order_by("scope")
-    )
-    last = {counter.scope: counter.last_seq for counter in counters}
+    last = {scope: taken[scope] - counts[scope] for scope in wanted}
     scope_rows: list[tuple[int, str, int]] = []
     messages: list[dict[str, Any]] = []
     for row, (event_type, data, scopes) in zip(rows, prepared, strict=True):
@@ -343,17 +348,8 @@ def publish_batch(
                 occurred_at=now,
             )
         )
-    # Thousands of small rows of plain values: the counters' new values in one executemany,
-    # the scope rows in one bulk insert (the ORM would compile SQL per value).
-    quote = connection.ops.quote_name
-    sequences = ScopeSequence._meta
-    execute_many(
-        connection,
-        f"UPDATE {quote(sequences.db_table)} SET "  # noqa: S608 (identifiers from _meta)
-        f"{quote(sequences.get_field('last_seq').column)} = %s "
-        f"WHERE {quote(sequences.get_field('scope').column)} = %s",
-        [(last[counter.scope], counter.scope) for counter in counters],
-    )
+    # Thousands of small rows of plain values in one bulk insert (the ORM would compile SQL
+    # per value).
     insert_rows(
         connection,
         OutboxEventScope._meta.db_table,

@@ -45,7 +45,7 @@ def test_a_row_needing_no_escape_is_the_formatter_s_line(row):
         ["line\nbreak"],
         ["carriage\rreturn", None],
         [Jsonb({"quote": 'say "hi"'})],  # JSON escapes the quote with a backslash
-        [Jsonb({"说明": "积水"})],  # json.dumps writes \uXXXX by default
+        [Jsonb({"说明": "积水"})],  # json.dumps escapes non-ASCII text by default
         [None, "a\\"],  # a backslash beside a NULL: counts differ
     ],
 )

@@ -74,22 +74,6 @@ def insert_rows(
         cursor.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({values})", rows)  # noqa: S608
 
 
-def execute_many(connection: BaseDatabaseWrapper, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """One statement (an UPDATE, say), many parameter rows. On PostgreSQL through a plain
-    psycopg cursor, which binds server-side and pipelines the rows; Django's cursor would
-    quote every value into the SQL text in Python."""
-    if not rows:
-        return
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.executemany(sql, rows)
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 def increment_counters(
     connection: BaseDatabaseWrapper,
     model: type[Model],
@@ -97,16 +81,22 @@ def increment_counters(
     counter: str,
     keys: Sequence[Any],
     *,
+    by: int | Sequence[int] = 1,
     defaults: dict[str, Any] | None = None,
 ) -> dict[Any, int]:
-    """Add one to the `counter` field of the rows of `model` whose `key` field is each of `keys`,
-    creating a missing row with the counter at 1 (and `defaults` for its other fields), in one
-    statement: INSERT … VALUES (one row per key, in the order given) ON CONFLICT (key) DO
-    UPDATE … RETURNING. Each row stays locked until the transaction ends (SQLite: the write
-    lock), taken in the order of `keys`; give them in the same order everywhere. Returns the new
-    values by key as the database returns it."""
+    """Add `by` (one number for every key, or one per key) to the `counter` field of the rows of
+    `model` whose `key` field is each of `keys` (no key twice), creating a missing row with the
+    counter at that number (and `defaults` for its other fields), in one statement: INSERT …
+    VALUES (one row per key, in the order given) ON CONFLICT (key) DO UPDATE SET counter =
+    counter + EXCLUDED.counter … RETURNING. Each row stays locked until the transaction ends
+    (SQLite: the write lock), taken in the order of `keys`; give them in the same order
+    everywhere. Returns the new values by key as the database returns it (a date key comes back
+    as text on SQLite)."""
     if not keys:
         return {}
+    steps = [by] * len(keys) if isinstance(by, int) else list(by)
+    if len(steps) != len(keys):
+        raise ValueError(f"{len(keys)} keys but {len(steps)} increments")
     meta = model._meta
     quote = connection.ops.quote_name
     other = defaults or {}
@@ -118,9 +108,9 @@ def increment_counters(
     names = [quote(str(field.column)) for field in fields]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params: list[Any] = []
-    for value in keys:
+    for value, step in zip(keys, steps, strict=True):
         params.append(fields[0].get_db_prep_save(value, connection))
-        params.append(1)
+        params.append(step)
         params.extend(
             field.get_db_prep_save(default, connection)
             for field, default in zip(fields[2:], other.values(), strict=True)
@@ -129,7 +119,8 @@ def increment_counters(
         cursor.execute(
             # Identifiers quoted from the model's metadata; every value is a query parameter.
             f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(keys))} "  # noqa: S608
-            f"ON CONFLICT ({names[0]}) DO UPDATE SET {names[1]} = {table}.{names[1]} + 1 "
+            f"ON CONFLICT ({names[0]}) DO UPDATE SET {names[1]} = {table}.{names[1]} + "
+            f"EXCLUDED.{names[1]} "
             f"RETURNING {names[0]}, {names[1]}",
             params,
         )

@@ -533,28 +533,23 @@ def _check_reporter(reporter: User | None, location: Location) -> None:
         )
 
 
-def lock_number_counter(now: datetime) -> IncidentNumberCounter:
-    """The day's (Asia/Shanghai) number counter, locked until commit — the lock every report
-    takes first. Created on first use; INSERT … ON CONFLICT DO NOTHING waits for a concurrent
-    creator."""
-    day = timezone.localdate(now)
-    IncidentNumberCounter.objects.bulk_create(
-        [IncidentNumberCounter(day=day)], ignore_conflicts=True
-    )
-    return IncidentNumberCounter.objects.select_for_update().get(day=day)
+def case_number(day: date, n: int) -> str:
+    """The readable number of the day's n-th case: LH-20261124-000123."""
+    return f"{NUMBER_PREFIX}-{day:%Y%m%d}-{n:06d}"
 
 
 def _allocate_number(now: datetime) -> str:
-    """The next number of the day, holding the day's counter until commit.
+    """The next number of the day (Asia/Shanghai), holding the day's counter until commit: the
+    lock every report takes first.
 
     One statement (increment_counters: INSERT … ON CONFLICT DO UPDATE … RETURNING) takes the
     day's row, created on first use, and its next number, and holds the row's lock (SQLite: the
-    write lock) until commit, as lock_number_counter does in three."""
+    write lock) until commit. A bulk batch takes its numbers the same way, all at once."""
     day = timezone.localdate(now)
     (last,) = increment_counters(
         transaction.get_connection(), IncidentNumberCounter, "day", "last_number", [day]
     ).values()
-    return f"{NUMBER_PREFIX}-{day:%Y%m%d}-{last:06d}"
+    return case_number(day, last)
 
 
 def located_fields(location: Location) -> dict[str, Any]:

@@ -16,8 +16,8 @@ batch:
 
 * the integration account's row, locked first, which serialises the dedupe lookup against
   the same gateway's concurrent batches; then the open cases its alarms repeat, locked;
-* the day's number counter, the lock every report takes first; the batch's numbers in one
-  UPDATE;
+* the day's number counter, the lock every report takes first, once the batch knows how many
+  cases it makes: all their numbers in one upsert (`increment_counters`);
 * the cases and their timeline rows inserted in bulk;
 * ONE audit entry for the batch, listing the cases created and the repeats (ADR 0008): the
   audit chain is a single row every writer waits for, so one entry per case would serialise a
@@ -52,7 +52,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
-from config.db_backends.bulk import insert_rows, reserve_ids
+from config.db_backends.bulk import increment_counters, insert_rows, reserve_ids
 from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
@@ -60,6 +60,7 @@ from incidents.models import (
     Category,
     Channel,
     Incident,
+    IncidentNumberCounter,
     IncidentStatus,
     IncidentTransition,
     Severity,
@@ -67,15 +68,14 @@ from incidents.models import (
 from incidents.services import (
     _PHONE,
     DESCRIPTION_MAX,
-    NUMBER_PREFIX,
     IncidentInputError,
     OutsideDistrict,
     _aware,
     _locate,
     _optional_text,
     _run_clock,
+    case_number,
     located_fields,
-    lock_number_counter,
 )
 from incidents.workflow import ActionNotPermitted
 from realtime.outbox import publish_batch
@@ -310,8 +310,9 @@ class _Rows:
         return row
 
     def prepare(self, rows: Sequence[list[Any]], *, with_ids: bool = False) -> _Prepared:
-        """The rows' values as the driver takes them, ready to insert; `with_ids`: the primary
-        keys are given (reserved beforehand), else the database assigns them."""
+        """The rows' values (at least one row) as the driver takes them, ready to insert;
+        `with_ids`: the primary keys are given (reserved beforehand), else the database assigns
+        them. Each column's SQL parameter expression comes from the first row."""
         connection = transaction.get_connection()
         # On PostgreSQL an aware datetime is what DateTimeField.get_db_prep_save returns for
         # it (the value itself); a naive one still goes through it (and its warning).
@@ -323,7 +324,7 @@ class _Rows:
         ]
         markers = [  # each column's SQL parameter expression
             f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
-            if rows and hasattr(f, "get_placeholder")
+            if hasattr(f, "get_placeholder")
             else "%s"
             for i, f, _, _ in spec
         ]
@@ -337,7 +338,8 @@ class _Rows:
         return _Prepared(self.model, connection, spec, markers, params)
 
     def insert_rows(self, rows: Sequence[list[Any]]) -> None:
-        self.prepare(rows).insert()
+        if rows:
+            self.prepare(rows).insert()
 
 
 def _db_value(
@@ -560,15 +562,13 @@ def incidents_report_bulk(
     with transaction.atomic():
         # The dedupe lookup runs under the account's row lock, so a concurrent batch of the same
         # gateway waits here and then sees this one's cases; other writers don't wait for it.
-        # Then the lock every report takes first, held to the commit.
         User.objects.select_for_update().filter(pk=by.pk).exists()
         existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
-        counter = lock_number_counter(now)
-        day = timezone.localdate(now)
         created: list[int] = []  # positions in drafts
-        created_by_key: dict[Key, Incident] = {}
+        created_by_key: dict[Key, int] = {}  # → the position of the case the key's alarm made
+        answers: list[tuple[BulkResult, int]] = []  # given the number of the case at the position
         repeats: dict[int, int] = {}  # existing case id → repeats in this batch
-        for at, (v, draft) in enumerate(zip(valid, drafts, strict=True)):
+        for at, v in enumerate(valid):
             key = _key(v)
             result = results[v.index]
             case = existing.get(key)
@@ -576,26 +576,33 @@ def incidents_report_bulk(
                 repeats[case.pk] = repeats.get(case.pk, 0) + 1
                 result.result, result.number = REPEAT, case.number
                 continue
-            case = created_by_key.get(key)
-            if case is not None:  # repeats an alarm earlier in this batch
-                case.repeat_count += 1
-                case.last_repeated_at = now
-                result.result, result.number = REPEAT, case.number
+            first = created_by_key.get(key)
+            if first is not None:  # repeats an alarm earlier in this batch
+                drafts[first].repeat_count += 1
+                drafts[first].last_repeated_at = now
+                result.result = REPEAT
+                answers.append((result, first))
                 continue
-            counter.last_number += 1
-            draft.number = f"{NUMBER_PREFIX}-{day:%Y%m%d}-{counter.last_number:06d}"
-            reported[at][0]["incident"]["number"] = draft.number
-            rows.set(at, "number", draft.number)
             created.append(at)
-            created_by_key[key] = draft
-            result.number = draft.number
-        for at in created:
-            draft = drafts[at]
-            if draft.repeat_count:
-                rows.set(at, "repeat_count", draft.repeat_count)
-                rows.set(at, "last_repeated_at", draft.last_repeated_at)
+            created_by_key[key] = at
+            answers.append((result, at))
         if created:
-            counter.save(update_fields=["last_number"])
+            # The batch's numbers in one statement, holding the day's counter to the commit: the
+            # lock every report takes, so they are consecutive and gapless.
+            day = timezone.localdate(now)
+            (last,) = increment_counters(
+                connection, IncidentNumberCounter, "day", "last_number", [day], by=len(created)
+            ).values()
+            for n, at in enumerate(created, start=last - len(created) + 1):
+                draft = drafts[at]
+                draft.number = case_number(day, n)
+                reported[at][0]["incident"]["number"] = draft.number
+                rows.set(at, "number", draft.number)
+                if draft.repeat_count:
+                    rows.set(at, "repeat_count", draft.repeat_count)
+                    rows.set(at, "last_repeated_at", draft.last_repeated_at)
+            for result, at in answers:
+                result.number = drafts[at].number
             rows.insert(created)
             if not reserved:
                 # The new ids, by number: the batch's numbers are consecutive and only this
