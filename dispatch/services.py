@@ -157,7 +157,7 @@ def _store(user: Any, fields: dict[str, Any], ip: str | None) -> ResponderPositi
         if left:
             # The places it left drop it; the places it is in now see it move.
             publish_batch(
-                events=[
+                [
                     ("dispatch.responder_moved", payload, scopes),
                     ("dispatch.responder_cleared", {"responder": {"id": user.pk}}, left),
                 ]

@@ -20,7 +20,8 @@ import json
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -98,6 +99,30 @@ def event_message(
     }
 
 
+# One encoder for every event (json.dumps with `cls` would build one per call).
+_ENCODER = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _checked(
+    event_type: str, payload: dict[str, Any], scopes: Iterable[str]
+) -> tuple[list[str], str, dict[str, Any]]:
+    """An event's checks: its type, a dict payload, at least one valid scope. Returns its scopes
+    sorted, its payload's JSON text and that text read back: serialized once, before anything
+    is written, so a payload that is not JSON fails inside the caller's transaction, and the
+    stored and the sent payload are the same plain JSON."""
+    if not _EVENT_TYPE.match(event_type) or len(event_type) > 100:
+        raise ValueError(f"bad event type {event_type!r}: use <app>.<what_happened>")
+    if not isinstance(payload, dict):
+        raise TypeError(
+            f"the payload of {event_type} must be a dict, not {payload.__class__.__name__}"
+        )
+    ordered = sorted({check_scope(scope) for scope in scopes})
+    if not ordered:
+        raise ValueError(f"event {event_type} has no scope: nobody could ever see it")
+    text = _ENCODER.encode(payload)
+    return ordered, text, json.loads(text)
+
+
 def publish(*, type: str, payload: dict[str, Any], scopes: Iterable[str]) -> OutboxEvent:
     """Write an event visible to `scopes`, inside the caller's transaction.atomic(), and send it
     to each scope's group after the transaction commits.
@@ -112,18 +137,7 @@ def publish(*, type: str, payload: dict[str, Any], scopes: Iterable[str]) -> Out
             f"publish({type!r}) must run inside the transaction.atomic() of the change it "
             "announces, so that the event commits or rolls back with it"
         )
-    if not _EVENT_TYPE.match(type) or len(type) > 100:
-        raise ValueError(f"bad event type {type!r}: use <app>.<what_happened>")
-    if not isinstance(payload, dict):
-        raise TypeError(f"the payload of {type} must be a dict, not {payload.__class__.__name__}")
-    ordered = sorted({check_scope(scope) for scope in scopes})
-    if not ordered:
-        raise ValueError(f"event {type} has no scope: nobody could ever see it")
-    # Serialized once, here, so a payload that is not JSON fails inside the caller's
-    # transaction; the stored and the sent payload are the same plain JSON.
-    data = json.loads(
-        json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
-    )
+    ordered, _, data = _checked(type, payload, scopes)
     event = OutboxEvent.objects.create(type=type, payload=data)
     seqs = _next_seqs(ordered)
     OutboxEventScope.objects.bulk_create(
@@ -249,12 +263,99 @@ def events_after(scope: str, seq: int, limit: int = REPLAY_LIMIT_MAX) -> list[di
     ]
 
 
+@dataclass(slots=True)
+class EventBatch:
+    """Events checked and encoded for publish_batch, and on PostgreSQL given their ids: work that
+    needs no lock, so a caller can do it before taking one (`prepare_batch`). A value the
+    caller only learns under its lock (a case's number) can go in afterwards, `fill`."""
+
+    types: list[str]
+    scopes: list[list[str]]  # each sorted
+    texts: list[str]  # each payload's JSON, stored as it is
+    payloads: list[dict[str, Any]]  # each text read back: what is sent live
+    ids: list[int] | None  # reserved on PostgreSQL; None: the database assigns them
+    created_at: datetime
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def fill(self, index: int, path: Sequence[str], stand_in: str, value: str) -> None:
+        """Put `value` where the payload of the event at `index` has the string `stand_in`, at
+        `path`: in the payload and in its JSON text (which must hold it exactly once)."""
+        node = self.payloads[index]
+        for key in path[:-1]:
+            node = node[key]
+        if node.get(path[-1]) != stand_in:
+            raise ValueError(f"event {index} has no {stand_in!r} at {'/'.join(path)}")
+        old, new = _json_string(stand_in), _json_string(value)
+        text = self.texts[index]
+        if text.count(old) != 1:
+            raise ValueError(f"the JSON of event {index} holds {old} {text.count(old)} times")
+        self.texts[index] = text.replace(old, new)
+        node[path[-1]] = value
+
+    def take(self, indexes: Sequence[int]) -> EventBatch:
+        """The events at `indexes`, in that order."""
+        return EventBatch(
+            types=[self.types[i] for i in indexes],
+            scopes=[self.scopes[i] for i in indexes],
+            texts=[self.texts[i] for i in indexes],
+            payloads=[self.payloads[i] for i in indexes],
+            ids=None if self.ids is None else [self.ids[i] for i in indexes],
+            created_at=self.created_at,
+        )
+
+    def __add__(self, other: EventBatch) -> EventBatch:
+        if (self.ids is None) != (other.ids is None):
+            raise ValueError("batches with and without reserved ids do not mix")
+        return EventBatch(
+            types=self.types + other.types,
+            scopes=self.scopes + other.scopes,
+            texts=self.texts + other.texts,
+            payloads=self.payloads + other.payloads,
+            ids=None if self.ids is None or other.ids is None else self.ids + other.ids,
+            created_at=min(self.created_at, other.created_at),
+        )
+
+
+def _json_string(value: str) -> str:
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
+def prepare_batch(
+    events: Iterable[tuple[str, dict[str, Any], Iterable[str]]],
+    *,
+    now: datetime | None = None,
+) -> EventBatch:
+    """Check and encode events — (type, payload, scopes) each — for publish_batch, outside or
+    inside a transaction; on PostgreSQL their ids are reserved from the table's sequence (ids
+    of events never published are skipped, as a rolled-back insert skips them). The same
+    checks as publish(): a bad type, payload or scope raises here."""
+    batch = EventBatch(
+        types=[], scopes=[], texts=[], payloads=[], ids=None, created_at=now or timezone.now()
+    )
+    for event_type, payload, scopes in events:
+        ordered, text, data = _checked(event_type, payload, scopes)
+        batch.types.append(event_type)
+        batch.scopes.append(ordered)
+        batch.texts.append(text)
+        batch.payloads.append(data)
+    connection = transaction.get_connection()
+    if batch.types and connection.vendor == "postgresql":
+        meta = OutboxEvent._meta
+        batch.ids = reserve_ids(connection, meta.db_table, meta.pk.column, len(batch))
+    return batch
+
+
 def publish_batch(
-    *, events: Iterable[tuple[str, dict[str, Any], Iterable[str]]]
-) -> list[OutboxEvent]:
-    """Write many events — (type, payload, scopes) each — inside the caller's
+    events: EventBatch | Iterable[tuple[str, dict[str, Any], Iterable[str]]],
+) -> list[int]:
+    """Write many events — an EventBatch, or (type, payload, scopes) each — inside the caller's
     transaction.atomic(), with a handful of queries whatever their number, and send them after
-    the transaction commits: what bulk intake uses instead of one publish() per case.
+    the transaction commits: what bulk intake uses instead of one publish() per case. Returns
+    the events' ids.
 
     The same checks, numbering and guarantees as publish(): every scope's counter is advanced
     once, by its number of events, in the one upsert publish() uses (increment_counters), the
@@ -265,61 +366,49 @@ def publish_batch(
     sequence order, within SEND_TIMEOUT_SECONDS in all; what it could not send stays
     unpublished for the relay. Call it last in the transaction, and once.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise OutsideTransaction(
             "publish_batch() must run inside the transaction.atomic() of the change it "
             "announces, so that the events commit or roll back with it"
         )
-    prepared: list[tuple[str, Any, list[str]]] = []
-    texts: list[str] = []  # each payload's JSON
-    for event_type, payload, scopes in events:
-        if not _EVENT_TYPE.match(event_type) or len(event_type) > 100:
-            raise ValueError(f"bad event type {event_type!r}: use <app>.<what_happened>")
-        if not isinstance(payload, dict):
-            raise TypeError(
-                f"the payload of {event_type} must be a dict, not {payload.__class__.__name__}"
-            )
-        ordered = sorted({check_scope(scope) for scope in scopes})
-        if not ordered:
-            raise ValueError(f"event {event_type} has no scope: nobody could ever see it")
-        text = json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
-        prepared.append((event_type, json.loads(text), ordered))
-        texts.append(text)
-    if not prepared:
+    batch = events if isinstance(events, EventBatch) else prepare_batch(events)
+    if not batch:
         return []
-    now = timezone.now()
-    connection = transaction.get_connection()
-    rows = [
-        OutboxEvent(type=event_type, payload=data, created_at=now)
-        for event_type, data, _ in prepared
-    ]
-    if connection.vendor == "postgresql":
-        # Ids reserved from the identity sequence, rows written by COPY. Every row has the
-        # same values but for its id, type and payload, so the others are converted once; the
-        # payload goes as the JSON text made above (jsonb reads text), not encoded again.
+    if batch.ids is not None:
+        # Rows written by COPY with their reserved ids. Every row has the same values but for
+        # its id, type and payload, so the others are converted once; the payload goes as its
+        # JSON text (jsonb reads text), not encoded again.
         meta = OutboxEvent._meta
-        ids = reserve_ids(connection, meta.db_table, meta.pk.column, len(rows))
         columns = list(meta.concrete_fields)
+        template = OutboxEvent(type=batch.types[0], payload={}, created_at=batch.created_at)
         base = [
-            field.get_db_prep_save(getattr(rows[0], field.attname), connection) for field in columns
+            field.get_db_prep_save(getattr(template, field.attname), connection)
+            for field in columns
         ]
         at = {field.attname: i for i, field in enumerate(columns)}
         values = []
-        for row, pk, text in zip(rows, ids, texts, strict=True):
-            row.pk = pk
-            row._state.adding, row._state.db = False, connection.alias
+        for pk, event_type, text in zip(batch.ids, batch.types, batch.texts, strict=True):
             value = list(base)
-            value[at["id"]], value[at["type"]], value[at["payload"]] = pk, row.type, text
+            value[at["id"]], value[at["type"]], value[at["payload"]] = pk, event_type, text
             values.append(value)
         insert_rows(connection, meta.db_table, [field.column for field in columns], values)
+        ids = batch.ids
     else:
-        rows = OutboxEvent.objects.bulk_create(rows, batch_size=500)
+        rows = OutboxEvent.objects.bulk_create(
+            [
+                OutboxEvent(type=event_type, payload=data, created_at=batch.created_at)
+                for event_type, data in zip(batch.types, batch.payloads, strict=True)
+            ],
+            batch_size=500,
+        )
         if any(row.pk is None for row in rows):  # SQLite >= 3.35 returns the new ids
             raise RuntimeError("the database did not return the ids of the new outbox events")
+        ids = [row.pk for row in rows]
 
     # Each scope's counter advanced by its events in one upsert (created if missing), the rows
     # locked in scope order; `last` is each scope's number before the batch's first.
-    counts = Counter(scope for _, _, scopes in prepared for scope in scopes)
+    counts = Counter(scope for scopes in batch.scopes for scope in scopes)
     wanted = sorted(counts)
     taken = increment_counters(
         connection,
@@ -333,19 +422,21 @@ def publish_batch(
     last = {scope: taken[scope] - counts[scope] for scope in wanted}
     scope_rows: list[tuple[int, str, int]] = []
     messages: list[dict[str, Any]] = []
-    for row, (event_type, data, scopes) in zip(rows, prepared, strict=True):
+    for pk, event_type, data, scopes in zip(
+        ids, batch.types, batch.payloads, batch.scopes, strict=True
+    ):
         seqs: dict[str, int] = {}
         for scope in scopes:
             last[scope] += 1
             seqs[scope] = last[scope]
-            scope_rows.append((row.pk, scope, last[scope]))
+            scope_rows.append((pk, scope, last[scope]))
         messages.append(
             event_message(
-                event_id=row.pk,
+                event_id=pk,
                 event_type=event_type,
                 payload=data,
                 seqs=seqs,
-                occurred_at=now,
+                occurred_at=batch.created_at,
             )
         )
     # Thousands of small rows of plain values in one bulk insert (the ORM would compile SQL
@@ -361,7 +452,7 @@ def publish_batch(
         scope_rows,
     )
     transaction.on_commit(partial(_send_batch_after_commit, messages), robust=True)
-    return rows
+    return ids
 
 
 def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:

@@ -1,5 +1,6 @@
 """config.db_backends.bulk: a COPY line is written without escaping only when nothing in it
-needs escaping, and is then the very line the escaping formatter makes."""
+needs escaping, and is then the very line the escaping formatter makes; a value set into a
+prepared row (incidents.services.bulk._Prepared.set) leaves its line what the formatter makes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, date, datetime
 import pytest
 from django.contrib.gis.db.backends.postgis.adapter import PostGISAdapter
 from django.contrib.gis.geos import Point
+from django.db import connection
 from psycopg.types.json import Jsonb
 
-from config.db_backends.bulk import _copy_text_formatter, _copy_unescaped_line
-from incidents.models import IncidentStatus
+from config.db_backends.bulk import _copy_text_formatter, _copy_unescaped_line, copy_line
+from incidents.models import Incident, IncidentStatus
+from incidents.services.bulk import _Prepared
 
 AT = datetime(2026, 11, 25, 8, 30, 1, 250000, tzinfo=UTC)
 POINT = PostGISAdapter(Point(114.03, 22.65, srid=4326))
@@ -58,3 +61,31 @@ def test_a_value_of_a_type_not_converted_here_goes_the_escaping_way():
     geography = PostGISAdapter(Point(114.03, 22.65, srid=4326), geography=True)
     assert _copy_unescaped_line()([1, geography]) is None
     assert _copy_unescaped_line()([1, object()]) is None
+
+
+@pytest.mark.parametrize(
+    ("row", "name", "value"),
+    [
+        (["c0ffee:0", "积水", 0], "number", "LH-20261125-000001"),  # swapped in the line
+        (["x", "x marks the spot", 0], "number", "LH-1"),  # the old text twice: made again
+        (["a\\b", "d", 0], "number", "LH-2"),  # the old text escaped in the line
+        (["s", "d", 0], "number", "tab\there"),  # the new text needs escaping
+        (["", "d", 0], "number", "LH-3"),
+        (["s", "d", 0], "repeat_count", 4),  # not text
+    ],
+)
+def test_a_value_set_after_prepare_leaves_the_line_the_formatter_makes(row, name, value):
+    fields = [Incident._meta.get_field(name) for name in ("number", "description", "repeat_count")]
+    prepared = _Prepared(
+        Incident,
+        connection,
+        [(i, field, True, False) for i, field in enumerate(fields)],
+        ["%s"] * 3,
+        [list(row)],
+        [copy_line(row)],
+    )
+
+    prepared.set(0, name, value)
+
+    assert value in prepared.params[0]
+    assert prepared.lines == [copy_line(prepared.params[0])]

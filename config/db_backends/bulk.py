@@ -36,9 +36,11 @@ def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     markers: Sequence[str] | None = None,
+    lines: Sequence[str | None] | None = None,
 ) -> None:
     """Insert `rows` (values in the order of `columns`, a model field's `column` each) into
-    `table`."""
+    `table`. On PostgreSQL `lines` may give the rows' COPY lines made beforehand (`copy_line`,
+    so the work can be done before a lock is taken)."""
     if not rows:
         return
     named = [column for column in columns if column is not None]
@@ -47,26 +49,23 @@ def insert_rows(
     quote = connection.ops.quote_name
     names = ", ".join(quote(column) for column in named)
     if connection.vendor == "postgresql":
-        field = _copy_text_formatter()
+        if lines is not None and len(lines) != len(rows):
+            raise ValueError(f"{len(lines)} COPY lines for {len(rows)} rows of {table}")
         with (
             connection.wrap_database_errors,
             connection.connection.cursor() as cursor,  # type: ignore[attr-defined]
             cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy,
         ):
-            lines: list[str] = []
-            unescaped = _copy_unescaped_line()
-            for row in rows:
-                line = unescaped(row)
-                if line is None:
-                    texts = [field(value) for value in row]
-                    if None in texts:  # a value of a type not formatted here: psycopg's dumpers
-                        copy.write("".join(lines).encode())
-                        lines = []
-                        copy.write_row(row)
-                        continue
-                    line = "\t".join(texts)  # type: ignore[arg-type]
-                lines.append(line + "\n")
-            copy.write("".join(lines).encode())
+            chunk: list[str] = []
+            for at, row in enumerate(rows):
+                line = copy_line(row) if lines is None else lines[at]
+                if line is None:  # a value of a type not formatted here: psycopg's dumpers
+                    copy.write("".join(chunk).encode())
+                    chunk = []
+                    copy.write_row(row)
+                    continue
+                chunk.append(line + "\n")
+            copy.write("".join(chunk).encode())
         return
     values = ", ".join(markers or ["%s"] * len(columns))
     with connection.cursor() as cursor:
@@ -141,6 +140,26 @@ def reserve_ids(
             [connection.ops.quote_name(table), column, count],
         )
         return sorted(row[0] for row in cursor.fetchall())
+
+
+def copy_line(row: Sequence[Any]) -> str | None:
+    """A row's line in COPY's text format (without its newline), or None when a value is of a
+    type not formatted here (psycopg's dumpers then write the row)."""
+    line = _copy_unescaped_line()(row)
+    if line is None:
+        field = _copy_text_formatter()
+        texts = [field(value) for value in row]
+        if None in texts:
+            return None
+        line = "\t".join(texts)  # type: ignore[arg-type]
+    return line
+
+
+def copy_plain(value: Any) -> bool:
+    """Whether `value` is a str whose COPY text is itself (nothing to escape)."""
+    return type(value) is str and not (
+        "\\" in value or "\t" in value or "\n" in value or "\r" in value
+    )
 
 
 # COPY's text format: a row is its fields joined by tabs; \N is NULL; a backslash, tab, newline

@@ -10,15 +10,18 @@ Why not call incident_report a thousand times: every report holds the day's numb
 the audit chain's head and the district's event counter from its first write to its commit, so
 reports are written one after another, and each pays its own transaction, audit entry and
 event numbering. Here the work that needs no lock is done first (checks, locating every point
-in memory, deadlines, each case's row converted for the database, its id reserved on
-PostgreSQL, its event built), and the transaction then takes the locks once for the whole
-batch:
+in memory, deadlines; each case's row converted for the database and its COPY line made, its
+id reserved on PostgreSQL; its event checked, encoded and its id reserved), a stand-in in place
+of each case's number; the transaction then takes the locks once for the whole batch:
 
 * the integration account's row, locked first, which serialises the dedupe lookup against
   the same gateway's concurrent batches; then the open cases its alarms repeat, locked;
+* on PostgreSQL the new cases' timeline rows, which need no number, inserted before the
+  counter (their foreign key to the case is checked at commit);
 * the day's number counter, the lock every report takes first, once the batch knows how many
-  cases it makes: all their numbers in one upsert (`increment_counters`);
-* the cases and their timeline rows inserted in bulk;
+  cases it makes: all their numbers in one upsert (`increment_counters`), swapped for the
+  stand-ins in the prepared rows and events;
+* the cases inserted in bulk (and on SQLite, their ids read back, their timeline rows);
 * ONE audit entry for the batch, listing the cases created and the repeats (ADR 0008): the
   audit chain is a single row every writer waits for, so one entry per case would serialise a
   thousand hash-chained inserts;
@@ -52,7 +55,13 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.services import audit_record
-from config.db_backends.bulk import increment_counters, insert_rows, reserve_ids
+from config.db_backends.bulk import (
+    copy_line,
+    copy_plain,
+    increment_counters,
+    insert_rows,
+    reserve_ids,
+)
 from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
@@ -78,7 +87,7 @@ from incidents.services import (
     located_fields,
 )
 from incidents.workflow import ActionNotPermitted
-from realtime.outbox import publish_batch
+from realtime.outbox import prepare_batch, publish_batch
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +344,9 @@ class _Rows:
                 value = row[i]
                 values.append(value if is_plain else _db_value(column, moment, value, connection))
             params.append(values)
-        return _Prepared(self.model, connection, spec, markers, params)
+        # On PostgreSQL each row's COPY line is made here too, before any lock.
+        lines = [copy_line(p) for p in params] if connection.vendor == "postgresql" else None
+        return _Prepared(self.model, connection, spec, markers, params, lines)
 
     def insert_rows(self, rows: Sequence[list[Any]]) -> None:
         if rows:
@@ -362,6 +373,7 @@ class _Prepared:
     spec: list[tuple[int, models.Field[Any, Any], bool, bool]]
     markers: list[str]
     params: list[list[Any]]
+    lines: list[str | None] | None  # PostgreSQL: each row's COPY line
     columns: dict[str, int] = field(init=False)  # attname → position in spec
 
     def __post_init__(self) -> None:
@@ -373,21 +385,38 @@ class _Prepared:
         if at is None:
             raise KeyError(f"{self.model.__name__} has no column {name!r} in these rows")
         _, column, is_plain, moment = self.spec[at]
-        self.params[row][at] = (
-            value if is_plain else _db_value(column, moment, value, self.connection)
-        )
+        values = self.params[row]
+        old = values[at]
+        values[at] = value if is_plain else _db_value(column, moment, value, self.connection)
+        if self.lines is None:
+            return
+        line = self.lines[row]
+        # A plain text swapped for another in the line made already, when the old one occurs
+        # in it once (then that is its column); otherwise the line is made again.
+        if (
+            line is not None
+            and old
+            and copy_plain(old)
+            and copy_plain(values[at])
+            and line.count(old) == 1
+        ):
+            self.lines[row] = line.replace(old, values[at])
+            return
+        self.lines[row] = copy_line(values)
 
     def insert(self, rows: Sequence[int] | None = None) -> None:
         """Insert the rows (those at the positions `rows`, in that order, if given)."""
         params = self.params if rows is None else [self.params[row] for row in rows]
         if not params:
             return
+        lines = self.lines if rows is None or self.lines is None else [self.lines[r] for r in rows]
         insert_rows(
             self.connection,
             self.model._meta.db_table,
             [f.column for _, f, _, _ in self.spec],
             params,
             markers=self.markers,
+            lines=lines,
         )
 
 
@@ -554,11 +583,22 @@ def incidents_report_bulk(
             drafts, reserve_ids(connection, meta.db_table, meta.pk.column, len(drafts)), strict=True
         ):
             draft.pk = pk
+    # Until the numbers are given out, each draft's number is a stand-in unique to the batch,
+    # replaced in its row and its event under the counter.
+    for at, draft in enumerate(drafts):
+        draft.number = f"{batch}:{at}"
     rows = cases.prepare([cases.of(draft) for draft in drafts], with_ids=reserved)
-    reported = [  # their numbers are set when given out
-        (events.incident_reported(incident=draft), events.incident_scopes(draft, users=[by.pk]))
-        for draft in drafts
-    ]
+    reported = prepare_batch(
+        [
+            (
+                events.REPORTED,
+                events.incident_reported(incident=draft),
+                events.incident_scopes(draft, users=[by.pk]),
+            )
+            for draft in drafts
+        ],
+        now=now,
+    )
     with transaction.atomic():
         # The dedupe lookup runs under the account's row lock, so a concurrent batch of the same
         # gateway waits here and then sees this one's cases; other writers don't wait for it.
@@ -587,6 +627,8 @@ def incidents_report_bulk(
             created_by_key[key] = at
             answers.append((result, at))
         if created:
+            if reserved:  # the timeline rows need no number: written before the counter
+                _write_timeline([drafts[at] for at in created], [valid[at] for at in created], by)
             # The batch's numbers in one statement, holding the day's counter to the commit: the
             # lock every report takes, so they are consecutive and gapless.
             day = timezone.localdate(now)
@@ -595,8 +637,8 @@ def incidents_report_bulk(
             ).values()
             for n, at in enumerate(created, start=last - len(created) + 1):
                 draft = drafts[at]
-                draft.number = case_number(day, n)
-                reported[at][0]["incident"]["number"] = draft.number
+                stand_in, draft.number = draft.number, case_number(day, n)
+                reported.fill(at, ("incident", "number"), stand_in, draft.number)
                 rows.set(at, "number", draft.number)
                 if draft.repeat_count:
                     rows.set(at, "repeat_count", draft.repeat_count)
@@ -614,28 +656,9 @@ def incidents_report_bulk(
                 )
                 for at in created:
                     drafts[at].pk = ids[drafts[at].number]
+                _write_timeline([drafts[at] for at in created], [valid[at] for at in created], by)
             for at in created:
                 drafts[at]._state.adding, drafts[at]._state.db = False, connection.alias
-            steps = _Rows(IncidentTransition, data={})
-            steps.insert_rows(
-                [
-                    steps.row(
-                        incident_id=drafts[at].pk,
-                        action="report",
-                        from_status="",
-                        to_status=drafts[at].status,
-                        actor_id=by.pk,
-                        actor_role=by.role,
-                        data={
-                            "channel": drafts[at].channel,
-                            "resolution": drafts[at].resolution,
-                            "distance_m": round(valid[at].location.distance_m, 1),
-                        },
-                        created_at=now,
-                    )
-                    for at in created
-                ]
-            )
         repeated = [case for case in existing.values() if case.pk in repeats]
         by_id = {category.pk: category for category in categories.values()}
         for case in repeated:
@@ -678,19 +701,20 @@ def incidents_report_bulk(
             },
             ip=ip,
         )
-        publish_batch(
-            events=[
-                *((events.REPORTED, *reported[at]) for at in created),
-                *(
+        published = reported.take(created)
+        if repeated:
+            published += prepare_batch(
+                [
                     (
                         REPEATED,
                         incident_repeated(incident=case, repeats=repeats[case.pk]),
                         events.incident_scopes(case),
                     )
                     for case in repeated
-                ),
-            ]
-        )
+                ],
+                now=now,
+            )
+        publish_batch(published)
     log.info(
         "bulk intake by %s: %d created, %d repeats, %d refused (batch %s)",
         by.get_username(),
@@ -700,6 +724,30 @@ def incidents_report_bulk(
         batch,
     )
     return BulkReport(results=results, batch=batch)
+
+
+def _write_timeline(cases: Sequence[Incident], valid: Sequence[_Valid], by: User) -> None:
+    """The timeline's first row of each new case (its id known): reported, by whom, how."""
+    steps = _Rows(IncidentTransition, data={})
+    steps.insert_rows(
+        [
+            steps.row(
+                incident_id=case.pk,
+                action="report",
+                from_status="",
+                to_status=case.status,
+                actor_id=by.pk,
+                actor_role=by.role,
+                data={
+                    "channel": case.channel,
+                    "resolution": case.resolution,
+                    "distance_m": round(v.location.distance_m, 1),
+                },
+                created_at=case.created_at,
+            )
+            for case, v in zip(cases, valid, strict=True)
+        ]
+    )
 
 
 # What the batch's audit entry keeps of each case it created, one row per case (no personal
