@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from accounts.models import Role
 from incidents.models import Incident, IncidentTransition, Supervision
 
 REPORTED = "incidents.incident_reported"
@@ -60,6 +61,16 @@ def incident_scopes(
         if user_id is not None:
             scopes.add(f"user:{user_id}")
     return sorted(scopes)
+
+
+def reporter_users(incident: Incident) -> list[int]:
+    """The reporter, for `incident_scopes(users=…)` of the events their case's reporter hears —
+    unless the reporter is an integration account: an API key follows nothing live (it opens no
+    socket, command.live.user_scopes), so a scope of its own would be written, numbered and sent
+    for nobody (a sensor gateway's batch: one scope row and one message per case)."""
+    if incident.reporter_id is None or incident.reporter.role == Role.INTEGRATION:
+        return []
+    return [incident.reporter_id]
 
 
 def incident_summary(incident: Incident) -> dict[str, Any]:

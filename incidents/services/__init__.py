@@ -705,7 +705,7 @@ def incident_report(
         publish(
             type=events.REPORTED,
             payload=events.incident_reported(incident=incident),
-            scopes=events.incident_scopes(incident, users=[incident.reporter_id]),
+            scopes=events.incident_scopes(incident, users=events.reporter_users(incident)),
         )
     log.debug(
         "incident %s reported (%s, %s) in %s",
@@ -865,7 +865,7 @@ def _apply(
         ip=ip,
     )
     if action in events.REPORTER_ACTIONS:
-        step.users.append(incident.reporter_id)
+        step.users.extend(events.reporter_users(incident))
     if step.event_type == events.EXTENSION_REQUESTED:
         payload = events.incident_extension_requested(
             incident=incident, transition=transition, until=step.data["requested_until"]

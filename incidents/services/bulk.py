@@ -593,7 +593,7 @@ def incidents_report_bulk(
             (
                 events.REPORTED,
                 events.incident_reported(incident=draft),
-                events.incident_scopes(draft, users=[by.pk]),
+                events.incident_scopes(draft, users=events.reporter_users(draft)),
             )
             for draft in drafts
         ],

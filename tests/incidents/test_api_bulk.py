@@ -350,7 +350,7 @@ def test_text_with_the_characters_a_bulk_write_escapes_is_stored_exactly(db):
     assert case.source_ref == "REF\t1\\N"
     event = OutboxEvent.objects.get(payload__incident__number=case.number)
     assert event.payload["incident"]["number"] == case.number
-    assert event.scopes.count() == len(events.incident_scopes(case, users=[case.reporter_id]))
+    assert event.scopes.count() == len(events.incident_scopes(case))  # none of the gateway's
 
 
 # --- the cases are those of the single intake ----------------------------------------------------
@@ -421,8 +421,7 @@ def test_a_bulk_case_is_the_case_incident_report_makes(db):
             f"street:{STREET}",
             f"community:{COMMUNITY}",
             f"grid:{GRID}",
-            f"user:{gateway.user.pk}",
-        }
+        }  # no scope of the gateway's own: an integration account follows nothing live
     )
 
 
@@ -671,9 +670,10 @@ def test_one_event_per_created_case_with_gapless_numbers_in_every_scope(db):
     assert sorted(street.values_list("seq", flat=True)) == list(
         range(street_start + 1, street_start + 31)
     )
-    for scope in {f"grid:{GRID}", f"grid:{OTHER_STREET_GRID}", f"user:{gateway.user.pk}"}:
+    for scope in {f"grid:{GRID}", f"grid:{OTHER_STREET_GRID}"}:
         seqs = sorted(OutboxEventScope.objects.filter(scope=scope).values_list("seq", flat=True))
         assert seqs == list(range(1, len(seqs) + 1)), scope
+    assert not OutboxEventScope.objects.filter(scope=f"user:{gateway.user.pk}").exists()
 
 
 # --- idempotency -------------------------------------------------------------------------------

@@ -20,12 +20,14 @@ from incidents.models import Channel, Incident, IncidentStatus, OwnerLevel, Stag
 from incidents.services import (
     IncidentInputError,
     OutsideDistrict,
+    incident_register,
     incident_report,
 )
 from incidents.workflow import ActionNotPermitted
 from realtime.models import OutboxEvent
 from tests.incidents.cases import (
     COMMUNITY,
+    DISTRICT,
     FIRE,
     GRID,
     OTHER_STREET_GRID,
@@ -62,6 +64,21 @@ def test_a_report_is_located_numbered_and_owned_by_its_community():
     assert incident.reporter_phone == "13812341234"
     assert incident.masked_phone == "138****1234"
     assert incident.severity == ""
+
+
+def test_an_integration_s_case_is_not_announced_to_a_scope_of_its_own():
+    # An API key follows nothing live (command.live.user_scopes): a scope of the gateway's own
+    # would be written and sent for nobody. A signed-in reporter's is there (the next test).
+    gateway = make_user(Role.INTEGRATION)
+    incident = report(reporter=gateway, channel=Channel.SENSOR)
+    incident_register(incident=incident, by=make_user(Role.DISTRICT_OPERATOR, DISTRICT))
+
+    announced = OutboxEvent.objects.filter(payload__incident__number=incident.number)
+    assert [event.type for event in announced.order_by("id")] == [
+        "incidents.incident_reported",
+        "incidents.incident_status_changed",
+    ]
+    assert all(f"user:{gateway.pk}" not in event_scopes(event) for event in announced)
 
 
 def test_the_register_clock_starts_from_the_category_limit():
