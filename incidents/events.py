@@ -68,9 +68,10 @@ def reporter_users(incident: Incident) -> list[int]:
     unless the reporter is an integration account: an API key follows nothing live (it opens no
     socket, command.live.user_scopes), so a scope of its own would be written, numbered and sent
     for nobody (a sensor gateway's batch: one scope row and one message per case)."""
-    if incident.reporter_id is None or incident.reporter.role == Role.INTEGRATION:
+    reporter = incident.reporter if incident.reporter_id is not None else None
+    if reporter is None or reporter.role == Role.INTEGRATION:
         return []
-    return [incident.reporter_id]
+    return [reporter.pk]
 
 
 def incident_summary(incident: Incident) -> dict[str, Any]:
