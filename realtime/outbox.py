@@ -319,6 +319,7 @@ class EventBatch:
 
 
 def _json_string(value: str) -> str:
+    """A string as the events' encoder writes it (ensure_ascii=False)."""
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)

@@ -8,7 +8,9 @@ pure-Python build, which CityOps uses, ADR 0003). Here:
 * PostgreSQL: `COPY … FROM STDIN`. psycopg formats each row with the connection's dumpers
   (the ones Django registers: JSON as Jsonb, geometry through GeoDjango's PostGIS adapter) and
   sends the rows in a few large writes, instead of one protocol round of bind/execute per row.
-  New ids come from the table's identity sequence beforehand (`reserve_ids`).
+  New ids come from the table's identity sequence beforehand (`reserve_ids`). A row's line
+  can be made ahead (`copy_line`) and handed to `insert_rows(lines=…)`, so that work is done
+  before a lock is taken.
 * SQLite: one `executemany` of a single-row INSERT (SQLite runs in process; each row is a
   step of one prepared statement). Columns may carry an SQL expression around the parameter
   (`markers`, e.g. GeoDjango's `GeomFromEWKB(%s)`), which COPY has no need for.
@@ -157,9 +159,11 @@ def copy_line(row: Sequence[Any]) -> str | None:
 
 def copy_plain(value: Any) -> bool:
     """Whether `value` is a str whose COPY text is itself (nothing to escape)."""
-    return type(value) is str and not (
-        "\\" in value or "\t" in value or "\n" in value or "\r" in value
-    )
+    return type(value) is str and not _needs_escape(value)
+
+
+def _needs_escape(text: str) -> bool:
+    return "\\" in text or "\t" in text or "\n" in text or "\r" in text
 
 
 # COPY's text format: a row is its fields joined by tabs; \N is NULL; a backslash, tab, newline
@@ -168,7 +172,7 @@ def _copy_escape(value: str) -> str:
     # str.replace scans in C; str.translate looks every character up in a dict, 16 times slower
     # on Chinese text (a batch's event payloads: 25 ms of translate per 1,000). The backslash
     # goes first, so the ones the other escapes add are not doubled.
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+    if _needs_escape(value):
         return (
             value.replace("\\", "\\\\")
             .replace("\t", "\\t")
