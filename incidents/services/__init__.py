@@ -772,8 +772,14 @@ def _snapshot(incident: Incident) -> dict[str, Any]:
 
 
 def _lock(incident: Incident) -> Incident:
-    """The case's row, locked until the transaction ends (SQLite: the writer lock)."""
-    return Incident.objects.select_for_update().get(pk=incident.pk)
+    """The case's row, locked until the transaction ends (SQLite: the writer lock), with its
+    reporter read in the same query (only the case's row locked): a step the reporter hears of
+    needs the reporter's role (events.reporter_users)."""
+    return (
+        Incident.objects.select_related("reporter")
+        .select_for_update(of=("self",))
+        .get(pk=incident.pk)
+    )
 
 
 def _previous_status(incident: Incident, action: str) -> str:

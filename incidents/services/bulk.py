@@ -628,7 +628,7 @@ def incidents_report_bulk(
             answers.append((result, at))
         if created:
             if reserved:  # the timeline rows need no number: written before the counter
-                _write_timeline([drafts[at] for at in created], [valid[at] for at in created], by)
+                _write_timeline(drafts, valid, created, by)
             # The batch's numbers in one statement, holding the day's counter to the commit: the
             # lock every report takes, so they are consecutive and gapless.
             day = timezone.localdate(now)
@@ -656,7 +656,7 @@ def incidents_report_bulk(
                 )
                 for at in created:
                     drafts[at].pk = ids[drafts[at].number]
-                _write_timeline([drafts[at] for at in created], [valid[at] for at in created], by)
+                _write_timeline(drafts, valid, created, by)
             for at in created:
                 drafts[at]._state.adding, drafts[at]._state.db = False, connection.alias
         repeated = [case for case in existing.values() if case.pk in repeats]
@@ -726,8 +726,11 @@ def incidents_report_bulk(
     return BulkReport(results=results, batch=batch)
 
 
-def _write_timeline(cases: Sequence[Incident], valid: Sequence[_Valid], by: User) -> None:
-    """The timeline's first row of each new case (its id known): reported, by whom, how."""
+def _write_timeline(
+    drafts: Sequence[Incident], valid: Sequence[_Valid], created: Sequence[int], by: User
+) -> None:
+    """The timeline's first row of each case created (those at the positions `created`, their
+    ids known): reported, by whom, how."""
     steps = _Rows(IncidentTransition, data={})
     steps.insert_rows(
         [
@@ -741,11 +744,11 @@ def _write_timeline(cases: Sequence[Incident], valid: Sequence[_Valid], by: User
                 data={
                     "channel": case.channel,
                     "resolution": case.resolution,
-                    "distance_m": round(v.location.distance_m, 1),
+                    "distance_m": round(valid[at].location.distance_m, 1),
                 },
                 created_at=case.created_at,
             )
-            for case, v in zip(cases, valid, strict=True)
+            for at, case in ((at, drafts[at]) for at in created)
         ]
     )
 
