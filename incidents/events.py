@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from accounts.models import Role
+from incidents.location import hexewkb_lon_lat
 from incidents.models import Incident, IncidentTransition, Supervision
 
 REPORTED = "incidents.incident_reported"
@@ -74,6 +75,17 @@ def reporter_users(incident: Incident) -> list[int]:
     return [reporter.pk]
 
 
+def lon_lat(incident: Incident) -> list[float]:
+    """The case's point as [lon, lat]; read from its HEXEWKB without building the GEOS point
+    while the location is still the text bulk intake set (`incidents.location`)."""
+    raw = incident.__dict__.get("location")
+    if type(raw) is str:
+        read = hexewkb_lon_lat(raw)
+        if read is not None:
+            return list(read)
+    return [incident.location.x, incident.location.y]
+
+
 def incident_summary(incident: Incident) -> dict[str, Any]:
     """The state of a case as every event carries it."""
     return {
@@ -82,7 +94,7 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "channel": incident.channel,
         "category": {"code": incident.category.code, "name": incident.category.name},
         "severity": incident.severity or None,
-        "location": [incident.location.x, incident.location.y],
+        "location": lon_lat(incident),
         "district": incident.district_code,
         "street": incident.street_code,
         "community": incident.community_code,

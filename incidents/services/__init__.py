@@ -48,6 +48,7 @@ from gridmap.locator import (
 )
 from incidents import calendar, events, workflow
 from incidents.catalogue import DATA_DIR, CategoryDefault, LimitDefault, read_catalogue
+from incidents.location import WGS84, point_hexewkb
 from incidents.models import (
     CLOSED_STATUSES,
     FINISHED_STATUSES,
@@ -552,14 +553,17 @@ def _allocate_number(now: datetime) -> str:
     return case_number(day, last)
 
 
-def located_fields(location: Location) -> dict[str, Any]:
+def located_fields(location: Location, *, as_hexewkb: bool = False) -> dict[str, Any]:
     """The fields of a new case that its location decides: the WGS-84 point, the located path
     and generation, and the owner — its community, or the district's triage queue (属地兜底)
-    for a point placed in the nearest cell. One source for every intake path."""
+    for a point placed in the nearest cell. One source for every intake path. `as_hexewkb`:
+    the point as its HEXEWKB text, made without GEOS (bulk intake; `incidents.location`)."""
     path = location.path
     nearest = location.resolution is Resolution.NEAREST
     return {
-        "location": Point(location.lon, location.lat, srid=4326),
+        "location": point_hexewkb(location.lon, location.lat)
+        if as_hexewkb
+        else Point(location.lon, location.lat, srid=WGS84),
         "district_code": path.district.code,
         "district_name": path.district.name,
         "street_code": path.street.code,

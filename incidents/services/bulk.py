@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.gis.db.models import PointField
 from django.db import models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
@@ -312,8 +313,11 @@ class _Rows:
         return type(column) in cls._PLAIN
 
     def of(self, obj: models.Model) -> list[Any]:
-        """The row of an instance, its `auto_now` fields given their `pre_save`."""
-        row = [getattr(obj, name) for name in self.attnames]
+        """The row of an instance, its `auto_now` fields given their `pre_save`. The values as
+        the instance holds them, past the fields' descriptors: a geometry set as HEXEWKB stays
+        that text (its descriptor would build the GEOS geometry)."""
+        held = obj.__dict__
+        row = [held[name] for name in self.attnames]
         for i, column in self.auto:
             row[i] = column.pre_save(obj, True)
         return row
@@ -321,44 +325,67 @@ class _Rows:
     def prepare(self, rows: Sequence[list[Any]], *, with_ids: bool = False) -> _Prepared:
         """The rows' values (at least one row) as the driver takes them, ready to insert;
         `with_ids`: the primary keys are given (reserved beforehand), else the database assigns
-        them. Each column's SQL parameter expression comes from the first row."""
+        them. Each column's SQL parameter expression (SQLite) comes from the first row."""
         connection = transaction.get_connection()
-        # On PostgreSQL an aware datetime is what DateTimeField.get_db_prep_save returns for
-        # it (the value itself); a naive one still goes through it (and its warning).
-        aware_as_is = connection.vendor == "postgresql"
+        as_is = _as_is(connection)
         spec = [
-            (i, f, self._plain(f), aware_as_is and type(f) is models.DateTimeField)
+            (i, f, self._plain(f), as_is.get(type(f)))
             for i, f in enumerate(self.fields)
             if with_ids or not f.primary_key
-        ]
-        markers = [  # each column's SQL parameter expression
-            f.get_placeholder(rows[0][i], None, connection)  # type: ignore[attr-defined]
-            if hasattr(f, "get_placeholder")
-            else "%s"
-            for i, f, _, _ in spec
         ]
         params = []
         for row in rows:
             values = []
-            for i, column, is_plain, moment in spec:
+            for i, column, is_plain, kept in spec:
                 value = row[i]
-                values.append(value if is_plain else _db_value(column, moment, value, connection))
+                values.append(value if is_plain else _db_value(column, kept, value, connection))
             params.append(values)
-        # On PostgreSQL each row's COPY line is made here too, before any lock.
-        lines = [copy_line(p) for p in params] if connection.vendor == "postgresql" else None
-        return _Prepared(self.model, connection, spec, markers, params, lines)
+        if connection.vendor == "postgresql":
+            # Each row's COPY line is made here too, before any lock; COPY takes no SQL
+            # parameter expressions.
+            return _Prepared(
+                self.model, connection, spec, None, params, [copy_line(p) for p in params]
+            )
+        markers = [  # each column's SQL parameter expression, as Django's INSERT makes it
+            f.get_placeholder(params[0][at], None, connection)  # type: ignore[attr-defined]
+            if hasattr(f, "get_placeholder")
+            else "%s"
+            for at, (_, f, _, _) in enumerate(spec)
+        ]
+        return _Prepared(self.model, connection, spec, markers, params, None)
 
     def insert_rows(self, rows: Sequence[list[Any]]) -> None:
         if rows:
             self.prepare(rows).insert()
 
 
+def _aware_moment(value: Any) -> bool:
+    return type(value) is datetime and value.tzinfo is not None
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _as_is(connection: BaseDatabaseWrapper) -> dict[type[Any], Callable[[Any], bool]]:
+    """By field type, which values go to the database as they are, without the field's
+    get_db_prep_save. On PostgreSQL: an aware datetime (what DateTimeField.get_db_prep_save
+    returns for it; a naive one still goes through it, and its warning); a point's HEXEWKB
+    text (`incidents.location`), which PostGIS reads as the geometry's text input."""
+    if connection.vendor != "postgresql":
+        return {}
+    return {models.DateTimeField: _aware_moment, PointField: _text}
+
+
 def _db_value(
-    column: models.Field[Any, Any], moment: bool, value: Any, connection: BaseDatabaseWrapper
+    column: models.Field[Any, Any],
+    kept: Callable[[Any], bool] | None,
+    value: Any,
+    connection: BaseDatabaseWrapper,
 ) -> Any:
-    """What the column's get_db_prep_save returns for `value`, without the call where that is
-    the value itself: NULL, and (`moment`) an aware datetime on PostgreSQL."""
-    if value is None or (moment and type(value) is datetime and value.tzinfo is not None):
+    """What the column's get_db_prep_save returns for `value`, without the call for NULL and
+    for the values `kept` (`_as_is`) says go as they are."""
+    if value is None or (kept is not None and kept(value)):
         return value
     return column.get_db_prep_save(value, connection)
 
@@ -370,8 +397,8 @@ class _Prepared:
 
     model: type[models.Model]
     connection: BaseDatabaseWrapper
-    spec: list[tuple[int, models.Field[Any, Any], bool, bool]]
-    markers: list[str]
+    spec: list[tuple[int, models.Field[Any, Any], bool, Callable[[Any], bool] | None]]
+    markers: list[str] | None  # SQLite: each column's SQL parameter expression
     params: list[list[Any]]
     lines: list[str | None] | None  # PostgreSQL: each row's COPY line
     columns: dict[str, int] = field(init=False)  # attname → position in spec
@@ -384,10 +411,10 @@ class _Prepared:
         at = self.columns.get(name)
         if at is None:
             raise KeyError(f"{self.model.__name__} has no column {name!r} in these rows")
-        _, column, is_plain, moment = self.spec[at]
+        _, column, is_plain, kept = self.spec[at]
         values = self.params[row]
         old = values[at]
-        values[at] = value if is_plain else _db_value(column, moment, value, self.connection)
+        values[at] = value if is_plain else _db_value(column, kept, value, self.connection)
         if self.lines is None:
             return
         line = self.lines[row]
@@ -465,7 +492,7 @@ def _new_case(
         raw_lon=valid.raw_lon,
         raw_lat=valid.raw_lat,
         raw_crs=valid.item.crs,
-        **located_fields(valid.location),
+        **located_fields(valid.location, as_hexewkb=True),
         reporter_id=by.pk,
         reporter_name=name,
         reporter_phone=phone,
