@@ -36,6 +36,8 @@ application = ProtocolTypeRouter(
     }
 )
 
+YOUNGEST_GENERATION_THRESHOLD = 20_000  # below
+
 # The URLconf, and with it every view, serializer and schema, is imported now rather than by the
 # first request. Then every object alive at this point (Django, the apps, DRF: some 150,000)
 # is moved out of the garbage collector's reach with gc.freeze(): they live as long as the
@@ -45,3 +47,8 @@ application = ProtocolTypeRouter(
 get_resolver().url_patterns  # noqa: B018 (evaluated for its import side effect)
 gc.collect()
 gc.freeze()
+# The youngest generation is collected after 20,000 net allocations instead of Python's 700. A
+# bulk batch allocates hundreds of thousands of objects that reference counting frees; at 700
+# the collector ran hundreds of times a batch for nothing. Measured in process on PostGIS,
+# alternating (ADR 0013): the bulk service's CPU per 1,000 cases, median ≈158–169 → ≈150–159 ms.
+gc.set_threshold(YOUNGEST_GENERATION_THRESHOLD, *gc.get_threshold()[1:])

@@ -16,3 +16,9 @@ def test_the_asgi_module_freezes_what_lives_as_long_as_the_process():
     # The views were imported before the freeze: a view class is in the permanent generation,
     # which gc.get_objects() does not list.
     assert not any(obj is bulk.IncidentBulkView for obj in gc.get_objects())
+
+
+def test_the_asgi_module_collects_the_youngest_generation_less_often():
+    import config.asgi
+
+    assert gc.get_threshold()[0] == config.asgi.YOUNGEST_GENERATION_THRESHOLD == 20_000
