@@ -36,7 +36,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-YOUNGEST_GENERATION_THRESHOLD = 20_000  # below
+YOUNGEST_GENERATION_THRESHOLD = 20_000  # gc.set_threshold, at the end
 
 # The URLconf, and with it every view, serializer and schema, is imported now rather than by the
 # first request. Then every object alive at this point (Django, the apps, DRF: some 150,000)
