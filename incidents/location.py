@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import struct
 
-WGS84 = 4326
+from gridmap.models import STORAGE_SRID  # WGS-84
+
 _EWKB_POINT = struct.Struct("<BIIdd")
 _POINT_WITH_SRID = 0x20000001
 _HEX_LENGTH = 2 * _EWKB_POINT.size
@@ -23,7 +24,7 @@ _HEX_LENGTH = 2 * _EWKB_POINT.size
 def point_hexewkb(lon: float, lat: float) -> str:
     """The HEXEWKB of the WGS-84 point (lon, lat): what `Point(lon, lat, srid=4326).hexewkb`
     is, in lower case."""
-    return _EWKB_POINT.pack(1, _POINT_WITH_SRID, WGS84, lon, lat).hex()
+    return _EWKB_POINT.pack(1, _POINT_WITH_SRID, STORAGE_SRID, lon, lat).hex()
 
 
 def hexewkb_lon_lat(text: str) -> tuple[float, float] | None:
@@ -35,6 +36,6 @@ def hexewkb_lon_lat(text: str) -> tuple[float, float] | None:
         order, kind, srid, lon, lat = _EWKB_POINT.unpack(bytes.fromhex(text))
     except ValueError:
         return None
-    if (order, kind, srid) != (1, _POINT_WITH_SRID, WGS84):
+    if (order, kind, srid) != (1, _POINT_WITH_SRID, STORAGE_SRID):
         return None
     return lon, lat

@@ -46,9 +46,10 @@ from gridmap.locator import (
     check_lonlat,
     locate,
 )
+from gridmap.models import STORAGE_SRID
 from incidents import calendar, events, workflow
 from incidents.catalogue import DATA_DIR, CategoryDefault, LimitDefault, read_catalogue
-from incidents.location import WGS84, point_hexewkb
+from incidents.location import point_hexewkb
 from incidents.models import (
     CLOSED_STATUSES,
     FINISHED_STATUSES,
@@ -563,7 +564,7 @@ def located_fields(location: Location, *, as_hexewkb: bool = False) -> dict[str,
     return {
         "location": point_hexewkb(location.lon, location.lat)
         if as_hexewkb
-        else Point(location.lon, location.lat, srid=WGS84),
+        else Point(location.lon, location.lat, srid=STORAGE_SRID),
         "district_code": path.district.code,
         "district_name": path.district.name,
         "street_code": path.street.code,
