@@ -65,9 +65,15 @@ class OutboxEventScope(models.Model):
     # No foreign-key constraint in the database (ADR 0014): only realtime.outbox writes these
     # rows, in the statement batch that writes their event, and the retention deletes them
     # before it; PostgreSQL would check each row against its event at commit, 5,000 look-ups
-    # per bulk batch inside the section every writer waits for. Still indexed.
+    # per bulk batch inside the section every writer waits for. Indexed by the (event, scope)
+    # unique constraint, which a lookup by event reads; an index of its own as well cost
+    # ≈7 ms per 5,000 rows written.
     event = models.ForeignKey(
-        OutboxEvent, on_delete=models.CASCADE, related_name="scopes", db_constraint=False
+        OutboxEvent,
+        on_delete=models.CASCADE,
+        related_name="scopes",
+        db_constraint=False,
+        db_index=False,
     )
     scope = models.CharField(_("范围"), max_length=SCOPE_MAX_LENGTH)
     seq = models.PositiveBigIntegerField(_("序号"))
