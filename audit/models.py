@@ -150,8 +150,10 @@ class AuditEntry(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AuditEntryImmutable("delete()")
 
-    def content(self) -> dict[str, Any]:
-        """What the hash covers: every field but the hash itself, in canonical form."""
+    def content(self, *, normalized: bool = False) -> dict[str, Any]:
+        """What the hash covers: every field but the hash itself, in canonical form.
+        `normalized`: `before` and `after` are already what normalize_json makes of them (the
+        entry audit_record is writing), so they are not converted a second time."""
         return {
             "sequence": self.sequence,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -161,14 +163,14 @@ class AuditEntry(models.Model):
             "action": self.action,
             "object_type": self.object_type,
             "object_id": self.object_id,
-            "before": normalize_json(self.before),
-            "after": normalize_json(self.after),
+            "before": self.before if normalized else normalize_json(self.before),
+            "after": self.after if normalized else normalize_json(self.after),
             "ip": normalize_ip(self.ip),
             "prev_hash": self.prev_hash,
         }
 
-    def compute_hash(self) -> str:
-        return hashlib.sha256(canonical_json(self.content())).hexdigest()
+    def compute_hash(self, *, normalized: bool = False) -> str:
+        return hashlib.sha256(canonical_json(self.content(normalized=normalized))).hexdigest()
 
 
 class AuditHead(models.Model):
