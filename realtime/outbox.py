@@ -202,14 +202,45 @@ async def _group_send_all(layer: BaseChannelLayer, message: dict[str, Any]) -> N
 
 
 def _mark(event_id: int, *, published: bool) -> None:
-    changes: dict[str, Any] = {"attempts": F("attempts") + 1}
-    if published:
-        changes["published_at"] = timezone.now()
     try:
-        OutboxEvent.objects.filter(pk=event_id).update(**changes)
+        _count_attempt([event_id], published=published)
     except Exception:
         # The event is committed; at worst the relay sends it once more.
         log.warning("could not record the send attempt of outbox event %s", event_id, exc_info=True)
+
+
+def _count_attempt(ids: Sequence[int], *, published: bool) -> None:
+    """One more send attempt on each of the events `ids`; `published`: it reached every group,
+    so it is published now. On PostgreSQL the ids go as one array parameter: with `pk__in`
+    Django binds each id as a parameter of its own, which psycopg's pure-Python build quotes one
+    by one (1,000 events, a bulk batch's: 5-13 ms of CPU against 1.7)."""
+    if not ids:
+        return
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        changes: dict[str, Any] = {"attempts": F("attempts") + 1}
+        if published:
+            changes["published_at"] = timezone.now()
+        OutboxEvent.objects.filter(pk__in=ids).update(**changes)
+        return
+    meta, quote = OutboxEvent._meta, connection.ops.quote_name
+    attempts, when, pk = (
+        quote(column)
+        for column in (
+            OutboxEvent.attempts.field.column,
+            OutboxEvent.published_at.field.column,
+            meta.pk.column,
+        )
+    )
+    published_now = f", {when} = %s" if published else ""
+    params = [timezone.now()] if published else []
+    with connection.cursor() as cursor:
+        # Identifiers from the model's metadata; the values are query parameters.
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1{published_now} "  # noqa: S608
+            f"WHERE {pk} = ANY(%s)",
+            [*params, list(ids)],
+        )
 
 
 def scope_bounds(scopes: Iterable[str]) -> dict[str, tuple[int, int]]:
@@ -488,12 +519,8 @@ def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:
         )
     ids = [message["id"] for message in messages]
     try:
-        OutboxEvent.objects.filter(pk__in=[i for i in ids if i in sent]).update(
-            attempts=F("attempts") + 1, published_at=timezone.now()
-        )
-        OutboxEvent.objects.filter(pk__in=[i for i in ids if i not in sent]).update(
-            attempts=F("attempts") + 1
-        )
+        _count_attempt([i for i in ids if i in sent], published=True)
+        _count_attempt([i for i in ids if i not in sent], published=False)
     except Exception:
         log.warning(
             "could not record the send attempts of %d outbox events", len(ids), exc_info=True

@@ -351,6 +351,38 @@ def test_with_redis_unreachable_the_change_commits_and_the_event_waits_for_the_r
     assert "relay" in warnings[0].getMessage()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_sent_after_commit_is_published_and_an_unsent_one_waits_for_the_relay(settings):
+    """The after-commit hook of publish_batch counts one attempt on every event and marks
+    published only what reached its groups."""
+    with transaction.atomic():
+        sent = publish_batch(
+            [("tests.thing_changed", {"n": n}, [DISTRICT]) for n in range(3)],
+        )
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{dead_port}/0"]},
+        }
+    }
+    channel_layers.backends.clear()
+    with transaction.atomic():
+        unsent = publish_batch(
+            [("tests.thing_changed", {"n": n}, [DISTRICT]) for n in range(2)],
+        )
+
+    rows = {
+        pk: (published is not None, attempts)
+        for pk, published, attempts in OutboxEvent.objects.filter(
+            pk__in=sent + unsent
+        ).values_list("pk", "published_at", "attempts")
+    }
+    assert rows == {**{pk: (True, 1) for pk in sent}, **{pk: (False, 1) for pk in unsent}}
+
+
 # --- concurrency -------------------------------------------------------------------------------
 
 
