@@ -376,9 +376,9 @@ def test_a_batch_sent_after_commit_is_published_and_an_unsent_one_waits_for_the_
 
     rows = {
         pk: (published is not None, attempts)
-        for pk, published, attempts in OutboxEvent.objects.filter(
-            pk__in=sent + unsent
-        ).values_list("pk", "published_at", "attempts")
+        for pk, published, attempts in OutboxEvent.objects.filter(pk__in=sent + unsent).values_list(
+            "pk", "published_at", "attempts"
+        )
     }
     assert rows == {**{pk: (True, 1) for pk in sent}, **{pk: (False, 1) for pk in unsent}}
 
