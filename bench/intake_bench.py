@@ -25,9 +25,8 @@ In one run it:
 4. **bulk**: sends batches of 1,000 alarms one after another to `POST /api/v1/incidents/bulk/`
    and the same rows to the reference's `many=True` create (DRF's default row-by-row
    ListSerializer, and DRF's documented bulk_create override), each batch on a new connection
-   (see run_bulk), the database analysed after a warm-up batch (see analyze); incidents/s =
-   rows committed ÷ wall time from the first request to the last answer; afterwards the rows
-   are counted;
+   (see run_bulk), after a warm-up batch; incidents/s = rows committed ÷ wall time from the
+   first request to the last answer; afterwards the rows are counted;
 5. checks the records: no acknowledged case missing, one `incident_reported` event per case
    created, the district's sequence numbers gapless, the audit chain verifies;
 6. prints the figures side by side with the server process's CPU time per request.
@@ -482,19 +481,6 @@ class BulkResult:
         return self.rows_acknowledged / self.wall if self.wall else 0.0
 
 
-def analyze() -> None:
-    """ANALYZE the database, as autovacuum keeps one in service analysed. The bench's tables are
-    new (PostgreSQL has never analysed them) and grow by thousands of rows a second, while
-    autovacuum looks once a minute; without statistics the planner takes the `IN` list of a
-    batch's 1,000 sensors for most of the table and reads the dedupe lookup (docs/incidents.md,
-    "Bulk intake") as a sequential scan of every case, ≈45 ms of PostgreSQL per batch at 65,000
-    cases and growing, instead of ≈1 ms through the index on `source_ref`."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-
-
 def run_bulk(
     name: str,
     port: int,
@@ -525,7 +511,6 @@ def run_bulk(
     if warm.status != 200:
         sys.exit(f"{name}: warm-up batch answered {warm.status}: {warm_body[:500]!r}")
     warm_acked = acknowledged(json.loads(warm_body))
-    analyze()
     pending: queue.Queue[Request] = queue.Queue()
     for request in requests[1:]:
         pending.put(request)
