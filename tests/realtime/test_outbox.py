@@ -310,11 +310,9 @@ def test_a_rolled_back_transaction_leaves_no_event_no_numbers_no_audit_and_sends
     assert AuditEntry.objects.count() == audited
 
 
-@pytest.mark.django_db(transaction=True)
-def test_with_redis_unreachable_the_change_commits_and_the_event_waits_for_the_relay(
-    settings, caplog
-):
-    with socket.socket() as probe:  # a port nothing listens on
+def unreachable_redis(settings: Any) -> None:
+    """The channel layer from here on: Redis on a port nothing listens on."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     settings.CHANNEL_LAYERS = {
@@ -325,6 +323,13 @@ def test_with_redis_unreachable_the_change_commits_and_the_event_waits_for_the_r
     }
     channel_layers.backends.clear()  # the settings signal does this too; be explicit
     assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_unreachable_the_change_commits_and_the_event_waits_for_the_relay(
+    settings, caplog
+):
+    unreachable_redis(settings)
     audited = AuditEntry.objects.count()
     seq = counters().get(DISTRICT, 0) + 1
 
@@ -359,16 +364,7 @@ def test_a_batch_sent_after_commit_is_published_and_an_unsent_one_waits_for_the_
         sent = publish_batch(
             [("tests.thing_changed", {"n": n}, [DISTRICT]) for n in range(3)],
         )
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [f"redis://127.0.0.1:{dead_port}/0"]},
-        }
-    }
-    channel_layers.backends.clear()
+    unreachable_redis(settings)
     with transaction.atomic():
         unsent = publish_batch(
             [("tests.thing_changed", {"n": n}, [DISTRICT]) for n in range(2)],
