@@ -569,7 +569,7 @@ def _index_scans_only(connection: BaseDatabaseWrapper) -> Iterator[None]:
     statistics see `source_ref` as unique), so for a table below some 50,000 cases it reckons
     that reading the whole table beats a thousand index probes. Measured in the bench, the
     scan cost 8 ms a batch at 7,000 cases and 31 ms at 30,000, inside the account's lock; the
-    probes cost ≈1-3 ms at any size. SQLite's planner takes the index unprompted."""
+    probes 2-7 ms at any size. SQLite's planner takes the index unprompted."""
     if connection.vendor != "postgresql":
         yield
         return
