@@ -605,6 +605,35 @@ def incident_duplicate_candidates(
     return found[:limit]
 
 
+@dataclass(frozen=True)
+class MergedCases:
+    """The cases merged into a primary (已合并): those the reader may see, oldest first, and how
+    many there are in all (the others are outside the reader's place: counted, never named)."""
+
+    visible: list[Incident]
+    total: int
+
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self.visible)
+
+
+def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
+    """The duplicates merged into `incident` (its `duplicates`; the caller has checked that
+    `user` may see `incident`). One query for the count when nothing was merged (the usual
+    case), two otherwise."""
+    total = incident.duplicates.count()
+    if not total:
+        return MergedCases(visible=[], total=0)
+    visible = list(
+        incidents_visible_to(user)
+        .filter(merged_into_id=incident.pk)
+        .order_by("id")
+        .only("pk", "number", "status", "channel", "reporter_name", "created_at")
+    )
+    return MergedCases(visible=visible, total=total)
+
+
 def incident_handled_by(user: Any, incident: Incident) -> bool:
     """Whether `user` accepted, handled or fed back the case in any round: they never verify it
     (核查须由他人进行), so a page does not offer them verify or rework."""

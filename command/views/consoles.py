@@ -857,6 +857,7 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
         "actions": actions,
         "action_forms": _action_forms(actions, incident, departments),
         "may_merge": "merge" in actions,
+        "merged": incident_selectors.incident_merged_cases(incident, user),
     }
 
 

@@ -29,6 +29,7 @@ from incidents.models import (
 from incidents.selectors import (
     incident_actions_for,
     incident_duplicate_candidates,
+    incident_merged_cases,
     incident_photos,
     incident_timeline,
     photo_original_allowed,
@@ -254,6 +255,8 @@ class IncidentListOut(serializers.Serializer):
     stage = serializers.CharField()
     stage_deadline = serializers.DateTimeField(allow_null=True)
     overdue = serializers.SerializerMethodField()
+    # A sensor's alarms counted on its open case (bulk intake's dedupe): 0 for other channels.
+    repeat_count = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
 
@@ -309,6 +312,20 @@ class PossibleDuplicateOut(serializers.Serializer):
         return round(candidate.distance_m, 1)
 
 
+class MergedCaseOut(serializers.Serializer):
+    number = serializers.CharField()
+    channel = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MergedCasesOut(serializers.Serializer):
+    """The cases merged into this one (已合并): `total` in all, `cases` those the reader may
+    see, oldest first."""
+
+    total = serializers.IntegerField()
+    cases = MergedCaseOut(many=True, source="visible")
+
+
 class IncidentOut(IncidentListOut):
     """One case as its reader may see it: the reporter's phone masked unless the reader calls
     reporters back or reported it; the timeline; the actions the reader may take now."""
@@ -336,6 +353,9 @@ class IncidentOut(IncidentListOut):
     send_backs = serializers.IntegerField()
     reworks = serializers.IntegerField()
     merged_into = serializers.SerializerMethodField()
+    merged = serializers.SerializerMethodField()
+    source_ref = serializers.CharField()
+    last_repeated_at = serializers.DateTimeField(allow_null=True)
     satisfaction = serializers.IntegerField(allow_null=True)
     client_reported_at = serializers.DateTimeField(allow_null=True)
     updated_at = serializers.DateTimeField()
@@ -367,6 +387,10 @@ class IncidentOut(IncidentListOut):
     @extend_schema_field(OpenApiTypes.STR)
     def get_merged_into(self, incident: Incident) -> str | None:
         return incident.merged_into.number if incident.merged_into is not None else None
+
+    @extend_schema_field(MergedCasesOut)
+    def get_merged(self, incident: Incident) -> Any:
+        return MergedCasesOut(incident_merged_cases(incident, self._user())).data
 
     @extend_schema_field(TransitionOut(many=True))
     def get_timeline(self, incident: Incident) -> Any:

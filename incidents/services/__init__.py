@@ -1325,11 +1325,23 @@ def incident_unmerge(
     *, incident: Incident, by: User, reason: str = "", ip: str | None = None
 ) -> Incident:
     """撤销合并: the case was not a duplicate after all; it returns to its status before the
-    merge."""
+    merge. The primary's scopes hear of it, as they heard of the merge (its page lists the
+    cases merged into it)."""
     step = _Step(reason=_optional_text("reason", reason))
 
     def change(case: Incident, now: datetime) -> None:
         step.data["from"] = case.merged_into.number if case.merged_into is not None else None
         case.merged_into = None
 
-    return _move(incident, by=by, action="unmerge", ip=ip, step=step, change=change)
+    with transaction.atomic():
+        locked = _lock(incident)
+        primary = locked.merged_into
+        return _apply(
+            locked,
+            by=by,
+            action="unmerge",
+            step=step,
+            ip=ip,
+            change=change,
+            also_scopes=events.incident_scopes(primary) if primary is not None else (),
+        )

@@ -1327,15 +1327,21 @@
         if (nearby) {
           nearby.apply(events);
         }
+        // Events of this case, and of a duplicate merged into it or taken out of it again (an
+        // unmerge no longer names the primary: reload while the page lists merged cases).
+        var listsMerged = Boolean(document.querySelector('[data-testid="merged-cases"]'));
         var about = events.filter(function (event) {
-          return incidentOf(event).number === config.number;
+          var incident = incidentOf(event);
+          var step = (event.payload || {}).transition;
+          return incident.number === config.number || incident.merged_into === config.number ||
+            (listsMerged && step && step.action === "unmerge");
         });
         if (!about.length) {
           return;
         }
         // Someone else's step is announced; the echo of the user's own step is not.
         var others = about.some(function (event) {
-          var step = event.payload.transition;
+          var step = (event.payload || {}).transition;
           return !step || step.actor !== config.me;
         });
         if (others) {

@@ -21,7 +21,12 @@ from django.utils import timezone
 from accounts.models import Role
 from incidents.models import Incident
 from incidents.selectors import EARTH_RADIUS_M
-from incidents.services import incident_dispatch, incident_register, incident_reject
+from incidents.services import (
+    incident_dispatch,
+    incident_merge,
+    incident_register,
+    incident_reject,
+)
 from tests.incidents.cases import (
     COMMUNITY,
     FIRE,
@@ -431,6 +436,46 @@ def test_the_case_fragment_carries_state_and_actions(people: Cast, mine: Inciden
     assert "<html" not in html
     assert 'id="case-main"' in html and 'id="case-actions"' in html
     assert 'data-actions="register,reject,merge"' in html
+
+
+def test_the_case_page_shows_a_sensors_repeat_alarms(people: Cast, mine: Incident) -> None:
+    at = timezone.now() - timedelta(minutes=5)
+    # The counters as bulk intake leaves them (tests/incidents/test_api_bulk.py drives it).
+    Incident.objects.filter(pk=mine.pk).update(
+        source_ref="JG-00042", repeat_count=3, last_repeated_at=at
+    )
+    html = _get(people.street, f"/command/cases/{mine.number}/").content.decode()
+    assert 'data-testid="repeat-count">重复报警 3 次<' in html
+    assert '<code data-testid="source-ref">JG-00042</code>' in html
+    assert f"3 次 · 最近 {timezone.localtime(at):%Y-%m-%d %H:%M}" in html
+    queue = _get(people.street, STREET_URL).content.decode()
+    assert '<span class="flag flag-repeat">重复报警 3 次</span>' in queue
+    # A case nobody repeated says nothing of it.
+    plain = _get(people.street, f"/command/cases/{report().number}/").content.decode()
+    assert "flag-repeat" not in plain and "source-ref" not in plain
+
+
+def test_the_primary_case_page_lists_the_cases_merged_into_it(people: Cast, mine: Incident) -> None:
+    near = report(channel="hotline_12345")
+    elsewhere = report(grid=f"{OTHER_COMMUNITY_SAME_STREET}001")
+    for case in (near, elsewhere):
+        incident_merge(incident=case, into=mine, by=people.district)
+    url = f"/command/cases/{mine.number}/"
+
+    street = _get(people.street, url).content.decode()
+    assert "已合并 2 件重复上报" in street
+    listed = re.findall(r'<li><a href="/command/cases/([^/]+)/" data-number=', street)
+    assert listed == [near.number, elsewhere.number]
+    assert "12345热线" in street and "不在您的辖区" not in street
+    # The community's staff are told of both and shown the one in their community.
+    community = _get(people.community, url).content.decode()
+    listed = re.findall(r'<li><a href="/command/cases/([^/]+)/" data-number=', community)
+    assert listed == [near.number]
+    assert "已合并 2 件重复上报" in community and "其中 1 件不在您的辖区" in community
+    # The duplicate's own page points at the primary, and lists nothing merged into it.
+    duplicate = _get(people.street, f"/command/cases/{near.number}/").content.decode()
+    assert f'已合并至 <a href="/command/cases/{mine.number}/">' in duplicate
+    assert 'data-testid="merged-cases"' not in duplicate
 
 
 # --- "my console", the district's list, the intake form, the header -------------------------------

@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Role, User
@@ -491,6 +492,28 @@ def test_an_alarm_of_a_sensor_with_an_open_case_is_a_repeat(db):
     }
     assert entry.after["repeated"][case.number]["repeat_count"] == 1
     assert entry.after["created"]["rows"] == []
+
+
+def test_the_case_shows_its_sensor_and_how_often_it_alarmed(db):
+    gateway = make_gateway()
+    first = alarm()
+    (created,) = results(post(gateway.raw, {"items": [first]}))
+    reader = key_client(gateway.raw)
+    detail = reader.get(f"/api/v1/incidents/{created['number']}/").json()
+    assert (detail["source_ref"], detail["repeat_count"], detail["last_repeated_at"]) == (
+        first["source_ref"],
+        0,
+        None,
+    )
+
+    results(post(gateway.raw, {"items": [first, first]}))
+
+    case = Incident.objects.get(number=created["number"])
+    detail = reader.get(f"/api/v1/incidents/{created['number']}/").json()
+    assert detail["repeat_count"] == 2
+    assert parse_datetime(detail["last_repeated_at"]) == case.last_repeated_at
+    (row,) = reader.get("/api/v1/incidents/").json()["results"]
+    assert (row["number"], row["repeat_count"]) == (created["number"], 2)
 
 
 def test_a_different_category_channel_or_gateway_is_not_a_repeat(db):

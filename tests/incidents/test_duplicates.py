@@ -23,6 +23,7 @@ from tests.incidents.api import LIST, action_url, client_for, detail_url
 from tests.incidents.cases import (
     FIRE,
     GRID,
+    OTHER_GRID_SAME_COMMUNITY,
     RUBBISH,
     category,
     event_scopes,
@@ -236,6 +237,41 @@ def test_merging_a_suggested_duplicate_keeps_its_reporter_informed_and_unmerge_r
     assert event.payload["transition"]["action"] == "unmerge"
     assert f"user:{cast.grid_worker.pk}" in event_scopes(event)
     assert duplicate.number in [number for number, _ in suggested(later, cast.district)]
+
+
+def test_the_primary_lists_the_cases_merged_into_it_as_far_as_the_reader_may_see(cast, origin):
+    primary = at(origin, hours_ago=1)
+    near = at(offset(origin, north_m=20))
+    # In the community's other grid cell: the primary's grid worker does not see it.
+    far = at(point_in(OTHER_GRID_SAME_COMMUNITY))
+    district = client_for(cast.district)
+    assert district.get(detail_url(primary.number)).json()["merged"] == {"total": 0, "cases": []}
+    for case in (near, far):
+        merged = district.post(
+            action_url(case.number, "merge"), {"into": primary.number}, format="json"
+        )
+        assert merged.status_code == 200, merged.json()
+
+    seen = client_for(cast.community).get(detail_url(primary.number)).json()["merged"]
+    assert seen["total"] == 2
+    assert [(c["number"], c["channel"]) for c in seen["cases"]] == [
+        (near.number, Channel.CITIZEN),
+        (far.number, Channel.CITIZEN),
+    ]
+    assert all(c["created_at"] for c in seen["cases"])
+    # The grid worker is told there are two, and named only the one in their grid cell.
+    mine = client_for(cast.grid_worker).get(detail_url(primary.number)).json()["merged"]
+    assert (mine["total"], [c["number"] for c in mine["cases"]]) == (2, [near.number])
+    assert client_for(cast.grid_worker).get(detail_url(far.number)).status_code == 404
+
+    restored = district.post(action_url(far.number, "unmerge"), {}, format="json")
+
+    assert restored.status_code == 200
+    # The primary's scopes hear of the unmerge as they heard of the merge: its page reloads.
+    scopes = event_scopes(last_event(far))
+    assert {f"grid:{GRID}", f"community:{primary.community_code}"} <= scopes
+    seen = client_for(cast.community).get(detail_url(primary.number)).json()["merged"]
+    assert (seen["total"], [c["number"] for c in seen["cases"]]) == (1, [near.number])
 
 
 def test_the_admin_edits_a_categorys_duplicate_radius_and_window(admin_client):
