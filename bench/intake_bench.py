@@ -107,6 +107,13 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help="bulk: gateways sending batches at the same time, each batch on a new connection",
     )
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        help="bulk: integration accounts the gateways send as (gateway g as account g mod N); "
+        "1, the default, is the worst case: every batch waits for the account's dedupe lock",
+    )
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary SpatiaLite file")
@@ -144,13 +151,13 @@ class Fixtures:
     run: str
     session_key: str
     csrf: str
-    api_key: str
+    api_keys: list[str]  # one per integration account; the first one sends the single phase's
     operator_id: int
-    gateway_id: int
+    gateway_ids: list[int]
     places: list[Place]
 
 
-def prepare_database() -> Fixtures:
+def prepare_database(accounts: int) -> Fixtures:
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.core.management import call_command
@@ -173,8 +180,16 @@ def prepare_database() -> Fixtures:
     operator = User.objects.create_user(
         f"bench-operator-{run}", password=None, role=Role.DISTRICT_OPERATOR, place_code="440309"
     )
-    gateway = User.objects.create_user(f"bench-gateway-{run}", password=None, role=Role.INTEGRATION)
-    _, api_key = api_key_issue(user=gateway, name="intake bench", channels=["sensor", "video_ai"])
+    gateways, api_keys = [], []
+    for number in range(max(accounts, 1)):
+        gateway = User.objects.create_user(
+            f"bench-gateway-{run}-{number}", password=None, role=Role.INTEGRATION
+        )
+        _, api_key = api_key_issue(
+            user=gateway, name="intake bench", channels=["sensor", "video_ai"]
+        )
+        gateways.append(gateway.pk)
+        api_keys.append(api_key)
 
     # A signed-in console session, exactly as django.contrib.auth.login leaves it.
     from importlib import import_module
@@ -229,9 +244,9 @@ def prepare_database() -> Fixtures:
         run=run,
         session_key=store.session_key or "",
         csrf=secrets.token_hex(16),  # a 32-character CSRF secret, cookie and header alike
-        api_key=api_key,
+        api_keys=api_keys,
         operator_id=operator.pk,
-        gateway_id=gateway.pk,
+        gateway_ids=gateways,
         places=places,
     )
 
@@ -488,6 +503,7 @@ def run_bulk(
     *,
     batches: int,
     gateways: int,
+    api_keys: list[str],
     server_pids: list[int],
     acknowledged: Any,
 ) -> BulkResult:
@@ -519,15 +535,18 @@ def run_bulk(
     totals = {"acked": 0, "sent": 0}
     lock = threading.Lock()
 
-    def gateway() -> None:
+    def gateway(number: int) -> None:
+        # Gateway `number` sends as its own account (`--accounts`), whichever batch it takes.
+        authorization = f"Api-Key {api_keys[number % len(api_keys)]}"
         while True:
             try:
                 request = pending.get_nowait()
             except queue.Empty:
                 break
+            headers = {**request.headers, "Authorization": authorization}
             t0 = time.perf_counter()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            connection.request(request.method, request.path, request.body, request.headers)
+            connection.request(request.method, request.path, request.body, headers)
             response = connection.getresponse()
             body = response.read()
             connection.close()
@@ -540,7 +559,7 @@ def run_bulk(
 
     cpu_before = servers_cpu_seconds(server_pids)
     started = time.perf_counter()
-    senders = [threading.Thread(target=gateway) for _ in range(gateways)]
+    senders = [threading.Thread(target=gateway, args=(number,)) for number in range(gateways)]
     for sender in senders:
         sender.start()
     for sender in senders:
@@ -605,7 +624,7 @@ def single_requests(fx: Fixtures) -> tuple[Any, Any]:
 
 def bulk_requests(fx: Fixtures, size: int) -> tuple[Any, Any]:
     rng = random.Random(SEED + 2)
-    keyed = {"Content-Type": "application/json", "Authorization": f"Api-Key {fx.api_key}"}
+    keyed = {"Content-Type": "application/json", "Authorization": f"Api-Key {fx.api_keys[0]}"}
     occurred = datetime.now(UTC).isoformat()
 
     def product(batch: int) -> Request:
@@ -812,6 +831,13 @@ def print_report(
             if args.gateways == 1
             else f"from {args.gateways} gateways at once, each one after another"
         )
+        if args.gateways > 1:
+            accounts = min(args.accounts, args.gateways)
+            senders += (
+                ", all as one integration account"
+                if accounts == 1
+                else f", as {accounts} integration accounts"
+            )
         print(f"Bulk: batches of {args.batch_size:,}, {senders}, after a warm-up batch")
         print(
             f"{'':48}{'batches':>8}{'rows':>8}{'rows/s':>8}{'batch p50':>10}{'batch max':>10}"
@@ -864,7 +890,7 @@ def main() -> None:
     args = parse_args()
     tmp = configure_environment()
     started = time.monotonic()
-    fx = prepare_database()
+    fx = prepare_database(args.accounts)
     from django.db import connections
 
     connections.close_all()  # the server is the only writer from here on
@@ -906,7 +932,7 @@ def main() -> None:
                     product,
                     args.batches,
                     # The gateway's cases with CityOps numbers (the references' are BB…).
-                    {"reporter_id": fx.gateway_id, "number__startswith": "LH-"},
+                    {"reporter_id__in": fx.gateway_ids, "number__startswith": "LH-"},
                 ),
                 (
                     "DRF many=True, row by row (reference)",
@@ -928,6 +954,7 @@ def main() -> None:
                     make,
                     batches=count,
                     gateways=args.gateways,
+                    api_keys=fx.api_keys,
                     server_pids=server_pids,
                     acknowledged=lambda body: body["created"],
                 )

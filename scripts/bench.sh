@@ -6,6 +6,7 @@
 #             creates, three times: SpatiaLite + the in-process channel layer (the embedded
 #             default), PostGIS + Redis (production's shape), and PostGIS + Redis with two server
 #             processes (manage.py cityops_serve --workers 2) and two bulk gateways at once
+#             as one integration account, then bulk alone with the gateways as two accounts
 #             (bench/intake_bench.py);
 #   ws      — 1,000 WebSocket clients on the /ws/ feed while reports surge, beside a plain
 #             `websockets` broadcast server doing the same deliveries (bench/ws_bench.py);
@@ -55,6 +56,13 @@ if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake2
   DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake2" REDIS_URL="$redis_url" \
     .venv/bin/python bench/intake_bench.py --workers 2 --gateways 2 "$@"
+  echo
+  echo "==> bulk on PostGIS, Redis channel layer, 2 server processes, 2 bulk gateways as 2 accounts"
+  # The run above sends every batch as one integration account, whose dedupe lock serialises
+  # its batches; here each gateway is its own platform account, as two platforms would be.
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake3
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake3" REDIS_URL="$redis_url" \
+    .venv/bin/python bench/intake_bench.py --workers 2 --gateways 2 --accounts 2 --skip-single "$@"
 fi
 if [ "$which" = "all" ] || [ "$which" = "ws" ]; then
   echo

@@ -16,6 +16,7 @@ from incidents.services import (
     incident_accept,
     incident_dispatch,
     incident_feed_back,
+    incident_merge,
     incident_register,
 )
 from tests.incidents.cases import (
@@ -249,6 +250,14 @@ def test_verification_is_offered_on_a_fix_in_my_grid(people: Cast) -> None:
     offered = re.findall(r'<form class="m-action-form" data-action="([^"]+)"', html)
     assert offered == ["verify", "rework"]
     assert "已清运" in html  # the handler's feedback
+
+
+def test_my_report_merged_into_another_case_names_that_case(people: Cast) -> None:
+    primary = report(grid=OTHER_GRID_SAME_COMMUNITY)
+    mine = report(reporter=people.grid_worker)
+    incident_merge(incident=mine, into=primary, by=people.community)
+    html = _client(people.grid_worker).get(f"/m/tasks/{mine.number}/").content.decode()
+    assert f'<dd data-testid="merged-into">{primary.number}</dd>' in html
 
 
 def test_another_grids_case_page_does_not_exist_for_me(people: Cast) -> None:
