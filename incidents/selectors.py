@@ -629,7 +629,7 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
         incidents_visible_to(user)
         .filter(merged_into_id=incident.pk)
         .order_by("id")
-        .only("pk", "number", "status", "channel", "reporter_name", "created_at")
+        .only("pk", "number", "channel", "created_at")  # what the list shows
     )
     return MergedCases(visible=visible, total=total)
 
