@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from incidents.catalogue import read_departments
 from incidents.models import (
+    AlarmSource,
     CalendarDay,
     Category,
     Incident,
@@ -415,3 +416,24 @@ class IncidentAdmin(admin.ModelAdmin):
     @admin.display(description=_("上报人电话"))
     def masked_phone(self, obj: Incident) -> str:
         return obj.masked_phone
+
+
+@admin.register(AlarmSource)
+class AlarmSourceAdmin(admin.ModelAdmin):
+    """The sensors and cameras integrations have sent alarms from, busiest first; read-only
+    (bulk intake counts them, incidents.services.bulk)."""
+
+    list_display = ("source_ref", "category", "channel", "account", "alarms", "first_alarm_at")
+    list_filter = ("channel",)
+    search_fields = ("^source_ref",)
+    ordering = ("-alarms",)
+    list_select_related = ("category", "account")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AlarmSource | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AlarmSource | None = None) -> bool:
+        return False  # the sensor dedupe's lock rows: deleting one would restart its count

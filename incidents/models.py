@@ -773,6 +773,51 @@ class IncidentNumberCounter(models.Model):
         return f"{self.day.isoformat()} #{self.last_number}"
 
 
+class AlarmSource(models.Model):
+    """One sensor or camera of an integration account alarming on one category and channel: the
+    key of the sensor dedupe window (incidents.services.bulk).
+
+    A bulk batch upserts the rows of the keys it carries, in key order, adding its alarms to
+    each (`config.db_backends.bulk.increment_counters`), before it looks for their open cases:
+    the row locks serialise batches that name the same sensor, so two of them never both make
+    a case for it, while batches of other sensors of the same account go on. The counts are
+    the account's alarms since the table was made (migration 0006 counted the cases and
+    repeats before it).
+    """
+
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("接入账号"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the first column of the key
+    )
+    source_ref = models.CharField(_("来源标识"), max_length=100)
+    category = models.ForeignKey(
+        Category,
+        verbose_name=_("事项分类"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # categories are not deleted; the key serves the lookups
+    )
+    channel = models.CharField(_("来源渠道"), max_length=16, choices=Channel.choices)
+    alarms = models.PositiveIntegerField(_("报警次数"), default=0)
+    first_alarm_at = models.DateTimeField(_("首次报警时间"))
+
+    class Meta:
+        verbose_name = _("报警源")
+        verbose_name_plural = _("报警源")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "source_ref", "category", "channel"],
+                name="incidents_alarm_source_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_ref} ({self.channel})"
+
+
 class IncidentTransition(models.Model):
     """One step of a case's timeline (流转记录), in words for the people working the case.
 

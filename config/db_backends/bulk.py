@@ -78,7 +78,7 @@ def insert_rows(
 def increment_counters(
     connection: BaseDatabaseWrapper,
     model: type[Model],
-    key: str,
+    key: str | tuple[str, ...],
     counter: str,
     keys: Sequence[Any],
     *,
@@ -91,40 +91,54 @@ def increment_counters(
     VALUES (one row per key, in the order given) ON CONFLICT (key) DO UPDATE SET counter =
     counter + EXCLUDED.counter … RETURNING. Each row stays locked until the transaction ends
     (SQLite: the write lock), taken in the order of `keys`; give them in the same order
-    everywhere. Returns the new values by key as the database returns it (a date key comes back
-    as text on SQLite)."""
+    everywhere. A key of several fields (a tuple of names, a unique constraint over them) takes
+    tuples of values. Returns the new values by key as the database returns it (a date key
+    comes back as text on SQLite)."""
     if not keys:
         return {}
     steps = [by] * len(keys) if isinstance(by, int) else list(by)
     if len(steps) != len(keys):
         raise ValueError(f"{len(keys)} keys but {len(steps)} increments")
+    composite = not isinstance(key, str)
+    key_names: tuple[str, ...] = (key,) if isinstance(key, str) else tuple(key)
     meta = model._meta
     quote = connection.ops.quote_name
     other = defaults or {}
-    fields: list[Field[Any, Any]] = [
-        meta.get_field(name)  # type: ignore[misc]
-        for name in (key, counter, *other)
-    ]
+
+    def concrete(name: str) -> Field[Any, Any]:
+        return meta.get_field(name)  # type: ignore[return-value]
+
+    key_fields = [concrete(name) for name in key_names]
+    other_fields = [concrete(name) for name in other]
+    counted = quote(str(concrete(counter).column))
     table = quote(meta.db_table)
-    names = [quote(str(field.column)) for field in fields]
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    names = [quote(str(field.column)) for field in key_fields]
+    columns = [*names, counted, *(quote(str(field.column)) for field in other_fields)]
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    prepared = [
+        field.get_db_prep_save(default, connection)
+        for field, default in zip(other_fields, other.values(), strict=True)
+    ]
     params: list[Any] = []
     for value, step in zip(keys, steps, strict=True):
-        params.append(fields[0].get_db_prep_save(value, connection))
-        params.append(step)
+        values = value if composite else (value,)
         params.extend(
-            field.get_db_prep_save(default, connection)
-            for field, default in zip(fields[2:], other.values(), strict=True)
+            field.get_db_prep_save(part, connection)
+            for field, part in zip(key_fields, values, strict=True)
         )
+        params.append(step)
+        params.extend(prepared)
     with connection.cursor() as cursor:
         cursor.execute(
             # Identifiers quoted from the model's metadata; every value is a query parameter.
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(keys))} "  # noqa: S608
-            f"ON CONFLICT ({names[0]}) DO UPDATE SET {names[1]} = {table}.{names[1]} + "
-            f"EXCLUDED.{names[1]} "
-            f"RETURNING {names[0]}, {names[1]}",
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(keys))} "  # noqa: S608
+            f"ON CONFLICT ({', '.join(names)}) DO UPDATE SET {counted} = {table}.{counted} + "
+            f"EXCLUDED.{counted} "
+            f"RETURNING {', '.join(names)}, {counted}",
             params,
         )
+        if composite:
+            return {tuple(found[:-1]): found[-1] for found in cursor.fetchall()}
         return dict(cursor.fetchall())
 
 

@@ -14,8 +14,10 @@ in memory, deadlines; each case's row converted for the database and its COPY li
 id reserved on PostgreSQL; its event checked, encoded and its id reserved), a stand-in in place
 of each case's number; the transaction then takes the locks once for the whole batch:
 
-* the integration account's row, locked first, which serialises the dedupe lookup against
-  the same gateway's concurrent batches; then the open cases its alarms repeat, locked;
+* the rows of the batch's alarm sources (AlarmSource: account, sensor, category, channel),
+  upserted in key order and locked first, which serialises the dedupe lookup against the
+  concurrent batches naming the same sensors (and only those); then the open cases its alarms
+  repeat, locked;
 * on PostgreSQL the new cases' timeline rows, which need no number, inserted before the
   counter (their foreign key to the case is checked at commit);
 * the day's number counter, the lock every report takes first, once the batch knows how many
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +71,7 @@ from gridmap.locator import Location, check_lonlat
 from incidents import events
 from incidents.models import (
     FINISHED_STATUSES,
+    AlarmSource,
     Category,
     Channel,
     Incident,
@@ -518,6 +522,21 @@ def _key(valid: _Valid) -> Key:
     return (valid.source_ref, valid.category.pk, valid.item.channel)
 
 
+def _lock_sources(alarms: Counter[Key], *, by: User, now: datetime) -> None:
+    """Count the batch's alarms on their sources (AlarmSource), each row created if new and
+    locked to the commit: in key order, the same order every batch takes them in."""
+    keys = sorted(alarms)
+    increment_counters(
+        transaction.get_connection(),
+        AlarmSource,
+        ("account", "source_ref", "category", "channel"),
+        "alarms",
+        [(by.pk, *key) for key in keys],
+        by=[alarms[key] for key in keys],
+        defaults={"first_alarm_at": now},
+    )
+
+
 def _open_cases(keys: set[Key], *, by: User, since: datetime) -> dict[Key, Incident]:
     """The open case of each key whose latest alarm is at or after `since`, locked in id order
     (the latest one where a key has several).
@@ -667,10 +686,12 @@ def incidents_report_bulk(
         now=now,
     )
     with transaction.atomic():
-        # The dedupe lookup runs under the account's row lock, so a concurrent batch of the same
-        # gateway waits here and then sees this one's cases; other writers don't wait for it.
-        User.objects.select_for_update().filter(pk=by.pk).exists()
-        existing = _open_cases({_key(v) for v in valid}, by=by, since=now - dedupe_window())
+        # The dedupe lookup runs under the locks of the batch's alarm sources, so a concurrent
+        # batch naming one of its sensors waits here and then sees this one's cases; batches
+        # of other sensors, and other writers, don't wait for it.
+        alarms = Counter(_key(v) for v in valid)
+        _lock_sources(alarms, by=by, now=now)
+        existing = _open_cases(set(alarms), by=by, since=now - dedupe_window())
         created: list[int] = []  # positions in drafts
         created_by_key: dict[Key, int] = {}  # → the position of the case the key's alarm made
         answers: list[tuple[BulkResult, int]] = []  # given the number of the case at the position

@@ -9,10 +9,14 @@ commit, idempotent retries.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
+import threading
+from collections import Counter
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,7 +24,8 @@ import pytest
 import shapely
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.apps import apps as django_apps
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -34,6 +39,8 @@ from gridmap.crs import MetricProjector, wgs84_to_gcj02
 from gridmap.models import Region
 from incidents import calendar, events
 from incidents.models import (
+    AlarmSource,
+    Category,
     Channel,
     Incident,
     IncidentStatus,
@@ -50,7 +57,14 @@ from incidents.services import (
     incident_report,
     incident_verify,
 )
-from incidents.services.bulk import REPEATED, BulkItem, _index_scans_only, incidents_report_bulk
+from incidents.services.bulk import (
+    REPEATED,
+    BulkItem,
+    _index_scans_only,
+    _lock_sources,
+    dedupe_window,
+    incidents_report_bulk,
+)
 from realtime.models import OutboxEvent, OutboxEventScope
 from realtime.outbox import group_name
 from tests.incidents.cases import (
@@ -612,6 +626,78 @@ def test_a_bad_first_alarm_does_not_stop_its_sensor_s_next_one(db):
     assert [row["result"] for row in rows] == ["error", "created", "repeat"]
 
 
+def test_each_alarm_source_counts_its_alarms_from_the_first(db):
+    gateway, other = make_gateway(), make_gateway()
+    sensor = alarm()
+    results(post(gateway.raw, {"items": [sensor, dict(sensor, lon="x"), sensor]}))
+    first_seen = AlarmSource.objects.get().first_alarm_at
+
+    results(post(gateway.raw, {"items": [sensor, dict(sensor, category="01002")]}))
+    results(post(other.raw, {"items": [sensor]}))
+
+    def row(source: AlarmSource) -> tuple[int, str, str, str, int]:
+        return (
+            source.account_id,
+            source.source_ref,
+            source.category.code,
+            source.channel,
+            source.alarms,
+        )
+
+    ref = sensor["source_ref"]
+    assert sorted(row(source) for source in AlarmSource.objects.all()) == sorted(
+        [
+            (gateway.user.pk, ref, MANHOLE, "sensor", 3),  # the bad item is no alarm
+            (gateway.user.pk, ref, "01002", "sensor", 1),
+            (other.user.pk, ref, MANHOLE, "sensor", 1),
+        ]
+    )
+    counted = AlarmSource.objects.get(account=gateway.user, category__code=MANHOLE)
+    assert counted.first_alarm_at == first_seen
+    case = Incident.objects.get(reporter=gateway.user, category__code=MANHOLE)
+    assert case.created_at == first_seen and case.repeat_count == 2
+
+
+def test_the_migration_counts_the_alarms_taken_in_before_it(db):
+    """Migration 0006 made the table of alarm sources and counted into it the cases and repeats
+    bulk intake had taken in: the same rows as counting them as they come."""
+    gateway = make_gateway()
+    sensor, camera = alarm(), alarm(channel="video_ai", category=RUBBISH)
+    results(post(gateway.raw, {"items": [sensor, sensor, camera]}))
+    # A later case of the sensor: the window of its first case has closed.
+    Incident.objects.filter(source_ref=sensor["source_ref"]).update(
+        last_repeated_at=timezone.now() - dedupe_window() - timedelta(minutes=1)
+    )
+    results(post(gateway.raw, {"items": [sensor, sensor, sensor]}))
+    incident_report(  # a single report with a device id is no bulk alarm
+        reporter=gateway.user,
+        channel=Channel.HOTLINE_12345,
+        category=Category.objects.get(code=MANHOLE),
+        lon=sensor["lon"],
+        lat=sensor["lat"],
+        source_ref="SINGLE-1",
+    )
+    counted = sorted(
+        AlarmSource.objects.values_list(
+            "account_id", "source_ref", "category_id", "channel", "alarms", "first_alarm_at"
+        )
+    )
+    assert sorted(row[4] for row in counted) == [1, 5]
+    AlarmSource.objects.all().delete()
+
+    migration = importlib.import_module("incidents.migrations.0006_alarm_sources")
+    migration.count_earlier_alarms(django_apps, SimpleNamespace(connection=connection))
+
+    assert (
+        sorted(
+            AlarmSource.objects.values_list(
+                "account_id", "source_ref", "category_id", "channel", "alarms", "first_alarm_at"
+            )
+        )
+        == counted
+    )
+
+
 def test_the_dedupe_lookup_reads_the_sensor_index_whatever_the_statistics(db):
     """The test database is never analysed. The only index the lookup can be read through is
     `incidents_source_ref`: with the account in the statement, the planner took the account's
@@ -796,6 +882,57 @@ def test_two_concurrent_batches_of_one_sensor_make_one_case(request):
     case = Incident.objects.get(source_ref="RACE-1")
     assert case.repeat_count == 7
     assert chain_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_only_for_batches_naming_its_sensors(request):
+    """While one batch holds its sensor's alarm source (from its dedupe lookup to its commit), a
+    batch of another sensor of the same account goes through; one naming the held sensor waits
+    for it (here: gives up at the lock timeout, storing nothing), then goes through."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time: every batch waits for every other")
+    request.getfixturevalue("committed_demo_geography")
+    request.getfixturevalue("reference_data")
+    gateway = make_gateway()
+    manhole = Category.objects.get(code=MANHOLE)
+    lon, lat = _point(GRID)
+
+    def batch(ref: str) -> list[str]:
+        item = BulkItem(channel="sensor", category=MANHOLE, lon=lon, lat=lat, source_ref=ref)
+        report = incidents_report_bulk(items=[item], by=gateway.user)
+        return [result.result for result in report.results]
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                key = ("HELD-1", manhole.pk, "sensor")
+                _lock_sources(Counter([key]), by=gateway.user, now=timezone.now())
+                held.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(60)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        assert batch("OTHER-1") == ["created"]
+        with pytest.raises(OperationalError) as waited:
+            batch("HELD-1")
+        assert type(waited.value.__cause__).__name__ == "LockNotAvailable"
+        assert not Incident.objects.filter(source_ref="HELD-1").exists()
+    finally:
+        release.set()
+        holder.join(60)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert batch("HELD-1") == ["created"]
+    # The holder's alarm and the last batch's; the batch that gave up counted nothing.
+    assert AlarmSource.objects.get(source_ref="HELD-1").alarms == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from incidents.services import incident_register
-from tests.incidents.cases import Cast, report
+from incidents.services.bulk import BulkItem, incidents_report_bulk
+from tests.incidents.cases import GRID, Cast, point_in, report
+from tests.incidents.test_api_bulk import make_gateway
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 CASES = "/admin/incidents/incident/"
+SOURCES = "/admin/incidents/alarmsource/"
 
 
 def test_the_list_and_the_detail_show_the_case_with_a_masked_phone(admin_client, cast: Cast):
@@ -34,3 +37,17 @@ def test_cases_are_neither_added_changed_nor_deleted_in_the_admin(admin_client, 
     assert admin_client.get(f"{CASES}{case.pk}/delete/").status_code == 403
     case.refresh_from_db()
     assert case.status == "reported"
+
+
+def test_the_alarm_sources_are_listed_busiest_first_and_never_changed(admin_client, cast: Cast):
+    lon, lat = point_in(GRID)
+    gateway = make_gateway()
+    items = [
+        BulkItem(channel="sensor", category="01001", lon=lon, lat=lat, source_ref=ref)
+        for ref in ("SW-QUIET", "SW-BUSY", "SW-BUSY", "SW-BUSY")
+    ]
+    incidents_report_bulk(items=items, by=gateway.user)
+
+    listing = admin_client.get(SOURCES).content.decode()
+    assert listing.index("SW-BUSY") < listing.index("SW-QUIET")
+    assert admin_client.get(f"{SOURCES}add/").status_code == 403
