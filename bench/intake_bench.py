@@ -112,7 +112,8 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help="bulk: integration accounts the gateways send as (gateway g as account g mod N); "
-        "1, the default, is the worst case: every batch waits for the account's dedupe lock",
+        "the default is 1, one platform with several gateways (the dedupe locks a batch's "
+        "sensors, not its account, so it should not wait more than N accounts do)",
     )
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--skip-bulk", action="store_true")

@@ -8,19 +8,23 @@
 #             processes (manage.py cityops_serve --workers 2) and two bulk gateways at once
 #             as one integration account, then bulk alone with the gateways as two accounts
 #             (bench/intake_bench.py);
+#   counters — the counter upsert bulk intake locks its sensors with (1,000 alarm sources in one
+#             statement, unnest arrays) beside the same upsert as a VALUES list, on PostGIS
+#             (bench/counter_bench.py);
 #   ws      — 1,000 WebSocket clients on the /ws/ feed while reports surge, beside a plain
 #             `websockets` broadcast server doing the same deliveries (bench/ws_bench.py);
 #             PostGIS + Redis; run twice: as fast as possible, then at WS_SURGE_RATE (20)/s.
 # Each prints a table; see bench/README.md.
 #
-#   scripts/bench.sh                     both benchmarks, default sizes (no arguments)
+#   scripts/bench.sh                     every benchmark, default sizes (no arguments)
 #   scripts/bench.sh locator [args]      the locator only; args go to bench/locator_bench.py
 #   scripts/bench.sh intake [args]       the intake only; args go to bench/intake_bench.py
+#   scripts/bench.sh counters [args]     the counter upsert only; args go to bench/counter_bench.py
 #   scripts/bench.sh ws [args]           the WebSocket fan-out only; args go to bench/ws_bench.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="all"
-if [ $# -gt 0 ] && [[ "$1" =~ ^(locator|intake|ws|all)$ ]]; then
+if [ $# -gt 0 ] && [[ "$1" =~ ^(locator|intake|counters|ws|all)$ ]]; then
   which="$1"
   shift
 fi
@@ -58,11 +62,18 @@ if [ "$which" = "all" ] || [ "$which" = "intake" ]; then
     .venv/bin/python bench/intake_bench.py --workers 2 --gateways 2 "$@"
   echo
   echo "==> bulk on PostGIS, Redis channel layer, 2 server processes, 2 bulk gateways as 2 accounts"
-  # The run above sends every batch as one integration account, whose dedupe lock serialises
-  # its batches; here each gateway is its own platform account, as two platforms would be.
+  # The run above sends every batch as one integration account; here each gateway is its own
+  # platform account, as two platforms would be. The dedupe locks each batch's sensors (its
+  # alarm sources), not its account, so the two runs' bulk figures should agree.
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops intake3
   DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/intake3" REDIS_URL="$redis_url" \
     .venv/bin/python bench/intake_bench.py --workers 2 --gateways 2 --accounts 2 --skip-single "$@"
+fi
+if [ "$which" = "all" ] || [ "$which" = "counters" ]; then
+  echo
+  echo "==> counter upsert on PostGIS"
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U cityops counters
+  DATABASE_URL="postgis://cityops@127.0.0.1:$PGPORT/counters" .venv/bin/python bench/counter_bench.py "$@"
 fi
 if [ "$which" = "all" ] || [ "$which" = "ws" ]; then
   echo

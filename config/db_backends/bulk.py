@@ -75,6 +75,9 @@ def insert_rows(
         cursor.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({values})", rows)  # noqa: S608
 
 
+_OWN_VALUE = frozenset({int, str})
+
+
 def increment_counters(
     connection: BaseDatabaseWrapper,
     model: type[Model],
@@ -88,12 +91,17 @@ def increment_counters(
     """Add `by` (one number for every key, or one per key) to the `counter` field of the rows of
     `model` whose `key` field is each of `keys` (no key twice), creating a missing row with the
     counter at that number (and `defaults` for its other fields), in one statement: INSERT …
-    VALUES (one row per key, in the order given) ON CONFLICT (key) DO UPDATE SET counter =
-    counter + EXCLUDED.counter … RETURNING. Each row stays locked until the transaction ends
-    (SQLite: the write lock), taken in the order of `keys`; give them in the same order
-    everywhere. A key of several fields (a tuple of names, a unique constraint over them) takes
-    tuples of values. Returns the new values by key as the database returns it (a date key
-    comes back as text on SQLite)."""
+    (one row per key, in the order given) ON CONFLICT (key) DO UPDATE SET counter = counter +
+    EXCLUDED.counter … RETURNING. Each row stays locked until the transaction ends (SQLite: the
+    write lock), taken in the order of `keys`; give them in the same order everywhere. A key of
+    several fields (a tuple of names, a unique constraint over them) takes tuples of values.
+    Returns the new values by key as the database returns it (a date key comes back as text on
+    SQLite).
+
+    On PostgreSQL the rows come from `unnest` of one array per column, so the statement has a
+    parameter per column rather than per value: for 1,000 keys of four fields, ≈4 ms of Python
+    and 9-13 ms in all, against ≈10 and 20-22 ms as a VALUES list (bench/counter_bench.py).
+    SQLite, in process, takes the VALUES list."""
     if not keys:
         return {}
     steps = [by] * len(keys) if isinstance(by, int) else list(by)
@@ -109,29 +117,42 @@ def increment_counters(
         return meta.get_field(name)  # type: ignore[return-value]
 
     key_fields = [concrete(name) for name in key_names]
+    counter_field = concrete(counter)
     other_fields = [concrete(name) for name in other]
-    counted = quote(str(concrete(counter).column))
+    counted = quote(str(counter_field.column))
     table = quote(meta.db_table)
     names = [quote(str(field.column)) for field in key_fields]
     columns = [*names, counted, *(quote(str(field.column)) for field in other_fields)]
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     prepared = [
         field.get_db_prep_save(default, connection)
         for field, default in zip(other_fields, other.values(), strict=True)
     ]
-    params: list[Any] = []
-    for value, step in zip(keys, steps, strict=True):
-        values = value if composite else (value,)
-        params.extend(
-            field.get_db_prep_save(part, connection)
-            for field, part in zip(key_fields, values, strict=True)
-        )
-        params.append(step)
-        params.extend(prepared)
+    key_values = [
+        [
+            # An int or a str is its own database value (nothing to convert, 1,000s of keys).
+            part if type(part) in _OWN_VALUE else field.get_db_prep_save(part, connection)
+            for field, part in zip(key_fields, value if composite else (value,), strict=True)
+        ]
+        for value in keys
+    ]
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        arrays = [f"%s::{field.db_type(connection)}[]" for field in (*key_fields, counter_field)]
+        selected = ["*", *(f"%s::{field.db_type(connection)}" for field in other_fields)]
+        rows = f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)})"  # noqa: S608
+        params = [*prepared, *(list(column) for column in zip(*key_values, strict=True)), steps]
+    else:
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        rows = f"VALUES {', '.join([row] * len(keys))}"
+        params = []
+        for values, step in zip(key_values, steps, strict=True):
+            params.extend(values)
+            params.append(step)
+            params.extend(prepared)
     with connection.cursor() as cursor:
         cursor.execute(
-            # Identifiers quoted from the model's metadata; every value is a query parameter.
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(keys))} "  # noqa: S608
+            # Identifiers and types from the model's metadata; every value is a query parameter.
+            f"INSERT INTO {table} ({', '.join(columns)}) {rows} "
             f"ON CONFLICT ({', '.join(names)}) DO UPDATE SET {counted} = {table}.{counted} + "
             f"EXCLUDED.{counted} "
             f"RETURNING {', '.join(names)}, {counted}",
