@@ -137,8 +137,13 @@ def increment_counters(
     ]
     params: list[Any]
     if connection.vendor == "postgresql":
-        arrays = [f"%s::{field.db_type(connection)}[]" for field in (*key_fields, counter_field)]
-        selected = ["*", *(f"%s::{field.db_type(connection)}" for field in other_fields)]
+        # Cast to the column's type without its length (`varchar`, not `varchar(100)`): an
+        # explicit cast would cut a value that is too long, the insert refuses it.
+        def base_type(field: Field[Any, Any]) -> str:
+            return str(field.db_type(connection)).split("(")[0]
+
+        arrays = [f"%s::{base_type(field)}[]" for field in (*key_fields, counter_field)]
+        selected = ["*", *(f"%s::{base_type(field)}" for field in other_fields)]
         rows = f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)})"  # noqa: S608
         params = [*prepared, *(list(column) for column in zip(*key_values, strict=True)), steps]
     else:
