@@ -30,6 +30,7 @@ from incidents.models import (
     AlarmSource,
     CalendarDay,
     Category,
+    Channel,
     Incident,
     IncidentPhoto,
     IncidentTransition,
@@ -41,6 +42,7 @@ from incidents.services import (
     category_save,
     stage_limit_save,
 )
+from incidents.services.bulk import BULK_CHANNELS
 
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
@@ -418,13 +420,26 @@ class IncidentAdmin(admin.ModelAdmin):
         return obj.masked_phone
 
 
+class _AlarmChannelFilter(admin.SimpleListFilter):
+    """The channels bulk intake takes alarms on, not every channel a case may come in on."""
+
+    title = _("来源渠道")
+    parameter_name = "channel"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(channel, str(Channel(channel).label)) for channel in BULK_CHANNELS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AlarmSource]) -> Any:
+        return queryset.filter(channel=self.value()) if self.value() else queryset
+
+
 @admin.register(AlarmSource)
 class AlarmSourceAdmin(admin.ModelAdmin):
     """The sensors and cameras integrations have sent alarms from, busiest first; read-only
     (bulk intake counts them, incidents.services.bulk)."""
 
     list_display = ("source_ref", "category", "channel", "account", "alarms", "first_alarm_at")
-    list_filter = ("channel",)
+    list_filter = (_AlarmChannelFilter,)
     search_fields = ("^source_ref",)
     ordering = ("-alarms",)
     list_select_related = ("category", "account")

@@ -50,4 +50,6 @@ def test_the_alarm_sources_are_listed_busiest_first_and_never_changed(admin_clie
 
     listing = admin_client.get(SOURCES).content.decode()
     assert listing.index("SW-BUSY") < listing.index("SW-QUIET")
+    assert "12345热线" not in listing  # the channel filter offers the bulk channels only
+    assert "SW-BUSY" not in admin_client.get(f"{SOURCES}?channel=video_ai").content.decode()
     assert admin_client.get(f"{SOURCES}add/").status_code == 403
