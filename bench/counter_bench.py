@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -94,6 +93,7 @@ def main() -> None:
     from django.utils import timezone
 
     from accounts.models import Role, User
+    from bench.intake_bench import database_description, machine
     from incidents.models import Category
 
     if connection.vendor != "postgresql":
@@ -128,10 +128,8 @@ def main() -> None:
     print(
         "CityOps counter upsert benchmark (incidents.AlarmSource, the bulk intake's sensor locks)"
     )
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        print(f"Database: PostgreSQL {cursor.fetchone()[0]} (local TCP)")
+    print(f"Machine: {machine()}")
+    print(f"Database: {database_description()}")
     print(f"{args.keys:,} keys per statement, {args.rounds} statements of each kind, alternating")
     print()
     print(f"  {'statement':38} {'rows':14} {'wall p50':>9} {'wall p90':>9} {'CPU p50':>8}")

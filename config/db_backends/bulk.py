@@ -100,7 +100,7 @@ def increment_counters(
 
     On PostgreSQL the rows come from `unnest` of one array per column, so the statement has a
     parameter per column rather than per value: for 1,000 keys of four fields, ≈4 ms of Python
-    and 9-13 ms in all, against ≈10 and 20-22 ms as a VALUES list (bench/counter_bench.py).
+    and 8.5-14 ms in all, against ≈9-10 and 18-23 ms as a VALUES list (bench/counter_bench.py).
     SQLite, in process, takes the VALUES list."""
     if not keys:
         return {}

@@ -16,15 +16,13 @@ from tests.incidents.cases import make_user
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 
 KEY = ("account", "source_ref", "category", "channel")
+NOW = timezone.now()
 
 
 def count(keys: list[tuple[int, str, int, str]], by: list[int]) -> dict[object, int]:
     return increment_counters(
         connection, AlarmSource, KEY, "alarms", keys, by=by, defaults={"first_alarm_at": NOW}
     )
-
-
-NOW = timezone.now()
 
 
 def test_rows_are_made_then_added_to_and_their_counts_returned_by_key():
