@@ -22,6 +22,7 @@ EXTENSION_REQUESTED = "incidents.incident_extension_requested"
 EXTENSION_DECIDED = "incidents.incident_extension_decided"
 WARNED = "incidents.incident_warned"
 ESCALATED = "incidents.incident_escalated"
+MERGES_CHANGED = "incidents.incident_merges_changed"
 
 # Actions whose outcome the reporting user is told about (their own case: registered or not,
 # dispatched, closed, merged, reopened …); the routine moves in between go to the centres only.
@@ -139,6 +140,19 @@ def incident_status_changed(
     """incidents.incident_status_changed: a case moved in the loop (registered, dispatched,
     accepted, sent back, verified, closed, parked, merged …)."""
     return {"incident": incident_summary(incident), "transition": _step(transition)}
+
+
+def incident_merges_changed(
+    *, primary: Incident, action: str, merged: int, actor: int
+) -> dict[str, Any]:
+    """incidents.incident_merges_changed: a case was merged into `primary` or taken out of it
+    again; `merged` is how many cases are merged into it now. To the primary's scopes, which
+    may not see the duplicate: the duplicate is not named (its own scopes hear of it by
+    incident_status_changed)."""
+    return {
+        "incident": incident_summary(primary),
+        "merges": {"action": action, "merged": merged, "actor": actor},
+    }
 
 
 def incident_extension_requested(

@@ -823,7 +823,6 @@ def _apply(
     ip: str | None,
     check: Callable[[Incident], None] | None = None,
     change: Callable[[Incident, datetime], None] | None = None,
-    also_scopes: Iterable[str] = (),
 ) -> Incident:
     """Apply `action` to a case locked by the caller: table, permission, change, clock, then the
     timeline row, the audit entry and the event, in this order (audit and publish last: they
@@ -888,7 +887,7 @@ def _apply(
     else:
         payload = events.incident_status_changed(incident=incident, transition=transition)
     scopes = events.incident_scopes(incident, departments=step.departments, users=step.users)
-    publish(type=step.event_type, payload=payload, scopes=[*scopes, *also_scopes])
+    publish(type=step.event_type, payload=payload, scopes=scopes)
     return incident
 
 
@@ -1309,16 +1308,11 @@ def incident_merge(
             case.merged_into = primary
             step.data["into"] = primary.number
 
-        return _apply(
-            duplicate,
-            by=by,
-            action="merge",
-            step=step,
-            ip=ip,
-            check=check,
-            change=change,
-            also_scopes=events.incident_scopes(primary),
+        merged = _apply(
+            duplicate, by=by, action="merge", step=step, ip=ip, check=check, change=change
         )
+        _publish_merges(primary, action="merge", by=by)
+        return merged
 
 
 def incident_unmerge(
@@ -1326,7 +1320,7 @@ def incident_unmerge(
 ) -> Incident:
     """撤销合并: the case was not a duplicate after all; it returns to its status before the
     merge. The primary's scopes hear of it, as they heard of the merge (its page lists the
-    cases merged into it)."""
+    cases merged into it), by an event about the primary."""
     step = _Step(reason=_optional_text("reason", reason))
 
     def change(case: Incident, now: datetime) -> None:
@@ -1336,12 +1330,22 @@ def incident_unmerge(
     with transaction.atomic():
         locked = _lock(incident)
         primary = locked.merged_into
-        return _apply(
-            locked,
-            by=by,
-            action="unmerge",
-            step=step,
-            ip=ip,
-            change=change,
-            also_scopes=events.incident_scopes(primary) if primary is not None else (),
-        )
+        restored = _apply(locked, by=by, action="unmerge", step=step, ip=ip, change=change)
+        if primary is not None:
+            _publish_merges(primary, action="unmerge", by=by)
+        return restored
+
+
+def _publish_merges(primary: Incident, *, action: str, by: User) -> None:
+    """Tell the primary's scopes that its merged cases changed (its page lists them), without
+    the duplicate's state: a reader of the primary may not see the duplicate."""
+    publish(
+        type=events.MERGES_CHANGED,
+        payload=events.incident_merges_changed(
+            primary=primary,
+            action=action,
+            merged=Incident.objects.filter(merged_into=primary).count(),
+            actor=by.pk,
+        ),
+        scopes=events.incident_scopes(primary),
+    )

@@ -1327,21 +1327,18 @@
         if (nearby) {
           nearby.apply(events);
         }
-        // Events of this case, and of a duplicate merged into it or taken out of it again (an
-        // unmerge no longer names the primary: reload while the page lists merged cases).
-        var listsMerged = Boolean(document.querySelector('[data-testid="merged-cases"]'));
+        // Events of this case: its own steps, and a case merged into it or taken out of it
+        // again (incidents.incident_merges_changed, about this case).
         var about = events.filter(function (event) {
-          var incident = incidentOf(event);
-          var step = (event.payload || {}).transition;
-          return incident.number === config.number || incident.merged_into === config.number ||
-            (listsMerged && step && step.action === "unmerge");
+          return incidentOf(event).number === config.number;
         });
         if (!about.length) {
           return;
         }
         // Someone else's step is announced; the echo of the user's own step is not.
         var others = about.some(function (event) {
-          var step = (event.payload || {}).transition;
+          var payload = event.payload || {};
+          var step = payload.transition || payload.merges;
           return !step || step.actor !== config.me;
         });
         if (others) {

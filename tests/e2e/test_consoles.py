@@ -13,7 +13,8 @@ Against pytest-django's live server (a WSGI thread, committed data):
 Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
 * a case reported through the API appears in the street console's queue without a reload; a case
   of another street never does;
-* the case page follows its case when someone else acts on it;
+* the case page follows its case when someone else acts on it, or merges a case into it and
+  takes it out again;
 * when the server goes away the "实时连接中断" banner is shown.
 """
 
@@ -37,7 +38,9 @@ from incidents.services import (
     calendar_load,
     categories_load,
     incident_dispatch,
+    incident_merge,
     incident_register,
+    incident_unmerge,
 )
 from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401 (fixture)
 from tests.incidents.cases import (
@@ -398,6 +401,13 @@ def test_the_case_page_follows_its_case(browser: Any, daphne_url: str, desks: li
     expect(page.locator('form[data-action="dispatch"]')).to_be_attached()
     expect(page.locator('form[data-action="register"]')).to_have_count(0)
     expect(page.get_by_test_id("timeline")).to_contain_text("区指挥中心立案")
+
+    # A case merged into it and taken out again: the page hears of its own case each time.
+    duplicate = report(description="同一处井盖")
+    in_thread(lambda: incident_merge(incident=duplicate, into=case, by=district))
+    expect(page.get_by_test_id("merged-cases")).to_contain_text(duplicate.number)
+    in_thread(lambda: incident_unmerge(incident=duplicate, by=district))
+    expect(page.get_by_test_id("merged-cases")).to_have_count(0)
     assert page.evaluate("window.__notReloaded") is True
     assert desk.errors == []
 

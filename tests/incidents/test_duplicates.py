@@ -5,10 +5,12 @@ its reporter informed, and unmerging restores it."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 
 from incidents.models import Category, Channel, Incident, IncidentStatus
 from incidents.selectors import haversine_m, incident_duplicate_candidates
@@ -19,6 +21,7 @@ from incidents.services import (
     incident_reject,
     incident_report,
 )
+from realtime.models import OutboxEvent
 from tests.incidents.api import LIST, action_url, client_for, detail_url
 from tests.incidents.cases import (
     FIRE,
@@ -212,13 +215,18 @@ def test_merging_a_suggested_duplicate_keeps_its_reporter_informed_and_unmerge_r
     scopes = event_scopes(event)
     # The duplicate's reporter is told on their own channel …
     assert f"user:{cast.grid_worker.pk}" in scopes
-    # … and the primary's centres and grid cell (followed by its grid-worker reporter) hear it.
+    # … and the primary's centres and grid cell (followed by its grid-worker reporter) hear of
+    # the primary: one more case merged into it.
     primary.refresh_from_db()
+    told = last_event(primary)
+    assert told.type == "incidents.incident_merges_changed"
+    assert told.payload["merges"] == {"action": "merge", "merged": 1, "actor": cast.community.pk}
+    assert told.payload["incident"]["status"] == primary.status
     assert {
         f"street:{primary.street_code}",
         f"community:{primary.community_code}",
         f"grid:{primary.grid_code}",
-    } <= scopes
+    } <= event_scopes(told)
     # The reporter still sees their case, now pointing at the one being worked on.
     mine = client_for(cast.grid_worker).get(detail_url(duplicate.number)).json()
     assert mine["status"] == IncidentStatus.MERGED and mine["merged_into"] == primary.number
@@ -236,6 +244,7 @@ def test_merging_a_suggested_duplicate_keeps_its_reporter_informed_and_unmerge_r
     event = last_event(duplicate)
     assert event.payload["transition"]["action"] == "unmerge"
     assert f"user:{cast.grid_worker.pk}" in event_scopes(event)
+    assert last_event(primary).payload["merges"]["merged"] == 0
     assert duplicate.number in [number for number, _ in suggested(later, cast.district)]
 
 
@@ -264,12 +273,25 @@ def test_the_primary_lists_the_cases_merged_into_it_as_far_as_the_reader_may_see
     assert (mine["total"], [c["number"] for c in mine["cases"]]) == (2, [near.number])
     assert client_for(cast.grid_worker).get(detail_url(far.number)).status_code == 404
 
+    # The grid worker hears that a second case was merged into the primary, not which: the
+    # far case's own event stays in its own grid cell.
+    merged_far = OutboxEvent.objects.filter(payload__incident__number=far.number).last()
+    assert merged_far is not None and merged_far.payload["transition"]["action"] == "merge"
+    assert f"grid:{GRID}" not in event_scopes(merged_far)
+    told = last_event(primary)
+    assert f"grid:{GRID}" in event_scopes(told)
+    assert told.payload["merges"]["merged"] == 2
+    assert far.number not in json.dumps(told.payload, cls=DjangoJSONEncoder)
+
     restored = district.post(action_url(far.number, "unmerge"), {}, format="json")
 
     assert restored.status_code == 200
     # The primary's scopes hear of the unmerge as they heard of the merge: its page reloads.
-    scopes = event_scopes(last_event(far))
-    assert {f"grid:{GRID}", f"community:{primary.community_code}"} <= scopes
+    # The far case's unmerge itself does not reach the primary's grid cell.
+    assert f"grid:{GRID}" not in event_scopes(last_event(far))
+    told = last_event(primary)
+    assert told.payload["merges"] == {"action": "unmerge", "merged": 1, "actor": cast.district.pk}
+    assert {f"grid:{GRID}", f"community:{primary.community_code}"} <= event_scopes(told)
     seen = client_for(cast.community).get(detail_url(primary.number)).json()["merged"]
     assert (seen["total"], [c["number"] for c in seen["cases"]]) == (1, [near.number])
 
