@@ -293,6 +293,8 @@ CITYOPS_RESPONDER_MAX_AGE_MINUTES = env_int("CITYOPS_RESPONDER_MAX_AGE_MINUTES",
 # work on one of this many reused threads; more wait in the event loop for a free one. Keep it
 # at most DB_POOL_MAX_SIZE on PostgreSQL, or requests wait for a connection instead.
 CITYOPS_HTTP_THREADS = env_int("CITYOPS_HTTP_THREADS", 8)
+# 台账导出: the most cases one CSV export of a console's queue may hold (command.exports).
+CITYOPS_EXPORT_MAX_ROWS = env_int("CITYOPS_EXPORT_MAX_ROWS", 10_000)
 # Optional raster tile URL template for maps ({z}/{x}/{y}); empty = boundaries only, no tiles.
 CITYOPS_MAP_TILE_URL = env_str("CITYOPS_MAP_TILE_URL", "")
 # Case photos (incidents.services.photos): the largest file accepted, in bytes; the most pixels

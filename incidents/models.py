@@ -746,6 +746,17 @@ class Incident(models.Model):
         return mask_phone(self.reporter_phone)
 
     @property
+    def owner_label(self) -> str:
+        """Who owns the case, as the consoles name it: "三联社区 社区" … "龙华区 区"."""
+        names: dict[str, str] = {
+            OwnerLevel.COMMUNITY: self.community_name,
+            OwnerLevel.STREET: self.street_name,
+            OwnerLevel.DISTRICT: self.district_name,
+        }
+        level = OwnerLevel(self.owner_level).label if self.owner_level else ""
+        return f"{names.get(self.owner_level, '')} {level}".strip()
+
+    @property
     def is_open(self) -> bool:
         return self.status not in FINISHED_STATUSES
 

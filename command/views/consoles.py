@@ -24,11 +24,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -37,6 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
+from command.exports import ExportTooLarge, export_limit, queue_export
 from command.live import scopes_for_connection
 from dispatch.selectors import may_see_responders, responders_near, responders_visible_to
 from gridmap import selectors as gridmap_selectors
@@ -607,11 +609,15 @@ def _queue_page(
         order=filters.order,
         **area,
     )
+    departments = _department_names()
+    if request.GET.get("export") == "csv" and not filters.errors:
+        return _export(request, cases, filters, area, departments)
     page: Page[Incident] = Paginator(cases, PAGE_SIZE).get_page(filters.page)
     filters.page = str(page.number)
-    departments = _department_names()
     context = {
         **context,
+        "export_url": "?" + filters.query(page="1", export="csv"),
+        "export_limit": export_limit(),
         "filters": filters,
         "page": page,
         "rows": _rows(page.object_list, departments),
@@ -629,6 +635,39 @@ def _queue_page(
     if responders_area is not None:
         context["duty"] = _area_responders(user, responders_area)
     return render(request, template, context, status=status)
+
+
+def _export(
+    request: HttpRequest,
+    cases: QuerySet[Incident],
+    filters: QueueFilters,
+    area: Mapping[str, str],
+    departments: dict[str, str],
+) -> HttpResponse:
+    """台账导出 (?export=csv): every case of the queue with its filters, as a CSV download."""
+    ((level, code),) = area.items()
+    console = f"{level.removesuffix('_code')}:{code}"
+    try:
+        data = queue_export(
+            user=request.user,
+            cases=cases,
+            console=console,
+            filters={k: v for k, v in parse_qsl(filters.query(page="1"))},
+            departments=departments,
+            ip=request.META.get("REMOTE_ADDR") or None,
+        )
+    except ExportTooLarge as exc:
+        message = _(
+            "export：符合条件的案件有 %(count)s 件，一个文件最多 %(limit)s 件；"
+            "请缩小筛选范围（状态、事项、是否超时、搜索）后再导出。"
+        ) % {"count": exc.count, "limit": exc.limit}
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = HttpResponse(data, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="cityops-{console.replace(":", "-")}-{stamp}.csv"'
+    )
+    return response
 
 
 def _page_links(page: Page[Incident], filters: QueueFilters) -> dict[str, str]:
@@ -826,16 +865,6 @@ def _action_forms(
     return forms
 
 
-def _owner_label(incident: Incident) -> str:
-    level = OwnerLevel(incident.owner_level).label if incident.owner_level else ""
-    names: dict[str, str] = {
-        OwnerLevel.COMMUNITY: incident.community_name,
-        OwnerLevel.STREET: incident.street_name,
-        OwnerLevel.DISTRICT: incident.district_name,
-    }
-    return f"{names.get(incident.owner_level, '')} {level}".strip()
-
-
 def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     user = request.user
     departments = _department_names()
@@ -850,7 +879,7 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
         "stage_label": Stage(incident.stage).label if incident.stage else "",
         "channel_label": Channel(incident.channel).label,
         "severity_label": Severity(incident.severity).label if incident.severity else "",
-        "owner_label": _owner_label(incident),
+        "owner_label": incident.owner_label,
         "department_name": departments.get(incident.assigned_department_code, ""),
         "reporter_phone": incident.reporter_phone if sees_phone else incident.masked_phone,
         "timeline": _timeline(incident, departments),

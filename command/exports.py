@@ -1,0 +1,177 @@
+"""台账导出: a console's queue as a CSV file, for the street sub-centre, community station or
+department that keeps a register of its cases in a spreadsheet.
+
+The file holds exactly the cases the console's queue shows with the same filters — the queue
+starts from `incidents_visible_to`, so an export never holds a case its reader could not open —
+every page of them, up to `CITYOPS_EXPORT_MAX_ROWS`. Reporter phones are masked as on the case
+page for roles without a need. Each export is recorded in the audit chain (who, which console,
+which filters, how many rows): the file leaves the system with reporters' names in it.
+
+The file is UTF-8 with a byte-order mark (Excel, which most stations open it in, reads UTF-8
+without one as the local code page) and cells a spreadsheet would run as a formula (starting
+with =, +, -, @, a tab or a carriage return) are prefixed with an apostrophe: a citizen's
+description is text, never a formula (CSV injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+
+from audit.services import audit_record
+from incidents.api.serializers import FULL_PHONE_ROLES
+from incidents.models import Incident
+
+EXPORT_ACTION = "command.queue_export"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportTooLarge(Exception):
+    """More cases match than one file may hold."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} cases match; at most {limit} per file")
+        self.count = count
+        self.limit = limit
+
+
+def export_limit() -> int:
+    return int(settings.CITYOPS_EXPORT_MAX_ROWS)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _when(moment: datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _header() -> list[str]:
+    return [
+        capfirst(name)
+        for name in (
+            _("案件编号"),
+            _("上报时间"),
+            _("来源渠道"),
+            _("事项代码"),
+            _("事项名称"),
+            _("紧急程度"),
+            _("办理状态"),
+            _("街道"),
+            _("社区"),
+            _("网格"),
+            _("地址"),
+            _("问题描述"),
+            _("上报人"),
+            _("上报人电话"),
+            _("责任单位"),
+            _("处置部门"),
+            _("当前环节"),
+            _("环节时限"),
+            _("是否超时"),
+            _("督办次数"),
+            _("退单次数"),
+            _("返工次数"),
+            _("合并至"),
+            _("结案时间"),
+            _("满意度"),
+        )
+    ]
+
+
+def _rows(
+    user: Any, cases: Iterable[Incident], departments: Mapping[str, str], now: datetime
+) -> Iterable[list[str]]:
+    full_phone = getattr(user, "role", "") in FULL_PHONE_ROLES
+    yes, no = _("是"), _("否")
+    for case in cases:
+        phone = (
+            case.reporter_phone
+            if full_phone or (case.reporter_id is not None and case.reporter_id == user.pk)
+            else case.masked_phone
+        )
+        department = case.assigned_department_code
+        if department:
+            department = f"{department} {departments.get(department, '')}".strip()
+        late = case.stage_deadline is not None and case.stage_deadline < now
+        yield [
+            _cell(value)
+            for value in (
+                case.number,
+                _when(case.created_at),
+                case.get_channel_display(),
+                case.category.code,
+                case.category.name,
+                case.get_severity_display() if case.severity else "",
+                case.get_status_display(),
+                case.street_name,
+                case.community_name,
+                f"{case.grid_name} ({case.grid_code})",
+                case.address,
+                case.description,
+                case.reporter_name,
+                phone,
+                case.owner_label,
+                department,
+                case.get_stage_display() if case.stage else "",
+                _when(case.stage_deadline),
+                (yes if late else no) if case.stage_deadline else "",
+                case.escalations,
+                case.send_backs,
+                case.reworks,
+                case.merged_into.number if case.merged_into is not None else "",
+                _when(case.closed_at),
+                case.satisfaction,
+            )
+        ]
+
+
+def queue_export(
+    *,
+    user: Any,
+    cases: QuerySet[Incident],
+    console: str,
+    filters: Mapping[str, str],
+    departments: Mapping[str, str],
+    ip: str | None = None,
+) -> bytes:
+    """The CSV file of `cases` (a console's queue, already narrowed to what `user` may see),
+    audited as one `command.queue_export` entry naming the console and the filters. Raises
+    ExportTooLarge, writing nothing, when more cases match than CITYOPS_EXPORT_MAX_ROWS."""
+    limit = export_limit()
+    # One more than the limit is enough to know the file would be too large.
+    chosen = list(cases.select_related("category", "merged_into")[: limit + 1])
+    if len(chosen) > limit:
+        raise ExportTooLarge(cases.count(), limit)
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(_header())
+    writer.writerows(_rows(user, chosen, departments, timezone.now()))
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action=EXPORT_ACTION,
+            obj_type="command.console",
+            obj_id=console,
+            before=None,
+            after={"filters": dict(filters), "rows": len(chosen)},
+            ip=ip,
+        )
+    return buffer.getvalue().encode("utf-8")
