@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class AccountsConfig(AppConfig):
@@ -6,7 +7,7 @@ class AccountsConfig(AppConfig):
     every page, list, export and socket uses to decide what that person may see."""
 
     name = "accounts"
-    verbose_name = "用户 Accounts"
+    verbose_name = pgettext_lazy("app", "用户")
 
     def ready(self) -> None:
         # Registers the API-key scheme with drf-spectacular (extensions register on import).

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class AuditConfig(AppConfig):
@@ -6,5 +7,5 @@ class AuditConfig(AppConfig):
     own transaction; it imports no domain app, so every layer (gridmap included) can call it."""
 
     name = "audit"
-    verbose_name = "审计 Audit"
+    verbose_name = pgettext_lazy("app", "审计")
     default_auto_field = "django.db.models.BigAutoField"

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class CommandConfig(AppConfig):
@@ -6,4 +7,4 @@ class CommandConfig(AppConfig):
     consoles, KPIs, evaluation and exports; today the home page and the geography map."""
 
     name = "command"
-    verbose_name = "指挥 Command"
+    verbose_name = pgettext_lazy("app", "指挥")

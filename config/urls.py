@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-admin.site.site_header = "CityOps 一网统管 管理后台"
+admin.site.site_header = _("CityOps 一网统管 管理后台")
 admin.site.site_title = "CityOps"
-admin.site.index_title = "系统管理 Administration"
+admin.site.index_title = _("系统管理")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class DispatchConfig(AppConfig):
@@ -6,4 +7,4 @@ class DispatchConfig(AppConfig):
     the escalation worker (built in issue 3)."""
 
     name = "dispatch"
-    verbose_name = "派遣 Dispatch"
+    verbose_name = pgettext_lazy("app", "派遣")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class GridmapConfig(AppConfig):
@@ -6,5 +7,5 @@ class GridmapConfig(AppConfig):
     import and validation, coordinate systems, and the point locator every incident goes through."""
 
     name = "gridmap"
-    verbose_name = "网格地图 Geography"
+    verbose_name = pgettext_lazy("app", "网格地图")
     default_auto_field = "django.db.models.BigAutoField"

@@ -44,7 +44,7 @@ from incidents.services import (
 )
 from incidents.services.bulk import BULK_CHANNELS
 
-WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+WEEKDAYS = (_("周一"), _("周二"), _("周三"), _("周四"), _("周五"), _("周六"), _("周日"))
 
 
 class StageLimitInline(admin.TabularInline):
@@ -214,7 +214,7 @@ class CalendarDayAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("星期"))
     def weekday(self, obj: CalendarDay) -> str:
-        return WEEKDAYS[obj.date.weekday()]
+        return str(WEEKDAYS[obj.date.weekday()])
 
     def save_model(self, request: HttpRequest, obj: CalendarDay, form: Any, change: bool) -> None:
         calendar_day_save(day=obj, by=request.user)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class IncidentsConfig(AppConfig):
@@ -6,4 +7,4 @@ class IncidentsConfig(AppConfig):
     time limits and the working calendar, photos and the audit trail (built in issue 3)."""
 
     name = "incidents"
-    verbose_name = "事件 Incidents"
+    verbose_name = pgettext_lazy("app", "事件")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import pgettext_lazy
 
 
 class RealtimeConfig(AppConfig):
@@ -6,4 +7,4 @@ class RealtimeConfig(AppConfig):
     it imports no domain app."""
 
     name = "realtime"
-    verbose_name = "实时 Realtime"
+    verbose_name = pgettext_lazy("app", "实时")

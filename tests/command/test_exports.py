@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -170,5 +171,6 @@ def test_the_export_speaks_english_when_the_user_does(people: Cast) -> None:
     client = _client(people.street)
     client.post("/i18n/setlang/", {"language": "en", "next": STREET_URL})
     rows = _table(client.get(f"{STREET_URL}?export=csv"))
-    assert set(rows[0]) >= {"Case number", "Status", "Street", "Reporter's phone"}
+    assert set(rows[0]) >= {"Case number", "Status", "Street", "Reporter's phone", "Overdue"}
+    assert [name for name in rows[0] if re.search(r"[\u4e00-\u9fff]", name)] == []
     assert rows[0]["Status"] == "Reported (to register)"

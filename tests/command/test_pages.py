@@ -108,19 +108,22 @@ def test_language_switch_sets_english_and_back(client):
     assert "龙华区城市运行一网统管指挥系统" in client.get("/").content.decode()
 
 
-def _po_entries(path: Path) -> dict[str, str]:
-    entries: dict[str, str] = {}
+def _po_entries(path: Path) -> dict[tuple[str | None, str], str]:
+    """(context or None, msgid) → msgstr of every entry of a .po file."""
+    entries: dict[tuple[str | None, str], str] = {}
+
+    def join(lines: str) -> str:
+        return "".join(json.loads(line) for line in lines.strip().splitlines() if line.strip())
+
     for block in path.read_text(encoding="utf-8").split("\n\n"):
+        context = re.search(r'^msgctxt ((?:".*"\n)+)', block + "\n", re.M)
         msgid = re.search(r'^msgid ((?:".*"\n)+)', block + "\n", re.M)
         msgstr = re.search(r'^msgstr ((?:".*"\n?)+)', block, re.M)
         if not msgid or not msgstr:
             continue
-
-        def join(lines: str) -> str:
-            return "".join(json.loads(line) for line in lines.strip().splitlines() if line.strip())
-
-        entries[join(msgid.group(1))] = join(msgstr.group(1))
-    entries.pop("", None)
+        key = (join(context.group(1)) if context else None, join(msgid.group(1)))
+        entries[key] = join(msgstr.group(1))
+    entries.pop((None, ""), None)
     return entries
 
 
@@ -132,7 +135,11 @@ def test_english_catalogue_is_complete_and_compiled():
     assert untranslated == []
     with (folder / "django.mo").open("rb") as handle:
         catalogue = gettext.GNUTranslations(handle)
-    stale = [msgid for msgid, msgstr in entries.items() if catalogue.gettext(msgid) != msgstr]
+    stale = [
+        (context, msgid)
+        for (context, msgid), msgstr in entries.items()
+        if (catalogue.pgettext(context, msgid) if context else catalogue.gettext(msgid)) != msgstr
+    ]
     assert stale == [], "run `manage.py compilemessages` after editing django.po"
 
 
