@@ -10,7 +10,8 @@ registers an on-commit hook that sends it through the channel layer to one group
 rolled-back transaction leaves no event and sends nothing. If the channel layer is down (Redis
 unreachable) the hook logs a warning and leaves the event unpublished for the relay; it never
 raises into the caller, whose change is committed either way: Redis down degrades live push,
-never the write.
+never the write. After such a failure the process's hooks leave the layer alone for a while
+(LayerGate), so that a hung Redis does not hold every write for the send's time limit.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import asyncio
 import json
 import logging
 import re
+import threading
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -52,6 +55,9 @@ BATCH_TYPE = "outbox.events"
 BATCH_MESSAGE_EVENTS = 200
 # The after-commit send gives up after this long (a black-holed Redis must not hold a request).
 SEND_TIMEOUT_SECONDS = 2.0
+# After a failed send the after-commit hooks leave the channel layer alone for this long (see
+# LayerGate); the relay sends what they skip.
+LAYER_REST_SECONDS = 10.0
 # Most events a replay returns at once.
 REPLAY_LIMIT_MAX = 1000
 
@@ -169,18 +175,57 @@ def _next_seqs(scopes: list[str]) -> dict[str, int]:
     return {name: taken[name] for name in scopes}
 
 
+class LayerGate:
+    """Whether the after-commit hooks try the channel layer now: a circuit breaker.
+
+    A Redis that is down refuses at once, but a hung one (it accepts connections and answers
+    nothing: a stalled host, a full network path) holds every hook for SEND_TIMEOUT_SECONDS,
+    and with it the request that committed: each write of a process then takes 2 s more, and
+    its request threads carry a few writes a second. So after a failed send the hooks skip the
+    layer for LAYER_REST_SECONDS, leaving their events unpublished for the relay (which tries
+    on its own schedule). Then one hook tries again while the others still skip; if it gets
+    through, everyone sends again, otherwise the gate rests once more. Per process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rest_until = 0.0  # time.monotonic(); 0: the layer worked last time
+        self._trying = False  # one hook is trying the layer after a rest
+
+    def may_send(self) -> bool:
+        with self._lock:
+            if not self._rest_until:
+                return True
+            if self._trying or time.monotonic() < self._rest_until:
+                return False
+            self._trying = True
+            return True
+
+    def sent(self, ok: bool) -> None:
+        with self._lock:
+            self._trying = False
+            self._rest_until = 0.0 if ok else time.monotonic() + LAYER_REST_SECONDS
+
+    def reset(self) -> None:
+        self.sent(True)
+
+
+layer_gate = LayerGate()
+
+
 def _send_after_commit(message: dict[str, Any]) -> None:
     """The on-commit hook: send to every scope's group, then mark the event published.
 
     Never raises: the caller's transaction has committed and its answer must not change. On
-    failure the event stays unpublished (published_at null) for the relay to send.
+    failure the event stays unpublished (published_at null) for the relay to send; so does it
+    while the layer rests after a failure (LayerGate), without an attempt counted.
     """
     event_id = message["id"]
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
-        async_to_sync(_group_send_all)(layer, message)
+        _send_through_gate(_group_send_all, message)
+    except LayerResting:
+        log.debug("outbox event %s left for the relay: the channel layer rests", event_id)
+        return
     except Exception as exc:
         log.warning(
             "outbox event %s (%s) not sent after commit; it stays unpublished for the relay: "
@@ -193,6 +238,26 @@ def _send_after_commit(message: dict[str, Any]) -> None:
         _mark(event_id, published=False)
         return
     _mark(event_id, published=True)
+
+
+class LayerResting(Exception):
+    """The channel layer was not tried: it rests after a failed send (LayerGate)."""
+
+
+def _send_through_gate(send: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """await send(layer, *args) with the configured channel layer, unless the gate says the
+    layer rests (LayerResting). Raises what the send raised; the gate learns the outcome."""
+    if not layer_gate.may_send():
+        raise LayerResting
+    ok = False
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
+        async_to_sync(send)(layer, *args)
+        ok = True
+    finally:
+        layer_gate.sent(ok)
 
 
 async def _group_send_all(layer: BaseChannelLayer, message: dict[str, Any]) -> None:
@@ -502,14 +567,15 @@ def _send_batch_after_commit(messages: list[dict[str, Any]]) -> None:
     Never raises (the caller's transaction has committed). An event counts as published once it
     reached all its scopes' groups; events cut off by a failure or the time limit stay
     unpublished (published_at null) for the relay, which may send some copies a second time —
-    clients drop duplicates by (scope, seq).
+    clients drop duplicates by (scope, seq). While the layer rests after a failure
+    (LayerGate) it leaves them all to the relay without trying.
     """
     sent: set[int] = set()
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
-        async_to_sync(group_send_events)(layer, messages, sent)
+        _send_through_gate(group_send_events, messages, sent)
+    except LayerResting:
+        log.debug("%d outbox events left for the relay: the channel layer rests", len(messages))
+        return
     except Exception as exc:
         log.warning(
             "%d of %d outbox events not sent after commit; they stay unpublished for the relay: %s",

@@ -63,6 +63,17 @@ def _fresh_locator() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _channel_layer_not_resting() -> Iterator[None]:
+    """Each test starts with the after-commit hooks trying the channel layer: a test that made
+    it fail (Redis unreachable) leaves the process's LayerGate resting otherwise."""
+    from realtime.outbox import layer_gate
+
+    layer_gate.reset()
+    yield
+    layer_gate.reset()
+
+
+@pytest.fixture(autouse=True)
 def _static_storage_without_collectstatic(settings) -> None:  # type: ignore[no-untyped-def]
     """`make test` runs collectstatic first and tests the real manifest storage; a bare pytest
     run without collected files falls back to plain storage instead of failing on the manifest."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +26,8 @@ from django.db import transaction
 
 from audit.models import AuditEntry
 from audit.services import audit_record
+from config.settings import channel_layers_for
+from realtime import outbox
 from realtime.models import SCOPE_MAX_LENGTH, OutboxEvent, OutboxEventScope, ScopeSequence
 from realtime.outbox import (
     MESSAGE_TYPE,
@@ -33,6 +38,7 @@ from realtime.outbox import (
     publish,
     publish_batch,
 )
+from realtime.relay import relay_once
 from tests.threads import require_concurrent_writers, run_in_threads
 
 DISTRICT = "district:440309"
@@ -377,6 +383,77 @@ def test_a_batch_sent_after_commit_is_published_and_an_unsent_one_waits_for_the_
         )
     }
     assert rows == {**{pk: (True, 1) for pk in sent}, **{pk: (False, 1) for pk in unsent}}
+
+
+@contextmanager
+def hung_redis(settings: Any) -> Iterator[list[socket.socket]]:
+    """The channel layer from here on: a "Redis" that accepts connections and never answers (a
+    stalled host). Yields the connections it accepted."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    working = settings.CHANNEL_LAYERS
+    settings.CHANNEL_LAYERS = channel_layers_for(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+    channel_layers.backends.clear()
+    try:
+        yield accepted
+    finally:
+        settings.CHANNEL_LAYERS = working
+        channel_layers.backends.clear()
+        server.close()
+        for connection in accepted:
+            connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_failed_send_the_hooks_leave_a_hung_layer_to_the_relay_then_try_again(
+    settings, caplog, monkeypatch
+):
+    """A hung Redis holds the first after-commit send for SEND_TIMEOUT_SECONDS; the hooks after
+    it do not try it (no attempt counted, no wait) until LAYER_REST_SECONDS have passed; the
+    relay sends what they left; then one hook tries again and live sending resumes."""
+    monkeypatch.setattr(outbox, "LAYER_REST_SECONDS", 1.0)
+    with hung_redis(settings), caplog.at_level(logging.WARNING, logger="realtime.outbox"):
+        first = publish_committed()
+        second = publish_committed()
+        with transaction.atomic():
+            batch = publish_batch([("tests.thing_changed", {"n": n}, [DISTRICT]) for n in range(3)])
+
+    ours = OutboxEvent.objects.filter(pk__in=[first.pk, second.pk, *batch])
+    rows = dict(ours.values_list("pk", "attempts"))
+    assert rows == {first.pk: 1, second.pk: 0, **{pk: 0 for pk in batch}}
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert not ours.filter(published_at__isnull=False).exists()
+
+    # Redis is back: the relay sends what was left; after the rest one hook tries, and gets
+    # through.
+    assert sorted(relay_once(delay_seconds=0).sent) == sorted(rows)
+    time.sleep(1.1)
+    _, message = with_subscriber(DISTRICT, publish_committed)
+    assert message is not None and message["payload"] == {"n": 1}
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    assert outbox.layer_gate.may_send()
+
+
+def test_one_hook_tries_the_layer_after_a_rest_while_the_others_skip(monkeypatch):
+    monkeypatch.setattr(outbox, "LAYER_REST_SECONDS", 0.0)
+    gate = outbox.LayerGate()
+    assert gate.may_send() and gate.may_send()  # the layer works: everyone sends
+    gate.sent(False)
+    assert gate.may_send()  # the rest is over: this hook tries …
+    assert not gate.may_send()  # … the others skip while it does
+    gate.sent(True)
+    assert gate.may_send() and gate.may_send()
 
 
 # --- concurrency -------------------------------------------------------------------------------
