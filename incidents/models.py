@@ -65,6 +65,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
 
@@ -344,7 +345,8 @@ class IncidentStatus(models.TextChoices):
 
     REPORTED = "reported", _("已上报（待立案）")
     REGISTERED = "registered", _("已立案（待派遣）")
-    REJECTED = "rejected", _("不予立案")
+    # The same words as the actions (incidents.workflow), which English names as verbs.
+    REJECTED = "rejected", pgettext_lazy("status", "不予立案")
     DISPATCHED = "dispatched", _("已派遣（待签收）")
     RETURNED = "returned", _("已退单（待重新派遣）")
     ACCEPTED = "accepted", _("已签收")
@@ -353,7 +355,7 @@ class IncidentStatus(models.TextChoices):
     VERIFIED = "verified", _("核查通过（待结案）")
     CLOSED = "closed", _("已结案")
     EVALUATED = "evaluated", _("已评价")
-    PARKED = "parked", _("挂账")
+    PARKED = "parked", pgettext_lazy("status", "挂账")
     MERGED = "merged", _("已合并")
 
 

@@ -124,3 +124,14 @@ def test_admin_index_and_case_list_read_in_english(admin_client):
     assert "<title>Select case to view | CityOps</title>" in cases
     assert re.search(r"<summary>\s*By owner level\s*</summary>", cases)
     assert _chinese_lines(cases) == []
+
+
+def test_statuses_that_share_a_word_with_an_action_read_as_states():
+    from incidents.models import IncidentStatus
+
+    with translation.override("en"):
+        assert str(IncidentStatus.REJECTED.label) == "Rejected"
+        assert str(IncidentStatus.PARKED.label) == "Parked"
+        assert translation.gettext("不予立案") == "Reject"  # the action's button
+    with translation.override("zh-hans"):
+        assert str(IncidentStatus.REJECTED.label) == "不予立案"
