@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,12 @@ from incidents.models import (
 )
 from incidents.workflow import ActionNotPermitted, Transition
 from incidents.workflow import IllegalTransition as IllegalTransition  # re-exported for callers
-from realtime.outbox import publish
+from realtime.outbox import publish, publish_batch
 
 log = logging.getLogger(__name__)
+
+# An event as publish_batch takes it: (type, payload, scopes).
+Event = tuple[str, dict[str, Any], list[str]]
 
 HOLIDAYS_FILE = DATA_DIR / "holidays.csv"
 
@@ -823,10 +827,12 @@ def _apply(
     ip: str | None,
     check: Callable[[Incident], None] | None = None,
     change: Callable[[Incident, datetime], None] | None = None,
+    also: Callable[[], Event] | None = None,
 ) -> Incident:
     """Apply `action` to a case locked by the caller: table, permission, change, clock, then the
     timeline row, the audit entry and the event, in this order (audit and publish last: they
-    serialise writers until commit)."""
+    serialise writers until commit). `also` makes one more event, after the change is saved,
+    published with the case's in one go (a transaction publishes once: realtime.outbox)."""
     row: Transition = workflow.transition_for(action, incident)
     workflow.check_permitted(by, action, incident)
     if check is not None:
@@ -887,7 +893,10 @@ def _apply(
     else:
         payload = events.incident_status_changed(incident=incident, transition=transition)
     scopes = events.incident_scopes(incident, departments=step.departments, users=step.users)
-    publish(type=step.event_type, payload=payload, scopes=scopes)
+    if also is None:
+        publish(type=step.event_type, payload=payload, scopes=scopes)
+    else:
+        publish_batch([(step.event_type, payload, scopes), also()])
     return incident
 
 
@@ -1308,11 +1317,16 @@ def incident_merge(
             case.merged_into = primary
             step.data["into"] = primary.number
 
-        merged = _apply(
-            duplicate, by=by, action="merge", step=step, ip=ip, check=check, change=change
+        return _apply(
+            duplicate,
+            by=by,
+            action="merge",
+            step=step,
+            ip=ip,
+            check=check,
+            change=change,
+            also=partial(_merges_changed, primary, action="merge", by=by),
         )
-        _publish_merges(primary, action="merge", by=by)
-        return merged
 
 
 def incident_unmerge(
@@ -1330,22 +1344,26 @@ def incident_unmerge(
     with transaction.atomic():
         locked = _lock(incident)
         primary = locked.merged_into
-        restored = _apply(locked, by=by, action="unmerge", step=step, ip=ip, change=change)
-        if primary is not None:
-            _publish_merges(primary, action="unmerge", by=by)
-        return restored
+        return _apply(
+            locked,
+            by=by,
+            action="unmerge",
+            step=step,
+            ip=ip,
+            change=change,
+            also=None
+            if primary is None
+            else partial(_merges_changed, primary, action="unmerge", by=by),
+        )
 
 
-def _publish_merges(primary: Incident, *, action: str, by: User) -> None:
-    """Tell the primary's scopes that its merged cases changed (its page lists them), without
-    the duplicate's state: a reader of the primary may not see the duplicate."""
-    publish(
-        type=events.MERGES_CHANGED,
-        payload=events.incident_merges_changed(
-            primary=primary,
-            action=action,
-            merged=Incident.objects.filter(merged_into=primary).count(),
-            actor=by.pk,
-        ),
-        scopes=events.incident_scopes(primary),
+def _merges_changed(primary: Incident, *, action: str, by: User) -> Event:
+    """The event that tells the primary's scopes its merged cases changed (its page lists them),
+    without the duplicate's state: a reader of the primary may not see the duplicate."""
+    payload = events.incident_merges_changed(
+        primary=primary,
+        action=action,
+        merged=Incident.objects.filter(merged_into=primary).count(),
+        actor=by.pk,
     )
+    return events.MERGES_CHANGED, payload, events.incident_scopes(primary)
