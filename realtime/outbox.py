@@ -246,7 +246,15 @@ class LayerResting(Exception):
 
 def _send_through_gate(send: Callable[..., Awaitable[None]], *args: Any) -> None:
     """await send(layer, *args) with the configured channel layer, unless the gate says the
-    layer rests (LayerResting). Raises what the send raised; the gate learns the outcome."""
+    layer rests (LayerResting). Raises what the send raised; the gate learns the outcome, but
+    not of a hook that cannot send from where it runs (a thread with a running event loop,
+    which async_to_sync refuses): that says nothing of the layer."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop in this thread: async_to_sync can run the send
+    else:
+        raise RuntimeError("the after-commit send cannot run in a thread with a running loop")
     if not layer_gate.may_send():
         raise LayerResting
     ok = False

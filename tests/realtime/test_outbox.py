@@ -445,6 +445,21 @@ def test_after_a_failed_send_the_hooks_leave_a_hung_layer_to_the_relay_then_try_
     assert outbox.layer_gate.may_send()
 
 
+def test_a_hook_that_cannot_send_from_its_thread_does_not_make_the_layer_rest():
+    """Inside a running event loop async_to_sync refuses to run: that is where the hook ran,
+    not the layer failing, so the other hooks of the process keep sending."""
+
+    async def send(layer: BaseChannelLayer) -> None:
+        raise AssertionError("not reached")
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(RuntimeError, match="running loop"):
+            outbox._send_through_gate(send)
+
+    asyncio.run(inside_a_loop())
+    assert outbox.layer_gate.may_send() and outbox.layer_gate.may_send()
+
+
 def test_one_hook_tries_the_layer_after_a_rest_while_the_others_skip(monkeypatch):
     monkeypatch.setattr(outbox, "LAYER_REST_SECONDS", 0.0)
     gate = outbox.LayerGate()
