@@ -29,7 +29,6 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from audit.services import audit_record
-from incidents.api.serializers import FULL_PHONE_ROLES
 from incidents.models import Incident
 
 EXPORT_ACTION = "command.queue_export"
@@ -98,14 +97,8 @@ def _header() -> list[str]:
 def _rows(
     user: Any, cases: Iterable[Incident], departments: Mapping[str, str], now: datetime
 ) -> Iterable[list[str]]:
-    full_phone = getattr(user, "role", "") in FULL_PHONE_ROLES
     yes, no = _("是"), _("否")
     for case in cases:
-        phone = (
-            case.reporter_phone
-            if full_phone or (case.reporter_id is not None and case.reporter_id == user.pk)
-            else case.masked_phone
-        )
         department = case.assigned_department_code
         if department:
             department = f"{department} {departments.get(department, '')}".strip()
@@ -126,7 +119,7 @@ def _rows(
                 case.address,
                 case.description,
                 case.reporter_name,
-                phone,
+                case.phone_for(user),
                 case.owner_label,
                 department,
                 case.get_stage_display() if case.stage else "",

@@ -69,6 +69,10 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
 
+# Roles that call reporters back (回访) and see their phone number in full; everyone else sees
+# `masked_phone` (138****1234) unless they reported the case themselves (Incident.phone_for).
+FULL_PHONE_ROLES = frozenset({Role.DISTRICT_OPERATOR, Role.STREET_OPERATOR, Role.COMMUNITY_STAFF})
+
 # Local emergency class: outside the standard's 01–10 range, so a local code never collides
 # with a future code of GB/T 47678.5.
 EMERGENCY_MAJOR_CODE = "90"
@@ -746,6 +750,16 @@ class Incident(models.Model):
     @property
     def masked_phone(self) -> str:
         return mask_phone(self.reporter_phone)
+
+    def phone_for(self, user: Any) -> str:
+        """The reporter's phone as `user` may read it: in full for the roles that call back
+        (FULL_PHONE_ROLES) and for the reporter, masked for everyone else. The API, the case
+        page and the export all show it this way."""
+        if getattr(user, "role", "") in FULL_PHONE_ROLES or (
+            self.reporter_id is not None and self.reporter_id == user.pk
+        ):
+            return self.reporter_phone
+        return self.masked_phone
 
     @property
     def owner_label(self) -> str:

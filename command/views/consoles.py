@@ -44,7 +44,6 @@ from dispatch.selectors import may_see_responders, responders_near, responders_v
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
 from incidents import selectors as incident_selectors
-from incidents.api.serializers import FULL_PHONE_ROLES
 from incidents.models import (
     SATISFACTION_MAX,
     SATISFACTION_MIN,
@@ -652,7 +651,7 @@ def _export(
             user=request.user,
             cases=cases,
             console=console,
-            filters={k: v for k, v in parse_qsl(filters.query(page="1"))},
+            filters=dict(parse_qsl(filters.query(page="1"))),
             departments=departments,
             ip=request.META.get("REMOTE_ADDR") or None,
         )
@@ -869,9 +868,6 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     user = request.user
     departments = _department_names()
     actions = incident_selectors.incident_actions_for(user, incident)
-    sees_phone = _role(user) in FULL_PHONE_ROLES or (
-        incident.reporter_id is not None and incident.reporter_id == user.pk
-    )
     return {
         "incident": incident,
         "row": _rows([incident], departments)[0],
@@ -881,7 +877,7 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
         "severity_label": Severity(incident.severity).label if incident.severity else "",
         "owner_label": incident.owner_label,
         "department_name": departments.get(incident.assigned_department_code, ""),
-        "reporter_phone": incident.reporter_phone if sees_phone else incident.masked_phone,
+        "reporter_phone": incident.phone_for(user),
         "timeline": _timeline(incident, departments),
         "actions": actions,
         "action_forms": _action_forms(actions, incident, departments),

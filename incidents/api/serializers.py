@@ -15,7 +15,6 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.utils import html
 
-from accounts.models import Role
 from incidents.models import (
     SATISFACTION_MAX,
     SATISFACTION_MIN,
@@ -41,10 +40,6 @@ from incidents.selectors import (
 GRID_WORKER_CHANNELS = (Channel.GRID_WORKER,)
 STAFF_CHANNELS = (Channel.CONSOLE, Channel.HOTLINE_12345, Channel.CITIZEN)
 REST_CHANNELS = (*GRID_WORKER_CHANNELS, *STAFF_CHANNELS)
-
-# Roles that call reporters back (回访) and see their phone number in full; everyone else sees
-# `masked_phone` (138****1234) unless they reported the case themselves.
-FULL_PHONE_ROLES = frozenset({Role.DISTRICT_OPERATOR, Role.STREET_OPERATOR, Role.COMMUNITY_STAFF})
 
 UNKNOWN_FIELD = "unknown field"
 
@@ -373,12 +368,7 @@ class IncidentOut(IncidentListOut):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_reporter_phone(self, incident: Incident) -> str:
-        user = self._user()
-        if getattr(user, "role", "") in FULL_PHONE_ROLES or (
-            incident.reporter_id is not None and incident.reporter_id == user.pk
-        ):
-            return incident.reporter_phone
-        return incident.masked_phone
+        return incident.phone_for(self._user())
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_assignee(self, incident: Incident) -> str | None:

@@ -1363,7 +1363,7 @@ def _merges_changed(primary: Incident, *, action: str, by: User) -> Event:
     payload = events.incident_merges_changed(
         primary=primary,
         action=action,
-        merged=Incident.objects.filter(merged_into=primary).count(),
+        merged=primary.duplicates.count(),
         actor=by.pk,
     )
     return events.MERGES_CHANGED, payload, events.incident_scopes(primary)
