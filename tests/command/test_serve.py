@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.asgi_server import PROJECT, daphne_server, free_port, redis_for_tests
+from tests.asgi_server import PROJECT, DaphneServer, daphne_server, free_port, redis_for_tests
 from tests.realtime.live import DISTRICT, make_user, open_feed, publish_committed, session_of
 
 
@@ -54,6 +54,14 @@ def holders(workers: set[int], port: int) -> dict[int, int]:
     return held
 
 
+def wait_until_listening(server: DaphneServer, workers: int) -> None:
+    """Wait until `workers` Daphne processes have logged that they listen on the socket."""
+    deadline = time.monotonic() + 60
+    while server.log().count("Listening on TCP address") < workers:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+
+
 def answers(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -90,6 +98,9 @@ def test_two_workers_share_the_socket_each_delivers_events_and_a_dead_one_is_rep
         assert server.process is not None
         workers = children_of(server.process.pid)
         assert len(workers) == 2, server.log()
+        # The server answered as soon as one worker listened; the other may still be importing
+        # Django (seconds on a loaded CI machine) while the first accepts every connection.
+        wait_until_listening(server, 2)
 
         # Open sockets until both workers hold some: the kernel gives each new connection to
         # one of the processes accepting on the socket.
