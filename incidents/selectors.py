@@ -9,8 +9,9 @@ which would confirm that another street's case number is real.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.gis.geos import Polygon
@@ -61,6 +62,49 @@ def incident_actions_for(user: Any, incident: Incident) -> list[str]:
     return workflow.actions_for(user, incident)
 
 
+# --- the received-date range of lists, queues and exports ----------------------------------------
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+BAD_DAY = "bad_day"
+DAYS_REVERSED = "days_reversed"
+
+
+def received_days(since: str, until: str) -> tuple[date | None, date | None, dict[str, str]]:
+    """The received-date (受理日期) range of a list from its `since` and `until` parameters
+    (YYYY-MM-DD, local days, both inclusive, either may be empty): (since, until, errors), where
+    errors maps each bad parameter to what is wrong with it: BAD_DAY (not a date written
+    YYYY-MM-DD) or DAYS_REVERSED (`until` before `since`). Each surface words these itself."""
+    days: dict[str, date | None] = {"since": None, "until": None}
+    errors: dict[str, str] = {}
+    for name, text in (("since", since.strip()), ("until", until.strip())):
+        if not text:
+            continue
+        try:
+            if not _DAY.fullmatch(text):
+                raise ValueError
+            days[name] = date.fromisoformat(text)
+        except ValueError:
+            errors[name] = BAD_DAY
+    first, last = days["since"], days["until"]
+    if first and last and last < first:
+        errors["until"] = DAYS_REVERSED
+    return first, last, errors
+
+
+def received_within(
+    cases: QuerySet[Incident], since: date | None, until: date | None
+) -> QuerySet[Incident]:
+    """`cases` received (created_at) from the start of local day `since` to the end of local day
+    `until` (the server's time zone, CITYOPS_TIME_ZONE); None leaves that end open."""
+    zone = timezone.get_default_timezone()
+    if since:
+        cases = cases.filter(created_at__gte=datetime.combine(since, time.min, tzinfo=zone))
+    if until:
+        next_day = datetime.combine(until + timedelta(days=1), time.min, tzinfo=zone)
+        cases = cases.filter(created_at__lt=next_day)
+    return cases
+
+
 # --- consoles: the queues and pickers of the command pages (command.views.consoles) -------------
 
 # How a console's queue is sorted: the most urgent running clock first, or the newest case first.
@@ -79,6 +123,8 @@ def incident_queue(
     category_code: str = "",
     overdue: bool | None = None,
     text: str = "",
+    since: date | None = None,
+    until: date | None = None,
     order: str = "deadline",
 ) -> QuerySet[Incident]:
     """A console's queue: the cases `user` may see (never more — this starts from
@@ -86,7 +132,7 @@ def incident_queue(
     filters. `status` is a status, a tuple of statuses, OPEN (the default) or "" for all;
     `overdue` True keeps the cases whose running clock is past its deadline, False those that
     are not; `text` matches the case number, category name, description, address, community or
-    grid name."""
+    grid name; `since` and `until` keep the cases received on those local days and between."""
     cases = incidents_visible_to(user).select_related("category", "assignee")
     if street_code:
         cases = cases.filter(street_code=street_code)
@@ -105,6 +151,7 @@ def incident_queue(
     if overdue is not None:
         late = Q(stage_deadline__lt=timezone.now())
         cases = cases.filter(late) if overdue else cases.exclude(late)
+    cases = received_within(cases, since, until)
     text = text.strip()
     if text:
         cases = cases.filter(

@@ -42,10 +42,14 @@ from incidents.api import serializers as io
 from incidents.api.idempotency import HEADER, idempotent
 from incidents.models import Category, Incident, IncidentPhoto, IncidentStatus, PhotoKind
 from incidents.selectors import (
+    BAD_DAY,
+    DAYS_REVERSED,
     incident_for_user,
     incident_photo_for_user,
     incidents_visible_to,
     photo_original_allowed,
+    received_days,
+    received_within,
 )
 from incidents.services import (
     GeographyUnavailable,
@@ -267,6 +271,12 @@ class IncidentListView(APIView):
             OpenApiParameter(
                 "overdue", OpenApiTypes.BOOL, description="true: the running clock is past"
             ),
+            OpenApiParameter(
+                "since", OpenApiTypes.DATE, description="received on or after this local day"
+            ),
+            OpenApiParameter(
+                "until", OpenApiTypes.DATE, description="received on or before this local day"
+            ),
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT, description="at most 200"),
         ],
@@ -296,6 +306,12 @@ class IncidentListView(APIView):
                 return _field_error("overdue", "must be true or false")
             late = {"stage_deadline__lt": timezone.now()}
             cases = cases.filter(**late) if overdue == "true" else cases.exclude(**late)
+        since, until, day_errors = received_days(params.get("since", ""), params.get("until", ""))
+        if day_errors:
+            reasons = {DAYS_REVERSED: "comes before since", BAD_DAY: "a date is YYYY-MM-DD"}
+            errors = {name: [reasons[problem]] for name, problem in day_errors.items()}
+            return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+        cases = received_within(cases, since, until)
         paginator = IncidentPagination()
         page = paginator.paginate_queryset(cases.order_by("-created_at", "-id"), request, self)
         assert page is not None

@@ -505,8 +505,8 @@
         });
         go(formQuery());
       });
-      filtersEl.querySelectorAll("select").forEach(function (select) {
-        select.addEventListener("change", function () {
+      filtersEl.querySelectorAll("select, input[type=date]").forEach(function (field) {
+        field.addEventListener("change", function () {
           go(formQuery());
         });
       });
@@ -518,7 +518,9 @@
           filtersEl.querySelectorAll("select").forEach(function (select) {
             select.selectedIndex = 0;
           });
-          filtersEl.elements.q.value = "";
+          ["q", "since", "until"].forEach(function (name) {
+            filtersEl.elements[name].value = "";
+          });
           go("");
         });
       }

@@ -7,6 +7,8 @@ Against pytest-django's live server (a WSGI thread, committed data):
 * a department handler works a case from its page: a send-back without its explanation is
   refused, then accept, an extension request, handle, feed back with a photo;
 * a possible duplicate is merged with the button beside it;
+* the street queue narrows to received days (and its export link with it), names a reversed
+  range, and resets;
 * the hotline operator files a call by clicking the map; the new case's number, owner and a
   possible duplicate are shown.
 
@@ -274,6 +276,39 @@ def test_a_possible_duplicate_is_merged_from_the_case_page(
     expect(page.locator("#case-main")).to_contain_text(f"已合并至 {first.number}")
     merged = Incident.objects.get(pk=second.pk)
     assert merged.status == IncidentStatus.MERGED and merged.merged_into_id == first.pk
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_the_street_queue_narrows_to_received_days_and_exports_them(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    street = _user("e2e-street-days", Role.STREET_OPERATOR, STREET)
+    today = report(description="今天受理的案件")
+    earlier = report(description="上周受理的案件")
+    last_week = timezone.now() - timedelta(days=7)
+    Incident.objects.filter(pk=earlier.pk).update(created_at=last_week)
+    desk = _desk(desks, browser, live_server.url, street, f"/command/street/{STREET}/")
+    page = desk.page
+    queue = page.locator("#queue")
+    expect(queue.locator("tr[data-number]")).to_have_count(2)
+
+    day = timezone.localdate().isoformat()
+    page.fill("input[name=since]", day)  # a date field: its change fetches the queue again
+    expect(queue.locator("tr[data-number]")).to_have_count(1)
+    expect(queue.locator(f'tr[data-number="{today.number}"]')).to_be_visible()
+    assert f"since={day}" in page.url
+    href = page.get_by_test_id("queue-export").get_attribute("href")
+    assert href is not None and f"since={day}" in href and "export=csv" in href
+
+    # The last day before the first: named above the queue, the bad end not used.
+    page.fill("input[name=until]", (timezone.localdate() - timedelta(days=1)).isoformat())
+    expect(page.get_by_test_id("queue-filter-errors")).to_contain_text("结束日期早于开始日期")
+    expect(queue.locator("tr[data-number]")).to_have_count(1)
+
+    page.locator("#queue-filters a.button-quiet").click()  # 重置
+    expect(queue.locator("tr[data-number]")).to_have_count(2)
+    assert page.locator("input[name=since]").input_value() == ""
     assert desk.errors == []
 
 
