@@ -402,6 +402,17 @@ def _feed(request: HttpRequest) -> dict[str, Any]:
 # --- queues --------------------------------------------------------------------------------------
 
 
+# The filter fields as the form labels them, to name a bad one above the queue.
+FILTER_LABELS = {
+    "status": gettext_lazy("办理状态"),
+    "category": gettext_lazy("事项分类"),
+    "overdue": gettext_lazy("时限"),
+    "since": gettext_lazy("受理日期从"),
+    "until": gettext_lazy("受理日期至"),
+    "order": gettext_lazy("排序"),
+}
+
+
 @dataclass
 class QueueFilters:
     status: str = OPEN
@@ -413,6 +424,10 @@ class QueueFilters:
     order: str = "deadline"
     page: str = "1"
     errors: dict[str, str] = field(default_factory=dict)
+
+    def labelled_errors(self) -> list[tuple[str, str]]:
+        """(the field's label, what is wrong) for each bad filter."""
+        return [(str(FILTER_LABELS[name]), message) for name, message in self.errors.items()]
 
     def days(self) -> tuple[date | None, date | None]:
         """The received-date range as dates (a bad value has been emptied by _filters)."""
