@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -359,9 +360,10 @@ class IncidentListView(APIView):
             return _field_error("category", f"{data['category']!r} is not a category code")
         try:
             # Decoded and re-encoded before the transaction (the slow part); PhotoRejected names
-            # the first bad one. Then the case and its photos: one transaction.
+            # the first bad one.
             photos = photos_check(data["photos"])
-            with transaction.atomic():
+            # The case and its photos: one transaction (without photos, the service's own).
+            with transaction.atomic() if photos else nullcontext():
                 incident = services.incident_report(
                     channel=channel,
                     category=category,

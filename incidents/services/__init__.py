@@ -545,8 +545,9 @@ def case_number(day: date, n: int) -> str:
 
 
 def _allocate_number(now: datetime) -> str:
-    """The next number of the day (Asia/Shanghai), holding the day's counter until commit: the
-    lock every report takes first.
+    """The next number of the day (Asia/Shanghai), holding the day's counter until commit: every
+    other report waits for it, so a report takes it as late as it can (after reading its stage
+    limit, just before writing its row).
 
     One statement (increment_counters: INSERT … ON CONFLICT DO UPDATE … RETURNING) takes the
     day's row, created on first use, and its next number, and holds the row's lock (SQLite: the
@@ -655,7 +656,6 @@ def incident_report(
     with transaction.atomic():
         now = timezone.now()
         incident = Incident(
-            number=_allocate_number(now),
             channel=channel,
             category=category,
             description=description,
@@ -675,6 +675,8 @@ def incident_report(
             created_at=now,
         )
         _run_clock(incident, now)
+        # The day's counter last: its lock makes every other report wait until this commits.
+        incident.number = _allocate_number(now)
         incident.save()
         IncidentTransition.objects.create(
             incident=incident,
