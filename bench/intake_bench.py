@@ -66,6 +66,10 @@ SEED = 20_261_124
 SAMPLE_CELLS = 500
 # The third single run: a signed-in DRF view that writes nothing (bench/intake_reference.py).
 FLOOR = "floor: signed-in DRF view, no write"
+PRODUCT = "CityOps POST /api/v1/incidents/"
+# Phones send every write with an Idempotency-Key (incidents.api.idempotency): the claim and the
+# stored answer are part of their path.
+KEYED = "CityOps, with Idempotency-Key (phones)"
 CATEGORIES = ("01001", "06010", "90002")  # 供水井盖异常, 暴露垃圾, 内涝积水 (an emergency)
 SINGLE_TARGET_P99_MS = 50.0
 GAVE_UP = -1  # the status of a request the client did not send (see Clients.give_up)
@@ -585,7 +589,7 @@ def run_bulk(
 # --- the requests ----------------------------------------------------------------------------
 
 
-def single_requests(fx: Fixtures) -> tuple[Any, Any]:
+def single_requests(fx: Fixtures) -> tuple[Any, Any, Any, Any]:
     rng = random.Random(SEED + 1)
     session = {
         "Content-Type": "application/json",
@@ -593,16 +597,23 @@ def single_requests(fx: Fixtures) -> tuple[Any, Any]:
         "X-CSRFToken": fx.csrf,
     }
 
-    def product(index: int) -> Request:
+    def report(description: str, headers: dict[str, str]) -> Request:
         place = rng.choice(fx.places)
         body = {
             "category": rng.choice(CATEGORIES),
-            "description": f"bench {fx.run} 路面积水",
+            "description": description,
             "lon": place.lon,
             "lat": place.lat,
             "channel": "hotline_12345",
         }
-        return Request("POST", "/api/v1/incidents/", json.dumps(body).encode(), session)
+        return Request("POST", "/api/v1/incidents/", json.dumps(body).encode(), headers)
+
+    def product(index: int) -> Request:
+        return report(single_description(fx, PRODUCT), session)
+
+    def keyed(index: int) -> Request:
+        key = {"Idempotency-Key": f"bench-{fx.run}-{index}"}
+        return report(single_description(fx, KEYED), {**session, **key})
 
     def reference(index: int) -> Request:
         place = rng.choice(fx.places)
@@ -620,7 +631,13 @@ def single_requests(fx: Fixtures) -> tuple[Any, Any]:
         body = {"number": f"FL-{fx.run}-{index:06d}", "description": f"bench {fx.run} 路面积水"}
         return Request("POST", "/bench/reference/floor/", json.dumps(body).encode(), session)
 
-    return product, reference, floor
+    return product, keyed, reference, floor
+
+
+def single_description(fx: Fixtures, name: str) -> str:
+    """The description of the cases of a CityOps single phase (the records check tells the
+    phases' cases apart by it)."""
+    return f"bench {fx.run} 路面积水" + (" (keyed)" if name == KEYED else "")
 
 
 def bulk_requests(fx: Fixtures, size: int) -> tuple[Any, Any]:
@@ -697,8 +714,12 @@ def check_records(
     for result in singles:
         if result.name == FLOOR:
             continue  # writes nothing
-        if result.name.startswith("CityOps"):
-            rows = Incident.objects.filter(reporter_id=fx.operator_id, number__startswith="LH-")
+        if result.name in (PRODUCT, KEYED):
+            rows = Incident.objects.filter(
+                reporter_id=fx.operator_id,
+                number__startswith="LH-",
+                description=single_description(fx, result.name),
+            )
         else:
             rows = Incident.objects.filter(number__startswith=f"BR-{fx.run}-")
         stored, acknowledged = rows.count(), len(result.created)
@@ -905,9 +926,10 @@ def main() -> None:
     bulks: list[tuple[BulkResult, dict[str, Any]]] = []
     try:
         if not args.skip_single:
-            product, reference, floor = single_requests(fx)
+            product, keyed, reference, floor = single_requests(fx)
             for name, make in (
-                ("CityOps POST /api/v1/incidents/", product),
+                (PRODUCT, product),
+                (KEYED, keyed),
                 ("DRF ModelSerializer create (reference)", reference),
                 (FLOOR, floor),
             ):
