@@ -481,7 +481,8 @@ def _filters(request: HttpRequest) -> QueueFilters:
     since, until, day_errors = incident_selectors.received_days(
         params.get("since", ""), params.get("until", "")
     )
-    filters.since = since.isoformat() if since and "since" not in day_errors else ""
+    # A day that is not a date comes back as None; a reversed range keeps `since` only.
+    filters.since = since.isoformat() if since else ""
     filters.until = until.isoformat() if until and "until" not in day_errors else ""
     for name, problem in day_errors.items():
         filters.errors[name] = (
