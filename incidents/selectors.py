@@ -66,14 +66,18 @@ def incident_actions_for(user: Any, incident: Incident) -> list[str]:
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 BAD_DAY = "bad_day"
+DAY_OUT_OF_RANGE = "day_out_of_range"
 DAYS_REVERSED = "days_reversed"
+# The days a list may be narrowed to (a year 1 or 9999 would overflow the datetime arithmetic).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 
 
 def received_days(since: str, until: str) -> tuple[date | None, date | None, dict[str, str]]:
     """The received-date (受理日期) range of a list from its `since` and `until` parameters
     (YYYY-MM-DD, local days, both inclusive, either may be empty): (since, until, errors), where
     errors maps each bad parameter to what is wrong with it: BAD_DAY (not a date written
-    YYYY-MM-DD) or DAYS_REVERSED (`until` before `since`). Each surface words these itself."""
+    YYYY-MM-DD), DAY_OUT_OF_RANGE (before FIRST_DAY or after LAST_DAY) or DAYS_REVERSED
+    (`until` before `since`). Each surface words these itself."""
     days: dict[str, date | None] = {"since": None, "until": None}
     errors: dict[str, str] = {}
     for name, text in (("since", since.strip()), ("until", until.strip())):
@@ -82,9 +86,14 @@ def received_days(since: str, until: str) -> tuple[date | None, date | None, dic
         try:
             if not _DAY.fullmatch(text):
                 raise ValueError
-            days[name] = date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             errors[name] = BAD_DAY
+            continue
+        if FIRST_DAY <= day <= LAST_DAY:
+            days[name] = day
+        else:
+            errors[name] = DAY_OUT_OF_RANGE
     first, last = days["since"], days["until"]
     if first and last and last < first:
         errors["until"] = DAYS_REVERSED

@@ -484,12 +484,14 @@ def _filters(request: HttpRequest) -> QueueFilters:
     # A day that is not a date comes back as None; a reversed range keeps `since` only.
     filters.since = since.isoformat() if since else ""
     filters.until = until.isoformat() if until and "until" not in day_errors else ""
+    day_messages = {
+        incident_selectors.DAYS_REVERSED: _("结束日期早于开始日期"),
+        incident_selectors.BAD_DAY: _("日期格式为 年-月-日，例如 2026-11-24"),
+        incident_selectors.DAY_OUT_OF_RANGE: _("日期须在 %(first)s 至 %(last)s 之间")
+        % {"first": incident_selectors.FIRST_DAY, "last": incident_selectors.LAST_DAY},
+    }
     for name, problem in day_errors.items():
-        filters.errors[name] = (
-            _("结束日期早于开始日期")
-            if problem == incident_selectors.DAYS_REVERSED
-            else _("日期格式为 年-月-日，例如 2026-11-24")
-        )
+        filters.errors[name] = day_messages[problem]
     order = params.get("order", "") or "deadline"
     if order in QUEUE_ORDERS:
         filters.order = order

@@ -44,7 +44,10 @@ from incidents.api.idempotency import HEADER, idempotent
 from incidents.models import Category, Incident, IncidentPhoto, IncidentStatus, PhotoKind
 from incidents.selectors import (
     BAD_DAY,
+    DAY_OUT_OF_RANGE,
     DAYS_REVERSED,
+    FIRST_DAY,
+    LAST_DAY,
     incident_for_user,
     incident_photo_for_user,
     incidents_visible_to,
@@ -309,7 +312,11 @@ class IncidentListView(APIView):
             cases = cases.filter(**late) if overdue == "true" else cases.exclude(**late)
         since, until, day_errors = received_days(params.get("since", ""), params.get("until", ""))
         if day_errors:
-            reasons = {DAYS_REVERSED: "comes before since", BAD_DAY: "a date is YYYY-MM-DD"}
+            reasons = {
+                DAYS_REVERSED: "comes before since",
+                BAD_DAY: "a date is YYYY-MM-DD",
+                DAY_OUT_OF_RANGE: f"must be between {FIRST_DAY} and {LAST_DAY}",
+            }
             errors = {name: [reasons[problem]] for name, problem in day_errors.items()}
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
         cases = received_within(cases, since, until)

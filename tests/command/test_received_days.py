@@ -16,7 +16,7 @@ from django.test import Client
 
 from audit.models import AuditEntry
 from incidents.models import Incident
-from incidents.selectors import BAD_DAY, DAYS_REVERSED, received_days
+from incidents.selectors import BAD_DAY, DAY_OUT_OF_RANGE, DAYS_REVERSED, received_days
 from tests.incidents.api import LIST, client_for
 from tests.incidents.cases import OTHER_STREET_GRID, STREET, Cast, make_cast, report
 from tests.incidents.conftest import (  # noqa: F401  (fixtures)
@@ -149,3 +149,20 @@ def test_the_api_list_takes_the_same_days_within_the_readers_place(people, days)
     reversed_ = street.get(LIST, {"since": "2026-11-25", "until": "2026-11-24"})
     assert reversed_.status_code == 400
     assert reversed_.json() == {"until": ["comes before since"]}
+
+
+def test_a_day_outside_the_years_a_list_covers_is_named_not_a_server_error(people, days) -> None:
+    """Year 1 or 9999 would overflow the day's bounds (a 500 before): a 400 naming the field."""
+    assert received_days("0001-01-01", "9999-12-31") == (
+        None,
+        None,
+        {"since": DAY_OUT_OF_RANGE, "until": DAY_OUT_OF_RANGE},
+    )
+    api = client_for(people.street).get(LIST, {"until": "9999-12-31"})
+    assert api.status_code == 400
+    assert api.json() == {"until": ["must be between 1970-01-01 and 2999-12-31"]}
+
+    page = _page(people.street, "since=0001-01-01&export=csv")
+    assert page.status_code == 400
+    assert "日期须在 1970-01-01 至 2999-12-31 之间" in page.content.decode()
+    assert not AuditEntry.objects.filter(action="command.queue_export").exists()
