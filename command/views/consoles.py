@@ -633,10 +633,6 @@ def _queue_page(
     the filters change or the live feed reports a change). `responders_area` ({"street": code}
     or {"community": code}) adds the panel of the responders on duty there (full page only)."""
     user = request.user
-    # The feed's position is read before the data: an event committed in between is replayed
-    # on top of a snapshot that may already have it (reloading the queue, replacing a
-    # responder's position are both harmless twice), never lost.
-    feed = _feed(request)
     filters = _filters(request)
     since, until = filters.days()
     cases = incident_selectors.incident_queue(
@@ -653,6 +649,10 @@ def _queue_page(
     departments = _department_names()
     if request.GET.get("export") == "csv" and not filters.errors:
         return _export(request, cases, filters, area, departments)
+    # The feed's position is read before the data (`cases` is not read yet): an event committed
+    # in between is replayed on top of a snapshot that may already have it (reloading the
+    # queue, replacing a responder's position are both harmless twice), never lost.
+    feed = _feed(request)
     page: Page[Incident] = Paginator(cases, PAGE_SIZE).get_page(filters.page)
     filters.page = str(page.number)
     context = {
