@@ -102,21 +102,25 @@ def test_two_workers_share_the_socket_each_delivers_events_and_a_dead_one_is_rep
         # Django (seconds on a loaded CI machine) while the first accepts every connection.
         wait_until_listening(server, 2)
 
-        # Open sockets until both workers hold some: the kernel gives each new connection to
-        # one of the processes accepting on the socket.
+        # Sockets held by each worker: the kernel hands a new connection to whichever process
+        # accepts first, and an idle one can win them all (CI saw 40 of 40 go to one). So each
+        # worker in turn is stopped (SIGSTOP) while two sockets open: the other accepts them.
         feeds = []
         stack = []
         try:
-            while len(feeds) < 40:
-                context = open_feed(server.url, session)
-                feed = context.__enter__()
-                stack.append(context)
-                feed.hello(scopes=[DISTRICT])
-                feed.wait_for(lambda f: f.of_type("welcome"), what="welcome")
-                feeds.append(feed)
-                held = holders(workers, server.port)
-                if len(feeds) >= 4 and all(held.values()):
-                    break
+            for paused in sorted(workers):
+                os.kill(paused, signal.SIGSTOP)
+                try:
+                    for _ in range(2):
+                        context = open_feed(server.url, session)
+                        feed = context.__enter__()
+                        stack.append(context)
+                        feed.hello(scopes=[DISTRICT])
+                        feed.wait_for(lambda f: f.of_type("welcome"), what="welcome")
+                        feeds.append(feed)
+                finally:
+                    os.kill(paused, signal.SIGCONT)
+            held = holders(workers, server.port)
             assert all(held.values()), held
 
             # An event committed here reaches Redis once; every worker sends it to its sockets.
