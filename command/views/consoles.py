@@ -559,18 +559,43 @@ def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[Qu
 
 
 def _chips(
-    user: Any, area: dict[str, Any], chips: Iterable[tuple[str, Any]]
+    user: Any, area: dict[str, Any], chips: Iterable[tuple[str, Any]], filters: QueueFilters
 ) -> list[dict[str, Any]]:
-    """The counts above a queue: open cases per stage of the loop, and the overdue ones."""
+    """The counts above a queue: open cases per stage of the loop, and the overdue ones, within
+    the queue's other filters (category, search, received days), so that a console narrowed to
+    积水 on a typhoon day reads how many of those wait at each stage. Each chip's link keeps
+    those filters and picks its stage (the overdue chip: every open case past its time)."""
+    since, until = filters.days()
+    narrowed = {
+        "category_code": filters.category,
+        "text": filters.q,
+        "since": since,
+        "until": until,
+        **area,
+    }
     counts = incident_selectors.incident_status_counts(
-        incident_selectors.incident_queue(user, status=OPEN, **area)
+        incident_selectors.incident_queue(user, status=OPEN, **narrowed)
     )
     result = [
-        {"name": name, "label": label, "count": sum(counts.get(s, 0) for s in _statuses(name))}
+        {
+            "name": name,
+            "label": label,
+            "count": sum(counts.get(s, 0) for s in _statuses(name)),
+            "href": "?" + filters.query(status=name, overdue="", page="1"),
+            "current": filters.status == name and not filters.overdue,
+        }
         for name, label in chips
     ]
-    overdue = incident_selectors.incident_queue(user, status=OPEN, overdue=True, **area).count()
-    result.append({"name": "overdue", "label": _("超过时限"), "count": overdue})
+    overdue = incident_selectors.incident_queue(user, status=OPEN, overdue=True, **narrowed).count()
+    result.append(
+        {
+            "name": "overdue",
+            "label": _("超过时限"),
+            "count": overdue,
+            "href": "?" + filters.query(status=OPEN, overdue="true", page="1"),
+            "current": filters.status == OPEN and filters.overdue == "true",
+        }
+    )
     return result
 
 
@@ -662,7 +687,7 @@ def _queue_page(
         "filters": filters,
         "page": page,
         "rows": _rows(page.object_list, departments),
-        "chips": _chips(user, area, chips),
+        "chips": _chips(user, area, chips, filters),
         "feed": feed,
         "status_filters": [(name, label) for name, label, _kept in STATUS_FILTERS],
         "category_groups": _categories_grouped(),

@@ -343,6 +343,61 @@ def test_queue_chips_count_open_cases_by_stage(people: Cast, mine: Incident) -> 
     assert chip("dispatched") == 0
 
 
+def _chip(html: str, name: str) -> tuple[int, str]:
+    """A chip's count and link."""
+    match = re.search(
+        rf'<a class="chip[^"]*" href="([^"]*)" data-testid="chip-{name}"[^>]*>'
+        r'.*?<strong class="chip-count">(\d+)</strong>',
+        html,
+        re.S,
+    )
+    assert match, name
+    return int(match.group(2)), match.group(1).replace("&amp;", "&")
+
+
+def test_queue_chips_count_within_the_other_filters_and_keep_them(people: Cast) -> None:
+    rubbish = report()
+    fire = report(code=FIRE, description="厂房起火")
+    incident_register(incident=fire, by=people.street)
+    yesterday = timezone.now() - timedelta(days=1)
+    older_fire = report(code=FIRE, description="仓库冒烟")
+    Incident.objects.filter(pk=older_fire.pk).update(created_at=yesterday, stage_deadline=yesterday)
+    today = timezone.localdate().isoformat()
+
+    html = _get(people.street, STREET_URL).content.decode()
+    assert _chip(html, "reported") == (2, "?status=reported")
+    assert _chip(html, "registered") == (1, "?status=registered")
+    assert _chip(html, "overdue") == (1, "?overdue=true")
+
+    query = f"category={FIRE}&since={today}&order=newest"
+    html = _get(people.street, f"{STREET_URL}?{query}").content.decode()
+    assert _queue_numbers(html) == [fire.number]
+    # The chips count the fires received today only, and each link keeps those filters.
+    assert _chip(html, "reported") == (0, f"?status=reported&{query}")
+    assert _chip(html, "registered") == (1, f"?status=registered&{query}")
+    assert _chip(html, "overdue") == (
+        0,
+        f"?category={FIRE}&overdue=true&since={today}&order=newest",
+    )
+    assert "在办案件（按当前事项、搜索和受理日期筛选）" in html
+
+    # Following a chip: its stage within the same filters, and only that chip is current.
+    count, href = _chip(html, "registered")
+    html = _get(people.street, STREET_URL + href).content.decode()
+    assert _queue_numbers(html) == [fire.number]
+    assert 'chip-registered is-current" href' in html
+    assert html.count("is-current") == 1
+
+    # The overdue chip keeps the category and trades the stage for every open case past its time.
+    html = _get(people.street, f"{STREET_URL}?category={FIRE}&status=reported").content.decode()
+    count, href = _chip(html, "overdue")
+    assert (count, href) == (1, f"?category={FIRE}&overdue=true")
+    html = _get(people.street, STREET_URL + href).content.decode()
+    assert _queue_numbers(html) == [older_fire.number]
+    assert 'chip-overdue is-current" href' in html
+    assert rubbish.number not in html
+
+
 def test_a_countdown_carries_the_deadline_for_the_script(people: Cast, mine: Incident) -> None:
     html = _get(people.street, STREET_URL).content.decode()
     deadline = timezone.localtime(mine.stage_deadline).isoformat()

@@ -300,6 +300,15 @@ def test_the_street_queue_narrows_to_received_days_and_exports_them(
     assert f"since={day}" in page.url
     href = page.get_by_test_id("queue-export").get_attribute("href")
     assert href is not None and f"since={day}" in href and "export=csv" in href
+    # The chips count within the days, and following one keeps them (the field too).
+    expect(page.get_by_test_id("chip-reported")).to_contain_text("1")
+    page.get_by_test_id("chip-registered").click()
+    expect(queue.locator("tr[data-number]")).to_have_count(0)
+    assert f"since={day}" in page.url and "status=registered" in page.url
+    assert page.locator("input[name=since]").input_value() == day
+    assert page.locator("select[name=status]").input_value() == "registered"
+    page.get_by_test_id("chip-reported").click()
+    expect(queue.locator("tr[data-number]")).to_have_count(1)
 
     # The last day before the first: named above the queue, the bad end not used.
     page.fill("input[name=until]", (timezone.localdate() - timedelta(days=1)).isoformat())
