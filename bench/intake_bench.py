@@ -29,7 +29,9 @@ In one run it:
    first request to the last answer; afterwards the rows are counted;
 5. checks the records: no acknowledged case missing, one `incident_reported` event per case
    created, the district's sequence numbers gapless, the audit chain verifies;
-6. prints the figures side by side with the server process's CPU time per request.
+6. prints the figures side by side with the server process's CPU time per request, and where
+   the CPU went: the server's, PostgreSQL's and Redis's share of each request, and the cores
+   the target's rate would take at that cost.
 
 bench/README.md ("Intake benchmark") explains the output and holds measured figures.
 """
@@ -37,6 +39,7 @@ bench/README.md ("Intake benchmark") explains the output and holds measured figu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import math
@@ -72,6 +75,7 @@ PRODUCT = "CityOps POST /api/v1/incidents/"
 KEYED = "CityOps, with Idempotency-Key (phones)"
 CATEGORIES = ("01001", "06010", "90002")  # 供水井盖异常, 暴露垃圾, 内涝积水 (an emergency)
 SINGLE_TARGET_P99_MS = 50.0
+SINGLE_TARGET_RATE = 200.0  # reports/s at which the p99 target holds
 GAVE_UP = -1  # the status of a request the client did not send (see Clients.give_up)
 BULK_TARGET_PER_S = 5_000.0
 
@@ -82,7 +86,9 @@ def log(message: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="single reports offered per s")
+    parser.add_argument(
+        "--rate", type=float, default=SINGLE_TARGET_RATE, help="single reports offered per s"
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per single phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded first")
     parser.add_argument("--clients", type=int, default=32, help="client threads (connections)")
@@ -293,11 +299,19 @@ def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     sys.exit("daphne did not answer within 60 s")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (the first is field 3, state)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time of a process so far (Linux /proc); with `reaped_children`, plus
+    that of its children that have ended and been waited for (cutime + cstime)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def server_processes(server: subprocess.Popen[bytes], workers: int) -> list[int]:
@@ -315,8 +329,98 @@ def server_processes(server: subprocess.Popen[bytes], workers: int) -> list[int]
     sys.exit(f"cityops_serve did not start {workers} workers")
 
 
-def servers_cpu_seconds(pids: list[int]) -> float:
-    return sum(process_cpu_seconds(pid) for pid in pids)
+@dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds: the server processes', PostgreSQL's and Redis's (None where not measured:
+    SQLite works inside the server; a database or Redis on another machine), and the bench
+    client's own (this process: the load generator, sharing the machine's cores)."""
+
+    server: float
+    database: float | None
+    redis: float | None
+    client: float
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        def minus(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else a - b
+
+        return CpuTimes(
+            self.server - other.server,
+            minus(self.database, other.database),
+            minus(self.redis, other.redis),
+            self.client - other.client,
+        )
+
+    @property
+    def total(self) -> float:
+        return self.server + (self.database or 0.0) + (self.redis or 0.0)
+
+
+class CpuMeter:
+    """Reads CpuTimes. PostgreSQL is measured when it runs on this machine: its postmaster
+    (found as the parent of this run's backend) with every process it started, living (their
+    /proc stat) or ended (the postmaster's cutime/cstime) — backends, WAL writer, checkpointer,
+    autovacuum. Redis is measured by INFO cpu (used_cpu_user/sys, children included)."""
+
+    def __init__(self, server_pids: list[int], postmaster: int | None) -> None:
+        self.server_pids = server_pids
+        self.postmaster = postmaster
+        self.redis = None
+        if os.environ.get("REDIS_URL"):
+            import redis
+
+            self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    def _postgres(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        children = Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children")
+        living = 0.0
+        for child in children.read_text().split():
+            # One that ended just now is counted in the postmaster's cutime instead.
+            with contextlib.suppress(FileNotFoundError):
+                living += process_cpu_seconds(int(child))
+        return living + process_cpu_seconds(self.postmaster, reaped_children=True)
+
+    def _redis(self) -> float | None:
+        if self.redis is None:
+            return None
+        info = self.redis.info("cpu")
+        return sum(
+            float(info[name])
+            for name in (
+                "used_cpu_user",
+                "used_cpu_sys",
+                "used_cpu_user_children",
+                "used_cpu_sys_children",
+            )
+        )
+
+    def read(self) -> CpuTimes:
+        return CpuTimes(
+            server=sum(process_cpu_seconds(pid) for pid in self.server_pids),
+            database=self._postgres(),
+            redis=self._redis(),
+            client=time.process_time(),
+        )
+
+
+def local_postmaster() -> int | None:
+    """The pid of the PostgreSQL postmaster when the database is PostgreSQL on this machine."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    connection.close()
+    try:
+        parent = int(_stat(backend)[1])
+        command = Path(f"/proc/{parent}/comm").read_text().strip()
+    except (FileNotFoundError, PermissionError):
+        return None  # another machine, or another namespace
+    return parent if command in ("postgres", "postmaster") else None
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -407,7 +511,7 @@ class SingleResult:
     measured: list[Outcome]
     statuses: dict[int, int]
     duration: float
-    server_cpu: float
+    cpu: CpuTimes
     load_before: float
     created: set[str] = field(default_factory=set)
 
@@ -437,7 +541,7 @@ def run_open_loop(
     warmup: float,
     clients: int,
     give_up: float,
-    server_pids: list[int],
+    meter: CpuMeter,
     expect: int,
 ) -> SingleResult:
     rng = random.Random(SEED)
@@ -452,7 +556,7 @@ def run_open_loop(
             break
         times.append(t)
     log(f"{name}: {len(times)} requests over {total:.0f} s at {rate:.0f}/s offered")
-    cpu_before = servers_cpu_seconds(server_pids)
+    cpu_before = meter.read()
     start = time.perf_counter() + 0.2
     for index, offset in enumerate(times):
         scheduled = start + offset
@@ -461,7 +565,7 @@ def run_open_loop(
             time.sleep(delay)
         pool.submit(scheduled, make(index))
     pool.close()
-    cpu = servers_cpu_seconds(server_pids) - cpu_before
+    cpu = meter.read() - cpu_before
     outcomes = sorted(pool.outcomes, key=lambda o: o.scheduled)
     measured = [o for o in outcomes if o.scheduled - start >= warmup]
     statuses: dict[int, int] = {}
@@ -477,7 +581,7 @@ def run_open_loop(
         measured=measured,
         statuses=statuses,
         duration=duration,
-        server_cpu=cpu,
+        cpu=cpu,
         load_before=load_before,
         created=created,
     )
@@ -493,7 +597,7 @@ class BulkResult:
     wall: float
     batch_ms: list[float]
     statuses: dict[int, int]
-    server_cpu: float
+    cpu: CpuTimes
     load_before: float
 
     @property
@@ -509,7 +613,7 @@ def run_bulk(
     batches: int,
     gateways: int,
     api_keys: list[str],
-    server_pids: list[int],
+    meter: CpuMeter,
     acknowledged: Any,
 ) -> BulkResult:
     """A warm-up batch, then `batches` batches sent by `gateways` senders at once, each one
@@ -562,7 +666,7 @@ def run_bulk(
                 if response.status == 200:
                     totals["acked"] += acknowledged(json.loads(body))
 
-    cpu_before = servers_cpu_seconds(server_pids)
+    cpu_before = meter.read()
     started = time.perf_counter()
     senders = [threading.Thread(target=gateway, args=(number,)) for number in range(gateways)]
     for sender in senders:
@@ -570,7 +674,7 @@ def run_bulk(
     for sender in senders:
         sender.join()
     wall = time.perf_counter() - started
-    cpu = servers_cpu_seconds(server_pids) - cpu_before
+    cpu = meter.read() - cpu_before
     log(f"{name}: {batches} batches from {gateways} gateway(s) in {wall:.1f} s")
     return BulkResult(
         name,
@@ -797,6 +901,47 @@ def ms(value: float) -> str:
     return "gave up" if math.isinf(value) else f"{value:,.1f}"
 
 
+def print_cpu_shares(
+    args: argparse.Namespace, singles: list[SingleResult], bulks: list[BulkResult]
+) -> None:
+    """Where the CPU went: the server's, PostgreSQL's and Redis's share of each request (or of
+    1,000 rows), and how many cores the target rate would take at that cost. The client's (the
+    bench itself) is shown apart: on this machine it takes cores from the same pool."""
+    # (name, CPU times, units measured, ms per unit shown as, units per second at the target)
+    rows: list[tuple[str, CpuTimes, int, float, float]] = [
+        (r.name, r.cpu, r.sent, 1000.0, SINGLE_TARGET_RATE) for r in singles
+    ] + [(r.name, r.cpu, r.rows_acknowledged, 1_000_000.0, BULK_TARGET_PER_S) for r in bulks]
+    if not rows:
+        return
+
+    def cell(seconds: float | None, units: int, scale: float) -> str:
+        return "—" if seconds is None else f"{seconds / max(units, 1) * scale:,.1f}"
+
+    print()
+    print("Where the CPU went: ms per request (single) or per 1,000 rows (bulk)")
+    print(
+        f"{'':48}{'server':>8}{'Postgres':>9}{'Redis':>7}{'all':>8}{'client':>8}"
+        f"{'cores at target':>17}"
+    )
+    for name, cpu, units, scale, target in rows:
+        cores = cpu.total / max(units, 1) * target
+        print(
+            f"  {name:<46}{cell(cpu.server, units, scale):>8}"
+            f"{cell(cpu.database, units, scale):>9}{cell(cpu.redis, units, scale):>7}"
+            f"{cell(cpu.total, units, scale):>8}{cell(cpu.client, units, scale):>8}"
+            f"{cores:>17.1f}"
+        )
+    print(
+        "Postgres: every PostgreSQL process (backends, WAL writer, checkpointer, autovacuum)\n"
+        "when it runs on this machine (— on SQLite: its work is in the server's); Redis: INFO\n"
+        "cpu; all = server + Postgres + Redis; client: this benchmark's own process (the load\n"
+        "generator), not in all; cores at target: all × the target's rate, "
+        f"{SINGLE_TARGET_RATE:.0f} requests/s\n"
+        f"(single) or {BULK_TARGET_PER_S:,.0f} rows/s (bulk); this machine has "
+        f"{os.cpu_count()} cores."
+    )
+
+
 def print_report(
     args: argparse.Namespace,
     singles: list[SingleResult],
@@ -829,7 +974,7 @@ def print_report(
         for r in singles:
             lat = r.latencies_ms()
             ok = sum(1 for o in r.measured if 200 <= o.status < 300)
-            cpu_ms = r.server_cpu / max(r.sent, 1) * 1000
+            cpu_ms = r.cpu.server / max(r.sent, 1) * 1000
             print(
                 f"  {r.name:<46}{ok:>7,}{ms(percentile(lat, 0.5)):>9}"
                 f"{ms(percentile(lat, 0.9)):>9}{ms(percentile(lat, 0.99)):>9}{ms(max(lat)):>9}"
@@ -867,7 +1012,7 @@ def print_report(
         )
         for r in bulks:
             rows = r.rows_acknowledged
-            cpu_ms = r.server_cpu / max(rows, 1) * 1_000_000
+            cpu_ms = r.cpu.server / max(rows, 1) * 1_000_000
             print(
                 f"  {r.name:<46}{r.batches:>8}{rows:>8,}{r.per_second:>8,.0f}"
                 f"{statistics.median(r.batch_ms):>10,.0f}{max(r.batch_ms):>10,.0f}"
@@ -881,6 +1026,7 @@ def print_report(
         "per core: requests or rows per second that one core would carry at that cost (the\n"
         "database's own work counts in process on SQLite, not on PostgreSQL)."
     )
+    print_cpu_shares(args, singles, bulks)
     print()
     print("Records after the runs")
     for line in checks:
@@ -915,12 +1061,14 @@ def main() -> None:
     fx = prepare_database(args.accounts)
     from django.db import connections
 
+    postmaster = local_postmaster()
     connections.close_all()  # the server is the only writer from here on
     if args.workers > 1 and not os.environ.get("REDIS_URL"):
         sys.exit("--workers: several server processes need REDIS_URL (the Redis channel layer)")
     port = free_port()
     server = start_server(port, args.workers)
     server_pids = server_processes(server, args.workers)
+    meter = CpuMeter(server_pids, postmaster)
     log(f"server pid(s) {', '.join(map(str, server_pids))} on 127.0.0.1:{port}")
     singles: list[SingleResult] = []
     bulks: list[tuple[BulkResult, dict[str, Any]]] = []
@@ -943,7 +1091,7 @@ def main() -> None:
                         warmup=args.warmup,
                         clients=args.clients,
                         give_up=args.give_up,
-                        server_pids=server_pids,
+                        meter=meter,
                         expect=201,
                     )
                 )
@@ -978,7 +1126,7 @@ def main() -> None:
                     batches=count,
                     gateways=args.gateways,
                     api_keys=fx.api_keys,
-                    server_pids=server_pids,
+                    meter=meter,
                     acknowledged=lambda body: body["created"],
                 )
                 bulks.append((result, rows))
