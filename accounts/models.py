@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
@@ -35,8 +36,8 @@ class User(AbstractUser):
     phone = models.CharField(_("手机号"), max_length=20, blank=True)
 
     class Meta:
-        verbose_name = _("用户")
-        verbose_name_plural = _("用户")
+        verbose_name = pgettext_lazy("model", "用户")
+        verbose_name_plural = pgettext_lazy("models", "用户")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(role="")
@@ -77,8 +78,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("接口密钥")
-        verbose_name_plural = _("接口密钥")
+        verbose_name = pgettext_lazy("model", "接口密钥")
+        verbose_name_plural = pgettext_lazy("models", "接口密钥")
         ordering = ["user", "name"]
 
     def __str__(self) -> str:

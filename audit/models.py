@@ -31,6 +31,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # prev_hash of the first entry: the chain starts from nothing.
 GENESIS_HASH = "0" * 64
@@ -130,8 +131,8 @@ class AuditEntry(models.Model):
     objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("审计记录")
-        verbose_name_plural = _("审计记录")
+        verbose_name = pgettext_lazy("model", "审计记录")
+        verbose_name_plural = pgettext_lazy("models", "审计记录")
         ordering = ["-sequence"]
         indexes = [
             models.Index(fields=["object_type", "object_id"], name="audit_entry_object"),
@@ -187,8 +188,8 @@ class AuditHead(models.Model):
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     class Meta:
-        verbose_name = _("审计链头")
-        verbose_name_plural = _("审计链头")
+        verbose_name = pgettext_lazy("model", "审计链头")
+        verbose_name_plural = pgettext_lazy("models", "审计链头")
         constraints = [
             models.CheckConstraint(condition=Q(id=HEAD_ID), name="audit_head_single_row"),
         ]

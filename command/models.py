@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ScreenToken(models.Model):
@@ -29,7 +30,7 @@ class ScreenToken(models.Model):
     # The district (6-digit region code, e.g. 440309 龙华区) the screen shows; a code, not a
     # foreign key: boundaries are redrawn in new generations, codes persist.
     district_code = models.CharField(
-        _("区代码"),
+        pgettext_lazy("field", "区代码"),
         max_length=6,
         validators=[RegexValidator(r"^\d{6}$", _("区代码为6位数字"))],
     )
@@ -51,8 +52,8 @@ class ScreenToken(models.Model):
     revoked_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("大屏令牌")
-        verbose_name_plural = _("大屏令牌")
+        verbose_name = pgettext_lazy("model", "大屏令牌")
+        verbose_name_plural = pgettext_lazy("models", "大屏令牌")
         ordering = ["-created_at", "-id"]
         constraints = [
             # Revoked ⇔ has a revocation time.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ResponderPosition(models.Model):
@@ -35,8 +36,8 @@ class ResponderPosition(models.Model):
     received_at = models.DateTimeField(_("接收时间"), db_index=True)
 
     class Meta:
-        verbose_name = _("人员位置")
-        verbose_name_plural = _("人员位置")
+        verbose_name = pgettext_lazy("model", "人员位置")
+        verbose_name_plural = pgettext_lazy("models", "人员位置")
 
     def __str__(self) -> str:
         return f"{self.user_id} @ {self.grid_code}"

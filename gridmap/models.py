@@ -30,6 +30,7 @@ from django.conf import settings
 from django.contrib.gis.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 STORAGE_SRID = 4326
 
@@ -106,8 +107,8 @@ class Generation(models.Model):
     objects = GenerationQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("边界版本")
-        verbose_name_plural = _("边界版本")
+        verbose_name = pgettext_lazy("model", "边界版本")
+        verbose_name_plural = pgettext_lazy("models", "边界版本")
         ordering = ["-number"]
         constraints = [
             models.UniqueConstraint(
@@ -182,8 +183,8 @@ class Region(models.Model):
     objects = RegionQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("区域")
-        verbose_name_plural = _("区域")
+        verbose_name = pgettext_lazy("model", "区域")
+        verbose_name_plural = pgettext_lazy("models", "区域")
         ordering = ["generation", "code"]
         constraints = [
             models.UniqueConstraint(fields=["generation", "code"], name="gridmap_region_code"),

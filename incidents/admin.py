@@ -22,7 +22,7 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from incidents.catalogue import read_departments
@@ -423,7 +423,7 @@ class IncidentAdmin(admin.ModelAdmin):
 class _AlarmChannelFilter(admin.SimpleListFilter):
     """The channels bulk intake takes alarms on, not every channel a case may come in on."""
 
-    title = _("来源渠道")
+    title = pgettext_lazy("field", "来源渠道")
     parameter_name = "channel"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:

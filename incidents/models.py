@@ -146,7 +146,9 @@ class Category(models.Model):
         validators=[RegexValidator(r"^\d{5}$", _("事项代码为5位数字"))],
     )
     name = models.CharField(_("事项名称"), max_length=100)
-    kind = models.CharField(_("类型"), max_length=16, choices=CategoryKind.choices)
+    kind = models.CharField(
+        pgettext_lazy("field", "类型"), max_length=16, choices=CategoryKind.choices
+    )
     major_code = models.CharField(_("大类代码"), max_length=2)
     major_name = models.CharField(_("大类名称"), max_length=50)
     # For a component matter, the component (部件) whose abnormality it is: 01001 → 供水井盖.
@@ -184,8 +186,8 @@ class Category(models.Model):
     objects = CategoryQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("事项分类")
-        verbose_name_plural = _("事项分类")
+        verbose_name = pgettext_lazy("model", "事项分类")
+        verbose_name_plural = pgettext_lazy("models", "事项分类")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -241,8 +243,8 @@ class StageLimit(models.Model):
     )
 
     class Meta:
-        verbose_name = _("环节时限")
-        verbose_name_plural = _("环节时限")
+        verbose_name = pgettext_lazy("model", "环节时限")
+        verbose_name_plural = pgettext_lazy("models", "环节时限")
         ordering = ["category", "id"]
         constraints = [
             models.UniqueConstraint(fields=["category", "stage"], name="incidents_limit_stage"),
@@ -280,7 +282,9 @@ class CalendarDay(models.Model):
     """
 
     date = models.DateField(_("日期"), unique=True)
-    kind = models.CharField(_("类型"), max_length=16, choices=CalendarDayKind.choices)
+    kind = models.CharField(
+        pgettext_lazy("field", "类型"), max_length=16, choices=CalendarDayKind.choices
+    )
     name = models.CharField(_("节日"), max_length=50)
     # Derived before the official notice was published (or found): to be checked by an admin.
     provisional = models.BooleanField(_("暂定"), default=False)
@@ -301,8 +305,8 @@ class CalendarDay(models.Model):
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:
-        verbose_name = _("节假日/调休日")
-        verbose_name_plural = _("节假日/调休日")
+        verbose_name = pgettext_lazy("model", "节假日/调休日")
+        verbose_name_plural = pgettext_lazy("models", "节假日/调休日")
         ordering = ["date"]
 
     def __str__(self) -> str:
@@ -503,13 +507,17 @@ class Incident(models.Model):
     # `varchar_pattern_ops` index for LIKE 'prefix%', which no query here asks (the list's
     # search is icontains, which no btree serves), ≈2.5 ms per 1,000 cases written.
     number = models.CharField(_("案件编号"), max_length=24)
-    channel = models.CharField(_("来源渠道"), max_length=16, choices=Channel.choices)
+    channel = models.CharField(
+        pgettext_lazy("field", "来源渠道"), max_length=16, choices=Channel.choices
+    )
     category = models.ForeignKey(
         Category, verbose_name=_("事项分类"), on_delete=models.PROTECT, related_name="incidents"
     )
     description = models.TextField(_("问题描述"), blank=True)
     # Emergencies only (突发事件 levels Ⅳ…Ⅰ); blank for ordinary matters.
-    severity = models.CharField(_("事件级别"), max_length=3, choices=Severity.choices, blank=True)
+    severity = models.CharField(
+        pgettext_lazy("field", "事件级别"), max_length=3, choices=Severity.choices, blank=True
+    )
 
     # Where: the stored WGS-84 point, and the input exactly as received (before conversion).
     location = PointField(_("位置"), srid=4326)
@@ -519,10 +527,10 @@ class Incident(models.Model):
     # The address as the reporter gave it (hotline, Open311 address_string, the console form).
     address = models.CharField(_("地址描述"), max_length=200, blank=True)
     # The located path, copied (codes survive redrawing; names as they were then).
-    district_code = models.CharField(_("区代码"), max_length=15)
+    district_code = models.CharField(pgettext_lazy("field", "区代码"), max_length=15)
     district_name = models.CharField(_("区"), max_length=100)
     street_code = models.CharField(_("街道代码"), max_length=15)
-    street_name = models.CharField(_("街道"), max_length=100)
+    street_name = models.CharField(pgettext_lazy("field", "街道"), max_length=100)
     community_code = models.CharField(_("社区代码"), max_length=15)
     community_name = models.CharField(_("社区"), max_length=100)
     grid_code = models.CharField(_("网格代码"), max_length=15)
@@ -628,8 +636,8 @@ class Incident(models.Model):
     objects = IncidentQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("案件")
-        verbose_name_plural = _("案件")
+        verbose_name = pgettext_lazy("model", "案件")
+        verbose_name_plural = pgettext_lazy("models", "案件")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["number"], name="incidents_number_unique"),
@@ -793,8 +801,8 @@ class IncidentNumberCounter(models.Model):
     last_number = models.PositiveIntegerField(_("当日最新序号"), default=0)
 
     class Meta:
-        verbose_name = _("案件编号计数器")
-        verbose_name_plural = _("案件编号计数器")
+        verbose_name = pgettext_lazy("model", "案件编号计数器")
+        verbose_name_plural = pgettext_lazy("models", "案件编号计数器")
 
     def __str__(self) -> str:
         return f"{self.day.isoformat()} #{self.last_number}"
@@ -827,13 +835,15 @@ class AlarmSource(models.Model):
         related_name="+",
         db_index=False,  # categories are not deleted; the key serves the lookups
     )
-    channel = models.CharField(_("来源渠道"), max_length=16, choices=Channel.choices)
+    channel = models.CharField(
+        pgettext_lazy("field", "来源渠道"), max_length=16, choices=Channel.choices
+    )
     alarms = models.PositiveIntegerField(_("报警次数"), default=0)
     first_alarm_at = models.DateTimeField(_("首次报警时间"))
 
     class Meta:
-        verbose_name = _("报警源")
-        verbose_name_plural = _("报警源")
+        verbose_name = pgettext_lazy("model", "报警源")
+        verbose_name_plural = pgettext_lazy("models", "报警源")
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "source_ref", "category", "channel"],
@@ -876,8 +886,8 @@ class IncidentTransition(models.Model):
     created_at = models.DateTimeField(_("时间"))
 
     class Meta:
-        verbose_name = _("流转记录")
-        verbose_name_plural = _("流转记录")
+        verbose_name = pgettext_lazy("model", "流转记录")
+        verbose_name_plural = pgettext_lazy("models", "流转记录")
         ordering = ["incident", "id"]
 
     def __str__(self) -> str:
@@ -901,7 +911,7 @@ class IncidentPhoto(models.Model):
     incident = models.ForeignKey(
         Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="photos"
     )
-    kind = models.CharField(_("类型"), max_length=8, choices=PhotoKind.choices)
+    kind = models.CharField(pgettext_lazy("field", "类型"), max_length=8, choices=PhotoKind.choices)
     original = models.FileField(_("原图"), upload_to="evidence/%Y/%m/")
     original_sha256 = models.CharField(_("原图SHA-256"), max_length=64)
     original_format = models.CharField(_("原图格式"), max_length=8)
@@ -920,8 +930,8 @@ class IncidentPhoto(models.Model):
     created_at = models.DateTimeField(_("上传时间"))
 
     class Meta:
-        verbose_name = _("案件照片")
-        verbose_name_plural = _("案件照片")
+        verbose_name = pgettext_lazy("model", "案件照片")
+        verbose_name_plural = pgettext_lazy("models", "案件照片")
         ordering = ["incident", "id"]
         constraints = [
             models.CheckConstraint(
@@ -949,8 +959,8 @@ class Supervision(models.Model):
     created_at = models.DateTimeField(_("督办时间"))
 
     class Meta:
-        verbose_name = _("督办记录")
-        verbose_name_plural = _("督办记录")
+        verbose_name = pgettext_lazy("model", "督办记录")
+        verbose_name_plural = pgettext_lazy("models", "督办记录")
         ordering = ["incident", "id"]
         constraints = [
             # One 督办 per missed deadline: the worker may run twice, the breach counts once.
@@ -1006,8 +1016,8 @@ class IdempotencyRecord(models.Model):
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("幂等记录")
-        verbose_name_plural = _("幂等记录")
+        verbose_name = pgettext_lazy("model", "幂等记录")
+        verbose_name_plural = pgettext_lazy("models", "幂等记录")
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="incidents_idempotency_user_key"),
             models.CheckConstraint(

@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # Longest scope string; its channel-layer group name ("scope." + kind + "." + id) stays < 100.
 SCOPE_MAX_LENGTH = 80
@@ -44,8 +45,8 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(_("最近发送错误"), blank=True, default="")
 
     class Meta:
-        verbose_name = _("待发事件")
-        verbose_name_plural = _("待发事件")
+        verbose_name = pgettext_lazy("model", "待发事件")
+        verbose_name_plural = pgettext_lazy("models", "待发事件")
         indexes = [
             # The relay's question: which events are still unsent?
             models.Index(
@@ -79,8 +80,8 @@ class OutboxEventScope(models.Model):
     seq = models.PositiveBigIntegerField(_("序号"))
 
     class Meta:
-        verbose_name = _("事件范围")
-        verbose_name_plural = _("事件范围")
+        verbose_name = pgettext_lazy("model", "事件范围")
+        verbose_name_plural = pgettext_lazy("models", "事件范围")
         constraints = [
             # Also the index replay reads: WHERE scope = … AND seq > … ORDER BY seq.
             models.UniqueConstraint(fields=["scope", "seq"], name="realtime_scope_seq_unique"),
@@ -102,8 +103,8 @@ class ScopeSequence(models.Model):
     pruned_through = models.PositiveBigIntegerField(_("已清理至序号"), default=0)
 
     class Meta:
-        verbose_name = _("范围序号")
-        verbose_name_plural = _("范围序号")
+        verbose_name = pgettext_lazy("model", "范围序号")
+        verbose_name_plural = pgettext_lazy("models", "范围序号")
 
     def __str__(self) -> str:
         return f"{self.scope} #{self.last_seq}"

@@ -115,7 +115,8 @@ def test_admin_index_and_case_list_read_in_english(admin_client):
     # The site's icon (templates/admin/base_site.html): no request for a missing /favicon.ico.
     assert re.search(r'<link rel="icon" href="/static/command/favicon[.\w]*\.svg"', index)
     models_listed = re.findall(r'<th scope="row"[^>]*>\s*<a [^>]*>([^<]+)</a>', index)
-    assert {"Case", "Audit entry", "Holiday/make-up workday", "Responder position"} <= set(
+    # The index lists models by their plural names (Django capitalises the first letter).
+    assert {"Cases", "Audit entries", "Holidays and make-up workdays", "API keys"} <= set(
         models_listed
     )
     assert _chinese_lines(index) == []
@@ -123,7 +124,27 @@ def test_admin_index_and_case_list_read_in_english(admin_client):
     cases = admin_client.get("/admin/incidents/incident/").content.decode()
     assert "<title>Select case to view | CityOps</title>" in cases
     assert re.search(r"<summary>\s*By owner level\s*</summary>", cases)
+    # Field names in the filters' sentences read in lower case, as Django's own ("By status").
+    summaries = re.findall(r"<summary>\s*By ([^<]+?)\s*</summary>", cases)
+    assert {"status", "channel", "street", "severity"} <= set(summaries)
     assert _chinese_lines(cases) == []
+
+
+def test_model_names_have_an_english_plural_and_stay_one_word_in_chinese():
+    from incidents.models import Category, Incident
+
+    with translation.override("en"):
+        assert (str(Incident._meta.verbose_name), str(Incident._meta.verbose_name_plural)) == (
+            "case",
+            "cases",
+        )
+        assert str(Category._meta.verbose_name_plural) == "categories"
+    with translation.override("zh-hans"):
+        assert str(Incident._meta.verbose_name) == str(Incident._meta.verbose_name_plural) == "案件"
+    with translation.override("en"):
+        plurals = {str(model._meta.verbose_name_plural) for model in _project_models()}
+        singulars = {str(model._meta.verbose_name) for model in _project_models()}
+    assert not plurals & singulars, "a model without an English plural"
 
 
 def test_statuses_that_share_a_word_with_an_action_read_as_states():
