@@ -142,6 +142,8 @@ SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 AUTH_USER_MODEL = "accounts.User"
 
 LOGIN_URL = "login"
+# The site's sign-in page sends each role to where it works (command.views.SignInView), so this
+# is only Django's default for other login views.
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 

@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from command.views import SignInView
+
 admin.site.site_header = _("CityOps 一网统管 管理后台")
 admin.site.site_title = "CityOps"
 admin.site.index_title = _("系统管理")
@@ -12,7 +14,9 @@ admin.site.index_title = _("系统管理")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    # Sign-in for every role (the admin's own login admits staff only).
+    # Sign-in for every role (the admin's own login admits staff only), landing each on their
+    # workplace; logout and the password views are Django's.
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("gridmap.api.urls")),
     path("api/v1/", include("incidents.api.urls")),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from command.views.consoles import workplace_url
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Generation, Level
 
@@ -21,6 +23,14 @@ def _level_counts(generation: Generation | None) -> list[dict[str, Any]]:
     """Regions per level of a generation, from the counts its validation report recorded."""
     counts = generation.region_counts() if generation else []
     return [{"level": level, "label": Level(level).label, "count": n} for level, n in counts]
+
+
+class SignInView(LoginView):
+    """The site's sign-in page (every role; the admin's own admits staff only). Without a `next`
+    page it sends each user to where they work (consoles.workplace_url), not to the overview."""
+
+    def get_default_redirect_url(self) -> str:
+        return workplace_url(self.request.user)
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -389,6 +389,15 @@ def home_console_url(user: Any) -> str | None:
     return None
 
 
+def workplace_url(user: Any) -> str:
+    """Where a user lands after signing in with no page to return to: a grid worker on the
+    phone's report page (/m/, its tasks one tab away), everyone with a console on it, the rest
+    (auditor, admin without a place) on the home page."""
+    if _role(user) == Role.GRID_WORKER:
+        return reverse("mobile-report")
+    return home_console_url(user) or reverse("home")
+
+
 # --- the live feed -------------------------------------------------------------------------------
 
 
