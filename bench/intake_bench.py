@@ -420,6 +420,8 @@ def local_postmaster() -> int | None:
         command = Path(f"/proc/{parent}/comm").read_text().strip()
     except (FileNotFoundError, PermissionError):
         return None  # another machine, or another namespace
+    if not Path(f"/proc/{parent}/task/{parent}/children").exists():
+        return None  # a kernel without CONFIG_PROC_CHILDREN: its backends cannot be listed
     return parent if command in ("postgres", "postmaster") else None
 
 

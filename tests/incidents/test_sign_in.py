@@ -77,6 +77,7 @@ def _sign_in(user: Any, path: str = "/accounts/login/") -> Any:
         (Role.STREET_OPERATOR, STREET, "", f"/command/street/{STREET}/"),
         (Role.DISTRICT_OPERATOR, DISTRICT, "", "/command/"),
         (Role.DEPARTMENT_HANDLER, "", "CG", "/command/department/"),
+        (Role.ADMIN, "", "", "/command/"),
         (Role.AUDITOR, DISTRICT, "", "/"),
     ],
 )
