@@ -444,6 +444,16 @@ class QueueFilters:
         until = date.fromisoformat(self.until) if self.until else None
         return since, until
 
+    def narrowing(self) -> dict[str, Any]:
+        """The filters besides status and time limit, as incident_queue's arguments: what the
+        queue and its chips both narrow by."""
+        since, until = self.days()
+        return {"category_code": self.category, "text": self.q, "since": since, "until": until}
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.category or self.q or self.since or self.until)
+
     def query(self, **changes: str) -> str:
         """The query string of these filters with `changes` (empty values left out)."""
         values = {
@@ -574,14 +584,7 @@ def _chips(
     the queue's other filters (category, search, received days), so that a console narrowed to
     积水 on a typhoon day reads how many of those wait at each stage. Each chip's link keeps
     those filters and picks its stage (the overdue chip: every open case past its time)."""
-    since, until = filters.days()
-    narrowed = {
-        "category_code": filters.category,
-        "text": filters.q,
-        "since": since,
-        "until": until,
-        **area,
-    }
+    narrowed = {**filters.narrowing(), **area}
     counts = incident_selectors.incident_status_counts(
         incident_selectors.incident_queue(user, status=OPEN, **narrowed)
     )
@@ -668,16 +671,12 @@ def _queue_page(
     or {"community": code}) adds the panel of the responders on duty there (full page only)."""
     user = request.user
     filters = _filters(request)
-    since, until = filters.days()
     cases = incident_selectors.incident_queue(
         user,
         status=_statuses(filters.status),
-        category_code=filters.category,
         overdue={"true": True, "false": False}.get(filters.overdue),
-        text=filters.q,
-        since=since,
-        until=until,
         order=filters.order,
+        **filters.narrowing(),
         **area,
     )
     departments = _department_names()
