@@ -1041,14 +1041,14 @@ def print_report(
             verdict = "met" if p99 <= SINGLE_TARGET_P99_MS else "MISSED"
             shown = f"{p99:,.1f} ms" if not math.isinf(p99) else f"over {args.give_up:.0f} s"
             print(
-                f"  single report p99 {shown} at {args.rate:.0f}/s offered, "
+                f"  {r.name}: p99 {shown} at {args.rate:.0f}/s offered, "
                 f"target ≤ {SINGLE_TARGET_P99_MS:.0f} ms: {verdict}"
             )
     for r in bulks:
         if r.name.startswith("CityOps"):
             verdict = "met" if r.per_second >= BULK_TARGET_PER_S else "MISSED"
             print(
-                f"  bulk {r.per_second:,.0f} incidents/s committed, "
+                f"  {r.name}: {r.per_second:,.0f} incidents/s committed, "
                 f"target ≥ {BULK_TARGET_PER_S:,.0f}/s: {verdict}"
             )
 
