@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from incidents.catalogue import read_departments
+from incidents.catalogue import known_departments
 from incidents.models import (
     AlarmSource,
     CalendarDay,
@@ -78,10 +78,20 @@ class CategoryForm(ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        known = " · ".join(f"{code} {name}" for code, name in read_departments().items())
+        known = " · ".join(f"{code} {name}" for code, name in known_departments().items())
         self.fields["department_code"].help_text = gettext("已知部门代码：%(codes)s") % {
             "codes": known
         }
+
+    def clean_department_code(self) -> str:
+        # Cases of the category are dispatched to this code by default: one that no department
+        # answers to would leave them with no handler.
+        code = self.cleaned_data["department_code"].strip()
+        if code not in known_departments():
+            raise forms.ValidationError(
+                gettext("“%(code)s”不是已知的部门代码。") % {"code": code}, code="unknown"
+            )
+        return code
 
 
 @admin.register(Category)

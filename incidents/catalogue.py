@@ -9,7 +9,7 @@ Inputs (incidents/data/, provenance in docs/incidents.md):
   "<部件名>异常" under the same code.
 * emergency_categories.csv — CityOps' local 突发事件 class 90, with default severity, department
   and handling limit.
-* departments.csv — the department codes used here (the dispatch app models departments).
+* departments.csv — the department codes and names (there is no department model).
 
 Nothing here touches the database: `read_catalogue()` returns plain values that
 incidents.services.categories_load stores. Every rule below is a *local setting*, editable per
@@ -19,6 +19,7 @@ category in the admin afterwards; the comments say why each was chosen.
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +194,14 @@ def read_departments(data_dir: Path = DATA_DIR) -> dict[str, str]:
     """Department code → full name, from departments.csv."""
     with (data_dir / DEPARTMENTS_FILE).open(encoding="utf-8", newline="") as handle:
         return {row["code"]: row["name"] for row in csv.DictReader(handle)}
+
+
+@functools.cache
+def known_departments() -> dict[str, str]:
+    """read_departments() of the data shipped with the code: the departments a case may be
+    dispatched to and a category may name. Read once per process (the file changes only with a
+    deployment)."""
+    return read_departments()
 
 
 def event_department_code(text: str) -> str:

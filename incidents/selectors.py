@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from incidents import calendar, workflow
-from incidents.catalogue import read_departments
+from incidents.catalogue import known_departments
 from incidents.models import (
     CLOSED_STATUSES,
     FINISHED_STATUSES,
@@ -189,8 +189,8 @@ def categories_for_picker() -> QuerySet[Category]:
 
 def departments() -> list[tuple[str, str]]:
     """(code, name) of the departments a case can be dispatched to, in the order of
-    incidents/data/departments.csv (the dispatch app models them in full)."""
-    return list(read_departments().items())
+    incidents/data/departments.csv (there is no department model)."""
+    return list(known_departments().items())
 
 
 # --- the grid worker's phone (command.views.mobile) ----------------------------------------------

@@ -49,7 +49,13 @@ from gridmap.locator import (
 )
 from gridmap.models import STORAGE_SRID
 from incidents import calendar, events, workflow
-from incidents.catalogue import DATA_DIR, CategoryDefault, LimitDefault, read_catalogue
+from incidents.catalogue import (
+    DATA_DIR,
+    CategoryDefault,
+    LimitDefault,
+    known_departments,
+    read_catalogue,
+)
 from incidents.location import point_hexewkb
 from incidents.models import (
     CLOSED_STATUSES,
@@ -988,6 +994,14 @@ def incident_dispatch(
         raise IncidentInputError("department_code", f"{department_code!r} is not a department code")
     if not department_code and assignee is not None and assignee.role == Role.DEPARTMENT_HANDLER:
         department_code = assignee.department_code
+    if department_code and department_code not in known_departments():
+        # A case given to a code no department answers to would wait, unseen by any handler,
+        # until its clock ran out.
+        raise IncidentInputError(
+            "department_code",
+            f"{department_code!r} is not a department code; known: "
+            + ", ".join(known_departments()),
+        )
     step = _Step(
         reason=_optional_text("note", note),
         data={

@@ -107,7 +107,7 @@ def warnings_due(now: datetime) -> QuerySet[Incident]:
 
 
 def breaches_due(now: datetime) -> QuerySet[Incident]:
-    """The cases `breach_due` at `now`, as a query (the partial index incidents_running_clock)."""
+    """The cases `breach_due` at `now`, as a query (the partial index incidents_breach_due)."""
     return Incident.objects.filter(
         status__in=sorted(workflow.CLOCK_STATUSES),
         stage_deadline__isnull=False,

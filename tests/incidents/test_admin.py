@@ -114,6 +114,18 @@ def test_the_admin_edits_the_department_of_a_category(admin_client, catalogue):
     assert category.edited_at is not None
 
 
+def test_the_admin_refuses_a_department_code_no_department_answers_to(admin_client, catalogue):
+    category = Category.objects.get(code="06028")
+    url = f"{CATEGORIES}{category.pk}/change/"
+    data = _post_data(admin_client.get(url))
+    data["department_code"] = "GAA"
+    response = admin_client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert "“GAA”不是已知的部门代码。" in response.content.decode()
+    category.refresh_from_db()
+    assert category.department_code != "GAA" and category.edited_at is None
+
+
 def test_a_holiday_added_in_the_admin_moves_deadlines_at_once(admin_client, holidays):
     friday = at(2026, 3, 6, 10, 0)
     assert calendar.deadline(friday, 1, TimeUnit.WORKING_DAYS) == at(2026, 3, 9, 18, 0)

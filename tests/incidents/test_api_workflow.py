@@ -110,6 +110,7 @@ def test_another_streets_case_is_404_for_every_action(cast):
         ("reject", {"reason": "  "}, "reason"),
         ("dispatch", {}, "department"),
         ("dispatch", {"department": "城管 局"}, "department"),
+        ("dispatch", {"department": "CGX"}, "department"),  # no such department
         ("dispatch", {"assignee": "nobody-here"}, "assignee"),
         ("merge", {"into": "LH-20000101-000001"}, "into"),
         ("register", {"status": "closed"}, "status"),

@@ -186,11 +186,13 @@ def test_a_dispatch_needs_a_department_or_an_assignee_who_can_take_it(cast: Cast
     assert refused(IncidentInputError, incident_dispatch, case, by=cast.street).field == (
         "department_code"
     )
-    for bad in ("C G J", "x" * 33):
+    for bad in ("C G J", "x" * 33, "CGX", "cgj"):
         error = refused(
             IncidentInputError, incident_dispatch, case, by=cast.street, department_code=bad
         )
         assert error.field == "department_code"
+    # A code no department answers to (codes are upper case) is named, with the ones that exist.
+    assert error.reason.startswith("'cgj' is not a department code; known: CGJ, ZJJ, SWJ")
     for wrong in (cast.auditor, cast.other_street, cast.handler):
         error = refused(
             IncidentInputError,
