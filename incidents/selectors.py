@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -58,8 +59,48 @@ def incident_timeline(incident: Incident) -> QuerySet[IncidentTransition]:
 
 
 def incident_actions_for(user: Any, incident: Incident) -> list[str]:
-    """The actions `user` may take on the case now (the buttons a console shows)."""
-    return workflow.actions_for(user, incident)
+    """The actions `user` may take on the case now (the buttons a console shows, the API's
+    `allowed_actions`): the workflow's, by role and place, less those the four-eyes rules refuse
+    them."""
+    actions = workflow.actions_for(user, incident)
+    refused = four_eyes_refusals(user, incident, actions)
+    return [action for action in actions if action not in refused]
+
+
+# --- four eyes (四眼原则): a step whoever did an earlier one never takes -------------------------
+
+VERIFY_ACTIONS = ("verify", "rework")
+EXTENSION_DECISIONS = ("approve_extension", "decline_extension")
+HANDLER_VERIFIES = "the person who handled a case never verifies it (核查须由他人进行)"
+REQUESTER_DECIDES = "whoever asked for more time never decides on it (延期由他人审批)"
+
+
+def four_eyes_refusals(user: Any, incident: Incident, actions: Iterable[str]) -> dict[str, str]:
+    """The actions among `actions` that the four-eyes rules refuse `user` on the case, each with
+    its reason: verifying (pass or rework) a case they accepted, handled or fed back in any
+    round; deciding on an extension (延期) they asked for. The services refuse these
+    (ActionNotPermitted) and the pages and the API do not offer them. One query per rule that
+    applies, none when no action concerned is asked about."""
+    refused: dict[str, str] = {}
+    actions = set(actions)
+    if actions.intersection(VERIFY_ACTIONS) and incident_handled_by(user, incident):
+        refused.update(dict.fromkeys(VERIFY_ACTIONS, HANDLER_VERIFIES))
+    if actions.intersection(EXTENSION_DECISIONS) and _extension_requested_by(user, incident):
+        refused.update(dict.fromkeys(EXTENSION_DECISIONS, REQUESTER_DECIDES))
+    return {action: reason for action, reason in refused.items() if action in actions}
+
+
+def _extension_requested_by(user: Any, incident: Incident) -> bool:
+    """Whether `user` made the case's pending extension request."""
+    if incident.extension_requested_until is None:
+        return False
+    requester = (
+        incident.transitions.filter(action="request_extension")
+        .order_by("-id")
+        .values_list("actor_id", flat=True)
+        .first()
+    )
+    return requester is not None and requester == user.pk
 
 
 # --- the received-date range of lists, queues and exports ----------------------------------------
@@ -275,7 +316,7 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
     )
     tasks = []
     for incident in cases:
-        actions = workflow.actions_for(user, incident)
+        actions = incident_actions_for(user, incident)
         if actions:
             tasks.append((incident, actions))
     return tasks
@@ -692,7 +733,7 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
 
 def incident_handled_by(user: Any, incident: Incident) -> bool:
     """Whether `user` accepted, handled or fed back the case in any round: they never verify it
-    (核查须由他人进行), so a page does not offer them verify or rework."""
+    (核查须由他人进行; four_eyes_refusals)."""
     if incident.handled_by_id is not None and incident.handled_by_id == user.pk:
         return True
     return incident.transitions.filter(actor_id=user.pk, action__in=_HANDLED_ACTIONS).exists()

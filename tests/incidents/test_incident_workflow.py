@@ -352,8 +352,14 @@ def test_the_handler_never_verifies_their_own_work(cast: Cast):
     case = incident_dispatch(incident=case, by=cast.community, department_code="CGJ")
     case = incident_accept(incident=case, by=cast.admin)
     case = incident_feed_back(incident=case, by=cast.handler, feedback="已处理")
-    error = refused(ActionNotPermitted, incident_verify, case, by=cast.admin, passed=True)
-    assert "核查" in error.reason
+    for passed, note in ((True, ""), (False, "没修好")):
+        error = refused(
+            ActionNotPermitted, incident_verify, case, by=cast.admin, passed=passed, note=note
+        )
+        assert "核查" in error.reason
+    offered = incident_actions_for(cast.admin, case)
+    assert "verify" not in offered and "rework" not in offered
+    assert {"verify", "rework"} <= set(incident_actions_for(cast.grid_worker, case))
     act(incident_verify, case, by=cast.grid_worker, passed=True)
 
 
@@ -468,6 +474,37 @@ def test_a_declined_extension_keeps_the_deadline(cast: Cast):
     assert case.stage_deadline == deadline and case.extension_requested_until is None
     assert case.transitions.last().action == "decline_extension"
     assert last_event(case).payload["approved"] is False
+
+
+def test_whoever_asked_for_more_time_never_decides_on_it(cast: Cast):
+    """延期由他人审批: community staff who took a case themselves, and asked to extend it, may
+    neither approve nor decline their own request, and are not offered to; anyone else of the
+    owning centre decides."""
+    case = incident_register(incident=report(), by=cast.community)
+    case = incident_dispatch(
+        incident=case, by=cast.community, department_code="JD", assignee=cast.community
+    )
+    case = incident_accept(incident=case, by=cast.community)
+    until = case.stage_deadline + timedelta(days=55)
+    case = incident_request_extension(incident=case, by=cast.community, until=until, reason="x")
+
+    for approved in (True, False):
+        error = refused(
+            ActionNotPermitted,
+            incident_approve_extension,
+            case,
+            by=cast.community,
+            approved=approved,
+        )
+        assert "延期由他人审批" in error.reason
+    offered = incident_actions_for(cast.community, case)
+    assert "approve_extension" not in offered and "decline_extension" not in offered
+    assert "approve_extension" in incident_actions_for(cast.street, case)
+
+    case = act(incident_approve_extension, case, by=cast.street)
+    assert case.stage_deadline == until
+    # Once decided, the rule is spent: the next request is someone else's to decide again.
+    assert "request_extension" in incident_actions_for(cast.community, case)
 
 
 def test_an_extension_must_reach_past_the_current_deadline(cast: Cast):
