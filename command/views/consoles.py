@@ -305,6 +305,8 @@ def _strings() -> dict[str, Any]:
         "mergeInto": _("合并到此案件"),
         "metres": _("相距 %(metres)s 米"),
         "refreshFailed": _("刷新失败，稍后自动重试"),
+        "caseGone": _("此案件已不在您的办理范围内（例如已退单，或已改派给其他单位），无需您再办理。"),
+        "backToConsole": _("返回工作台"),
         "accepted": _("已签收"),
         "required": _("必填"),
         "outside": _("该点不在辖区内（距区界 %(metres)s 米）"),
@@ -1046,6 +1048,7 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
                 "detailUrl": reverse("incident-detail", args=[incident.number]),
                 "fragmentUrl": reverse("console-case", args=[incident.number]) + "?fragment=case",
                 "caseUrl": reverse("console-case", args=["NUMBER"]),
+                "consoleUrl": console,
             },
         }
     )

@@ -1096,6 +1096,9 @@
      * actions the user may take changed (so a form being filled in is not wiped by an event
      * that did not change what can be done). */
     function reload() {
+      if (state.caseGone) {
+        return Promise.resolve(null);
+      }
       if (loading) {
         again = true;
         return loading;
@@ -1104,11 +1107,18 @@
         credentials: "same-origin",
         headers: { Accept: "text/html" }
       }).then(function (response) {
+        if (response.status === 404) {
+          return null; // out of the user's view now
+        }
         if (!response.ok) {
           throw new Error("HTTP " + response.status);
         }
         return response.text();
       }).then(function (html) {
+        if (html === null) {
+          gone();
+          return null;
+        }
         var doc = new DOMParser().parseFromString(html, "text/html");
         var main = doc.getElementById("case-main");
         var actions = doc.getElementById("case-actions");
@@ -1136,6 +1146,27 @@
       return loading;
     }
     state.reloadCase = reload;
+
+    /* The case has left the user's view (their department sent it back, it was dispatched
+     * elsewhere): say so where the actions were, with the way back, instead of a refresh that
+     * keeps failing and buttons that answer "no such case". */
+    function gone() {
+      state.caseGone = true;
+      notice("");
+      var card = el("section", "panel-card case-actions case-gone");
+      card.id = "case-actions";
+      card.dataset.actions = "";
+      card.dataset.testid = "case-gone";
+      card.setAttribute("role", "alert");
+      card.appendChild(el("p", "", T.caseGone));
+      if (config.consoleUrl) {
+        var back = el("a", "button", T.backToConsole);
+        back.href = config.consoleUrl;
+        card.appendChild(back);
+      }
+      document.getElementById("case-actions").replaceWith(card);
+      document.getElementById("case-main").classList.add("is-stale");
+    }
 
     function renderPhotos(photos) {
       photosEl.textContent = "";

@@ -256,6 +256,34 @@ def test_a_department_handler_works_a_case_from_its_page(
 
 
 @pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_a_case_sent_back_leaves_the_handlers_page_with_the_way_back(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    """退单 takes the case out of the department's view: the page says so where the actions
+    were and links back to the console, instead of refreshing in vain."""
+    handler = _user("e2e-cgj-3", Role.DEPARTMENT_HANDLER, department="CGJ")
+    street = make_user(Role.STREET_OPERATOR, STREET)
+    case = report(description="不归城管的事")
+    incident_register(incident=case, by=street)
+    incident_dispatch(incident=case, by=street, department_code="CGJ")
+    desk = _desk(desks, browser, live_server.url, handler, f"/command/cases/{case.number}/")
+    page = desk.page
+
+    send_back = _open_action(page, "send_back")
+    send_back.locator("select[name=reason_code]").select_option("not_our_jurisdiction")
+    send_back.locator("button[type=submit]").click()
+
+    gone = page.get_by_test_id("case-gone")
+    expect(gone).to_contain_text("已退单")
+    expect(gone.get_by_role("link", name="返回工作台")).to_have_attribute(
+        "href", "/command/department/"
+    )
+    expect(page.locator("form.action-form")).to_have_count(0)
+    assert Incident.objects.get(pk=case.pk).status == IncidentStatus.RETURNED
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
 def test_a_possible_duplicate_is_merged_from_the_case_page(
     browser: Any, live_server: Any, desks: list[Desk]
 ) -> None:
