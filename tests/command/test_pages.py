@@ -11,7 +11,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.staticfiles import finders
 
+from accounts.models import Role
 from gridmap.models import Generation
+from tests.incidents.cases import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +45,21 @@ def test_home_explains_cityops_and_shows_the_active_generation(client):
     assert counts["community"] == 50
     assert counts["grid"] > 1000
     assert response.context["generation"].synthetic is True
+
+
+def test_the_admin_link_is_offered_only_to_those_it_lets_in(client):
+    """Signed in, only staff see 管理后台 (in the header and on the home page): the admin turns
+    everyone else away. Signed out, it stays: an admin signs in there."""
+    def links(user=None):
+        if user is not None:
+            client.force_login(user)
+        html = client.get("/").content.decode()
+        return html.count('href="/admin/"')
+
+    assert links() == 2
+    assert links(make_user(Role.ADMIN, is_staff=True)) == 2
+    for role, place in ((Role.COMMUNITY_STAFF, "440309001001"), (Role.AUDITOR, "")):
+        assert links(make_user(role, place)) == 0
 
 
 def test_home_without_an_active_generation_says_how_to_get_one(client):
