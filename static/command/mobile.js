@@ -126,14 +126,28 @@
   const FIELD_LABELS = T.fields;
 
   /** The API's errors ({"field": ["reason"]} or {"detail": …}) as one line for a person. */
-  function describeErrors(data, status) {
+  /** How `form` itself labels its field `name` (without the 必填 mark); else the API field's
+   * usual name. */
+  function fieldLabel(name, form) {
+    const input = form && form.querySelector(`[name="${name}"]`);
+    const label = input && input.id && form.querySelector(`label[for="${input.id}"]`);
+    if (label) {
+      const copy = label.cloneNode(true);
+      copy.querySelectorAll(".m-required").forEach((mark) => mark.remove());
+      const text = copy.textContent.trim();
+      if (text) return text;
+    }
+    return FIELD_LABELS[name] || name;
+  }
+
+  function describeErrors(data, status, form) {
     if (!data || typeof data !== "object") return `${T.error} ${status}`;
     const parts = [];
     const seen = new Set();
     for (const [field, value] of Object.entries(data)) {
       if (field === "distance_m" || field === "allowed_actions" || field === "status") continue;
       const reasons = Array.isArray(value) ? value.join("; ") : String(value);
-      const label = field === "detail" ? "" : `${FIELD_LABELS[field] || field}：`;
+      const label = field === "detail" ? "" : `${fieldLabel(field, form)}：`;
       const line = label + reasons;
       if (!seen.has(line)) parts.push(line);
       seen.add(line);
@@ -1176,7 +1190,7 @@
           if (input.type === "radio" && !input.checked) continue;
           let value = input.value.trim();
           if (input.required && !value) {
-            say(`${FIELD_LABELS[input.name] || input.name}：${T.required}`);
+            say(`${fieldLabel(input.name, form)}：${T.required}`);
             input.focus();
             return;
           }
@@ -1232,7 +1246,7 @@
           return;
         }
         form.dataset.key = ""; // answered: a corrected request is a new one
-        say(describeErrors(answer.data, answer.status));
+        say(describeErrors(answer.data, answer.status, form));
       });
     }
   }
