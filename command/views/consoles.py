@@ -312,6 +312,8 @@ def _strings() -> dict[str, Any]:
         "outside": _("该点不在辖区内（距区界 %(metres)s 米）"),
         "locating": _("正在查询位置…"),
         "locateFailed": _("位置查询失败"),
+        "pickPoint": _("请在地图上点击问题位置。"),
+        "chooseCategory": _("请选择事项分类。"),
         "created": _("已受理"),
         "nearbyMetres": _("%(m)s 米"),
         "nearbyKilometres": _("%(km)s 公里"),

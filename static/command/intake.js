@@ -223,6 +223,17 @@
       form.dataset.key = C.newKey(); // the same key on every retry of this report
     }
     C.clearErrors(form);
+    // What the operator has not given yet, all at once, before anything is sent.
+    var missing = false;
+    if (!select.value) {
+      missing = C.showError(form, "category", T.chooseCategory);
+    }
+    if (!state.point) {
+      missing = C.showError(form, "lon", T.pickPoint) || missing;
+    }
+    if (missing) {
+      return;
+    }
     button.disabled = true;
     C.api("POST", config.reportUrl, body(), form.dataset.key).then(function (res) {
       delete form.dataset.key;
@@ -234,7 +245,11 @@
       C.showAnswer(form, res);
       if (res.status === 400 && res.body.distance_m !== undefined) {
         C.showError(form, "lon", C.format(T.outside, { metres: Math.round(res.body.distance_m) }));
-        var lat = form.querySelector('[data-error-for="lat"]');
+      }
+      // The point is one field on this form: the same reason for lat as for lon is said once.
+      var lon = form.querySelector('[data-error-for="lon"]');
+      var lat = form.querySelector('[data-error-for="lat"]');
+      if (!lon.hidden && (lat.textContent === lon.textContent || res.body.distance_m !== undefined)) {
         lat.hidden = true;
       }
     }, function () {

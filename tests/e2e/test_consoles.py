@@ -359,10 +359,11 @@ def test_the_hotline_files_a_call_by_clicking_the_map(
     page = desk.page
     page.wait_for_function("window.cityopsIntake && window.cityopsIntake.ready")
 
-    # Submitted without a category or a point: each refusal beside its field.
+    # Submitted without a category or a point: each said beside its field, once, in words.
     page.click("#intake-form button[type=submit]")
-    expect(page.locator('[data-error-for="category"]')).to_be_visible()
-    expect(page.locator('[data-error-for="lon"]')).to_be_visible()
+    expect(page.locator('[data-error-for="category"]')).to_have_text("请选择事项分类。")
+    expect(page.locator('[data-error-for="lon"]')).to_have_text("请在地图上点击问题位置。")
+    expect(page.locator('[data-error-for="lat"]')).to_be_hidden()
     assert not Incident.objects.exclude(pk=earlier.pk).exists()
 
     page.fill("#category-search", "暴露垃圾")
