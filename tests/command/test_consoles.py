@@ -22,7 +22,9 @@ from accounts.models import Role
 from incidents.models import Incident
 from incidents.selectors import EARTH_RADIUS_M
 from incidents.services import (
+    incident_accept,
     incident_dispatch,
+    incident_feed_back,
     incident_merge,
     incident_register,
     incident_reject,
@@ -621,6 +623,16 @@ def test_the_english_console_is_translated(people: Cast, mine: Incident) -> None
     assert "Search" in html and "Overdue" in html and "搜索" not in html
     case = client.get(f"/command/cases/{mine.number}/").content.decode()
     assert "Register" in case and "立案" not in case.split("<main", 1)[1].split("</main>")[0]
+
+    # The timeline's details and the feedback read as English: ASCII colons, a noun.
+    incident_register(incident=mine, by=people.street)
+    incident_dispatch(incident=mine, by=people.street, department_code="CGJ")
+    incident_accept(incident=mine, by=people.handler)
+    incident_feed_back(incident=mine, by=people.handler, feedback="done")
+    main = client.get(f"/command/cases/{mine.number}/").content.decode().split("<main", 1)[1]
+    assert "<dt>Feedback</dt>" in main
+    assert 'class="timeline-detail">Department: CGJ' in main
+    assert "：" not in main.split("</main>")[0]
 
 
 def test_a_case_page_lists_the_responders_sharing_a_position_nearby(
