@@ -313,6 +313,8 @@ def _strings() -> dict[str, Any]:
         "locating": _("正在查询位置…"),
         "locateFailed": _("位置查询失败"),
         "pickPoint": _("请在地图上点击问题位置。"),
+        # Times the script draws read as the server's, whatever the browser's own zone.
+        "timeZone": settings.TIME_ZONE,
         "chooseCategory": _("请选择事项分类。"),
         "created": _("已受理"),
         "nearbyMetres": _("%(m)s 米"),

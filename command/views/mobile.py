@@ -164,6 +164,8 @@ def _strings() -> dict[str, Any]:
     """Text the phone's script shows, translated here (Django i18n)."""
     return {
         "fields": _field_labels(),
+        # Times the script draws read as the server's, whatever the phone's own zone.
+        "timeZone": settings.TIME_ZONE,
         "online": _("在线"),
         "offline": _("离线"),
         "locating": _("正在定位…"),

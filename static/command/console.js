@@ -193,6 +193,28 @@
     return (n < 10 ? "0" : "") + n;
   }
 
+  var stampFormat = null;
+
+  /* "MM-DD HH:mm" of a moment in the server's time zone (T.timeZone), as the server writes the
+   * times around it, not in the browser's. */
+  function stamp(when) {
+    if (!stampFormat) {
+      var options = { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23" };
+      try {
+        stampFormat = new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: T.timeZone },
+          options));
+      } catch (error) { // an unknown zone: the browser's own
+        stampFormat = new Intl.DateTimeFormat("en-GB", options);
+      }
+    }
+    var parts = {};
+    stampFormat.formatToParts(when).forEach(function (part) {
+      parts[part.type] = part.value;
+    });
+    return parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+  }
+
   function duration(ms) {
     var total = Math.floor(Math.abs(ms) / 1000);
     var days = Math.floor(total / 86400);
@@ -1192,9 +1214,8 @@
         link.appendChild(img);
         item.appendChild(link);
         var when = photo.created_at ? new Date(photo.created_at) : null;
-        item.appendChild(el("span", "photo-caption", [img.alt, when ?
-          pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " + pad(when.getHours()) + ":" +
-          pad(when.getMinutes()) : ""].filter(Boolean).join(" · ")));
+        item.appendChild(el("span", "photo-caption", [img.alt, when ? stamp(when) : ""]
+          .filter(Boolean).join(" · ")));
         list.appendChild(item);
       });
       photosEl.appendChild(list);
@@ -1405,9 +1426,7 @@
         bits.push(format(T.metres, { metres: Math.round(dup.distance_m) }));
       }
       if (dup.created_at) {
-        var when = new Date(dup.created_at);
-        bits.push(pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " +
-          pad(when.getHours()) + ":" + pad(when.getMinutes()));
+        bits.push(stamp(new Date(dup.created_at)));
       }
       item.appendChild(el("span", "duplicate-facts", bits.filter(Boolean).join(" · ")));
       if (onMerge && dup.number) {

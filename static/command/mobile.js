@@ -50,8 +50,14 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  /** HH:mm in the server's time zone (T.timeZone), as the server writes the times around it. */
   function timeOfDay(date) {
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    try {
+      return date.toLocaleTimeString([], { ...options, timeZone: T.timeZone });
+    } catch {
+      return date.toLocaleTimeString([], options); // an unknown zone: the phone's own
+    }
   }
 
   // --- network and session ---------------------------------------------------------------------

@@ -97,10 +97,10 @@ def _user(username: str, role: str, place: str = "", department: str = "") -> Us
 class Desk:
     """A browser context at a desk (1440×900, zh-CN), signed in as one user."""
 
-    def __init__(self, browser: Any, base_url: str) -> None:
+    def __init__(self, browser: Any, base_url: str, timezone_id: str = "Asia/Shanghai") -> None:
         self.base_url = base_url
         self.context = browser.new_context(
-            locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
+            locale="zh-CN", timezone_id=timezone_id, viewport={"width": 1440, "height": 900}
         )
         self.context.set_default_timeout(20_000)
         self.page = self.context.new_page()
@@ -290,10 +290,15 @@ def test_a_possible_duplicate_is_merged_from_the_case_page(
     street = _user("e2e-merge-street", Role.STREET_OPERATOR, STREET)
     first = report(description="路口垃圾")
     second = report(description="同一处垃圾，又有人打电话")
-    desk = _desk(desks, browser, live_server.url, street, f"/command/cases/{second.number}/")
+    # A browser in another time zone (a laptop set to UTC) still reads the server's times.
+    desk = Desk(browser, live_server.url, timezone_id="UTC")
+    desks.append(desk)
+    desk.sign_in(street, f"/command/cases/{second.number}/")
     page = desk.page
     duplicates = page.get_by_test_id("duplicates")
     expect(duplicates).to_contain_text(first.number)
+    received = timezone.localtime(first.created_at).strftime("%m-%d %H:%M")
+    expect(duplicates.locator(".duplicate-facts")).to_contain_text(received)
     duplicates.locator(f'button[data-merge-into="{first.number}"]').click()
     merge = page.locator('form[data-action="merge"]')
     expect(merge).to_be_visible()
