@@ -57,6 +57,7 @@ from incidents.models import (
     Stage,
 )
 from incidents.selectors import OPEN, QUEUE_ORDERS
+from incidents.services import DESCRIPTION_MAX
 from realtime.outbox import latest_seqs
 
 PAGE_SIZE = 20
@@ -305,7 +306,9 @@ def _strings() -> dict[str, Any]:
         "mergeInto": _("合并到此案件"),
         "metres": _("相距 %(metres)s 米"),
         "refreshFailed": _("刷新失败，稍后自动重试"),
-        "caseGone": _("此案件已不在您的办理范围内（例如已退单，或已改派给其他单位），无需您再办理。"),
+        "caseGone": _(
+            "此案件已不在您的办理范围内（例如已退单，或已改派给其他单位），无需您再办理。"
+        ),
         "backToConsole": _("返回工作台"),
         "accepted": _("已签收"),
         "required": _("必填"),
@@ -1081,6 +1084,7 @@ def intake(request: HttpRequest) -> HttpResponse:
             "category_groups": groups,
             "channels": [(c.value, c.label) for c in INTAKE_CHANNELS],
             "severities": Severity.choices,
+            "description_max": DESCRIPTION_MAX,
             "strings": _strings(),
             "intake_config": {
                 "reportUrl": reverse("incident-list"),

@@ -42,6 +42,7 @@ from incidents.models import (
     SendBackReason,
     Severity,
 )
+from incidents.services import DESCRIPTION_MAX
 from realtime.outbox import latest_seqs
 
 # Who the phone pages are for: grid workers above all, and the staff who work in the field with
@@ -320,6 +321,7 @@ def report(request: HttpRequest) -> HttpResponse:
                 "kinds": kinds,
             },
             category_count=len(categories),
+            description_max=DESCRIPTION_MAX,
         ),
     )
 

@@ -50,6 +50,7 @@ def test_home_explains_cityops_and_shows_the_active_generation(client):
 def test_the_admin_link_is_offered_only_to_those_it_lets_in(client):
     """Signed in, only staff see 管理后台 (in the header and on the home page): the admin turns
     everyone else away. Signed out, it stays: an admin signs in there."""
+
     def links(user=None):
         if user is not None:
             client.force_login(user)
@@ -179,3 +180,17 @@ def test_english_catalogue_is_complete_and_compiled():
 )
 def test_page_assets_are_found_by_the_static_finders(path):
     assert finders.find(path), path
+
+
+def test_the_report_forms_take_as_long_a_description_as_the_service(client):
+    """The phone's and the hotline's description fields stop where the service does (4,000
+    characters), not at a shorter limit of their own."""
+    from incidents.services import DESCRIPTION_MAX
+
+    client.force_login(make_user(Role.GRID_WORKER, "440309001001001"))
+    phone = client.get("/m/").content.decode()
+    client.force_login(make_user(Role.STREET_OPERATOR, "440309001"))
+    intake = client.get("/command/intake/").content.decode()
+    for html in (phone, intake):
+        assert 'name="description"' in html
+        assert f'maxlength="{DESCRIPTION_MAX}"' in html
