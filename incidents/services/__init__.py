@@ -452,7 +452,6 @@ NUMBER_PREFIX = "LH"
 DESCRIPTION_MAX = 4000
 REASON_MAX = 2000
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,18}[0-9]$")
-_DEPARTMENT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # Roles whose members may be dispatched a case personally when it lies in their place.
 _PLACE_ASSIGNEE_ROLES = frozenset({Role.GRID_WORKER, Role.COMMUNITY_STAFF, Role.STREET_OPERATOR})
 _HIERARCHY_ROLES = frozenset(
@@ -993,8 +992,6 @@ def incident_dispatch(
     department_code = (department_code or "").strip()
     if not department_code and assignee is None:
         raise IncidentInputError("department_code", "name a department or an assignee")
-    if department_code and not _DEPARTMENT_CODE.match(department_code):
-        raise IncidentInputError("department_code", f"{department_code!r} is not a department code")
     if not department_code and assignee is not None and assignee.role == Role.DEPARTMENT_HANDLER:
         department_code = assignee.department_code
     if department_code and department_code not in known_departments():
