@@ -79,28 +79,50 @@ def four_eyes_refusals(user: Any, incident: Incident, actions: Iterable[str]) ->
     """The actions among `actions` that the four-eyes rules refuse `user` on the case, each with
     its reason: verifying (pass or rework) a case they accepted, handled or fed back in any
     round; deciding on an extension (延期) they asked for. The services refuse these
-    (ActionNotPermitted) and the pages and the API do not offer them. One query per rule that
-    applies, none when no action concerned is asked about."""
-    refused: dict[str, str] = {}
-    actions = set(actions)
-    if actions.intersection(VERIFY_ACTIONS) and incident_handled_by(user, incident):
-        refused.update(dict.fromkeys(VERIFY_ACTIONS, HANDLER_VERIFIES))
-    if actions.intersection(EXTENSION_DECISIONS) and _extension_requested_by(user, incident):
-        refused.update(dict.fromkeys(EXTENSION_DECISIONS, REQUESTER_DECIDES))
-    return {action: reason for action, reason in refused.items() if action in actions}
+    (ActionNotPermitted) and the pages and the API do not offer them."""
+    return _four_eyes(user, [(incident, set(actions))])[0]
 
 
-def _extension_requested_by(user: Any, incident: Incident) -> bool:
-    """Whether `user` made the case's pending extension request."""
-    if incident.extension_requested_until is None:
-        return False
-    requester = (
-        incident.transitions.filter(action="request_extension")
-        .order_by("-id")
-        .values_list("actor_id", flat=True)
-        .first()
+def _four_eyes(user: Any, asked: list[tuple[Incident, set[str]]]) -> list[dict[str, str]]:
+    """four_eyes_refusals for each (case, actions) of a list, in at most one query per rule
+    whatever the list's length, none when no action concerned is asked about."""
+    verifying = [
+        case.pk
+        for case, actions in asked
+        if actions.intersection(VERIFY_ACTIONS) and case.handled_by_id != user.pk
+    ]
+    handled = set(
+        IncidentTransition.objects.filter(
+            incident_id__in=verifying, actor_id=user.pk, action__in=_HANDLED_ACTIONS
+        ).values_list("incident_id", flat=True)
+        if verifying
+        else ()
     )
-    return requester is not None and requester == user.pk
+    deciding = [
+        case.pk
+        for case, actions in asked
+        if actions.intersection(EXTENSION_DECISIONS) and case.extension_requested_until is not None
+    ]
+    requesters: dict[int, int | None] = {}
+    if deciding:
+        # The latest request of each case is the pending one.
+        for incident_id, actor_id in (
+            IncidentTransition.objects.filter(incident_id__in=deciding, action="request_extension")
+            .order_by("incident_id", "-id")
+            .values_list("incident_id", "actor_id")
+        ):
+            requesters.setdefault(incident_id, actor_id)
+    answers = []
+    for case, actions in asked:
+        refused: dict[str, str] = {}
+        if actions.intersection(VERIFY_ACTIONS) and (
+            case.handled_by_id == user.pk or case.pk in handled
+        ):
+            refused.update(dict.fromkeys(VERIFY_ACTIONS, HANDLER_VERIFIES))
+        if case.pk in requesters and requesters[case.pk] == user.pk:
+            refused.update(dict.fromkeys(EXTENSION_DECISIONS, REQUESTER_DECIDES))
+        answers.append({action: why for action, why in refused.items() if action in actions})
+    return answers
 
 
 # --- the received-date range of lists, queues and exports ----------------------------------------
@@ -314,11 +336,13 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
         .select_related("category")
         .order_by(F("stage_deadline").asc(nulls_last=True), "id")[:limit]
     )
+    listed = [(incident, workflow.actions_for(user, incident)) for incident in cases]
+    refusals = _four_eyes(user, [(incident, set(actions)) for incident, actions in listed])
     tasks = []
-    for incident in cases:
-        actions = incident_actions_for(user, incident)
-        if actions:
-            tasks.append((incident, actions))
+    for (incident, actions), refused in zip(listed, refusals, strict=True):
+        allowed = [action for action in actions if action not in refused]
+        if allowed:
+            tasks.append((incident, allowed))
     return tasks
 
 
@@ -729,11 +753,3 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
         .only("pk", "number", "channel", "created_at")  # what the list shows
     )
     return MergedCases(visible=visible, total=total)
-
-
-def incident_handled_by(user: Any, incident: Incident) -> bool:
-    """Whether `user` accepted, handled or fed back the case in any round: they never verify it
-    (核查须由他人进行; four_eyes_refusals)."""
-    if incident.handled_by_id is not None and incident.handled_by_id == user.pk:
-        return True
-    return incident.transitions.filter(actor_id=user.pk, action__in=_HANDLED_ACTIONS).exists()

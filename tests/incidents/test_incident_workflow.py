@@ -626,3 +626,35 @@ def test_the_timeline_reads_in_order(cast: Cast):
         ("dispatched", "accepted"),
         ("accepted", "fed_back"),
     ]
+
+
+def test_the_task_list_asks_the_four_eyes_rules_once_for_all_its_cases(cast: Cast):
+    """The phone's 我的任务 weighs every listed case against the four-eyes rules in one go: the
+    number of queries does not grow with the cases waiting for verification; and a pending
+    extension its requester asked for is no task of theirs to decide."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from incidents.selectors import incidents_needing_action_by
+
+    fed_back(cast)
+    with CaptureQueriesContext(connection) as one:
+        assert len(incidents_needing_action_by(cast.grid_worker)) == 1
+    for _ in range(4):
+        fed_back(cast)
+    with CaptureQueriesContext(connection) as five:
+        tasks = incidents_needing_action_by(cast.grid_worker)
+    assert len(tasks) == 5 and all({"verify", "rework"} <= set(a) for _, a in tasks)
+    assert len(five.captured_queries) == len(one.captured_queries)
+
+    case = incident_register(incident=report(), by=cast.community)
+    case = incident_dispatch(
+        incident=case, by=cast.community, department_code="JD", assignee=cast.community
+    )
+    case = incident_accept(incident=case, by=cast.community)
+    incident_request_extension(
+        incident=case, by=cast.community, until=case.stage_deadline + timedelta(days=1), reason="x"
+    )
+    mine = dict(incidents_needing_action_by(cast.community))
+    assert "approve_extension" not in mine.get(case, [])
+    assert "approve_extension" in dict(incidents_needing_action_by(cast.street))[case]
