@@ -19,6 +19,7 @@ from django.contrib.gis.geos import Polygon
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
 from incidents import calendar, workflow
@@ -71,11 +72,11 @@ def incident_actions_for(user: Any, incident: Incident) -> list[str]:
 
 VERIFY_ACTIONS = ("verify", "rework")
 EXTENSION_DECISIONS = ("approve_extension", "decline_extension")
-HANDLER_VERIFIES = "the person who handled a case never verifies it (核查须由他人进行)"
-REQUESTER_DECIDES = "whoever asked for more time never decides on it (延期由他人审批)"
+HANDLER_VERIFIES = gettext_lazy("办理过该案件的人不能核查它，核查须由他人进行。")
+REQUESTER_DECIDES = gettext_lazy("申请延期的人不能审批自己的申请，延期由他人审批。")
 
 
-def four_eyes_refusals(user: Any, incident: Incident, actions: Iterable[str]) -> dict[str, str]:
+def four_eyes_refusals(user: Any, incident: Incident, actions: Iterable[str]) -> dict[str, Any]:
     """The actions among `actions` that the four-eyes rules refuse `user` on the case, each with
     its reason: verifying (pass or rework) a case they accepted, handled or fed back in any
     round; deciding on an extension (延期) they asked for. The services refuse these
@@ -83,7 +84,7 @@ def four_eyes_refusals(user: Any, incident: Incident, actions: Iterable[str]) ->
     return _four_eyes(user, [(incident, set(actions))])[0]
 
 
-def _four_eyes(user: Any, asked: list[tuple[Incident, set[str]]]) -> list[dict[str, str]]:
+def _four_eyes(user: Any, asked: list[tuple[Incident, set[str]]]) -> list[dict[str, Any]]:
     """four_eyes_refusals for each (case, actions) of a list, in at most one query per rule
     whatever the list's length, none when no action concerned is asked about."""
     verifying = [
@@ -114,7 +115,7 @@ def _four_eyes(user: Any, asked: list[tuple[Incident, set[str]]]) -> list[dict[s
             requesters.setdefault(incident_id, actor_id)
     answers = []
     for case, actions in asked:
-        refused: dict[str, str] = {}
+        refused: dict[str, Any] = {}
         if actions.intersection(VERIFY_ACTIONS) and (
             case.handled_by_id == user.pk or case.pk in handled
         ):

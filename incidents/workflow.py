@@ -41,10 +41,13 @@ Both leave a timeline row, an audit entry and an event like every action.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from accounts.models import Role
 from incidents.models import OWNER_LEVEL_ORDER, Incident, IncidentStatus, OwnerLevel, Stage
@@ -66,13 +69,13 @@ class Actor(StrEnum):
 @dataclass(frozen=True)
 class Transition:
     action: str
-    label: str
+    label: Any  # a lazy translation: the action's name on the pages and in refusals
     sources: frozenset[str]
     target: str  # a status, SAME or PREVIOUS
     actors: frozenset[Actor]
     # A condition on the case besides its status (e.g. an extension request is pending).
     guard: Callable[[Incident], bool] | None = None
-    guard_text: str = ""
+    guard_text: Any = ""
 
     def allows(self, incident: Incident) -> bool:
         return incident.status in self.sources and (self.guard is None or self.guard(incident))
@@ -88,12 +91,12 @@ def _not_pending(incident: Incident) -> bool:
 
 def _row(
     action: str,
-    label: str,
+    label: Any,
     sources: set[str],
     target: str,
     actors: set[Actor],
     guard: Callable[[Incident], bool] | None = None,
-    guard_text: str = "",
+    guard_text: Any = "",
 ) -> Transition:
     return Transition(
         action, label, frozenset(sources), target, frozenset(actors), guard, guard_text
@@ -101,55 +104,63 @@ def _row(
 
 
 C, H, F, R = Actor.COMMAND, Actor.HANDLER, Actor.FIELD, Actor.REPORTER
+
+# Who an actor kind is, as a refusal names them ("只有案件 … 的承办部门或承办人可以办理").
+ACTOR_LABELS: dict[Actor, Any] = {
+    C: gettext_lazy("指挥中心值班人员"),
+    H: gettext_lazy("承办部门或承办人"),
+    F: gettext_lazy("所在网格的网格员"),
+    R: pgettext_lazy("who may act", "上报人"),
+}
 # Statuses in which a case can be parked: registered and not yet handled to the end.
 PARKABLE: set[str] = {S.REGISTERED, S.RETURNED, S.DISPATCHED, S.ACCEPTED, S.HANDLING}
 
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in (
-        _row("register", "立案", {S.REPORTED}, S.REGISTERED, {C}),
-        _row("reject", "不予立案", {S.REPORTED}, S.REJECTED, {C}),
-        _row("merge", "合并", {S.REPORTED, S.REGISTERED}, S.MERGED, {C}),
-        _row("unmerge", "撤销合并", {S.MERGED}, PREVIOUS, {C}),
-        _row("dispatch", "派遣", {S.REGISTERED, S.RETURNED}, S.DISPATCHED, {C}),
-        _row("accept", "签收", {S.DISPATCHED}, S.ACCEPTED, {H}),
-        _row("send_back", "退单", {S.DISPATCHED}, S.RETURNED, {H}),
-        _row("handle", "处置", {S.ACCEPTED}, S.HANDLING, {H}),
-        _row("feed_back", "反馈", {S.ACCEPTED, S.HANDLING}, S.FED_BACK, {H}),
-        _row("verify", "核查通过", {S.FED_BACK}, S.VERIFIED, {F, C}),
-        _row("rework", "核查不通过（返工）", {S.FED_BACK}, S.DISPATCHED, {F, C}),
-        _row("close", "结案", {S.VERIFIED}, S.CLOSED, {C}),
-        _row("evaluate", "评价", {S.CLOSED}, S.EVALUATED, {R, C}),
-        _row("reopen", "重新打开", {S.CLOSED, S.EVALUATED}, S.REGISTERED, {C}),
+        _row("register", gettext_lazy("立案"), {S.REPORTED}, S.REGISTERED, {C}),
+        _row("reject", gettext_lazy("不予立案"), {S.REPORTED}, S.REJECTED, {C}),
+        _row("merge", gettext_lazy("合并"), {S.REPORTED, S.REGISTERED}, S.MERGED, {C}),
+        _row("unmerge", gettext_lazy("撤销合并"), {S.MERGED}, PREVIOUS, {C}),
+        _row("dispatch", gettext_lazy("派遣"), {S.REGISTERED, S.RETURNED}, S.DISPATCHED, {C}),
+        _row("accept", gettext_lazy("签收"), {S.DISPATCHED}, S.ACCEPTED, {H}),
+        _row("send_back", gettext_lazy("退单"), {S.DISPATCHED}, S.RETURNED, {H}),
+        _row("handle", gettext_lazy("处置"), {S.ACCEPTED}, S.HANDLING, {H}),
+        _row("feed_back", gettext_lazy("反馈"), {S.ACCEPTED, S.HANDLING}, S.FED_BACK, {H}),
+        _row("verify", gettext_lazy("核查通过"), {S.FED_BACK}, S.VERIFIED, {F, C}),
+        _row("rework", gettext_lazy("核查不通过（返工）"), {S.FED_BACK}, S.DISPATCHED, {F, C}),
+        _row("close", gettext_lazy("结案"), {S.VERIFIED}, S.CLOSED, {C}),
+        _row("evaluate", gettext_lazy("评价"), {S.CLOSED}, S.EVALUATED, {R, C}),
+        _row("reopen", gettext_lazy("重新打开"), {S.CLOSED, S.EVALUATED}, S.REGISTERED, {C}),
         _row(
             "request_extension",
-            "申请延期",
+            gettext_lazy("申请延期"),
             {S.ACCEPTED, S.HANDLING},
             SAME,
             {H},
             _not_pending,
-            "no extension request is pending",
+            gettext_lazy("没有待审批的延期申请"),
         ),
         _row(
             "approve_extension",
-            "批准延期",
+            gettext_lazy("批准延期"),
             {S.ACCEPTED, S.HANDLING},
             SAME,
             {C},
             _pending,
-            "an extension request is pending",
+            gettext_lazy("有待审批的延期申请"),
         ),
         _row(
             "decline_extension",
-            "驳回延期",
+            gettext_lazy("驳回延期"),
             {S.ACCEPTED, S.HANDLING},
             SAME,
             {C},
             _pending,
-            "an extension request is pending",
+            gettext_lazy("有待审批的延期申请"),
         ),
-        _row("park", "挂账", PARKABLE, S.PARKED, {C}),
-        _row("unpark", "取消挂账", {S.PARKED}, PREVIOUS, {C}),
+        _row("park", gettext_lazy("挂账"), PARKABLE, S.PARKED, {C}),
+        _row("unpark", gettext_lazy("取消挂账"), {S.PARKED}, PREVIOUS, {C}),
     )
 }
 
@@ -174,9 +185,15 @@ STAGE_OF_STATUS: dict[str, str] = {
 CLOCK_STATUSES: frozenset[str] = frozenset(STAGE_OF_STATUS)
 
 # Timeline steps the system takes on its own (actor None); never user actions (see above).
-SYSTEM_STEPS: dict[str, str] = {
-    "warn": "超时预警",
-    "escalate": "超时督办",
+SYSTEM_STEPS: dict[str, Any] = {
+    "warn": gettext_lazy("超时预警"),
+    "escalate": gettext_lazy("超时督办"),
+}
+
+# Steps that are neither rows nor system steps but have a name on the pages and in refusals.
+OTHER_STEPS: dict[str, Any] = {
+    "report": gettext_lazy("上报"),
+    "add_photo": gettext_lazy("添加照片"),
 }
 
 # After this many send-backs the case goes to the district command centre for arbitration.
@@ -196,27 +213,54 @@ class WorkflowError(Exception):
 class IllegalTransition(WorkflowError):
     """The action is not allowed in the case's current status (the API answers 409).
 
-    `allowed` lists the actions the table allows now, whoever may take them.
+    `allowed` lists the actions the table allows now, whoever may take them; `needs` is the
+    row's condition on the case that is not met (e.g. no extension request is pending).
     """
 
-    def __init__(self, *, action: str, status: str, allowed: list[str], why: str = "") -> None:
-        detail = f" ({why})" if why else ""
-        super().__init__(
-            f"cannot {action} a case that is {status}{detail}; allowed now: "
-            f"{', '.join(allowed) or 'nothing'}"
-        )
+    def __init__(self, *, action: str, status: str, allowed: list[str], needs: Any = "") -> None:
+        words = {"action": action_label(action), "status": IncidentStatus(status).label}
+        if needs:
+            refusal = _("案件当前为“%(status)s”，且不满足条件（%(needs)s），不能“%(action)s”。") % {
+                **words,
+                "needs": needs,
+            }
+        else:
+            refusal = _("案件当前为“%(status)s”，不能“%(action)s”。") % words
+        if allowed:
+            now = _("现在可以：%(actions)s。") % {"actions": _join(map(action_label, allowed))}
+        else:
+            now = _("现在不能办理任何操作。")
+        super().__init__(refusal + now)
         self.action = action
         self.status = status
         self.allowed = allowed
 
 
 class ActionNotPermitted(WorkflowError):
-    """The user may not take this action on this case (role, place, or the four-eyes rule)."""
+    """The user may not take this action on this case (role, place, or the four-eyes rule).
+
+    `action` is a workflow action or one of OTHER_STEPS; `reason` is already in the reader's
+    language (docs/decisions/0015)."""
 
     def __init__(self, *, action: str, reason: str) -> None:
-        super().__init__(f"not permitted to {action}: {reason}")
+        super().__init__(
+            _("无权“%(action)s”：%(reason)s") % {"action": action_label(action), "reason": reason}
+        )
         self.action = action
         self.reason = reason
+
+
+def action_label(action: str) -> str:
+    """The name of an action or step in the reader's language, as the pages and the timeline
+    show it (an unknown code is shown as it is)."""
+    row = TRANSITIONS.get(action)
+    label = row.label if row is not None else SYSTEM_STEPS.get(action, OTHER_STEPS.get(action))
+    return str(label) if label is not None else action
+
+
+def _join(words: Iterable[Any]) -> str:
+    """Words listed in the reader's language: "立案、派遣" / "Register, Dispatch"."""
+    return pgettext("list separator", "、").join(str(word) for word in words)
 
 
 def allowed_actions(incident: Incident) -> list[str]:
@@ -231,12 +275,12 @@ def transition_for(action: str, incident: Incident) -> Transition:
     if row is None:
         raise ValueError(f"unknown workflow action {action!r}")
     if not row.allows(incident):
-        why = row.guard_text if incident.status in row.sources and row.guard_text else ""
+        unmet = incident.status in row.sources and row.guard_text
         raise IllegalTransition(
             action=action,
             status=incident.status,
             allowed=allowed_actions(incident),
-            why=f"needs: {why}" if why else "",
+            needs=row.guard_text if unmet else "",
         )
     return row
 
@@ -308,15 +352,18 @@ def check_permitted(user: Any, action: str, incident: Incident) -> None:
     if may(user, action, incident):
         return
     if user is None or getattr(user, "pk", None) is None:
-        reason = "an action on a case needs a signed-in user"
+        reason = _("办理案件需要先登录。")
     elif getattr(user, "role", "") == Role.AUDITOR:
-        reason = "auditors read; they never act on cases"
+        reason = _("审计员只查阅，不办理案件。")
     else:
-        who = " or ".join(sorted(TRANSITIONS[action].actors))
-        reason = (
-            f"only {who} of case {incident.number} may (it is owned by the "
-            f"{incident.owner_level} {incident.owner_code})"
+        who = pgettext("list of alternatives", "或").join(
+            str(ACTOR_LABELS[actor]) for actor in sorted(TRANSITIONS[action].actors)
         )
+        reason = _("只有案件 %(number)s 的%(who)s可以办理（案件现归%(owner)s）。") % {
+            "number": incident.number,
+            "who": who,
+            "owner": incident.owner_label,
+        }
     raise ActionNotPermitted(action=action, reason=reason)
 
 

@@ -58,6 +58,7 @@ from incidents.models import (
 )
 from incidents.selectors import OPEN, QUEUE_ORDERS
 from incidents.services import DESCRIPTION_MAX
+from incidents.workflow import action_label
 from realtime.outbox import latest_seqs
 
 PAGE_SIZE = 20
@@ -107,32 +108,6 @@ QUEUE_CHIPS: tuple[tuple[str, Any], ...] = (
     ("parked", gettext_lazy("已挂账")),
 )
 DEPARTMENT_CHIPS = QUEUE_CHIPS[2:5]
-
-# Labels of the timeline's steps (incidents.workflow.TRANSITIONS plus the report itself).
-ACTION_LABELS: dict[str, Any] = {
-    "report": gettext_lazy("上报"),
-    "register": gettext_lazy("立案"),
-    "reject": gettext_lazy("不予立案"),
-    "merge": gettext_lazy("合并"),
-    "unmerge": gettext_lazy("撤销合并"),
-    "dispatch": gettext_lazy("派遣"),
-    "accept": gettext_lazy("签收"),
-    "send_back": gettext_lazy("退单"),
-    "handle": gettext_lazy("处置"),
-    "feed_back": gettext_lazy("反馈"),
-    "verify": gettext_lazy("核查通过"),
-    "rework": gettext_lazy("核查不通过（返工）"),
-    "close": gettext_lazy("结案"),
-    "evaluate": gettext_lazy("评价"),
-    "reopen": gettext_lazy("重新打开"),
-    "request_extension": gettext_lazy("申请延期"),
-    "approve_extension": gettext_lazy("批准延期"),
-    "decline_extension": gettext_lazy("驳回延期"),
-    "park": gettext_lazy("挂账"),
-    "unpark": gettext_lazy("取消挂账"),
-    "escalate": gettext_lazy("督办"),
-}
-
 
 # --- the action forms of the case page ------------------------------------------------------------
 
@@ -916,7 +891,7 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
         steps.append(
             {
                 "step": step,
-                "label": ACTION_LABELS.get(step.action, step.action),
+                "label": action_label(step.action),
                 "actor": (actor.get_full_name() or actor.get_username()) if actor else "",
                 "role": roles.get(step.actor_role, step.actor_role),
                 "from": statuses.get(step.from_status, step.from_status),

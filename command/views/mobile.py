@@ -43,6 +43,7 @@ from incidents.models import (
     Severity,
 )
 from incidents.services import DESCRIPTION_MAX
+from incidents.workflow import action_label
 from realtime.outbox import latest_seqs
 
 # Who the phone pages are for: grid workers above all, and the staff who work in the field with
@@ -69,28 +70,14 @@ SHELL_ASSETS = (
 )
 
 
-def _action_labels() -> dict[str, str]:
-    return {
-        "register": _("立案"),
-        "reject": _("不予立案"),
-        "merge": _("合并"),
-        "unmerge": _("撤销合并"),
-        "dispatch": _("派遣"),
-        "accept": _("签收"),
-        "send_back": _("退单"),
-        "handle": _("开始处置"),
-        "feed_back": _("处置反馈"),
-        "verify": _("核查通过"),
-        "rework": _("核查不通过（返工）"),
-        "close": _("结案"),
-        "evaluate": _("评价"),
-        "reopen": _("重新打开"),
-        "request_extension": _("申请延期"),
-        "approve_extension": _("批准延期"),
-        "decline_extension": _("驳回延期"),
-        "park": _("挂账"),
-        "unpark": _("取消挂账"),
-    }
+def _label(action: str) -> str:
+    """An action's or step's name on the phone: the workflow's, with the two steps a field
+    worker takes in their own words."""
+    if action == "handle":
+        return _("开始处置")
+    if action == "feed_back":
+        return _("处置反馈")
+    return action_label(action)
 
 
 # Actions whose button is the main one on a task (the next step of the loop for its actor).
@@ -327,14 +314,13 @@ def report(request: HttpRequest) -> HttpResponse:
 
 
 def _task_rows(user: Any) -> list[dict[str, Any]]:
-    labels = _action_labels()
     now = timezone.now()
     rows = []
     for incident, actions in selectors.incidents_needing_action_by(user):
         rows.append(
             {
                 "incident": incident,
-                "actions": [{"action": a, "label": labels.get(a, a)} for a in actions],
+                "actions": [{"action": a, "label": _label(a)} for a in actions],
                 "clock": countdown(incident.stage_deadline, now),
                 "mine": incident.assignee_id == user.pk,
             }
@@ -365,13 +351,12 @@ def tasks(request: HttpRequest) -> HttpResponse:
 
 def _action_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
     """A form per action, the next step of the loop first (in the workflow's order)."""
-    labels = _action_labels()
     ordered = sorted(actions, key=lambda a: (a not in PRIMARY_ACTIONS, actions.index(a)))
     return [
         {
             "action": action,
             "url": reverse(f"incident-{action.replace('_', '-')}", args=[incident.number]),
-            "label": labels.get(action, action),
+            "label": _label(action),
             "primary": action in PRIMARY_ACTIONS,
         }
         for action in ordered
@@ -393,10 +378,9 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
         raise Http404(_("没有这个案件，或您无权查看。")) from None
     actions = selectors.incident_actions_for(request.user, incident)
     timeline = list(selectors.incident_timeline(incident))
-    labels = _action_labels()
     steps = [
         {
-            "label": labels.get(step.action, _("上报") if step.action == "report" else step.action),
+            "label": _label(step.action),
             "to": IncidentStatus(step.to_status).label if step.to_status else "",
             "actor": (step.actor.get_full_name() or step.actor.get_username())
             if step.actor

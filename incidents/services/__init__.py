@@ -34,6 +34,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Role, User
 from audit.services import audit_record
@@ -478,8 +479,8 @@ class OutsideDistrict(IncidentInputError):
     def __init__(self, distance_m: float) -> None:
         super().__init__(
             "location",
-            f"the point is {distance_m:.0f} m outside the district, beyond the "
-            "属地兜底 buffer: it is not in this jurisdiction",
+            _("该点在辖区外 %(distance)s 米，超出属地兜底范围，不属于本辖区。")
+            % {"distance": f"{distance_m:.0f}"},
         )
         self.distance_m = distance_m
 
@@ -491,24 +492,30 @@ class GeographyUnavailable(IncidentError):
 def _required_text(field_name: str, value: str, limit: int = REASON_MAX) -> str:
     text = (value or "").strip()
     if not text:
-        raise IncidentInputError(field_name, "is required")
-    if len(text) > limit:
-        raise IncidentInputError(field_name, f"has {len(text)} characters; at most {limit}")
+        raise IncidentInputError(field_name, _("不能为空。"))
+    _check_length(field_name, text, limit)
     return text
 
 
 def _optional_text(field_name: str, value: str, limit: int = REASON_MAX) -> str:
     text = (value or "").strip()
-    if len(text) > limit:
-        raise IncidentInputError(field_name, f"has {len(text)} characters; at most {limit}")
+    _check_length(field_name, text, limit)
     return text
+
+
+def _check_length(field_name: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise IncidentInputError(
+            field_name,
+            _("最多 %(limit)s 个字符，现有 %(count)s 个。") % {"limit": limit, "count": len(text)},
+        )
 
 
 def _aware(field_name: str, value: Any) -> datetime:
     if not isinstance(value, datetime):
-        raise IncidentInputError(field_name, "must be a date and time")
+        raise IncidentInputError(field_name, _("必须是日期和时间。"))
     if timezone.is_naive(value):
-        raise IncidentInputError(field_name, "must carry a time zone")
+        raise IncidentInputError(field_name, _("必须带时区。"))
     return value
 
 
@@ -519,29 +526,38 @@ def _locate(lon: Any, lat: Any, crs: str) -> Location:
         raise IncidentInputError(exc.field, exc.reason) from None
     except OutsideJurisdiction as exc:
         raise OutsideDistrict(exc.distance_m) from None
-    except NoActiveGeneration as exc:
-        raise GeographyUnavailable(str(exc)) from None
+    except NoActiveGeneration:
+        raise GeographyUnavailable(
+            _("没有启用的网格边界版本，暂时无法定位案件；请联系系统管理员。")
+        ) from None
 
 
 def _check_reporter(reporter: User | None, location: Location) -> None:
     if reporter is None:
         return  # citizens, the hotline's callers, sensors: no account
     if not reporter.is_active:
-        raise ActionNotPermitted(action="report", reason="the account is inactive")
+        raise ActionNotPermitted(action="report", reason=_("账号已停用。"))
     role = reporter.role
     if role in _HIERARCHY_ROLES:
         place = reporter.place_code
         if not place or not location.path.grid.code.startswith(place):
             raise ActionNotPermitted(
                 action="report",
-                reason=f"the point lies in grid cell {location.path.grid.code}, outside your "
-                f"place {place or '(none)'}",
+                reason=_("该点在网格 %(grid)s，不在您负责的范围（%(place)s）内。")
+                % {"grid": location.path.grid.code, "place": place or _("未设置")},
             )
     elif role not in (Role.DEPARTMENT_HANDLER, Role.ADMIN, Role.INTEGRATION):
         raise ActionNotPermitted(
             action="report",
-            reason="auditors and accounts without a role do not report cases",
+            reason=_("审计员和没有角色的账号不能上报案件。"),
         )
+
+
+def _not_one_of(value: Any, choices: Iterable[str]) -> str:
+    return _("“%(value)s”不在可选范围内（%(choices)s）。") % {
+        "value": value,
+        "choices": ", ".join(choices),
+    }
 
 
 def case_number(day: date, n: int) -> str:
@@ -620,20 +636,16 @@ def incident_report(
     refused naming the field (IncidentInputError: lon, lat or crs).
     """
     if channel not in Channel.values:
-        raise IncidentInputError(
-            "channel", f"{channel!r} is not one of {', '.join(Channel.values)}"
-        )
+        raise IncidentInputError("channel", _not_one_of(channel, Channel.values))
     if not isinstance(category, Category) or category.pk is None:
-        raise IncidentInputError("category", "is required")
+        raise IncidentInputError("category", _("不能为空。"))
     if not category.active:
-        raise IncidentInputError("category", f"{category.code} is not in use any more")
+        raise IncidentInputError("category", _("分类 %(code)s 已停用。") % {"code": category.code})
     if severity:
         if severity not in Severity.values:
-            raise IncidentInputError(
-                "severity", f"{severity!r} is not one of {', '.join(Severity.values)}"
-            )
+            raise IncidentInputError("severity", _not_one_of(severity, Severity.values))
         if not category.is_emergency:
-            raise IncidentInputError("severity", "applies to emergencies (突发事件, class 90) only")
+            raise IncidentInputError("severity", _("只有突发事件（第 90 大类）分严重程度。"))
     elif category.is_emergency:
         severity = category.default_severity
     description = _optional_text("description", description, DESCRIPTION_MAX)
@@ -643,14 +655,14 @@ def incident_report(
         reporter_name = (reporter_name or reporter.get_full_name() or reporter.get_username())[:50]
         reporter_phone = reporter_phone or reporter.phone
     if reporter_phone and not _PHONE.match(reporter_phone):
-        raise IncidentInputError("reporter_phone", "is not a phone number")
+        raise IncidentInputError("reporter_phone", _("不是有效的电话号码。"))
     address = _optional_text("address", address, 200)
     reporter_email = (reporter_email or "").strip()
     if reporter_email:
         try:
             validate_email(reporter_email)
         except ValidationError:
-            raise IncidentInputError("reporter_email", "is not an e-mail address") from None
+            raise IncidentInputError("reporter_email", _("不是有效的电子邮件地址。")) from None
     source_ref = _optional_text("source_ref", source_ref, 100)
     if client_reported_at is not None:
         client_reported_at = _aware("client_reported_at", client_reported_at)
@@ -951,15 +963,21 @@ def incident_reject(
 
 
 def _check_assignee(assignee: User, department_code: str) -> Callable[[Incident], None]:
+    who = assignee.get_username()
+
     def check(incident: Incident) -> None:
         if not assignee.is_active:
-            raise IncidentInputError("assignee", f"{assignee.get_username()} is inactive")
+            raise IncidentInputError("assignee", _("%(user)s 的账号已停用。") % {"user": who})
         if assignee.role == Role.DEPARTMENT_HANDLER:
             if department_code and assignee.department_code != department_code:
                 raise IncidentInputError(
                     "assignee",
-                    f"{assignee.get_username()} belongs to {assignee.department_code or '-'}, "
-                    f"not {department_code}",
+                    _("%(user)s 属于部门 %(own)s，不属于 %(department)s。")
+                    % {
+                        "user": who,
+                        "own": assignee.department_code or "-",
+                        "department": department_code,
+                    },
                 )
             return
         if assignee.role in _PLACE_ASSIGNEE_ROLES:
@@ -967,11 +985,11 @@ def _check_assignee(assignee: User, department_code: str) -> Callable[[Incident]
             if place and incident.grid_code.startswith(place):
                 return
             raise IncidentInputError(
-                "assignee", f"{assignee.get_username()}'s place does not cover this case"
+                "assignee", _("%(user)s 负责的范围不包含这个案件。") % {"user": who}
             )
+        role = Role(assignee.role).label if assignee.role else _("无角色")
         raise IncidentInputError(
-            "assignee",
-            f"{assignee.get_username()} ({assignee.role or 'no role'}) cannot handle cases",
+            "assignee", _("%(user)s（%(role)s）不能承办案件。") % {"user": who, "role": role}
         )
 
     return check
@@ -991,7 +1009,7 @@ def incident_dispatch(
     accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched."""
     department_code = (department_code or "").strip()
     if not department_code and assignee is None:
-        raise IncidentInputError("department_code", "name a department or an assignee")
+        raise IncidentInputError("department_code", _("请指定承办部门或承办人。"))
     if not department_code and assignee is not None and assignee.role == Role.DEPARTMENT_HANDLER:
         department_code = assignee.department_code
     if department_code and department_code not in known_departments():
@@ -999,8 +1017,8 @@ def incident_dispatch(
         # until its clock ran out.
         raise IncidentInputError(
             "department_code",
-            f"{department_code!r} is not a department code; known: "
-            + ", ".join(known_departments()),
+            _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
+            % {"code": department_code, "known": ", ".join(known_departments())},
         )
     step = _Step(
         reason=_optional_text("note", note),
@@ -1044,9 +1062,7 @@ def incident_send_back(
     "other"). The third send-back hands the case to the district command centre to arbitrate
     (owner → district)."""
     if reason_code not in SendBackReason.values:
-        raise IncidentInputError(
-            "reason_code", f"{reason_code!r} is not one of {', '.join(SendBackReason.values)}"
-        )
+        raise IncidentInputError("reason_code", _not_one_of(reason_code, SendBackReason.values))
     text = (
         _required_text("reason", reason)
         if reason_code == SendBackReason.OTHER
@@ -1105,7 +1121,7 @@ def incident_verify(
 
     The table's action is "verify" or "rework" accordingly."""
     if not isinstance(passed, bool):
-        raise IncidentInputError("passed", "must be true or false")
+        raise IncidentInputError("passed", _("必须是 true 或 false。"))
     if passed:
         step = _Step(reason=_optional_text("note", note))
         return _move(incident, by=by, action="verify", ip=ip, step=step)
@@ -1150,7 +1166,9 @@ def incident_evaluate(
         or not SATISFACTION_MIN <= satisfaction <= SATISFACTION_MAX
     ):
         raise IncidentInputError(
-            "satisfaction", f"must be a whole number from {SATISFACTION_MIN} to {SATISFACTION_MAX}"
+            "satisfaction",
+            _("必须是 %(low)s 到 %(high)s 的整数。")
+            % {"low": SATISFACTION_MIN, "high": SATISFACTION_MAX},
         )
     step = _Step(reason=_optional_text("comment", comment), data={"satisfaction": satisfaction})
 
@@ -1196,7 +1214,7 @@ def incident_request_extension(
         if until <= timezone.now() or (
             case.stage_deadline is not None and until <= case.stage_deadline
         ):
-            raise IncidentInputError("until", "must be later than the current deadline")
+            raise IncidentInputError("until", _("必须晚于当前的截止时间。"))
 
     def change(case: Incident, now: datetime) -> None:
         case.extension_requested_until = until
@@ -1223,7 +1241,7 @@ def incident_approve_extension(
     if until is not None:
         until = _aware("until", until)
         if until <= timezone.now():
-            raise IncidentInputError("until", "must be in the future")
+            raise IncidentInputError("until", _("必须是将来的时间。"))
     step = _Step(
         reason=_optional_text("note", note),
         data={"approved": bool(approved)},
@@ -1288,7 +1306,7 @@ def incident_merge(
     from incidents.selectors import incidents_visible_to
 
     if incident.pk == into.pk:
-        raise IncidentInputError("into", "a case cannot be merged into itself")
+        raise IncidentInputError("into", _("案件不能合并到它自己。"))
     step = _Step(reason=_optional_text("reason", reason))
     with transaction.atomic():
         # Both rows, in id order (the same order everywhere, so two merges never deadlock).
@@ -1303,11 +1321,14 @@ def incident_merge(
         def check(case: Incident) -> None:
             if not incidents_visible_to(by).filter(pk=primary.pk).exists():
                 raise ActionNotPermitted(
-                    action="merge", reason=f"case {primary.number} is not visible to you"
+                    action="merge",
+                    reason=_("您看不到案件 %(number)s。") % {"number": primary.number},
                 )
             if primary.status in FINISHED_STATUSES:
                 raise IncidentInputError(
-                    "into", f"{primary.number} is {primary.status}: merge into an open case"
+                    "into",
+                    _("案件 %(number)s 当前为“%(status)s”，只能合并到未办结的案件。")
+                    % {"number": primary.number, "status": IncidentStatus(primary.status).label},
                 )
 
         def change(case: Incident, now: datetime) -> None:

@@ -29,6 +29,7 @@ from incidents.services import (
     incident_register,
     incident_reject,
 )
+from incidents.services.escalation import incident_escalate, incident_warn
 from tests.incidents.cases import (
     COMMUNITY,
     FIRE,
@@ -462,6 +463,27 @@ def test_the_case_page_offers_the_actions_the_user_may_take(people: Cast, mine: 
     # The auditor reads the case and may do nothing.
     auditor = _get(people.auditor, url).content.decode()
     assert 'class="action-form"' not in auditor and 'data-testid="no-actions"' in auditor
+
+
+def test_the_timeline_names_the_systems_warning_and_escalation(
+    people: Cast, mine: Incident
+) -> None:
+    """预警 and 督办 are the escalation worker's steps, not rows of the workflow: the console's
+    and the phone's timelines name them in words, in the reader's language."""
+    deadline = mine.stage_deadline
+    assert deadline is not None
+    warned = incident_warn(incident=mine, now=deadline - timedelta(seconds=1))
+    incident_escalate(incident=warned, now=deadline + timedelta(minutes=1))
+    url = f"/command/cases/{mine.number}/"
+    step = re.compile(r"<strong>([^<]+)</strong>\s*<time")
+    labels = step.findall(_get(people.street, url).content.decode())
+    assert labels[-3:] == ["上报", "超时预警", "超时督办"]
+    english = _client(people.street)
+    english.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    labels = step.findall(english.get(url).content.decode())
+    assert labels[-3:] == ["Report", "Deadline warning", "Escalated: deadline missed"]
+    phone = _get(people.grid_worker, f"/m/tasks/{mine.number}/").content.decode()
+    assert re.findall(r"<li><span><strong>([^<]+)</strong>", phone)[:2] == ["超时督办", "超时预警"]
 
 
 def test_the_dispatch_form_lists_the_departments_with_the_categorys_default(

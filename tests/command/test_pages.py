@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gettext
 import json
 import re
@@ -16,6 +17,8 @@ from gridmap.models import Generation
 from tests.incidents.cases import make_user
 
 pytestmark = pytest.mark.django_db
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 BANNER_ZH = (
     "街道/社区/网格边界为算法生成，非官方边界，请用 <code>gridmap_import</code> 导入正式边界"
@@ -159,6 +162,71 @@ def test_english_catalogue_is_complete_and_compiled():
         if (catalogue.pgettext(context, msgid) if context else catalogue.gettext(msgid)) != msgstr
     ]
     assert stale == [], "run `manage.py compilemessages` after editing django.po"
+
+
+# gettext's functions, and which of their arguments are (context, message id, plural id).
+_GETTEXT_CALLS = {
+    "_": (None, 0, None),
+    "gettext": (None, 0, None),
+    "gettext_lazy": (None, 0, None),
+    "ngettext": (None, 0, 1),
+    "ngettext_lazy": (None, 0, 1),
+    "pgettext": (0, 1, None),
+    "pgettext_lazy": (0, 1, None),
+}
+
+
+def _python_messages() -> set[tuple[str | None, str]]:
+    """(context, message id) of every gettext call with literal arguments in the project's own
+    Python code (not tests, migrations or the virtualenv)."""
+    base = Path(django_settings.BASE_DIR)
+    found: set[tuple[str | None, str]] = set()
+    for path in base.glob("*/**/*.py"):
+        parts = path.relative_to(base).parts
+        if parts[0].startswith(".") or parts[0] in {"tests", "node_modules", "var"}:
+            continue
+        if "migrations" in parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            spec = _GETTEXT_CALLS.get(node.func.id)
+            if spec is None:
+                continue
+            literal = [
+                arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+                for arg in node.args
+            ]
+            context_at, msgid_at, _plural_at = spec
+            if len(literal) <= msgid_at or literal[msgid_at] is None:
+                continue
+            context = literal[context_at] if context_at is not None else None
+            found.add((context, literal[msgid_at]))
+    return found
+
+
+def test_every_message_of_the_code_has_its_english():
+    """A Chinese message the code translates (a refusal's reason, a page's label) has an entry
+    in the English catalogue, or an English reader would see it in Chinese."""
+    entries = _po_entries(Path(django_settings.BASE_DIR) / "locale/en/LC_MESSAGES/django.po")
+    plural_ids = set(
+        re.findall(
+            r'^msgid "(.*)"\nmsgid_plural',
+            (Path(django_settings.BASE_DIR) / "locale/en/LC_MESSAGES/django.po").read_text(
+                encoding="utf-8"
+            ),
+            re.M,
+        )
+    )
+    messages = _python_messages()
+    # The scan finds the refusals of the services (a canary for the scan itself).
+    assert (None, "“%(value)s”不是数字。") in messages
+    missing = sorted(
+        (context or "", msgid)
+        for context, msgid in messages
+        if CJK.search(msgid) and (context, msgid) not in entries and msgid not in plural_ids
+    )
+    assert missing == []
 
 
 @pytest.mark.parametrize(

@@ -264,7 +264,7 @@ def test_a_refused_report_shows_its_error_and_is_not_sent_again(phone_at: Any) -
 
     expect(entry).to_have_attribute("data-state", "failed", timeout=60_000)
     expect(entry.locator(".m-state")).to_have_text("上报失败")
-    expect(entry.locator(".m-entry-error")).to_contain_text("not permitted")
+    expect(entry.locator(".m-entry-error")).to_contain_text("无权“上报”：该点在网格")
     page.evaluate("window.cityopsOutbox.flush()")
     [queued] = page.evaluate("window.cityopsOutbox.entries()")
     assert queued["state"] == "failed" and queued["attempts"] == 1

@@ -16,8 +16,11 @@ from tests.incidents.cases import OTHER_STREET_GRID, report
 pytestmark = pytest.mark.usefixtures("reference_data")
 
 
-def act(user, number, action, body=None, expect=200):
-    response = client_for(user).post(action_url(number, action), body or {}, format="json")
+def act(user, number, action, body=None, expect=200, language=None):
+    headers = {"accept-language": language} if language else {}
+    response = client_for(user).post(
+        action_url(number, action), body or {}, format="json", headers=headers
+    )
     assert response.status_code == expect, response.json()
     return response.json()
 
@@ -82,15 +85,30 @@ def test_an_illegal_transition_is_409_with_the_allowed_actions(cast):
 
     assert answer["status"] == "registered"
     assert answer["allowed_actions"] == ["merge", "dispatch", "park"]
-    assert "cannot register" in answer["detail"]
+    # In the reader's language: the Chinese UI's by default, English when asked for.
+    assert answer["detail"] == (
+        "案件当前为“已立案（待派遣）”，不能“立案”。现在可以：合并、派遣、挂账。"
+    )
+    english = act(cast.community, case.number, "register", expect=409, language="en")
+    assert english["detail"] == (
+        "“Register” is not possible while the case is “Registered (to dispatch)”. "
+        "Possible now: Merge, Dispatch, Park."
+    )
+    assert english["allowed_actions"] == answer["allowed_actions"]
     assert IncidentTransition.objects.filter(incident=case).count() == steps
 
 
 def test_a_visible_case_the_user_may_not_act_on_is_403(cast):
     case = report()
-    for user in (cast.grid_worker, cast.auditor):
-        answer = act(user, case.number, "register", expect=403)
-        assert "not permitted" in answer["detail"]
+    answer = act(cast.grid_worker, case.number, "register", expect=403)
+    assert answer["detail"] == (
+        f"无权“立案”：只有案件 {case.number} 的指挥中心值班人员可以办理"
+        f"（案件现归{case.community_name} 社区工作站）。"
+    )
+    answer = act(cast.auditor, case.number, "register", expect=403, language="en")
+    assert answer["detail"] == (
+        "Not permitted to “Register”: Auditors read; they never act on cases."
+    )
     assert Incident.objects.get(pk=case.pk).status == IncidentStatus.REPORTED
 
 
@@ -98,7 +116,7 @@ def test_another_streets_case_is_404_for_every_action(cast):
     case = report(grid=OTHER_STREET_GRID)
     for action in ("register", "reject", "dispatch", "park"):
         answer = act(cast.street, case.number, action, {"reason": "x"}, expect=404)
-        assert answer == {"detail": f"no case {case.number}"}
+        assert answer == {"detail": f"没有编号为 {case.number} 的案件。"}
     assert act(cast.street, "LH-20000101-000001", "register", expect=404)
     assert Incident.objects.get(pk=case.pk).status == IncidentStatus.REPORTED
 
@@ -186,7 +204,7 @@ def test_the_list_filters_and_pages_what_the_user_sees(cast):
     assert client.get(LIST, {"category": "06010", "community": "440309001001"}).json()["count"] == 2
     page = client.get(LIST, {"page_size": 1}).json()
     assert page["count"] == 2 and len(page["results"]) == 1 and page["next"]
-    assert client.get(LIST, {"status": "lost"}).json() == {"status": ["'lost' is not a status"]}
+    assert client.get(LIST, {"status": "lost"}).json() == {"status": ["“lost”不是案件状态。"]}
     assert "overdue" in client.get(LIST, {"overdue": "maybe"}).json()
 
 

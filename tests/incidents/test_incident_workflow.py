@@ -192,7 +192,7 @@ def test_a_dispatch_needs_a_department_or_an_assignee_who_can_take_it(cast: Cast
         )
         assert error.field == "department_code"
     # A code no department answers to (codes are upper case) is named, with the ones that exist.
-    assert error.reason.startswith("'cgj' is not a department code; known: CGJ, ZJJ, SWJ")
+    assert error.reason.startswith("“cgj”不是已知的部门代码；已知：CGJ, ZJJ, SWJ")
     for wrong in (cast.auditor, cast.other_street, cast.handler):
         error = refused(
             IncidentInputError,
