@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Role
 from audit.services import audit_record
@@ -38,10 +39,15 @@ class NotAResponder(ResponderError):
 
 
 class ResponderInputError(ResponderError):
-    def __init__(self, field: str, reason: str) -> None:
+    """A refused value: `field` names it, `reason` says what is wrong (in the request's
+    language). For a point outside the district, `field` is "location" and `distance_m` says
+    how far out it is."""
+
+    def __init__(self, field: str, reason: str, distance_m: float | None = None) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.distance_m = distance_m
 
 
 class GeographyUnavailable(ResponderError):
@@ -79,17 +85,20 @@ def _accuracy(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ResponderInputError("accuracy_m", "must be a number of metres")
+        raise ResponderInputError("accuracy_m", _("必须是以米为单位的数字。"))
     try:
         accuracy = float(value)
     except ValueError:
-        raise ResponderInputError("accuracy_m", f"{value!r} is not a number") from None
+        reason = _("“%(value)s”不是数字。") % {"value": value}
+        raise ResponderInputError("accuracy_m", reason) from None
     if not math.isfinite(accuracy) or accuracy < 0:
-        raise ResponderInputError("accuracy_m", "must be a finite number of metres, 0 or more")
+        raise ResponderInputError("accuracy_m", _("必须是不小于 0 的有限米数。"))
     if accuracy > ACCURACY_MAX_M:
-        raise ResponderInputError(
-            "accuracy_m", f"{accuracy:.0f} m is too coarse to show (at most {ACCURACY_MAX_M:.0f})"
-        )
+        reason = _("%(accuracy)s 米过于粗略，无法显示（最多 %(limit)s 米）。") % {
+            "accuracy": f"{accuracy:.0f}",
+            "limit": f"{ACCURACY_MAX_M:.0f}",
+        }
+        raise ResponderInputError("accuracy_m", reason)
     return accuracy
 
 
@@ -98,16 +107,18 @@ def responder_position_report(
 ) -> ResponderPosition:
     """Store `user`'s position (replacing the previous one) and announce it."""
     if getattr(user, "role", "") not in RESPONDER_ROLES:
-        raise NotAResponder("only grid workers and department handlers share a position")
+        raise NotAResponder(_("只有网格员和职能部门处置人员可以共享位置。"))
     try:
         location = locate(lon, lat)
     except InvalidCoordinates as exc:
         raise ResponderInputError(exc.field, exc.reason) from None
     except OutsideJurisdiction as exc:
-        reason = f"the point is {exc.distance_m:.0f} m outside the district"
-        raise ResponderInputError("location", reason) from None
+        reason = _("该点在区界外 %(distance)s 米，不在辖区内。") % {
+            "distance": f"{exc.distance_m:.0f}"
+        }
+        raise ResponderInputError("location", reason, exc.distance_m) from None
     except NoActiveGeneration:
-        raise GeographyUnavailable("no boundary generation is active") from None
+        raise GeographyUnavailable(_("尚无启用的边界版本。")) from None
     accuracy = _accuracy(accuracy_m)
     path = location.path
     fields = {

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import shapely
 from django.conf import settings
+from django.utils.translation import gettext as _
 from shapely import STRtree
 
 from gridmap import crs as crs_module
@@ -117,29 +118,36 @@ class Location:
 
 
 def check_lonlat(lon: Any, lat: Any) -> tuple[float, float]:
-    """Turn raw input into finite, in-range floats or raise InvalidCoordinates naming the field."""
+    """Turn raw input into finite, in-range floats or raise InvalidCoordinates naming the field.
+
+    On the bulk intake's hot path: the reasons are translated only when one is raised."""
     values: dict[str, float] = {}
     for field, raw in (("lon", lon), ("lat", lat)):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            raise InvalidCoordinates(field, "is required")
+            raise InvalidCoordinates(field, _("不能为空。"))
         if isinstance(raw, bool):
-            raise InvalidCoordinates(field, "must be a number")
+            raise InvalidCoordinates(field, _("必须是数字。"))
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise InvalidCoordinates(field, f"{raw!r} is not a number") from None
+            raise InvalidCoordinates(field, _("“%(value)s”不是数字。") % {"value": raw}) from None
         if math.isnan(value) or math.isinf(value):
-            raise InvalidCoordinates(field, "must be a finite number (got NaN or infinity)")
+            raise InvalidCoordinates(field, _("必须是有限的数字（收到的是 NaN 或无穷大）。"))
         values[field] = value
     x, y = values["lon"], values["lat"]
     if not -90.0 <= y <= 90.0:
         if -90.0 <= x <= 90.0 and -180.0 <= y <= 180.0:
             raise InvalidCoordinates(
-                "lat", f"{y} is outside −90…90; lon and lat look swapped (lon={y}, lat={x}?)"
+                "lat",
+                _(
+                    "%(value)s 超出 −90…90 的范围；经度和纬度似乎填反了"
+                    "（应为 lon=%(lon)s，lat=%(lat)s？）。"
+                )
+                % {"value": y, "lon": y, "lat": x},
             )
-        raise InvalidCoordinates("lat", f"{y} is outside −90…90")
+        raise InvalidCoordinates("lat", _("%(value)s 超出 −90…90 的范围。") % {"value": y})
     if not -180.0 <= x <= 180.0:
-        raise InvalidCoordinates("lon", f"{x} is outside −180…180")
+        raise InvalidCoordinates("lon", _("%(value)s 超出 −180…180 的范围。") % {"value": x})
     return x, y
 
 
@@ -158,7 +166,7 @@ class GridIndex:
         buffer_m: float,
     ) -> None:
         if not paths:
-            raise NoActiveGeneration("the active generation has no grid cells")
+            raise NoActiveGeneration(_("启用的边界版本没有网格。"))
         # Sorted by grid code, so the lowest index among several hits is the lowest code.
         order = sorted(range(len(paths)), key=lambda i: paths[i].grid.code)
         self.paths = [paths[i] for i in order]
@@ -319,7 +327,7 @@ class Locator:
         key = active_generation_key()
         if key is None:
             self._index, self._key = None, None
-            raise NoActiveGeneration("no boundary generation is active")
+            raise NoActiveGeneration(_("尚无启用的边界版本。"))
         if key != self._key or self._index is None:
             self._index = build_grid_index(generation_id=key[0])
             self._key = key
@@ -328,7 +336,11 @@ class Locator:
         try:
             source_crs = crs_module.CRS(crs)
         except ValueError:
-            raise InvalidCoordinates("crs", f"{crs!r} is not one of wgs84, gcj02, bd09") from None
+            reason = _("“%(value)s”不在可选范围内（%(choices)s）。") % {
+                "value": crs,
+                "choices": ", ".join(c.value for c in crs_module.CRS),
+            }
+            raise InvalidCoordinates("crs", reason) from None
         x, y = check_lonlat(lon, lat)
         wx, wy = crs_module.to_wgs84(x, y, source_crs)
         index = self.index()
@@ -343,9 +355,10 @@ class Locator:
                 except OutsideJurisdiction:
                     pass
                 else:
-                    raise InvalidCoordinates(
-                        "lon", f"lon={x}, lat={y} look swapped: ({y}, {x}) is in the district"
-                    ) from None
+                    reason = _(
+                        "lon=%(lon)s，lat=%(lat)s 似乎填反了：(%(lat)s, %(lon)s) 在辖区内。"
+                    ) % {"lon": x, "lat": y}
+                    raise InvalidCoordinates("lon", reason) from None
             raise
 
 

@@ -260,10 +260,12 @@ def wall_snapshot_data(district_code: str) -> dict[str, Any]:
 def wall_snapshot(request: HttpRequest) -> HttpResponse:
     viewer, reason = wall_viewer(request, touch=True)
     if viewer is None:
-        detail = {
-            "revoked": "the screen token was revoked",
-            "anonymous": "sign in as a district operator or open the wall with a screen token",
-        }.get(reason, "the wall is for district operators and wall-screen tokens only")
+        if reason == "revoked":
+            detail = _("此大屏的令牌已停用，请联系系统管理员重新签发。")
+        elif reason == "anonymous":
+            detail = _("请以区指挥中心值班员身份登录，或用大屏令牌打开大屏。")
+        else:
+            detail = _("指挥大屏仅供区指挥中心值班员和已授权的大屏使用。")
         return JsonResponse({"detail": detail, "reason": reason}, status=403)
     response = JsonResponse(
         wall_snapshot_data(viewer.district_code),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -35,10 +36,13 @@ def _ip(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _error(field: str, reason: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    if field == "location":  # outside the district: both coordinates are the cause
-        return Response({"lon": [reason], "lat": [reason]}, status=code)
-    return Response({field: [reason]}, status=code)
+def _error(exc: services.ResponderInputError) -> Response:
+    if exc.field == "location":  # outside the district: both coordinates are the cause
+        body: dict[str, Any] = {"lon": [exc.reason], "lat": [exc.reason]}
+        if exc.distance_m is not None:
+            body["distance_m"] = round(exc.distance_m, 1)
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    return Response({exc.field: [exc.reason]}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class MyPositionView(APIView):
@@ -59,13 +63,13 @@ class MyPositionView(APIView):
         data: Any = request.data
         if not isinstance(data, dict):
             return Response(
-                {"detail": "send a JSON object with lon, lat and optionally accuracy_m"},
+                {"detail": _("请发送 JSON 对象：lon、lat，可选 accuracy_m。")},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         unknown = sorted(set(data) - set(FIELDS))
         if unknown:
             return Response(
-                {field: ["unknown field"] for field in unknown},
+                {field: [_("未知字段。")] for field in unknown},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         try:
@@ -79,7 +83,7 @@ class MyPositionView(APIView):
         except services.NotAResponder as exc:
             raise PermissionDenied(str(exc)) from None
         except services.ResponderInputError as exc:
-            return _error(exc.field, exc.reason)
+            return _error(exc)
         except services.GeographyUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"responder": services.responder_as_dict(position)})
@@ -87,7 +91,7 @@ class MyPositionView(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
         if getattr(request.user, "role", "") not in services.RESPONDER_ROLES:
-            raise PermissionDenied("only grid workers and department handlers share a position")
+            raise PermissionDenied(_("只有网格员和职能部门处置人员可以共享位置。"))
         services.responder_position_clear(user=request.user, ip=_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -104,7 +108,5 @@ class PositionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         if not selectors.may_see_responders(request.user):
-            raise PermissionDenied(
-                "responders' positions are shown to district, street and community staff"
-            )
+            raise PermissionDenied(_("响应人员的位置只向区、街道、社区的工作人员显示。"))
         return Response({"results": selectors.responders_visible_to(request.user)})

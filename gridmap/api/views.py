@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.contrib.gis.db.models.functions import AsGeoJSON
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -88,7 +89,7 @@ class LocateView(APIView):
         except OutsideJurisdiction as exc:
             return Response(
                 {
-                    "detail": "outside the jurisdiction (不在辖区内)",
+                    "detail": _("不在辖区内。"),
                     "distance_m": round(exc.distance_m, 1),
                     "generation": exc.generation,
                 },
@@ -106,12 +107,16 @@ def _generation_param(request: Request) -> Generation | Response:
         try:
             number = int(raw)  # type: ignore[arg-type]
         except ValueError:
-            return _error("generation", f"{raw!r} is not a generation number")
+            return _error("generation", _("“%(value)s”不是边界版本号。") % {"value": raw})
     generation = selectors.generation_by_number(number)
     if generation is None:
         if number is None:
-            return Response({"detail": "no boundary generation is active"}, status=503)
-        return _error("generation", f"no generation {number}", status.HTTP_404_NOT_FOUND)
+            return Response({"detail": _("尚无启用的边界版本。")}, status=503)
+        return _error(
+            "generation",
+            _("没有第 %(number)s 版边界。") % {"number": number},
+            status.HTTP_404_NOT_FOUND,
+        )
     return generation
 
 
@@ -155,10 +160,14 @@ class RegionListView(APIView):
             return generation
         level = request.query_params.get("level") or None
         if level is not None and level not in LEVEL_ORDER:
-            return _error("level", f"{level!r} is not one of {', '.join(LEVEL_ORDER)}")
+            return _error(
+                "level",
+                _("“%(value)s”不在可选范围内（%(choices)s）。")
+                % {"value": level, "choices": ", ".join(LEVEL_ORDER)},
+            )
         parent = request.query_params.get("parent") or None
         if parent is not None and not parent.isdigit():
-            return _error("parent", "a region code is digits only")
+            return _error("parent", _("区域代码只能由数字组成。"))
         regions = (
             selectors.regions_for_listing(generation=generation, level=level, parent_code=parent)
             .select_related("generation")
@@ -190,7 +199,10 @@ class RegionDetailView(APIView):
         region = selectors.region_by_code(generation=generation, code=code)
         if region is None:
             return Response(
-                {"detail": f"no region {code} in generation {generation.number}"},
+                {
+                    "detail": _("第 %(generation)s 版边界中没有代码为 %(code)s 的区域。")
+                    % {"code": code, "generation": generation.number}
+                },
                 status=status.HTTP_404_NOT_FOUND,
             )
         geojson = (

@@ -201,7 +201,18 @@ def test_an_unknown_token_is_refused_and_grants_nothing():
     assert response.status_code == 403
     assert "大屏令牌无效或已停用" in response.content.decode()
     assert SCREEN_TOKEN_SESSION_KEY not in client.session
-    assert client.get(SNAPSHOT).status_code == 403
+    refused = client.get(SNAPSHOT)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "请以区指挥中心值班员身份登录，或用大屏令牌打开大屏。",
+        "reason": "anonymous",
+    }
+    refused = client.get(SNAPSHOT, headers={"accept-language": "en"})
+    assert refused.json() == {
+        "detail": "Sign in as a district command centre operator, or open the wall with a "
+        "screen token.",
+        "reason": "anonymous",
+    }
     assert client.get(WALL)["Location"].startswith("/accounts/login/")
 
 
@@ -222,7 +233,10 @@ def test_a_revoked_token_is_refused_at_the_next_request_and_socket_connect(peopl
     assert "令牌已停用" in page.content.decode()
     refused = client.get(SNAPSHOT)
     assert refused.status_code == 403
-    assert refused.json()["reason"] == "revoked"
+    assert refused.json() == {
+        "detail": "此大屏的令牌已停用，请联系系统管理员重新签发。",
+        "reason": "revoked",
+    }
     assert screen_token_scopes(client.session) == []
     # The address no longer works either.
     assert Client().get(f"{WALL}?token={raw}").status_code == 403

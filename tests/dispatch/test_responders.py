@@ -43,8 +43,10 @@ def client_of(user: Any) -> Client:
     return client
 
 
-def put(user: Any, body: Any) -> Any:
-    return client_of(user).put(URL, json.dumps(body), content_type="application/json")
+def put(user: Any, body: Any, **headers: str) -> Any:
+    return client_of(user).put(
+        URL, json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 def events(type: str) -> list[OutboxEvent]:
@@ -201,3 +203,68 @@ def test_the_service_names_the_field_of_bad_coordinates(cast):
     with pytest.raises(ResponderInputError) as caught:
         responder_position_report(user=cast.grid_worker, lon="east", lat=22.6)
     assert caught.value.field == "lon"
+    assert caught.value.reason == "“east”不是数字。"
+
+
+@pytest.mark.parametrize(
+    ("body", "chinese", "english"),
+    [
+        (
+            {"lon": 113.5, "lat": 22.2},  # Zhuhai
+            "该点在区界外 %s 米，不在辖区内。",
+            "The point is %s m outside the district.",
+        ),
+        ({"accuracy_m": "far"}, "“far”不是数字。", "“far” is not a number."),
+        (
+            {"accuracy_m": 1e9},
+            "1000000000 米过于粗略，无法显示（最多 5000 米）。",
+            "1000000000 m is too coarse to show (at most 5000 m).",
+        ),
+        (
+            {"accuracy_m": -1},
+            "必须是不小于 0 的有限米数。",
+            "Must be a finite number of metres, 0 or more.",
+        ),
+        ({"accuracy_m": True}, "必须是以米为单位的数字。", "Must be a number of metres."),
+        ({"speed": 3}, "未知字段。", "Unknown field."),
+    ],
+)
+def test_a_refusal_reads_in_chinese_by_default_and_in_english_on_request(
+    cast, body, chinese, english
+):
+    lon, lat = point_in(GRID)
+    body = {"lon": lon, "lat": lat, **body}
+    zh = put(cast.grid_worker, body)
+    en = put(cast.grid_worker, body, accept_language="en")
+    assert zh.status_code == en.status_code == 400
+    if "distance_m" in zh.json():  # outside the district: both coordinates, and how far out
+        distance = f"{zh.json()['distance_m']:.0f}"
+        assert zh.json()["distance_m"] > 1000 and en.json()["distance_m"] == zh.json()["distance_m"]
+        assert zh.json()["lon"] == zh.json()["lat"] == [chinese % distance]
+        assert en.json()["lon"] == en.json()["lat"] == [english % distance]
+    else:
+        ((field, zh_reasons),) = zh.json().items()
+        assert zh_reasons == [chinese]
+        assert en.json() == {field: [english]}
+    assert not ResponderPosition.objects.exists()
+
+
+def test_the_refusals_of_who_may_share_and_see_follow_the_language(cast):
+    lon, lat = point_in(GRID)
+    refused = put(cast.street, {"lon": lon, "lat": lat})
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "只有网格员和职能部门处置人员可以共享位置。"}
+    refused = put(cast.street, {"lon": lon, "lat": lat}, accept_language="en")
+    assert refused.json() == {
+        "detail": "Only grid workers and department handlers share a position."
+    }
+    refused = client_of(cast.grid_worker).get(LIST, headers={"accept-language": "en"})
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "Responders' positions are shown to district, street and community staff."
+    }
+    not_an_object = put(cast.grid_worker, [lon, lat], accept_language="en")
+    assert not_an_object.status_code == 400
+    assert not_an_object.json() == {
+        "detail": "Send a JSON object with lon, lat and optionally accuracy_m."
+    }

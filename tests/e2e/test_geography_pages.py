@@ -154,7 +154,7 @@ def test_map_click_outside_the_district_says_so_with_the_distance(
     expect(output).to_have_attribute("data-state", "outside")
     expect(output).to_contain_text("不在辖区内")
     expect(output).to_contain_text("公里")
-    expect(output).to_contain_text("outside the jurisdiction")
+    expect(output.locator(".detail")).to_contain_text("不在辖区内。")
     assert recorder.errors == []
 
 
@@ -179,9 +179,9 @@ def test_coordinate_form_takes_a_pasted_pair_and_names_what_is_wrong(
 
     # Bad input reaches the server as typed and comes back naming the parameter.
     for lon, lat, words in (
-        ("114.0305", "", "lat: is required"),
-        ("abc", "22.6", "lon: 'abc' is not a number"),
-        ("22.6696", "114.0305", "look swapped"),
+        ("114.0305", "", "lat: 不能为空。"),
+        ("abc", "22.6", "lon: “abc”不是数字。"),
+        ("22.6696", "114.0305", "经度和纬度似乎填反了"),
     ):
         submit(lon, lat)
         expect(output).to_have_attribute("data-state", "error")

@@ -41,6 +41,34 @@ def test_outside_the_jurisdiction_is_404_with_the_distance(api):
     response = api.get("/api/v1/locate", {"lon": "114.0579", "lat": "22.5431"})
     assert response.status_code == 404
     assert response.json()["distance_m"] > 2000
+    assert response.json()["detail"] == "不在辖区内。"
+    english = api.get(
+        "/api/v1/locate", {"lon": "114.0579", "lat": "22.5431"}, headers={"accept-language": "en"}
+    )
+    assert english.json()["detail"] == "Outside the jurisdiction."
+    assert english.json()["distance_m"] == response.json()["distance_m"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "chinese", "english"),
+    [
+        ({"lon": "114.0"}, "lat", "不能为空。", "This field is required."),
+        ({"lon": "east", "lat": "22.6"}, "lon", "“east”不是数字。", "“east” is not a number."),
+        (
+            {"lon": "114.0305", "lat": "22.6696", "crs": "mercator"},
+            "crs",
+            "“mercator”不在可选范围内（wgs84, gcj02, bd09）。",
+            "“mercator” is not one of wgs84, gcj02, bd09.",
+        ),
+    ],
+)
+def test_a_locate_refusal_reads_in_chinese_by_default_and_in_english_on_request(
+    api, params, field, chinese, english
+):
+    assert api.get("/api/v1/locate", params).json() == {field: [chinese]}
+    response = api.get("/api/v1/locate", params, headers={"accept-language": "en"})
+    assert response.status_code == 400
+    assert response.json() == {field: [english]}
 
 
 @pytest.mark.parametrize(
@@ -84,7 +112,11 @@ def test_regions_list_is_geojson_filtered_by_level_and_parent(api):
 def test_regions_list_rejects_an_unknown_level(api):
     response = api.get("/api/v1/regions/", {"level": "province"})
     assert response.status_code == 400
-    assert "level" in response.json()
+    assert response.json() == {
+        "level": ["“province”不在可选范围内（district, street, community, grid）。"]
+    }
+    response = api.get("/api/v1/regions/", {"parent": "4403x"}, headers={"accept-language": "en"})
+    assert response.json() == {"parent": ["A region code is digits only."]}
 
 
 def test_region_detail_has_the_path(api):
@@ -99,10 +131,17 @@ def test_region_detail_has_the_path(api):
 
 
 def test_unknown_region_and_generation_are_404(api):
-    assert api.get("/api/v1/regions/440309999/").status_code == 404
+    response = api.get("/api/v1/regions/440309999/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "第 1 版边界中没有代码为 440309999 的区域。"}
+    response = api.get("/api/v1/regions/440309999/", headers={"accept-language": "en"})
+    assert response.json() == {"detail": "No region 440309999 in generation 1."}
     response = api.get("/api/v1/regions/", {"generation": "77"})
     assert response.status_code == 404
-    assert "generation" in response.json()
+    assert response.json() == {"generation": ["没有第 77 版边界。"]}
+    response = api.get("/api/v1/regions/", {"generation": "v2"}, headers={"accept-language": "en"})
+    assert response.status_code == 400
+    assert response.json() == {"generation": ["“v2” is not a generation number."]}
 
 
 def test_openapi_schema_describes_the_geography_endpoints(api):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import shapely
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,15 +142,16 @@ def test_gcj02_point_read_as_wgs84_lands_about_550_metres_away():
 @pytest.mark.parametrize(
     ("lon", "lat", "field", "words"),
     [
-        ("nan", "22.7", "lon", "finite"),
-        ("114.0", "inf", "lat", "finite"),
-        ("-inf", "22.7", "lon", "finite"),
-        ("abc", "22.7", "lon", "not a number"),
-        (None, "22.7", "lon", "required"),
-        ("114.0", "", "lat", "required"),
-        ("181", "22.7", "lon", "outside"),
-        ("114.0", "-91", "lat", "outside"),
-        ("22.6696", "114.0305", "lat", "swapped"),
+        ("nan", "22.7", "lon", "必须是有限的数字"),
+        ("114.0", "inf", "lat", "必须是有限的数字"),
+        ("-inf", "22.7", "lon", "必须是有限的数字"),
+        ("abc", "22.7", "lon", "“abc”不是数字"),
+        (None, "22.7", "lon", "不能为空"),
+        ("114.0", "", "lat", "不能为空"),
+        (True, "22.7", "lon", "必须是数字"),
+        ("181", "22.7", "lon", "181.0 超出 −180…180"),
+        ("114.0", "-91", "lat", "-91.0 超出 −90…90"),
+        ("22.6696", "114.0305", "lat", "填反了（应为 lon=114.0305，lat=22.6696？）"),
     ],
 )
 def test_bad_coordinates_name_the_field_and_the_reason(lon, lat, field, words):
@@ -163,6 +165,30 @@ def test_unknown_crs_is_refused_naming_crs():
     with pytest.raises(InvalidCoordinates) as caught:
         locate(114.03, 22.67, "epsg:3857")
     assert caught.value.field == "crs"
+    assert caught.value.reason == "“epsg:3857”不在可选范围内（wgs84, gcj02, bd09）。"
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "crs_name", "reason"),
+    [
+        ("abc", "22.7", "wgs84", "“abc” is not a number."),
+        ("114.0", None, "wgs84", "This field is required."),
+        ("nan", "22.7", "wgs84", "Must be a finite number (got NaN or infinity)."),
+        ("114.0", "-91", "wgs84", "-91.0 is outside −90…90."),
+        ("181", "22.7", "wgs84", "181.0 is outside −180…180."),
+        (
+            "22.6696",
+            "114.0305",
+            "wgs84",
+            "114.0305 is outside −90…90; lon and lat look swapped (lon=114.0305, lat=22.6696?).",
+        ),
+        ("114.03", "22.67", "epsg:3857", "“epsg:3857” is not one of wgs84, gcj02, bd09."),
+    ],
+)
+def test_the_reasons_are_translated_when_raised(lon, lat, crs_name, reason):
+    with translation.override("en"), pytest.raises(InvalidCoordinates) as caught:
+        locate(lon, lat, crs_name)
+    assert caught.value.reason == reason
 
 
 def test_point_just_outside_the_district_goes_to_the_nearest_grid_flagged():

@@ -295,7 +295,7 @@ def test_bad_items_are_answered_one_by_one_beside_the_created_ones(db):
     errors = [row["errors"] for row in rows]
     assert errors[0] == {} and errors[-1] == {}
     assert errors[1] == {"category": ["'99999' is not a category code"]}
-    assert list(errors[2]) == ["lon"] and "finite" in errors[2]["lon"][0]
+    assert list(errors[2]) == ["lon"] and "必须是有限的数字" in errors[2]["lon"][0]
     assert set(errors[3]) == {"lon", "lat"} and "outside the district" in errors[3]["lon"][0]
     assert errors[4] == {"source_ref": ["is required: the id of the sensor or camera"]}
     assert errors[5] == {"severity": ["applies to emergencies (突发事件, class 90) only"]}
@@ -303,7 +303,7 @@ def test_bad_items_are_answered_one_by_one_beside_the_created_ones(db):
     assert errors[7] == {"status": ["unknown field"]}
     assert errors[8] == {"occurred_at": ["must be an ISO 8601 date and time with a zone"]}
     assert errors[9] == {"occurred_at": ["must carry a time zone"]}
-    assert errors[10] == {"lat": ["is required"]}
+    assert errors[10] == {"lat": ["不能为空。"]}
     assert errors[11] == {"item": ["must be an object"]}
     assert [row["number"] for row in rows if row["result"] == "error"] == [None] * 11
 

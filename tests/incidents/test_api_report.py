@@ -133,14 +133,14 @@ def test_a_nan_literal_in_the_json_names_the_coordinate(cast):
     raw = json.dumps(body).replace(json.dumps(body["lon"]), "NaN", 1)
     assert "NaN" in raw
     answer = _refused(client_for(cast.grid_worker), raw, field="lon")
-    assert "finite" in answer["lon"][0]
+    assert "必须是有限的数字" in answer["lon"][0]
 
 
 def test_swapped_coordinates_are_named(cast):
     body = report_body()
     body["lon"], body["lat"] = body["lat"], body["lon"]
     answer = _refused(client_for(cast.district), body, field="lat")
-    assert "swapped" in answer["lat"][0]
+    assert "经度和纬度似乎填反了" in answer["lat"][0]
 
 
 def test_a_point_outside_the_district_is_refused_with_its_distance(cast):
