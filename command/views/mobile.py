@@ -178,7 +178,7 @@ def _strings() -> dict[str, Any]:
         "deliveredState": _("已送达"),
         "signIn": _("登录"),
         "relocate": _("重新定位"),
-        "required": _("必填"),
+        "required": _("不能为空。"),
         "pending": _("待发送"),
         "sendingState": _("发送中"),
         "failed": _("上报失败"),

@@ -178,7 +178,7 @@
       general.unshift(messages(body.detail));
     }
     if (general.length) {
-      showError(form, "__all__", general.join("；"));
+      showError(form, "__all__", general.join(" ")); // each reason is a sentence of its own
     }
     var first = form.querySelector(".has-error input, .has-error select, .has-error textarea");
     if (first) {
@@ -1285,6 +1285,24 @@
       return body;
     }
 
+    /* Every required field left empty, each named beside itself at once (the server would name
+     * only the first), and nothing sent; false when none is. */
+    function saysWhatIsMissing(form) {
+      var empty = Array.prototype.filter.call(
+        form.querySelectorAll('[aria-required="true"]'),
+        function (input) {
+          return !input.disabled && !String(input.value || "").trim();
+        }
+      );
+      empty.forEach(function (input) {
+        showError(form, input.name, T.required);
+      });
+      if (empty.length) {
+        empty[0].focus();
+      }
+      return empty.length > 0;
+    }
+
     document.addEventListener("submit", function (event) {
       var form = event.target.closest("form.action-form");
       if (!form) {
@@ -1296,6 +1314,9 @@
         form.dataset.key = newKey(); // the same key on every retry of this submission
       }
       clearErrors(form);
+      if (saysWhatIsMissing(form)) {
+        return;
+      }
       button.disabled = true;
       form.classList.add("is-busy");
       notice(T.saving);

@@ -131,7 +131,6 @@
 
   const FIELD_LABELS = T.fields;
 
-  /** The API's errors ({"field": ["reason"]} or {"detail": …}) as one line for a person. */
   /** How `form` itself labels its field `name` (without the 必填 mark); else the API field's
    * usual name. */
   function fieldLabel(name, form) {
@@ -146,19 +145,21 @@
     return FIELD_LABELS[name] || name;
   }
 
+  /** The API's errors ({"field": ["reason"]} or {"detail": …}) as one line for a person; each
+   * reason is a sentence of its own. */
   function describeErrors(data, status, form) {
     if (!data || typeof data !== "object") return `${T.error} ${status}`;
     const parts = [];
     const seen = new Set();
     for (const [field, value] of Object.entries(data)) {
       if (field === "distance_m" || field === "allowed_actions" || field === "status") continue;
-      const reasons = Array.isArray(value) ? value.join("; ") : String(value);
+      const reasons = Array.isArray(value) ? value.join(" ") : String(value);
       const label = field === "detail" ? "" : `${fieldLabel(field, form)}：`;
       const line = label + reasons;
       if (!seen.has(line)) parts.push(line);
       seen.add(line);
     }
-    return parts.join("；") || `${T.error} ${status}`;
+    return parts.join(" ") || `${T.error} ${status}`;
   }
 
   /** Why a picked file cannot be sent (the server would refuse it), or "". */
@@ -1191,20 +1192,26 @@
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
         const fields = {};
+        const empty = [];
         for (const input of form.querySelectorAll("input, textarea, select")) {
           if (!input.name || input.type === "file") continue;
           if (input.type === "radio" && !input.checked) continue;
           let value = input.value.trim();
           if (input.required && !value) {
-            say(`${fieldLabel(input.name, form)}：${T.required}`);
-            input.focus();
-            return;
+            empty.push(input);
+            continue;
           }
           if (input.type === "datetime-local") {
             if (!value) continue;
             value = new Date(value).toISOString();
           }
           fields[input.name] = input.name === "satisfaction" ? Number(value) : value;
+        }
+        if (empty.length) {
+          // Every empty required field at once: the server would name only the first.
+          say(empty.map((input) => `${fieldLabel(input.name, form)}：${T.required}`).join(" "));
+          empty[0].focus();
+          return;
         }
         let body;
         let headers;
@@ -1346,8 +1353,9 @@
         sent = { lon: fix.lon, lat: fix.lat, accuracy: fix.accuracy, at: Date.now() };
         show("on", sharedText());
       } else if (answer.status === 400 && answer.data && (answer.data.lon || answer.data.lat)) {
-        const reasons = [].concat(answer.data.lon || answer.data.lat).join(" ");
-        show("error", /outside/.test(reasons) ? T.shareOutside : describeErrors(answer.data, 400));
+        // A point beyond the district comes with its distance (the reason is in words).
+        const outside = typeof answer.data.distance_m === "number";
+        show("error", outside ? T.shareOutside : describeErrors(answer.data, 400));
       } else if (answer.status >= 400 && answer.status < 500) {
         show("error", fmt(T.shareRefused, { reason: describeErrors(answer.data, answer.status) }));
       } else if (!navigator.onLine) {

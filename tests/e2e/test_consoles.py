@@ -223,7 +223,7 @@ def test_a_department_handler_works_a_case_from_its_page(
     send_back = _open_action(page, "send_back")
     send_back.locator("select[name=reason_code]").select_option("other")
     send_back.locator("button[type=submit]").click()
-    expect(send_back.locator('[data-error-for="reason"]')).to_be_visible()
+    expect(send_back.locator('[data-error-for="reason"]')).to_have_text("不能为空。")
     assert Incident.objects.get(pk=case.pk).status == IncidentStatus.DISPATCHED
 
     _open_action(page, "accept").locator("button[type=submit]").click()
@@ -233,6 +233,11 @@ def test_a_department_handler_works_a_case_from_its_page(
     deadline = timezone.localtime(Incident.objects.get(pk=case.pk).stage_deadline)
     wanted = (deadline + timedelta(days=2)).replace(second=0, microsecond=0)
     extension = _open_action(page, "request_extension")
+    # Both empty required fields are named at once, beside themselves, and nothing is sent.
+    extension.locator("button[type=submit]").click()
+    expect(extension.locator('[data-error-for="until"]')).to_have_text("不能为空。")
+    expect(extension.locator('[data-error-for="reason"]')).to_have_text("不能为空。")
+    assert Incident.objects.get(pk=case.pk).extension_requested_until is None
     extension.locator("input[name=until]").fill(wanted.strftime("%Y-%m-%dT%H:%M"))
     extension.locator("textarea[name=reason]").fill("需要等待配件")
     extension.locator("button[type=submit]").click()

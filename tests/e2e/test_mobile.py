@@ -341,7 +341,7 @@ def test_my_tasks_accept_handle_feed_back_then_another_worker_verifies(
     # A rework without its reason is named as the form labels it, and not sent.
     rework = _action_form(other.page, "rework")
     rework.locator("button[type=submit]").click()
-    expect(rework.locator(".m-message")).to_have_text("不通过的原因：必填")
+    expect(rework.locator(".m-message")).to_have_text("不通过的原因：不能为空。")
     other.page.locator("form[data-action=verify] button[type=submit]").click()
     expect(other.page.get_by_test_id("case-status")).to_have_text("核查通过（待结案）")
     case.refresh_from_db()

@@ -216,6 +216,15 @@ def test_a_grid_worker_shares_and_stops_sharing_from_the_phone(
         position.refresh_from_db()
         assert position.grid_code == GRID and position.accuracy_m == 30
 
+        # Beyond the district: refused, the server's position kept, and the phone says why.
+        context.set_geolocation({"longitude": 114.03, "latitude": 23.5, "accuracy": 10})
+        expect(share).to_have_attribute("data-state", "error")
+        expect(page.locator("#m-share-status")).to_have_text("当前位置不在本区辖区内，未共享。")
+        position.refresh_from_db()
+        assert position.grid_code == GRID
+        context.set_geolocation({"longitude": lon2, "latitude": lat2, "accuracy": 20})
+        expect(share).to_have_attribute("data-state", "on")
+
         # The choice is remembered: after a reload the switch is on and sharing resumes.
         page.reload()
         expect(page.locator("#m-share-switch")).to_be_checked()
