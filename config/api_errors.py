@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.db import OperationalError
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -40,7 +41,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         view = context.get("view")
         log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)
         response = Response(
-            {"detail": "the server is busy; nothing was stored — retry in a moment"},
+            {"detail": _("服务器繁忙，未保存任何内容，请稍后重试。")},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )

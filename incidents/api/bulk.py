@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -32,7 +33,6 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ApiKey, Role
 from incidents.api.idempotency import idempotent
-from incidents.api.serializers import UNKNOWN_FIELD
 from incidents.api.views import (
     _ERRORS,
     _IDEMPOTENCY_PARAM,
@@ -48,6 +48,7 @@ from incidents.services.bulk import (
     ERROR,
     BulkItem,
     BulkReport,
+    batch_size_refusal,
     incidents_report_bulk,
 )
 from incidents.workflow import ActionNotPermitted
@@ -117,26 +118,29 @@ def parse_item(raw: Any) -> BulkItem | dict[str, list[str]]:
     object, unknown fields, strings, the time). Values (codes, coordinates, lengths) are the
     service's to check."""
     if not isinstance(raw, Mapping):
-        return {"item": ["must be an object"]}
+        return {"item": [_("必须是 JSON 对象。")]}
     errors: dict[str, list[str]] = {}
     for name in raw:
         if name not in ITEM_FIELDS:
-            errors[str(name)] = [UNKNOWN_FIELD]
+            errors[str(name)] = [_("未知字段。")]
     values: dict[str, Any] = {}
     for name in _STRING_FIELDS:
         value = raw.get(name)
         if value is None:
             continue
         if not isinstance(value, str):
-            errors[name] = ["must be a string"]
+            errors[name] = [_("必须是字符串。")]
         else:
             values[name] = value
     for name in ("channel", "category"):
         if name not in raw:
-            errors.setdefault(name, ["is required"])
+            errors.setdefault(name, [_("不能为空。")])
     crs = values.get("crs", "wgs84")
     if "crs" not in errors and crs not in CRS_CHOICES:
-        errors["crs"] = [f"{crs!r} is not one of {', '.join(CRS_CHOICES)}"]
+        errors["crs"] = [
+            _("“%(value)s”不在可选范围内（%(choices)s）。")
+            % {"value": crs, "choices": ", ".join(CRS_CHOICES)}
+        ]
     occurred_at: datetime | None = None
     raw_time = raw.get("occurred_at")
     if raw_time is not None:
@@ -147,7 +151,7 @@ def parse_item(raw: Any) -> BulkItem | dict[str, list[str]]:
             except ValueError:
                 parsed = None
         if parsed is None:
-            errors["occurred_at"] = ["must be an ISO 8601 date and time with a zone"]
+            errors["occurred_at"] = [_("必须是带时区的 ISO 8601 日期和时间。")]
         else:
             occurred_at = parsed
     if errors:
@@ -204,7 +208,7 @@ class IncidentBulkView(APIView):
         user = request.user
         if not isinstance(request.auth, ApiKey) or getattr(user, "role", "") != Role.INTEGRATION:
             return Response(
-                {"detail": "bulk intake is for integration accounts (系统接入) with an API key"},
+                {"detail": _("批量上报只对持接口密钥的系统接入账号开放。")},
                 status=status.HTTP_403_FORBIDDEN,
             )
         return _parsed(request) or idempotent(request, lambda: self._bulk(request))
@@ -213,24 +217,28 @@ class IncidentBulkView(APIView):
         data = request.data
         if not isinstance(data, Mapping):
             return Response(
-                {"detail": 'the body must be a JSON object: {"items": [...]}'},
+                {"detail": _('请求体必须是 JSON 对象：{"items": [...]}。')},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         unknown = sorted(str(name) for name in data if name != "items")
         if unknown:
             return Response(
-                {name: [UNKNOWN_FIELD] for name in unknown}, status=status.HTTP_400_BAD_REQUEST
+                {name: [_("未知字段。")] for name in unknown}, status=status.HTTP_400_BAD_REQUEST
             )
         items = data.get("items")
         if not isinstance(items, list):
             return Response(
-                {"items": [f"is required: a list of 1 to {BULK_MAX_ITEMS} alarms"]},
+                {
+                    "items": [
+                        _("不能为空：须为 1 到 %(limit)s 条告警的列表。")
+                        % {"limit": BULK_MAX_ITEMS}
+                    ]
+                },
                 status=status.HTTP_400_BAD_REQUEST,
             )
         if not 1 <= len(items) <= BULK_MAX_ITEMS:
             return Response(
-                {"items": [f"has {len(items)} alarms; send 1 to {BULK_MAX_ITEMS} per request"]},
-                status=status.HTTP_400_BAD_REQUEST,
+                {"items": [batch_size_refusal(len(items))]}, status=status.HTTP_400_BAD_REQUEST
             )
         key = request.auth
         assert isinstance(key, ApiKey)  # post() refused any other authentication
@@ -245,13 +253,14 @@ class IncidentBulkView(APIView):
             }
         )
         if refused:
+            channels = {"refused": ", ".join(refused), "allowed": ", ".join(sorted(allowed))}
+            reason = (
+                _("此接口密钥不能在渠道 %(refused)s 上报（它可用的渠道：%(allowed)s）。") % channels
+                if allowed
+                else _("此接口密钥不能在渠道 %(refused)s 上报（它没有可用的渠道）。") % channels
+            )
             return Response(
-                {
-                    "detail": f"this API key may not report on channel {', '.join(refused)} "
-                    f"(it may on: {', '.join(sorted(allowed)) or 'none'})",
-                    "channel": refused,
-                },
-                status=status.HTTP_403_FORBIDDEN,
+                {"detail": reason, "channel": refused}, status=status.HTTP_403_FORBIDDEN
             )
         parsed = [parse_item(raw) for raw in items]
         good = [item for item in parsed if isinstance(item, BulkItem)]

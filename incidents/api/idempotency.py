@@ -35,6 +35,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -90,9 +91,9 @@ def request_fingerprint(request: Request) -> str:
 
 def _key_error(key: str) -> str | None:
     if not key or len(key) > KEY_MAX_LENGTH:
-        return f"must be 1 to {KEY_MAX_LENGTH} characters"
+        return _("须为 1 到 %(limit)s 个字符。") % {"limit": KEY_MAX_LENGTH}
     if not all(33 <= ord(ch) <= 126 for ch in key):
-        return "must be printable ASCII without spaces (a UUID is a good key)"
+        return _("只能是不含空格的可打印 ASCII 字符（UUID 就是很好的键）。")
     return None
 
 
@@ -120,7 +121,7 @@ def _claim(*, user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Resp
             continue
         if existing.fingerprint != fingerprint:
             return Response(
-                {HEADER: ["was already used for a different request; use a new key"]},
+                {HEADER: [_("已用于另一个请求，请换一个新的键。")]},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
         if existing.state == IdempotencyState.IN_FLIGHT:
@@ -132,7 +133,7 @@ def _claim(*, user: Any, key: str, fingerprint: str) -> IdempotencyRecord | Resp
             headers={"Idempotent-Replayed": "true"},
         )
     return Response(
-        {HEADER: ["a request with this key is still in progress; retry later"]},
+        {HEADER: [_("使用这个键的请求仍在处理中，请稍后重试。")]},
         status=status.HTTP_409_CONFLICT,
     )
 
@@ -173,7 +174,7 @@ def idempotent(request: Request, work: Callable[[], Response]) -> Response:
                 _complete(claimed, response)
     except _ClaimLost:
         return Response(
-            {HEADER: ["this request took too long and its key was reused; nothing was done"]},
+            {HEADER: [_("请求耗时过长，它的键已被另一个请求接手；本次没有做任何操作。")]},
             status=status.HTTP_409_CONFLICT,
         )
     except BaseException:

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -41,8 +42,6 @@ GRID_WORKER_CHANNELS = (Channel.GRID_WORKER,)
 STAFF_CHANNELS = (Channel.CONSOLE, Channel.HOTLINE_12345, Channel.CITIZEN)
 REST_CHANNELS = (*GRID_WORKER_CHANNELS, *STAFF_CHANNELS)
 
-UNKNOWN_FIELD = "unknown field"
-
 
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not declare (mass assignment: `status`, `street_code` …), naming
@@ -52,7 +51,7 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, Mapping):
             unknown = sorted(str(name) for name in data if name not in self.fields)
             if unknown:
-                raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+                raise serializers.ValidationError({name: [_("未知字段。")] for name in unknown})
         return super().to_internal_value(data)
 
 
@@ -92,8 +91,11 @@ class PhotosField(serializers.Field):
         for index, item in enumerate(data, 1):
             if not isinstance(item, UploadedFile):
                 raise serializers.ValidationError(
-                    f"photo {index} is not a file: send photos as multipart/form-data file "
-                    "parts named photos"
+                    _(
+                        "第 %(index)s 张照片不是文件：照片须以 multipart/form-data 的文件部分发送，"
+                        "名为 photos。"
+                    )
+                    % {"index": index}
                 )
         return data
 

@@ -26,6 +26,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.db import transaction
 from django.http import FileResponse, HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -68,10 +69,11 @@ from incidents.services.photos import (
     PhotoLimits,
     PhotoRejected,
     PhotoTooLarge,
-    human_bytes,
     incident_photo_add,
     photo_label,
     photos_check,
+    size_text,
+    too_large_reason,
 )
 from incidents.workflow import ActionNotPermitted
 
@@ -82,7 +84,7 @@ log = logging.getLogger(__name__)
 
 class LenientJSONParser(JSONParser):
     """DRF's JSON parser, except that NaN and Infinity literals parse: the locator then refuses
-    them naming the field (`{"lon": ["must be a finite number …"]}`) instead of a bare parse
+    them naming the field (`{"lon": ["必须是有限的数字…"]}`) instead of a bare parse
     error."""
 
     strict = False
@@ -104,18 +106,15 @@ class PhotoUploadLimit(FileUploadHandler):
         self.files += 1
         if self.files > self.limits.max_per_request:
             raise PhotoRejected(
-                f"more than {self.limits.max_per_request} files sent; at most "
-                f"{self.limits.max_per_request} photos per request"
+                _("收到的文件超过 %(limit)s 个，每次请求最多 %(limit)s 张照片。")
+                % {"limit": self.limits.max_per_request}
             )
         self.label = photo_label(self.files, file_name)
         super().new_file(field_name, file_name, *args, **kwargs)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > self.limits.max_bytes:
-            raise PhotoTooLarge(
-                f"{self.label} is larger than {human_bytes(self.limits.max_bytes)}, the most a "
-                "photo may be"
-            )
+            raise PhotoTooLarge(too_large_reason(self.label, self.limits.max_bytes))
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
@@ -149,9 +148,16 @@ def _parsed(request: Request) -> Response | None:
             return _too_large(
                 {
                     "photos": [
-                        f"the request is {human_bytes(length)}; at most {human_bytes(cap)} "
-                        f"({limits.max_per_request} photos of at most "
-                        f"{human_bytes(limits.max_bytes)} each, and the other fields)"
+                        _(
+                            "请求大小为 %(size)s，最多 %(limit)s（%(count)s 张照片，每张最多 "
+                            "%(photo_limit)s，另加其他字段）。"
+                        )
+                        % {
+                            "size": size_text(length),
+                            "limit": size_text(cap),
+                            "count": limits.max_per_request,
+                            "photo_limit": size_text(limits.max_bytes),
+                        }
                     ]
                 }
             )
@@ -164,7 +170,7 @@ def _parsed(request: Request) -> Response | None:
         return _field_error("photos", exc.reason)
     except RequestDataTooBig:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return _too_large({"detail": f"request body too large: at most {limit} bytes"})
+        return _too_large({"detail": _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}})
     return None
 
 
@@ -185,8 +191,12 @@ def _field_error(field: str, reason: str, code: int = status.HTTP_400_BAD_REQUES
     return Response({_API_FIELD.get(field, field): [reason]}, status=code)
 
 
+def _no_case(number: str) -> str:
+    return _("没有编号为 %(number)s 的案件。") % {"number": number}
+
+
 def _not_found(number: str) -> Response:
-    return Response({"detail": f"no case {number}"}, status=status.HTTP_404_NOT_FOUND)
+    return Response({"detail": _no_case(number)}, status=status.HTTP_404_NOT_FOUND)
 
 
 def _refusal(exc: Exception) -> Response:
@@ -292,7 +302,7 @@ class IncidentListView(APIView):
         value = params.get("status")
         if value:
             if value not in IncidentStatus.values:
-                return _field_error("status", f"{value!r} is not a status")
+                return _field_error("status", _("“%(value)s”不是案件状态。") % {"value": value})
             cases = cases.filter(status=value)
         for name, field in (
             ("category", "category__code"),
@@ -302,20 +312,21 @@ class IncidentListView(APIView):
             value = params.get(name)
             if value:
                 if not value.isdigit():
-                    return _field_error(name, "a code is digits only")
+                    return _field_error(name, _("代码只能由数字组成。"))
                 cases = cases.filter(**{field: value})
         overdue = params.get("overdue")
         if overdue:
             if overdue not in ("true", "false"):
-                return _field_error("overdue", "must be true or false")
+                return _field_error("overdue", _("必须是 true 或 false。"))
             late = {"stage_deadline__lt": timezone.now()}
             cases = cases.filter(**late) if overdue == "true" else cases.exclude(**late)
         since, until, day_errors = received_days(params.get("since", ""), params.get("until", ""))
         if day_errors:
             reasons = {
-                DAYS_REVERSED: "comes before since",
-                BAD_DAY: "a date is YYYY-MM-DD",
-                DAY_OUT_OF_RANGE: f"must be between {FIRST_DAY} and {LAST_DAY}",
+                DAYS_REVERSED: _("不能早于 since。"),
+                BAD_DAY: _("日期的格式是 YYYY-MM-DD。"),
+                DAY_OUT_OF_RANGE: _("必须在 %(first)s 到 %(last)s 之间。")
+                % {"first": FIRST_DAY, "last": LAST_DAY},
             }
             errors = {name: [reasons[problem]] for name, problem in day_errors.items()}
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
@@ -352,19 +363,25 @@ class IncidentListView(APIView):
             # An integration reports only on the channels its key was issued for.
             allowed = tuple(c for c in allowed if c in request.auth.channel_list)
             if not allowed:
-                return Response(
-                    {
-                        "detail": "this API key may not report single cases: its channels are "
-                        f"{request.auth.channels or '(none)'}"
-                    },
-                    status=status.HTTP_403_FORBIDDEN,
+                reason = (
+                    _("此接口密钥不能上报单个案件：它的渠道是 %(channels)s。")
+                    % {"channels": request.auth.channels}
+                    if request.auth.channels
+                    else _("此接口密钥不能上报单个案件：它没有任何渠道。")
                 )
+                return Response({"detail": reason}, status=status.HTTP_403_FORBIDDEN)
         channel = data.get("channel") or allowed[0]
         if channel not in allowed:
-            return _field_error("channel", f"{channel!r}: yours are {', '.join(allowed)}")
+            return _field_error(
+                "channel",
+                _("“%(value)s”不是您可用的渠道（%(choices)s）。")
+                % {"value": channel, "choices": ", ".join(allowed)},
+            )
         category = Category.objects.filter(code=data["category"]).first()
         if category is None:
-            return _field_error("category", f"{data['category']!r} is not a category code")
+            return _field_error(
+                "category", _("“%(value)s”不是事项代码。") % {"value": data["category"]}
+            )
         try:
             # Decoded and re-encoded before the transaction (the slow part); PhotoRejected names
             # the first bad one.
@@ -450,14 +467,19 @@ class IncidentPhotoView(APIView):
             photo = incident_photo_for_user(request.user, number, photo_id)
         except IncidentPhoto.DoesNotExist:
             return Response(
-                {"detail": f"no photo {photo_id} of case {number}"},
+                {
+                    "detail": _("案件 %(number)s 没有编号为 %(photo)s 的照片。")
+                    % {"number": number, "photo": photo_id}
+                },
                 status=status.HTTP_404_NOT_FOUND,
             )
         if self.original and not photo_original_allowed(request.user, photo):
             return Response(
                 {
-                    "detail": "the original (with its EXIF and GPS) is for the staff of the "
-                    "hierarchy, auditors, admins and the uploader; use the display copy"
+                    "detail": _(
+                        "原图（含 EXIF 和 GPS 信息）只对负责该案件的各级工作人员、审计员、管理员和"
+                        "上传者开放；请使用展示图。"
+                    )
                 },
                 status=status.HTTP_403_FORBIDDEN,
             )
@@ -468,7 +490,7 @@ class IncidentPhotoView(APIView):
         except OSError:
             log.error("the file %s of photo %s is missing", stored.name, photo.pk)
             return Response(
-                {"detail": f"the file of photo {photo_id} is missing"},
+                {"detail": _("照片 %(photo)s 的文件缺失。") % {"photo": photo_id}},
                 status=status.HTTP_404_NOT_FOUND,
             )
         suffix = "-original" if self.original else ""
@@ -525,7 +547,7 @@ def _dispatch(incident: Incident, by: Any, data: dict[str, Any], ip: str | None)
     if data["assignee"]:
         assignee = User.objects.filter(username=data["assignee"]).first()
         if assignee is None:
-            raise _LookupError("assignee", f"no user {data['assignee']!r}")
+            raise _LookupError("assignee", _("没有用户“%(value)s”。") % {"value": data["assignee"]})
     return services.incident_dispatch(
         incident=incident,
         by=by,
@@ -551,7 +573,7 @@ def _merge(incident: Incident, by: Any, data: dict[str, Any], ip: str | None) ->
     try:
         into = incident_for_user(by, data["into"])
     except Incident.DoesNotExist:
-        raise _LookupError("into", f"no case {data['into']}") from None
+        raise _LookupError("into", _no_case(data["into"])) from None
     return services.incident_merge(
         incident=incident, into=into, by=by, reason=data["reason"], ip=ip
     )

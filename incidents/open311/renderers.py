@@ -5,7 +5,8 @@ the charset in the Content-Type, and an XML declaration with encoding="UTF-8". L
 root element holding one element per item (`<services><service>…`, `<service_requests>
 <request>…`, `<errors><error>…`, discovery's `<endpoints><endpoint>…` and `<formats><format>…`);
 `None` is an empty element, booleans are `true`/`false`.
-Errors are a list of `{"code": <HTTP status>, "description": "<field>: <reason>"}`.
+Errors are a list of `{"code": <HTTP status>, "description": "<field>：<reason>"}`, the
+reason in the reader's language (`Accept-Language`; "<field>: <reason>" in English).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
 
 FORMATS = ("json", "xml")
 CONTENT_TYPES = {
@@ -84,6 +86,12 @@ def answer(
     else:
         body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
     return HttpResponse(body, status=status, content_type=CONTENT_TYPES[fmt])
+
+
+def problem(field: str, reason: str) -> str:
+    """One error's description: the parameter as the client names it, then the reason
+    (`lat：必须是数字。`). The spec's error has no field of its own, so the name leads."""
+    return _("%(label)s：%(value)s") % {"label": field, "value": reason}
 
 
 def error_answer(fmt: str, status: int, descriptions: Sequence[str]) -> HttpResponse:

@@ -19,6 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from incidents.models import (
     FINISHED_STATUSES,
@@ -31,6 +32,7 @@ from incidents.models import (
     StageLimit,
     TimeUnit,
 )
+from incidents.open311.renderers import problem
 
 OPEN, CLOSED = "open", "closed"
 
@@ -140,7 +142,7 @@ OPEN311_FIELD = {
 
 
 class Open311InputError(ValueError):
-    """Refused parameters: a list of (field, reason), each reported as `<field>: <reason>`."""
+    """Refused parameters: a list of (field, reason), each reported as `<field>：<reason>`."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems))
@@ -148,7 +150,7 @@ class Open311InputError(ValueError):
 
     @property
     def descriptions(self) -> list[str]:
-        return [f"{field}: {reason}" for field, reason in self.problems]
+        return [problem(field, reason) for field, reason in self.problems]
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,13 @@ def _values(data: Any, name: str) -> list[Any]:
 def _raw(data: Any, name: str, problems: list[tuple[str, str]]) -> Any:
     values = _values(data, name)
     if len(values) > 1:
-        problems.append((name, f"given {len(values)} times; send it once"))
+        problems.append((name, given_more_than_once(len(values))))
         return None
     return values[0] if values else None
+
+
+def given_more_than_once(count: int) -> str:
+    return _("出现了 %(count)s 次，只能发送一次。") % {"count": count}
 
 
 def _text(data: Any, name: str, problems: list[tuple[str, str]]) -> str:
@@ -187,7 +193,7 @@ def _text(data: Any, name: str, problems: list[tuple[str, str]]) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        problems.append((name, "must be text"))
+        problems.append((name, _("必须是文本。")))
         return ""
     return str(value).strip()
 
@@ -201,12 +207,18 @@ def _coordinate(data: Any, name: str, problems: list[tuple[str, str]]) -> Any:
         problems.append(
             (
                 name,
-                "is required — a case is located by its point, an address alone cannot be "
-                "located: send lat and long (WGS-84 decimal degrees)",
+                _(
+                    "不能为空：案件按坐标点定位，仅凭地址无法定位；请发送 lat 和 long"
+                    "（WGS-84 十进制度）。"
+                ),
             )
         )
         return None
     return value
+
+
+def _too_long(limit: int, count: int) -> str:
+    return _("最多 %(limit)s 个字符，现有 %(count)s 个。") % {"limit": limit, "count": count}
 
 
 def reporter_name(first_name: str, last_name: str) -> str:
@@ -236,42 +248,45 @@ def report_input(data: Any, *, description_max: int) -> ReportInput:
     """The POST's parameters, checked as far as Open311 itself defines them (the intake service
     checks the rest and names the field); Open311InputError lists every problem found here."""
     if not isinstance(data, Mapping) and not hasattr(data, "getlist"):
-        raise Open311InputError([("body", "must be a form (or a JSON object) of parameters")])
+        raise Open311InputError([("body", _("必须是参数的表单（或 JSON 对象）。"))])
     problems: list[tuple[str, str]] = []
     text = {name: _text(data, name, problems) for name in PARAMETERS if name not in ("lat", "long")}
     if not text["service_code"] and "service_code" not in {field for field, _ in problems}:
-        problems.append(("service_code", "is required"))
+        problems.append(("service_code", _("不能为空。")))
     lat = _coordinate(data, "lat", problems)
     long = _coordinate(data, "long", problems)
     media_url = text["media_url"]
     if media_url:
         if len(media_url) > MEDIA_URL_MAX:
-            problems.append(("media_url", f"has {len(media_url)} characters; at most 500"))
+            problems.append(("media_url", _too_long(MEDIA_URL_MAX, len(media_url))))
         else:
             try:
                 _validate_url(media_url)
             except ValidationError:
-                problems.append(("media_url", "is not an http(s) URL"))
+                problems.append(("media_url", _("不是 http(s) 网址。")))
     name = reporter_name(text["first_name"], text["last_name"])
     if len(name) > NAME_MAX:
         problems.append(
             (
                 "last_name",
-                f"first_name and last_name together have {len(name)} characters; "
-                f"at most {NAME_MAX}",
+                _("first_name 和 last_name 合计 %(count)s 个字符，最多 %(limit)s 个。")
+                % {"count": len(name), "limit": NAME_MAX},
             )
         )
     for field in ("device_id", "account_id"):
         if len(text[field]) > ID_MAX:
-            problems.append((field, f"has {len(text[field])} characters; at most {ID_MAX}"))
+            problems.append((field, _too_long(ID_MAX, len(text[field]))))
     description = description_with_media(text["description"], media_url)
     if len(description) > description_max:
         room = description_max - (len(description) - len(text["description"]))
+        count = len(text["description"])
         problems.append(
             (
                 "description",
-                f"has {len(text['description'])} characters; at most {room}"
-                + (" with this media_url" if media_url else ""),
+                _("连同这个 media_url，最多 %(limit)s 个字符，现有 %(count)s 个。")
+                % {"limit": room, "count": count}
+                if media_url
+                else _too_long(room, count),
             )
         )
     if problems:

@@ -6,7 +6,8 @@ extension: page, page_size), GET requests/<id> — each as `.json` or `.xml`. Th
 parameter (an active key of an integration account whose channels include `open311`), never a
 session — so there is no CSRF check either, and a signed-in browser gets exactly what an
 anonymous caller gets. Every refusal uses the spec's error format,
-`[{"code": 400, "description": "<field>: <reason>"}]`, and stores nothing.
+`[{"code": 400, "description": "<field>：<reason>"}]` (the reason in the reader's language,
+docs/decisions/0015), and stores nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
@@ -36,7 +39,7 @@ from accounts.services import api_key_authenticate
 from incidents import services
 from incidents.models import Channel
 from incidents.open311 import selectors
-from incidents.open311.renderers import answer, error_answer
+from incidents.open311.renderers import answer, error_answer, problem
 from incidents.open311.serializers import (
     CLOSED,
     OPEN,
@@ -44,6 +47,7 @@ from incidents.open311.serializers import (
     Open311InputError,
     created_out,
     discovery_out,
+    given_more_than_once,
     report_input,
     request_out,
     service_definition_out,
@@ -67,7 +71,7 @@ MAX_PAGE = 1_000_000
 class _ParameterError(Exception):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
-        self.description = f"{field}: {reason}"
+        self.description = problem(field, reason)
 
 
 class LenientJSONParser(JSONParser):
@@ -119,29 +123,47 @@ class Open311View(APIView):
         if isinstance(exc, exceptions.Throttled):
             seconds = getattr(exc, "wait", None)
             wait = math.ceil(seconds) if seconds is not None else None
-            reason = f"too many requests: retry in {wait} s" if wait else "too many requests"
+            reason = (
+                _("请求过于频繁，请 %(seconds)s 秒后重试。") % {"seconds": wait}
+                if wait
+                else _("请求过于频繁。")
+            )
             response = error_answer(self.fmt, status.HTTP_429_TOO_MANY_REQUESTS, [reason])
             if wait:
                 response["Retry-After"] = str(wait)
             return response
         if isinstance(exc, exceptions.ParseError):
-            return error_answer(self.fmt, 400, [f"body: {exc.detail}"])
+            return error_answer(self.fmt, 400, [problem("body", str(exc.detail))])
         if isinstance(exc, exceptions.UnsupportedMediaType):
-            given = self.request.content_type or "(none)"
-            return error_answer(
-                self.fmt,
-                415,
-                [
-                    f"Content-Type: {given!r} is not accepted; send "
-                    "application/x-www-form-urlencoded (or application/json)"
-                ],
+            given = self.request.content_type
+            reason = (
+                _(
+                    "不接受“%(value)s”；请发送 application/x-www-form-urlencoded"
+                    "（或 application/json）。"
+                )
+                % {"value": given}
+                if given
+                else _(
+                    "没有 Content-Type；请发送 application/x-www-form-urlencoded"
+                    "（或 application/json）。"
+                )
             )
+            return error_answer(self.fmt, 415, [problem("Content-Type", reason)])
         if isinstance(exc, exceptions.MethodNotAllowed):
             allowed = ", ".join(m for m in self.allowed_methods if m not in ("OPTIONS", "HEAD"))
-            reason = f"method: {self.request.method} is not allowed here; use {allowed}"
-            return error_answer(self.fmt, 405, [reason])
-        if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
-            return error_answer(self.fmt, 413, [f"body: {exc}"])
+            reason = _("这里不接受 %(method)s，请使用 %(allowed)s。") % {
+                "method": self.request.method,
+                "allowed": allowed,
+            }
+            return error_answer(self.fmt, 405, [problem("method", reason)])
+        if isinstance(exc, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            reason = _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}
+            return error_answer(self.fmt, 413, [problem("body", reason)])
+        if isinstance(exc, TooManyFieldsSent):
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+            reason = _("参数过多，最多 %(limit)s 个。") % {"limit": limit}
+            return error_answer(self.fmt, 413, [problem("body", reason)])
         if isinstance(exc, exceptions.APIException):
             return error_answer(self.fmt, exc.status_code, [str(exc.detail)])
         return super().handle_exception(exc)
@@ -169,8 +191,12 @@ class ServiceDefinitionView(Open311View):
     def get(self, request: Request, fmt: str, code: str) -> HttpResponse:
         category = selectors.open311_service(code)
         if category is None:
-            return error_answer(fmt, 404, [f"service_code: {code!r} is not a service code"])
+            return error_answer(fmt, 404, [problem("service_code", _not_a_service(code))])
         return answer(fmt, "service_definition", service_definition_out(category))
+
+
+def _not_a_service(code: str) -> str:
+    return _("“%(value)s”不是服务代码。") % {"value": code}
 
 
 def _list_param(request: Request, name: str) -> list[str]:
@@ -189,16 +215,16 @@ def _datetime_param(request: Request, name: str) -> datetime | None:
     if not raw:
         return None
     value = _UNENCODED_PLUS.sub(r"+\1", raw)
-    problem = (
-        f"{raw!r} is not a W3C datetime with a time zone, e.g. 2026-03-01T00:00:00+08:00 "
-        "or 2026-02-28T16:00:00Z (encode + as %2B)"
-    )
+    reason = _(
+        "“%(value)s”不是带时区的 W3C 日期时间，例如 2026-03-01T00:00:00+08:00 或 "
+        "2026-02-28T16:00:00Z（+ 须编码为 %%2B）。"
+    ) % {"value": raw}
     if not _W3C.match(value):
-        raise _ParameterError(name, problem)
+        raise _ParameterError(name, reason)
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _ParameterError(name, problem) from None
+        raise _ParameterError(name, reason) from None
 
 
 def _window(request: Request, now: datetime) -> tuple[datetime, datetime]:
@@ -206,9 +232,11 @@ def _window(request: Request, now: datetime) -> tuple[datetime, datetime]:
     end = _datetime_param(request, "end_date")
     if start and end:
         if end < start:
-            raise _ParameterError("end_date", "is before start_date")
+            raise _ParameterError("end_date", _("不能早于 start_date。"))
         if end - start > MAX_SPAN:
-            raise _ParameterError("end_date", "the range may not span more than 90 days")
+            raise _ParameterError(
+                "end_date", _("时间范围不能超过 %(days)s 天。") % {"days": MAX_SPAN.days}
+            )
         return start, end
     if start:
         return start, start + MAX_SPAN
@@ -221,11 +249,15 @@ def _service_codes(request: Request) -> list[str]:
     codes = _list_param(request, "service_code")
     for code in codes:
         if not _CODE.match(code):
-            raise _ParameterError("service_code", f"{code!r} is not a service code (5 digits)")
+            raise _ParameterError(
+                "service_code", _("“%(value)s”不是服务代码（5 位数字）。") % {"value": code}
+            )
     known = selectors.known_service_codes(codes)
     unknown = [code for code in codes if code not in known]
     if unknown:
-        raise _ParameterError("service_code", f"{', '.join(unknown)}: not a service code")
+        raise _ParameterError(
+            "service_code", _("不是服务代码：%(codes)s。") % {"codes": ", ".join(unknown)}
+        )
     return codes
 
 
@@ -233,29 +265,37 @@ def _statuses(request: Request) -> list[str]:
     statuses = _list_param(request, "status")
     for value in statuses:
         if value not in (OPEN, CLOSED):
-            raise _ParameterError("status", f"{value!r} is not open or closed")
+            raise _ParameterError(
+                "status", _("“%(value)s”不是 open 或 closed。") % {"value": value}
+            )
     return statuses
 
 
-def _page_param(request: Request, name: str, *, maximum: int, largest: str) -> int | None:
-    """A whole number from 1 to `maximum` (described as `largest` when refused), or None when
-    not given (or empty)."""
+def _page_param(request: Request, name: str, *, maximum: int) -> int | None:
+    """`page` or `page_size`: a whole number from 1 to `maximum`, or None when not given (or
+    empty)."""
     values = request.query_params.getlist(name)
     if len(values) > 1:
-        raise _ParameterError(name, f"given {len(values)} times; send it once")
+        raise _ParameterError(name, given_more_than_once(len(values)))
     raw = values[0].strip() if values else ""
     if not raw:
         return None
-    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    shown = {"value": raw if len(raw) <= 20 else raw[:20] + "…", "limit": maximum}
+    page = name == "page"
     if not _INTEGER.match(raw):
-        raise _ParameterError(name, f"{shown!r} is not a whole number")
+        raise _ParameterError(name, _("“%(value)s”不是整数。") % shown)
     digits = raw.lstrip("+-").lstrip("0")
     if raw.startswith("-") or not digits:
-        counting = ": pages count from 1" if name == "page" else ""
-        raise _ParameterError(name, f"{shown} is less than 1{counting}")
+        reason = _("%(value)s 小于 1：页码从 1 开始。") if page else _("%(value)s 小于 1。")
+        raise _ParameterError(name, reason % shown)
     # Compared as text first: a thousand-digit number is refused without converting it.
     if len(digits) > len(str(maximum)) or int(digits) > maximum:
-        raise _ParameterError(name, f"{shown} is more than {maximum}, {largest}")
+        reason = (
+            _("%(value)s 超过最大页码 %(limit)s。")
+            if page
+            else _("%(value)s 超过每页条数的上限 %(limit)s。")
+        )
+        raise _ParameterError(name, reason % shown)
     return int(digits)
 
 
@@ -283,16 +323,17 @@ def _api_key(data: Any) -> ApiKey:
     elif isinstance(data, dict) and data.get("api_key") is not None:
         values = [data["api_key"]]
     if len(values) > 1:
-        raise _ParameterError("api_key", "send one key")
+        raise _ParameterError("api_key", _("只能发送一个密钥。"))
     raw = values[0].strip() if values and isinstance(values[0], str) else ""
     if not raw:
-        raise _ParameterError("api_key", "is required to create a service request")
+        raise _ParameterError("api_key", _("创建服务请求需要接口密钥。"))
     key = api_key_authenticate(raw)
     if key is None:
-        raise _ParameterError("api_key", "unknown or revoked key")
+        raise _ParameterError("api_key", _("密钥不存在或已停用。"))
     if Channel.OPEN311 not in key.channel_list:
         raise _ParameterError(
-            "api_key", f"this key may not report on the {Channel.OPEN311} channel"
+            "api_key",
+            _("这个密钥不能在 %(channel)s 渠道上报。") % {"channel": Channel.OPEN311.value},
         )
     return key
 
@@ -307,7 +348,8 @@ class RequestListView(Open311View):
                 # most MAX_REQUESTS ids, all answered at once).
                 if len(numbers) > selectors.MAX_REQUESTS:
                     raise _ParameterError(
-                        "service_request_id", f"at most {selectors.MAX_REQUESTS} ids at once"
+                        "service_request_id",
+                        _("一次最多 %(limit)s 个编号。") % {"limit": selectors.MAX_REQUESTS},
                     )
                 cases = selectors.public_requests_by_number(numbers)
             else:
@@ -315,17 +357,9 @@ class RequestListView(Open311View):
                 start, end = _window(request, now)
                 service_codes = _service_codes(request)
                 statuses = _statuses(request)
-                page = _page_param(
-                    request, "page", maximum=MAX_PAGE, largest="the largest page number"
-                )
-                page = page or 1
+                page = _page_param(request, "page", maximum=MAX_PAGE) or 1
                 # Without page_size a page is what the list was before paging: the first 1,000.
-                page_size = _page_param(
-                    request,
-                    "page_size",
-                    maximum=selectors.MAX_REQUESTS,
-                    largest="the largest page size",
-                )
+                page_size = _page_param(request, "page_size", maximum=selectors.MAX_REQUESTS)
                 found = selectors.public_requests(
                     start=start,
                     end=end,
@@ -357,7 +391,7 @@ class RequestListView(Open311View):
         category = selectors.report_category(form.service_code)
         if category is None:
             return error_answer(
-                fmt, 400, [f"service_code: {form.service_code!r} is not a service code"]
+                fmt, 400, [problem("service_code", _not_a_service(form.service_code))]
             )
         try:
             incident = services.incident_report(
@@ -376,14 +410,15 @@ class RequestListView(Open311View):
                 ip=request.META.get("REMOTE_ADDR") or None,
             )
         except OutsideDistrict as exc:
-            return error_answer(fmt, 400, [f"lat/long: {exc.reason}"])
+            return error_answer(fmt, 400, [problem("lat/long", exc.reason)])
         except IncidentInputError as exc:
             field = OPEN311_FIELD.get(exc.field, exc.field)
-            return error_answer(fmt, 400, [f"{field}: {exc.reason}"])
+            return error_answer(fmt, 400, [problem(field, exc.reason)])
         except ActionNotPermitted as exc:
-            return error_answer(fmt, 403, [f"api_key: {exc}"])
+            return error_answer(fmt, 403, [problem("api_key", str(exc))])
         except GeographyUnavailable as exc:
-            return error_answer(fmt, 503, [f"service unavailable: {exc}"])
+            reason = _("服务暂不可用：%(reason)s") % {"reason": exc}
+            return error_answer(fmt, 503, [reason])
         return answer(fmt, "service_requests", [created_out(incident)], status.HTTP_201_CREATED)
 
 
@@ -391,5 +426,6 @@ class RequestDetailView(Open311View):
     def get(self, request: Request, fmt: str, number: str) -> HttpResponse:
         case = selectors.public_request(number)
         if case is None:
-            return error_answer(fmt, 404, [f"service_request_id: no request {number}"])
+            reason = _("没有编号为 %(number)s 的服务请求。") % {"number": number}
+            return error_answer(fmt, 404, [problem("service_request_id", reason)])
         return answer(fmt, "service_requests", [request_out(case)])

@@ -57,6 +57,7 @@ from django.db import models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Role, User
 from audit.services import audit_record
@@ -164,6 +165,21 @@ def dedupe_window() -> timedelta:
     return timedelta(minutes=settings.CITYOPS_SENSOR_DEDUPE_WINDOW_MINUTES)
 
 
+def batch_size_refusal(count: int) -> str:
+    """The reason a batch of `count` alarms is refused as a whole (not 1 to BULK_MAX_ITEMS)."""
+    return _("收到 %(count)s 条告警，每次请求须为 1 到 %(limit)s 条。") % {
+        "count": count,
+        "limit": BULK_MAX_ITEMS,
+    }
+
+
+def _not_one_of(value: str, choices: Sequence[str]) -> str:
+    return _("“%(value)s”不在可选范围内（%(choices)s）。") % {
+        "value": value,
+        "choices": ", ".join(choices),
+    }
+
+
 def _add(errors: dict[str, list[str]], name: str, reason: str) -> None:
     errors.setdefault(name, []).append(reason)
 
@@ -174,18 +190,18 @@ def _check_item(
     """The checks of incident_report, all of them, so an item's answer names every bad field."""
     errors: dict[str, list[str]] = {}
     if item.channel not in BULK_CHANNELS:
-        _add(errors, "channel", f"{item.channel!r} is not one of {', '.join(BULK_CHANNELS)}")
+        _add(errors, "channel", _not_one_of(item.channel, BULK_CHANNELS))
     category = categories.get(item.category)
     if category is None:
-        _add(errors, "category", f"{item.category!r} is not a category code")
+        _add(errors, "category", _("“%(value)s”不是事项代码。") % {"value": item.category})
     elif not category.active:
-        _add(errors, "category", f"{category.code} is not in use any more")
+        _add(errors, "category", _("分类 %(code)s 已停用。") % {"code": category.code})
     severity = item.severity or ""
     if severity:
         if severity not in Severity.values:
-            _add(errors, "severity", f"{severity!r} is not one of {', '.join(Severity.values)}")
+            _add(errors, "severity", _not_one_of(severity, Severity.values))
         elif category is not None and not category.is_emergency:
-            _add(errors, "severity", "applies to emergencies (突发事件, class 90) only")
+            _add(errors, "severity", _("只有突发事件（第 90 大类）分严重程度。"))
     elif category is not None and category.is_emergency:
         severity = category.default_severity
     description = source_ref = ""
@@ -197,7 +213,7 @@ def _check_item(
     try:
         source_ref = _optional_text("source_ref", item.source_ref, SOURCE_REF_MAX)
         if not source_ref:
-            _add(errors, "source_ref", "is required: the id of the sensor or camera")
+            _add(errors, "source_ref", _("不能为空：须填传感器或摄像头的编号。"))
     except IncidentInputError as exc:
         _add(errors, exc.field, exc.reason)
     if item.occurred_at is not None:
@@ -234,15 +250,13 @@ def _check_reporter(by: User) -> tuple[str, str]:
     """Only an active integration account reports in bulk; its name and phone go on each case
     as incident_report puts a reporter's."""
     if not by.is_active:
-        raise ActionNotPermitted(action="report", reason="the account is inactive")
+        raise ActionNotPermitted(action="report", reason=_("账号已停用。"))
     if by.role != Role.INTEGRATION:
-        raise ActionNotPermitted(
-            action="report", reason="bulk intake is for integration accounts (系统接入)"
-        )
+        raise ActionNotPermitted(action="report", reason=_("批量上报只对系统接入账号开放。"))
     name = (by.get_full_name() or by.get_username())[:50]
     phone = (by.phone or "").strip()
     if phone and not _PHONE.match(phone):
-        raise IncidentInputError("reporter_phone", "is not a phone number")
+        raise IncidentInputError("reporter_phone", _("不是有效的电话号码。"))
     return name, phone
 
 
@@ -628,9 +642,7 @@ def incidents_report_bulk(
     integration (ActionNotPermitted), no active boundary generation (GeographyUnavailable).
     """
     if not 1 <= len(items) <= BULK_MAX_ITEMS:
-        raise IncidentInputError(
-            "items", f"has {len(items)} reports; send 1 to {BULK_MAX_ITEMS} per request"
-        )
+        raise IncidentInputError("items", batch_size_refusal(len(items)))
     name, phone = _check_reporter(by)
     codes = {item.category for item in items if isinstance(item.category, str)}
     categories = {

@@ -53,6 +53,7 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, transaction
 from django.db.models import FileField, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import Role, User
@@ -105,6 +106,7 @@ class PhotoLimits:
 
 
 def human_bytes(count: int) -> str:
+    """A size for operators (logs, commands): 512 bytes, 48.8 KiB, 10 MiB."""
     if count >= 1024 * 1024:
         return f"{count / (1024 * 1024):.1f} MiB".replace(".0 MiB", " MiB")
     if count >= 1024:
@@ -112,13 +114,22 @@ def human_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+def size_text(count: int) -> str:
+    """A size as a refusal shows it, in the reader's language: 512 字节, 48.8 KiB, 10 MiB."""
+    if count >= 1024:
+        return human_bytes(count)
+    return _("%(count)s 字节") % {"count": count}
+
+
 def photo_label(index: int, name: str | None) -> str:
-    """How an error names a file: `photo 2 ("IMG_0001.jpg")` — the position in the request and
+    """How an error names a file: 第 2 张照片（“IMG_0001.jpg”） — the position in the request and
     the client's file name (printable characters only, shortened)."""
     clean = "".join(ch for ch in (name or "").replace("\\", "/").rsplit("/", 1)[-1] if ch >= " ")
     if len(clean) > _LABEL_MAX:
         clean = clean[: _LABEL_MAX - 1] + "…"
-    return f'photo {index} ("{clean}")' if clean else f"photo {index}"
+    if clean:
+        return _("第 %(index)s 张照片（“%(name)s”）") % {"index": index, "name": clean}
+    return _("第 %(index)s 张照片") % {"index": index}
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,8 @@ def _read_capped(upload: Any, label: str, max_bytes: int) -> bytes:
     size = getattr(upload, "size", None)
     if isinstance(size, int) and size > max_bytes:
         raise PhotoTooLarge(
-            f"{label} is {human_bytes(size)}; a photo may be at most {human_bytes(max_bytes)}"
+            _("%(photo)s大小为 %(size)s，照片最大 %(limit)s。")
+            % {"photo": label, "size": size_text(size), "limit": size_text(max_bytes)}
         )
     if hasattr(upload, "seek"):
         upload.seek(0)
@@ -149,11 +161,24 @@ def _read_capped(upload: Any, label: str, max_bytes: int) -> bytes:
     for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise PhotoTooLarge(
-                f"{label} is larger than {human_bytes(max_bytes)}, the most a photo may be"
-            )
+            raise PhotoTooLarge(too_large_reason(label, max_bytes))
         parts.append(chunk)
     return b"".join(parts)
+
+
+def too_large_reason(label: str, max_bytes: int) -> str:
+    """The refusal of a file found over the cap while it is read, before its size is known."""
+    return _("%(photo)s超过照片的上限 %(limit)s。") % {
+        "photo": label,
+        "limit": size_text(max_bytes),
+    }
+
+
+def _too_many_pixels(label: str, limits: PhotoLimits) -> str:
+    return _("%(photo)s像素过多，最多 %(limit)s 像素。") % {
+        "photo": label,
+        "limit": f"{limits.max_pixels:,}",
+    }
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -161,46 +186,57 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def photo_check(
-    upload: Any, *, label: str = "photo", limits: PhotoLimits | None = None
+    upload: Any, *, label: str | None = None, limits: PhotoLimits | None = None
 ) -> CheckedPhoto:
-    """Check one upload by its bytes and make its display copy; PhotoRejected (naming `label`
-    and the reason) if it is not a complete JPEG, PNG or WebP within the limits.
+    """Check one upload by its bytes and make its display copy; PhotoRejected (naming `label`,
+    by default 这张照片, and the reason) if it is not a complete JPEG, PNG or WebP within the
+    limits. Pillow's own words for a broken file are quoted in the reason as they are (English).
 
     `upload` is a Django File (an UploadedFile from a request) or anything with read()."""
     limits = limits or PhotoLimits.from_settings()
+    label = label or _("这张照片")
     data = _read_capped(upload, label, limits.max_bytes)
     if not data:
-        raise PhotoRejected(f"{label} is empty")
+        raise PhotoRejected(_("%(photo)s是空文件。") % {"photo": label})
     try:
         image = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)  # reads the header only
     except UnidentifiedImageError:
         raise PhotoRejected(
-            f"{label} is not a JPEG, PNG or WebP image (judged by its content, not its name)"
+            _("%(photo)s不是 JPEG、PNG 或 WebP 图片（按文件内容判断，不看文件名）。")
+            % {"photo": label}
         ) from None
     except Image.DecompressionBombError:
-        raise PhotoRejected(f"{label} has too many pixels; at most {limits.max_pixels:,}") from None
+        raise PhotoRejected(_too_many_pixels(label, limits)) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise PhotoRejected(f"{label} could not be read as an image ({exc})") from None
+        raise PhotoRejected(
+            _("%(photo)s无法作为图片读取（%(error)s）。") % {"photo": label, "error": exc}
+        ) from None
     with image:
         fmt = image.format or ""
         width, height = image.size
         if width < 1 or height < 1:
-            raise PhotoRejected(f"{label} has no pixels")
+            raise PhotoRejected(_("%(photo)s没有像素。") % {"photo": label})
         # Decompression bombs: the header's size is checked before a single pixel is decoded.
         if width * height > limits.max_pixels:
             raise PhotoRejected(
-                f"{label} is {width}×{height} = {width * height:,} pixels; at most "
-                f"{limits.max_pixels:,}"
+                _("%(photo)s为 %(width)s×%(height)s = %(pixels)s 像素，最多 %(limit)s 像素。")
+                % {
+                    "photo": label,
+                    "width": width,
+                    "height": height,
+                    "pixels": f"{width * height:,}",
+                    "limit": f"{limits.max_pixels:,}",
+                }
             )
         try:
             display, display_format, size = _display_copy(image)
         except Image.DecompressionBombError:
-            raise PhotoRejected(
-                f"{label} has too many pixels; at most {limits.max_pixels:,}"
-            ) from None
+            raise PhotoRejected(_too_many_pixels(label, limits)) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             # Pillow: "image file is truncated …", broken data streams, bad chunk CRCs.
-            raise PhotoRejected(f"{label} is truncated or corrupt ({exc})") from None
+            raise PhotoRejected(
+                _("%(photo)s不完整或已损坏（%(error)s）。") % {"photo": label, "error": exc}
+            ) from None
     return CheckedPhoto(
         label=label,
         original=data,
@@ -243,7 +279,8 @@ def photos_check(uploads: list[Any], *, limits: PhotoLimits | None = None) -> li
     limits = limits or PhotoLimits.from_settings()
     if len(uploads) > limits.max_per_request:
         raise PhotoRejected(
-            f"{len(uploads)} photos sent; at most {limits.max_per_request} per request"
+            _("收到 %(count)s 张照片，每次请求最多 %(limit)s 张。")
+            % {"count": len(uploads), "limit": limits.max_per_request}
         )
     return [
         photo_check(upload, label=photo_label(index, getattr(upload, "name", None)), limits=limits)
@@ -531,16 +568,17 @@ def _check_uploader(by: User | None, incident: Incident) -> None:
     """The reporter, or a user with a role who may see the case (the handler feeding back, an
     operator adding what a caller sent); never an auditor."""
     if by is None or not getattr(by, "is_active", False):
-        raise ActionNotPermitted(action="add a photo", reason="the account is inactive")
+        raise ActionNotPermitted(action="add_photo", reason=_("账号已停用。"))
     if by.role in ("", Role.AUDITOR):
         raise ActionNotPermitted(
-            action="add a photo", reason="auditors and accounts without a role do not add photos"
+            action="add_photo", reason=_("审计员和没有角色的账号不能添加照片。")
         )
     if incident.reporter_id == by.pk:
         return
     if not Incident.objects.visible_to(by).filter(pk=incident.pk).exists():
         raise ActionNotPermitted(
-            action="add a photo", reason=f"case {incident.number} is not visible to you"
+            action="add_photo",
+            reason=_("您看不到案件 %(number)s。") % {"number": incident.number},
         )
 
 
@@ -582,7 +620,11 @@ def incident_photo_add(
     another order could deadlock).
     """
     if kind not in PhotoKind.values:
-        raise IncidentInputError("kind", f"{kind!r} is not one of {', '.join(PhotoKind.values)}")
+        raise IncidentInputError(
+            "kind",
+            _("“%(value)s”不在可选范围内（%(choices)s）。")
+            % {"value": kind, "choices": ", ".join(PhotoKind.values)},
+        )
     if incident.pk is None:
         raise IncidentInputError("incident", "the case is not stored")
     checked = upload if isinstance(upload, CheckedPhoto) else photo_check(upload)

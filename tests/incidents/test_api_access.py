@@ -61,7 +61,19 @@ def test_detail_is_404_outside_the_scope(cast, cases, role, whose):
         assert response.json()["number"] == cases[whose].number
     else:
         assert response.status_code == 404
-        assert response.json() == {"detail": f"no case {cases[whose].number}"}
+        assert response.json() == {"detail": f"没有编号为 {cases[whose].number} 的案件。"}
+
+
+def test_a_case_out_of_sight_is_refused_in_the_readers_language(cast, cases):
+    client = client_for(cast.other_street)
+    url = detail_url(cases["ours"].number)
+
+    chinese = client.get(url)
+    english = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert (chinese.status_code, english.status_code) == (404, 404)
+    assert chinese.json() == {"detail": f"没有编号为 {cases['ours'].number} 的案件。"}
+    assert english.json() == {"detail": f"No case {cases['ours'].number}."}
 
 
 # (role, action on "ours" — dispatched to CGJ — and the expected answer)

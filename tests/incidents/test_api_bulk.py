@@ -195,7 +195,7 @@ def test_a_key_whose_account_is_no_longer_an_integration_is_refused(db):
     response = post(gateway.raw, {"items": [alarm()]})
 
     assert response.status_code == 403
-    assert "integration" in response.json()["detail"]
+    assert "系统接入" in response.json()["detail"]
 
 
 def test_a_key_without_the_channel_is_refused_naming_it_and_nothing_is_stored(db):
@@ -237,11 +237,11 @@ def test_the_single_report_endpoint_holds_a_key_to_its_channels(db):
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
-        ({"items": [{}] * 1001}, "items", "has 1001 alarms; send 1 to 1000 per request"),
-        ({"items": []}, "items", "has 0 alarms; send 1 to 1000 per request"),
-        ({}, "items", "is required: a list of 1 to 1000 alarms"),
-        ({"items": {"channel": "sensor"}}, "items", "is required: a list of 1 to 1000 alarms"),
-        ({"items": [{}], "status": "closed"}, "status", "unknown field"),
+        ({"items": [{}] * 1001}, "items", "收到 1001 条告警，每次请求须为 1 到 1000 条。"),
+        ({"items": []}, "items", "收到 0 条告警，每次请求须为 1 到 1000 条。"),
+        ({}, "items", "不能为空：须为 1 到 1000 条告警的列表。"),
+        ({"items": {"channel": "sensor"}}, "items", "不能为空：须为 1 到 1000 条告警的列表。"),
+        ({"items": [{}], "status": "closed"}, "status", "未知字段。"),
     ],
 )
 def test_a_malformed_batch_is_400_naming_the_field(db, body, field, reason):
@@ -252,6 +252,18 @@ def test_a_malformed_batch_is_400_naming_the_field(db, body, field, reason):
     assert response.status_code == 400
     assert response.json() == {field: [reason]}
     assert not batch_entries()
+
+
+def test_a_gateway_asking_in_english_is_answered_in_english(db):
+    gateway = make_gateway()
+
+    response = post(gateway.raw, {"items": [{}] * 1001}, HTTP_ACCEPT_LANGUAGE="en")
+    item = post(gateway.raw, {"items": [alarm(category="99999")]}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    assert response.json() == {"items": ["1001 alarms sent; send 1 to 1000 per request."]}
+    (row,) = results(item)
+    assert row["errors"] == {"category": ["“99999” is not a category code."]}
 
 
 def test_a_body_that_is_not_an_object_is_400(db):
@@ -294,17 +306,17 @@ def test_bad_items_are_answered_one_by_one_beside_the_created_ones(db):
     assert [row["result"] for row in rows] == ["created", *["error"] * 11, "created"]
     errors = [row["errors"] for row in rows]
     assert errors[0] == {} and errors[-1] == {}
-    assert errors[1] == {"category": ["'99999' is not a category code"]}
+    assert errors[1] == {"category": ["“99999”不是事项代码。"]}
     assert list(errors[2]) == ["lon"] and "必须是有限的数字" in errors[2]["lon"][0]
-    assert set(errors[3]) == {"lon", "lat"} and "outside the district" in errors[3]["lon"][0]
-    assert errors[4] == {"source_ref": ["is required: the id of the sensor or camera"]}
-    assert errors[5] == {"severity": ["applies to emergencies (突发事件, class 90) only"]}
+    assert set(errors[3]) == {"lon", "lat"} and "超出属地兜底范围" in errors[3]["lon"][0]
+    assert errors[4] == {"source_ref": ["不能为空：须填传感器或摄像头的编号。"]}
+    assert errors[5] == {"severity": ["只有突发事件（第 90 大类）分严重程度。"]}
     assert list(errors[6]) == ["channel"] and "sensor, video_ai" in errors[6]["channel"][0]
-    assert errors[7] == {"status": ["unknown field"]}
-    assert errors[8] == {"occurred_at": ["must be an ISO 8601 date and time with a zone"]}
-    assert errors[9] == {"occurred_at": ["must carry a time zone"]}
+    assert errors[7] == {"status": ["未知字段。"]}
+    assert errors[8] == {"occurred_at": ["必须是带时区的 ISO 8601 日期和时间。"]}
+    assert errors[9] == {"occurred_at": ["必须带时区。"]}
     assert errors[10] == {"lat": ["不能为空。"]}
-    assert errors[11] == {"item": ["must be an object"]}
+    assert errors[11] == {"item": ["必须是 JSON 对象。"]}
     assert [row["number"] for row in rows if row["result"] == "error"] == [None] * 11
 
     stored = Incident.objects.filter(number__in=[rows[0]["number"], rows[-1]["number"]])

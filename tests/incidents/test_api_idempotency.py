@@ -51,7 +51,7 @@ def test_a_key_still_in_flight_is_409(cast):
     busy = post(client, body, "key-3")
 
     assert busy.status_code == 409
-    assert "in progress" in busy.json()["Idempotency-Key"][0]
+    assert busy.json() == {"Idempotency-Key": ["使用这个键的请求仍在处理中，请稍后重试。"]}
     assert Incident.objects.count() == 1
 
 

@@ -39,9 +39,11 @@ def _state(media: Path) -> tuple[int, int, int, int, int, int]:
     )
 
 
-def _post_report(client, photos, key: str | None = None, **fields):
+def _post_report(client, photos, key: str | None = None, language: str = "", **fields):
     body = {**report_body(), **fields, "photos": photos}
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    if language:
+        headers["HTTP_ACCEPT_LANGUAGE"] = language
     return client.post(LIST, body, format="multipart", **headers)
 
 
@@ -90,11 +92,11 @@ def test_a_report_with_photos_is_one_case_with_its_before_photos(cast, media):
 @pytest.mark.parametrize(
     ("data", "name", "reason"),
     [
-        (img.TEXT, "IMG_0002.jpg", "is not a JPEG, PNG or WebP image"),
-        (img.gif(), "IMG_0002.gif", "is not a JPEG, PNG or WebP image"),
-        (img.SVG, "IMG_0002.svg", "is not a JPEG, PNG or WebP image"),
-        (img.truncated_jpeg(), "IMG_0002.jpg", "is truncated or corrupt"),
-        (img.pixel_bomb(), "IMG_0002.png", "pixels; at most 40,000,000"),
+        (img.TEXT, "IMG_0002.jpg", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.gif(), "IMG_0002.gif", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.SVG, "IMG_0002.svg", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.truncated_jpeg(), "IMG_0002.jpg", "不完整或已损坏"),
+        (img.pixel_bomb(), "IMG_0002.png", "像素，最多 40,000,000 像素。"),
     ],
     ids=["text-named-jpg", "gif", "svg", "truncated", "pixel-bomb"],
 )
@@ -109,7 +111,7 @@ def test_a_bad_photo_refuses_the_whole_report_and_stores_nothing(cast, media, da
     assert response.status_code == 400
     body = response.json()
     assert list(body) == ["photos"]
-    assert body["photos"][0].startswith(f'photo 2 ("{name}")')
+    assert body["photos"][0].startswith(f"第 2 张照片（“{name}”）")
     assert reason in body["photos"][0]
     assert _state(media) == before
 
@@ -119,10 +121,15 @@ def test_a_photo_over_ten_megabytes_is_413_naming_photos_and_nothing_is_stored(c
     big = img.jpeg((64, 48)) + b"\x00" * (10 * 1024 * 1024 + 1)  # a 10 MB+ body
 
     response = _post_report(client_for(cast.grid_worker), [img.upload(big, "huge.jpg")])
+    in_english = _post_report(
+        client_for(cast.grid_worker), [img.upload(big, "huge.jpg")], language="en"
+    )
 
     assert response.status_code == 413
-    assert response.json() == {
-        "photos": ['photo 1 ("huge.jpg") is larger than 10 MiB, the most a photo may be']
+    assert response.json() == {"photos": ["第 1 张照片（“huge.jpg”）超过照片的上限 10 MiB。"]}
+    assert in_english.status_code == 413
+    assert in_english.json() == {
+        "photos": ["Photo 1 (“huge.jpg”) is larger than 10 MiB, the most a photo may be."]
     }
     assert _state(media) == before
 
@@ -134,7 +141,9 @@ def test_a_request_longer_than_its_photos_may_be_is_413_before_it_is_read(cast, 
     before = _state(media)
 
     response = _post_report(
-        client_for(cast.grid_worker), [img.upload(b"\xff\xd8" + b"\x00" * 60_000, "a.jpg")]
+        client_for(cast.grid_worker),
+        [img.upload(b"\xff\xd8" + b"\x00" * 60_000, "a.jpg")],
+        language="en",
     )
 
     assert response.status_code == 413
@@ -151,7 +160,7 @@ def test_more_photos_than_allowed_is_400_naming_photos(cast, media, settings):
     response = _post_report(client_for(cast.grid_worker), uploads)
 
     assert response.status_code == 400
-    assert response.json() == {"photos": ["more than 2 files sent; at most 2 photos per request"]}
+    assert response.json() == {"photos": ["收到的文件超过 2 个，每次请求最多 2 张照片。"]}
     assert _state(media) == before
 
 
@@ -210,7 +219,7 @@ def test_a_bad_after_photo_leaves_the_case_as_it_was(cast, media):
     )
 
     assert response.status_code == 400
-    assert response.json()["photos"][0].startswith('photo 1 ("after.jpg") is not a JPEG')
+    assert response.json()["photos"][0].startswith("第 1 张照片（“after.jpg”）不是 JPEG")
     incident.refresh_from_db()
     assert incident.status == IncidentStatus.ACCEPTED and incident.feedback == ""
     assert _state(media) == before
@@ -265,7 +274,7 @@ def test_the_original_is_the_evidence_bytes_for_the_hierarchy_auditors_and_the_u
     # A grid worker of the same cell who did not take it sees the case, not the original.
     assert client_for(cast.grid_worker_2).get(photo["url"]).status_code == 200
     refused = client_for(cast.grid_worker_2).get(url)
-    assert refused.status_code == 403 and "display copy" in refused.json()["detail"]
+    assert refused.status_code == 403 and "请使用展示图" in refused.json()["detail"]
 
 
 def test_a_photo_of_a_case_you_may_not_see_is_404(cast, media):
@@ -275,7 +284,7 @@ def test_a_photo_of_a_case_you_may_not_see_is_404(cast, media):
         for url in (photo["url"], photo["original_url"]):
             response = client_for(outsider).get(url)
             assert response.status_code == 404, (outsider.role, url)
-            assert response.json() == {"detail": f"no photo {photo['id']} of case {number}"}
+            assert response.json() == {"detail": f"案件 {number} 没有编号为 {photo['id']} 的照片。"}
     # Another case's number with this photo's id: 404 too.
     other = report(reporter=cast.grid_worker)
     assert (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 
 from accounts.models import Role
 from incidents.models import Channel, Incident, IncidentStatus
@@ -125,7 +126,7 @@ def test_mass_assignment_names_every_unknown_field(cast):
         {**report_body(), "status": "closed", "street_code": "440309002"},
         field="status",
     )
-    assert answer == {"status": ["unknown field"], "street_code": ["unknown field"]}
+    assert answer == {"status": ["未知字段。"], "street_code": ["未知字段。"]}
 
 
 def test_a_nan_literal_in_the_json_names_the_coordinate(cast):
@@ -172,7 +173,8 @@ def test_broken_json_and_a_non_object_body_are_400(cast):
 def test_a_ten_megabyte_body_is_refused_413_and_nothing_is_stored(cast):
     body = json.dumps(report_body(description="x" * 10_000_000))
     answer = _refused(client_for(cast.district), body, field="detail", status=413)
-    assert "too large" in answer["detail"]
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert answer["detail"] == f"请求体过大，最多 {limit} 字节。"
 
 
 def test_anonymous_callers_are_refused_and_nothing_is_stored(db):

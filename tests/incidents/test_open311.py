@@ -49,6 +49,7 @@ BASE = "/open311/v2/"
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml; charset=utf-8"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
+EN = {"Accept-Language": "en"}  # refusals in English (Chinese without it)
 ROAD_DIRT = "06012"  # 道路不洁, CGJ
 FAR_LON, FAR_LAT = 114.20, 22.62  # ~9 km east of the district
 
@@ -259,9 +260,9 @@ def test_a_service_definition_has_no_attributes_and_an_unknown_code_is_404(http)
     assert list(as_xml.find("attributes")) == []  # type: ignore[arg-type]
 
     (missing,) = _errors_json(http.get("services/99999.json"), 404)
-    assert missing.startswith("service_code: ")
-    (missing_xml,) = _errors_xml(http.get("services/99999.xml"), 404)
-    assert missing_xml.startswith("service_code: ")
+    assert missing == "service_code：“99999”不是服务代码。"
+    (missing_xml,) = _errors_xml(http.get("services/99999.xml", headers=EN), 404)
+    assert missing_xml == "service_code: “99999” is not a service code."
     Category.objects.filter(code=ROAD_DIRT).update(active=False)
     _errors_json(http.get(f"services/{ROAD_DIRT}.json"), 404)
 
@@ -434,7 +435,7 @@ def test_post_takes_gcj02_points_from_chinese_map_sdks(http, key):
     assert case.grid_code == GRID
     assert case.location.x == pytest.approx(lon, abs=1e-5)
     (bad,) = _errors_json(http.post("requests.json", form=_form(key, crs="utm")), 400)
-    assert bad.startswith("crs: ")
+    assert bad.startswith("crs：")
 
 
 def test_post_refuses_missing_wrong_revoked_and_foreign_keys(http, integration):
@@ -444,16 +445,16 @@ def test_post_refuses_missing_wrong_revoked_and_foreign_keys(http, integration):
     del body["api_key"]
 
     (missing,) = _errors_json(http.post("requests.json", form=body), 403)
-    assert missing.startswith("api_key: ")
+    assert missing == "api_key：创建服务请求需要接口密钥。"
     (wrong,) = _errors_json(http.post("requests.json", form=_form("co_not-a-key")), 403)
-    assert wrong == "api_key: unknown or revoked key"
-    (foreign,) = _errors_xml(http.post("requests.xml", form=_form(sensor_only)), 403)
-    assert foreign == "api_key: this key may not report on the open311 channel"
+    assert wrong == "api_key：密钥不存在或已停用。"
+    (foreign,) = _errors_xml(http.post("requests.xml", form=_form(sensor_only), headers=EN), 403)
+    assert foreign == "api_key: This key may not report on the open311 channel."
 
     assert http.post("requests.json", form=_form(raw)).status == 201
     api_key_revoke(key=good)
-    (revoked,) = _errors_json(http.post("requests.json", form=_form(raw)), 403)
-    assert revoked == "api_key: unknown or revoked key"
+    (revoked,) = _errors_json(http.post("requests.json", form=_form(raw), headers=EN), 403)
+    assert revoked == "api_key: Unknown or revoked key."
 
     other_user = make_user(Role.INTEGRATION)
     other_raw = api_key_issue(user=other_user, name="x", channels=["open311", "sensor"])[1]
@@ -473,7 +474,7 @@ def test_post_is_never_session_authenticated_and_needs_no_csrf_token(http, key):
     body = _form("")
     del body["api_key"]
     (refused,) = _errors_json(http.post("requests.json", form=body, headers=cookie), 403)
-    assert refused.startswith("api_key: ")  # the session counts for nothing (not a CSRF page)
+    assert refused.startswith("api_key：")  # the session counts for nothing (not a CSRF page)
     assert Incident.objects.count() == 0
 
     created = http.post("requests.json", form=_form(key), headers=cookie)
@@ -506,7 +507,7 @@ def test_post_is_never_session_authenticated_and_needs_no_csrf_token(http, key):
 def test_bad_input_is_400_naming_the_field_and_stores_nothing(http, key, change, field):
     body = {k: str(v) for k, v in _form(key, **change).items()}
     descriptions = _errors_json(http.post("requests.json", form=body), 400)
-    assert any(d.startswith(f"{field}: ") for d in descriptions), descriptions
+    assert any(d.startswith(f"{field}：") for d in descriptions), descriptions
     assert Incident.objects.count() == 0
 
 
@@ -514,20 +515,23 @@ def test_an_address_alone_cannot_be_located(http, key):
     body = _form(key, address_string="龙华区龙华街道三联社区 龙华大道 1 号")
     del body["lat"], body["long"]
     descriptions = _errors_xml(http.post("requests.xml", form=body), 400)
-    assert [d.split(":")[0] for d in descriptions] == ["lat", "long"]
-    assert "address alone cannot be located" in descriptions[0]
+    assert [d.split("：")[0] for d in descriptions] == ["lat", "long"]
+    assert "仅凭地址无法定位" in descriptions[0]
+    in_english = _errors_xml(http.post("requests.xml", form=body, headers=EN), 400)
+    assert [d.split(": ")[0] for d in in_english] == ["lat", "long"]
+    assert "an address alone cannot be located" in in_english[0]
     assert Incident.objects.count() == 0
 
 
 def test_refusals_of_the_body_itself(http, key):
     (array,) = _errors_json(http.post("requests.json", json_body=[{"api_key": key}]), 403)
-    assert array.startswith("api_key: ")
-    (method,) = _errors_xml(http.call("PUT", "requests.xml", form=_form(key)), 405)
-    assert method == "method: PUT is not allowed here; use GET, POST"
+    assert array.startswith("api_key：")
+    (method,) = _errors_xml(http.call("PUT", "requests.xml", form=_form(key), headers=EN), 405)
+    assert method == "method: PUT is not allowed here; use GET, POST."
     _errors_json(http.post("services.json", form=_form(key)), 405)
     huge = _form(key, description="长" * 1_000_000)  # 9 MB once percent-encoded
     (too_big,) = _errors_json(http.post("requests.json", form=huge), 413)
-    assert too_big.startswith("body: ")
+    assert too_big.startswith("body：请求体过大")
     lon, lat = point_in(GRID)
     nan_json = (
         f'{{"api_key": "{key}", "service_code": "{RUBBISH}", "lat": NaN, "long": {lon}}}'
@@ -540,20 +544,23 @@ def test_refusals_of_the_body_itself(http, key):
         http.post("requests.json", raw_body=b'{"api_key": ', content_type="application/json"),
         400,
     )
-    assert malformed.startswith("body: ")
+    assert malformed.startswith("body：")
     (plain,) = _errors_json(
         http.post("requests.json", raw_body=b"api_key=x", content_type="text/plain"), 415
     )
-    assert plain.startswith("Content-Type: ")
+    assert plain == (
+        "Content-Type：不接受“text/plain”；请发送 application/x-www-form-urlencoded"
+        "（或 application/json）。"
+    )
     twice = [("api_key", key), ("service_code", RUBBISH), ("service_code", ROAD_DIRT)]
     twice += [("lat", str(lat)), ("long", str(lon))]
     (repeated,) = _errors_json(http.post("requests.json", form=twice), 400)
-    assert repeated == "service_code: given 2 times; send it once"
+    assert repeated == "service_code：出现了 2 次，只能发送一次。"
     Category.objects.filter(code=ROAD_DIRT).update(active=False)
     (inactive,) = _errors_json(
         http.post("requests.json", form=_form(key, service_code=ROAD_DIRT)), 400
     )
-    assert inactive.startswith("service_code: ")
+    assert inactive.startswith("service_code：")
     assert Incident.objects.count() == 0
 
 
@@ -717,9 +724,9 @@ def test_get_requests_refuses_bad_filters(http):
         ({"start_date": "2026-03-02T00:00:00Z", "end_date": "2026-03-01T00:00:00Z"}, "end_date"),
     ]:
         (description,) = _errors_json(http.get("requests.json", query=query), 400)
-        assert description.startswith(f"{field}: "), (query, description)
+        assert description.startswith(f"{field}："), (query, description)
     (as_xml,) = _errors_xml(http.get("requests.xml", query={"status": "x"}), 400)
-    assert as_xml.startswith("status: ")
+    assert as_xml == "status：“x”不是 open 或 closed。"
 
 
 def test_get_requests_returns_at_most_the_limit_newest_first(http, monkeypatch):
@@ -835,23 +842,28 @@ def test_a_link_header_leads_to_the_next_page_and_holds_the_window(http):
 
 def test_bad_paging_parameters_are_400_naming_the_parameter(http):
     for query, description in [
-        ({"page": "0"}, "page: 0 is less than 1: pages count from 1"),
-        ({"page": "-1"}, "page: -1 is less than 1: pages count from 1"),
-        ({"page": "abc"}, "page: 'abc' is not a whole number"),
-        ({"page": "1.5"}, "page: '1.5' is not a whole number"),
-        ({"page": "٢"}, "page: '٢' is not a whole number"),  # an Arabic-Indic 2
-        ({"page": "1000001"}, "page: 1000001 is more than 1000000, the largest page number"),
-        ({"page_size": "5000"}, "page_size: 5000 is more than 1000, the largest page size"),
-        ({"page_size": "1001"}, "page_size: 1001 is more than 1000, the largest page size"),
-        ({"page_size": "0"}, "page_size: 0 is less than 1"),
-        ({"page_size": "-20"}, "page_size: -20 is less than 1"),
-        ([("page", "1"), ("page", "2")], "page: given 2 times; send it once"),
+        ({"page": "0"}, "page: 0 is less than 1: pages count from 1."),
+        ({"page": "-1"}, "page: -1 is less than 1: pages count from 1."),
+        ({"page": "abc"}, "page: “abc” is not a whole number."),
+        ({"page": "1.5"}, "page: “1.5” is not a whole number."),
+        ({"page": "٢"}, "page: “٢” is not a whole number."),  # an Arabic-Indic 2
+        ({"page": "1000001"}, "page: 1000001 is more than 1000000, the largest page number."),
+        ({"page_size": "5000"}, "page_size: 5000 is more than 1000, the largest page size."),
+        ({"page_size": "1001"}, "page_size: 1001 is more than 1000, the largest page size."),
+        ({"page_size": "0"}, "page_size: 0 is less than 1."),
+        ({"page_size": "-20"}, "page_size: -20 is less than 1."),
+        ([("page", "1"), ("page", "2")], "page: Given 2 times; send it once."),
     ]:
-        assert _errors_json(http.get("requests.json", query=query), 400) == [description]
-    (huge,) = _errors_xml(http.get("requests.xml", query={"page": "9" * 5000}), 400)
-    assert huge == "page: " + "9" * 20 + "… is more than 1000000, the largest page number"
+        assert _errors_json(http.get("requests.json", query=query, headers=EN), 400) == [
+            description
+        ]
+    (huge,) = _errors_xml(http.get("requests.xml", query={"page": "9" * 5000}, headers=EN), 400)
+    assert huge == "page: " + "9" * 20 + "… is more than 1000000, the largest page number."
+    # The same refusals in Chinese, the default.
     (as_xml,) = _errors_xml(http.get("requests.xml", query={"page_size": "x"}), 400)
-    assert as_xml == "page_size: 'x' is not a whole number"
+    assert as_xml == "page_size：“x”不是整数。"
+    (zero,) = _errors_json(http.get("requests.json", query={"page": "0"}), 400)
+    assert zero == "page：0 小于 1：页码从 1 开始。"
     # Empty values are no values, as for the other parameters.
     assert http.get("requests.json", query={"page": "", "page_size": " "}).status == 200
 
@@ -883,7 +895,7 @@ def test_clients_that_do_not_page_get_what_they_got_before(http, monkeypatch):
     # What the cap used to hide is now reachable; a larger page is refused.
     assert _numbers(http.get("requests.json", query={"page": "3"})) == [cases[0].number]
     assert _errors_json(http.get("requests.json", query={"page_size": "3"}), 400) == [
-        "page_size: 3 is more than 2, the largest page size"
+        "page_size：3 超过每页条数的上限 2。"
     ]
     # One more header than before, for clients that follow it: there is a next page.
     assert _link_next(unpaged) is not None
@@ -939,7 +951,7 @@ def test_one_request_in_json_and_xml(http, key):
     assert float(record["lat"]) == mine["lat"]
 
     (unknown,) = _errors_json(http.get("requests/LH-19990101-000001.json"), 404)
-    assert unknown.startswith("service_request_id: ")
+    assert unknown == "service_request_id：没有编号为 LH-19990101-000001 的服务请求。"
     _errors_xml(http.get("requests/LH-19990101-000001.xml"), 404)
 
 
@@ -989,7 +1001,7 @@ def test_anonymous_reads_are_throttled_in_the_spec_format(http, key, monkeypatch
         assert http.get("services.json").status == 200
     throttled = http.get("requests.json")
     (description,) = _errors_json(throttled, 429)
-    assert description.startswith("too many requests")
+    assert description.startswith("请求过于频繁，请 ")
     assert int(throttled.headers["Retry-After"]) > 0
     _errors_xml(http.get("requests.xml"), 429)
     _errors_json(http.get("discovery.json"), 429)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import translation
 
 from audit.models import AuditEntry
 from incidents.events import incident_scopes
@@ -117,13 +118,13 @@ def test_a_small_photo_is_not_enlarged(cast, media):
 @pytest.mark.parametrize(
     ("data", "name", "reason"),
     [
-        (img.gif(), "cat.gif", "is not a JPEG, PNG or WebP image"),
-        (img.gif(), "renamed.jpg", "is not a JPEG, PNG or WebP image"),
-        (img.SVG, "logo.svg", "is not a JPEG, PNG or WebP image"),
-        (img.TEXT, "notes.jpg", "is not a JPEG, PNG or WebP image"),
-        (img.truncated_jpeg(), "cut.jpg", "is truncated or corrupt"),
-        (img.pixel_bomb(), "bomb.png", "48,000,000 pixels; at most 40,000,000"),
-        (b"", "empty.jpg", "is empty"),
+        (img.gif(), "cat.gif", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.gif(), "renamed.jpg", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.SVG, "logo.svg", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.TEXT, "notes.jpg", "不是 JPEG、PNG 或 WebP 图片"),
+        (img.truncated_jpeg(), "cut.jpg", "不完整或已损坏"),
+        (img.pixel_bomb(), "bomb.png", "48,000,000 像素，最多 40,000,000 像素。"),
+        (b"", "empty.jpg", "是空文件。"),
     ],
     ids=["gif", "gif-named-jpg", "svg", "text-named-jpg", "truncated", "pixel-bomb", "empty"],
 )
@@ -153,15 +154,15 @@ def test_a_file_over_the_byte_cap_is_refused_before_it_is_decoded(cast, media, s
     assert len(data) > 50_000
 
     with pytest.raises(PhotoTooLarge) as refused:
-        photo_check(img.upload(data, "big.jpg"), label='photo 1 ("big.jpg")')
+        photo_check(img.upload(data, "big.jpg"), label="第 1 张照片（“big.jpg”）")
 
-    assert 'photo 1 ("big.jpg")' in refused.value.reason
+    assert refused.value.reason.startswith("第 1 张照片（“big.jpg”）")
     assert "48.8 KiB" in refused.value.reason
 
 
 def test_the_pixel_cap_comes_from_the_settings(cast, media, settings):
     settings.CITYOPS_PHOTO_MAX_PIXELS = 100_000
-    with pytest.raises(PhotoRejected, match="at most 100,000"):
+    with pytest.raises(PhotoRejected, match="最多 100,000 像素"):
         photo_check(img.upload(img.png((400, 300))))
     settings.CITYOPS_PHOTO_MAX_PIXELS = 120_000
     assert photo_check(img.upload(img.png((400, 300)))).width == 400
@@ -171,7 +172,7 @@ def test_more_photos_than_a_request_may_carry_are_refused(cast, media, settings)
     settings.CITYOPS_PHOTO_MAX_PER_REQUEST = 2
     uploads = [img.upload(img.jpeg((64, 48)), f"p{i}.jpg") for i in range(3)]
 
-    with pytest.raises(PhotoRejected, match="3 photos sent; at most 2"):
+    with pytest.raises(PhotoRejected, match="收到 3 张照片，每次请求最多 2 张。"):
         photos_check(uploads)
 
 
@@ -181,7 +182,19 @@ def test_the_bad_photo_is_named_by_its_place_and_file_name(cast, media):
     with pytest.raises(PhotoRejected) as refused:
         photos_check(uploads)
 
-    assert refused.value.reason.startswith('photo 2 ("IMG_0002.jpg") is not a JPEG')
+    assert refused.value.reason.startswith("第 2 张照片（“IMG_0002.jpg”）不是 JPEG")
+
+
+def test_a_refused_photo_reads_in_english_when_english_is_active(cast, media):
+    uploads = [img.upload(img.jpeg((64, 48)), "ok.jpg"), img.upload(img.TEXT, "IMG_0002.jpg")]
+
+    with translation.override("en"), pytest.raises(PhotoRejected) as refused:
+        photos_check(uploads)
+
+    assert refused.value.reason == (
+        "Photo 2 (“IMG_0002.jpg”) is not a JPEG, PNG or WebP image (judged by its content, "
+        "not its name)."
+    )
 
 
 def test_adding_a_photo_is_audited_and_announced_without_personal_data(cast, media):
@@ -259,13 +272,14 @@ def test_only_users_who_may_see_the_case_add_photos(cast, media):
     incident = report(reporter=cast.grid_worker)
 
     for outsider in (cast.other_street, cast.auditor, cast.no_role, cast.other_department):
-        with pytest.raises(ActionNotPermitted):
+        with pytest.raises(ActionNotPermitted) as refused:
             incident_photo_add(
                 incident=incident,
                 kind=PhotoKind.BEFORE,
                 upload=img.upload(img.jpeg((64, 48))),
                 by=outsider,
             )
+        assert refused.value.action == "add_photo"
     with pytest.raises(IncidentInputError) as refused:
         incident_photo_add(
             incident=incident, kind="during", upload=img.upload(img.jpeg()), by=cast.street
