@@ -380,7 +380,7 @@ class IncidentListView(APIView):
         category = Category.objects.filter(code=data["category"]).first()
         if category is None:
             return _field_error(
-                "category", _("“%(value)s”不是事项代码。") % {"value": data["category"]}
+                "category", _("“%(value)s”不是事项分类代码。") % {"value": data["category"]}
             )
         try:
             # Decoded and re-encoded before the transaction (the slow part); PhotoRejected names

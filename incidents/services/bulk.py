@@ -88,6 +88,7 @@ from incidents.services import (
     OutsideDistrict,
     _aware,
     _locate,
+    _not_one_of,
     _optional_text,
     _run_clock,
     case_number,
@@ -173,13 +174,6 @@ def batch_size_refusal(count: int) -> str:
     }
 
 
-def _not_one_of(value: str, choices: Sequence[str]) -> str:
-    return _("“%(value)s”不在可选范围内（%(choices)s）。") % {
-        "value": value,
-        "choices": ", ".join(choices),
-    }
-
-
 def _add(errors: dict[str, list[str]], name: str, reason: str) -> None:
     errors.setdefault(name, []).append(reason)
 
@@ -193,7 +187,7 @@ def _check_item(
         _add(errors, "channel", _not_one_of(item.channel, BULK_CHANNELS))
     category = categories.get(item.category)
     if category is None:
-        _add(errors, "category", _("“%(value)s”不是事项代码。") % {"value": item.category})
+        _add(errors, "category", _("“%(value)s”不是事项分类代码。") % {"value": item.category})
     elif not category.active:
         _add(errors, "category", _("分类 %(code)s 已停用。") % {"code": category.code})
     severity = item.severity or ""

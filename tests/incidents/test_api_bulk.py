@@ -306,7 +306,7 @@ def test_bad_items_are_answered_one_by_one_beside_the_created_ones(db):
     assert [row["result"] for row in rows] == ["created", *["error"] * 11, "created"]
     errors = [row["errors"] for row in rows]
     assert errors[0] == {} and errors[-1] == {}
-    assert errors[1] == {"category": ["“99999”不是事项代码。"]}
+    assert errors[1] == {"category": ["“99999”不是事项分类代码。"]}
     assert list(errors[2]) == ["lon"] and "必须是有限的数字" in errors[2]["lon"][0]
     assert set(errors[3]) == {"lon", "lat"} and "超出属地兜底范围" in errors[3]["lon"][0]
     assert errors[4] == {"source_ref": ["不能为空：须填传感器或摄像头的编号。"]}
