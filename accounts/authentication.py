@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -23,10 +24,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not parts or parts[0].decode(errors="replace").lower() != KEYWORD.lower():
             return None
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Authorization: Api-Key <key>, one key")
+            raise exceptions.AuthenticationFailed(
+                _("请按 Authorization: Api-Key <key> 发送一个密钥。")
+            )
         key = api_key_authenticate(parts[1].decode(errors="replace"))
         if key is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked API key")
+            raise exceptions.AuthenticationFailed(_("接口密钥不存在或已停用。"))
         return key.user, key
 
     def authenticate_header(self, request: Request) -> str:

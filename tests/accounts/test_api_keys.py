@@ -135,10 +135,10 @@ def test_the_api_key_header_signs_the_integration_in():
 @pytest.mark.parametrize(
     ("header", "detail"),
     [
-        ("Api-Key co_wrong", "unknown or revoked API key"),
-        ("api-key co_unknown-key", "unknown or revoked API key"),
-        ("Api-Key", "Authorization: Api-Key <key>, one key"),
-        ("Api-Key one two", "Authorization: Api-Key <key>, one key"),
+        ("Api-Key co_wrong", "接口密钥不存在或已停用。"),
+        ("api-key co_unknown-key", "接口密钥不存在或已停用。"),
+        ("Api-Key", "请按 Authorization: Api-Key <key> 发送一个密钥。"),
+        ("Api-Key one two", "请按 Authorization: Api-Key <key> 发送一个密钥。"),
     ],
 )
 def test_a_bad_api_key_header_is_refused_saying_why(header, detail):
@@ -157,7 +157,9 @@ def test_a_revoked_key_is_refused_on_the_next_request():
 
     api_key_revoke(key=key)
 
-    assert client.get(INCIDENTS).json() == {"detail": "unknown or revoked API key"}
+    assert client.get(INCIDENTS).json() == {"detail": "接口密钥不存在或已停用。"}
+    english = client.get(INCIDENTS, headers={"accept-language": "en"}).json()
+    assert english == {"detail": "Unknown or revoked API key."}
 
 
 # --- the admin ----------------------------------------------------------------------------------
