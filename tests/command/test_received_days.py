@@ -145,10 +145,11 @@ def test_the_api_list_takes_the_same_days_within_the_readers_place(people, days)
 
     bad = street.get(LIST, {"since": "yesterday", "until": "2026-02-30"})
     assert bad.status_code == 400
-    assert bad.json() == {"since": ["a date is YYYY-MM-DD"], "until": ["a date is YYYY-MM-DD"]}
+    day_format = ["日期的格式是 YYYY-MM-DD。"]
+    assert bad.json() == {"since": day_format, "until": day_format}
     reversed_ = street.get(LIST, {"since": "2026-11-25", "until": "2026-11-24"})
     assert reversed_.status_code == 400
-    assert reversed_.json() == {"until": ["comes before since"]}
+    assert reversed_.json() == {"until": ["不能早于 since。"]}
 
 
 def test_a_day_outside_the_years_a_list_covers_is_named_not_a_server_error(people, days) -> None:
@@ -160,7 +161,11 @@ def test_a_day_outside_the_years_a_list_covers_is_named_not_a_server_error(peopl
     )
     api = client_for(people.street).get(LIST, {"until": "9999-12-31"})
     assert api.status_code == 400
-    assert api.json() == {"until": ["must be between 1970-01-01 and 2999-12-31"]}
+    assert api.json() == {"until": ["必须在 1970-01-01 到 2999-12-31 之间。"]}
+    english = client_for(people.street).get(
+        LIST, {"until": "9999-12-31"}, headers={"accept-language": "en"}
+    )
+    assert english.json() == {"until": ["Must be between 1970-01-01 and 2999-12-31."]}
 
     page = _page(people.street, "since=0001-01-01&export=csv")
     assert page.status_code == 400
