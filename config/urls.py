@@ -27,3 +27,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("command.urls")),
 ]
+
+# Not found, refused, failed: in the site's look and the reader's language; JSON under /api/.
+handler404 = "command.views.errors.not_found"
+handler403 = "command.views.errors.refused"
+handler500 = "command.views.errors.server_error"

@@ -354,7 +354,7 @@ def _region_or_404(level: str, code: str) -> Region:
         gridmap_selectors.region_by_code(generation=generation, code=code) if generation else None
     )
     if region is None or region.level != level:
-        raise Http404(f"no {level} {code}")
+        raise Http404(_("没有代码为 %(code)s 的区域。") % {"code": code})
     return region
 
 
@@ -744,7 +744,7 @@ def console_index(request: HttpRequest) -> HttpResponse:
     if not _district_wide(user):
         url = home_console_url(user)
         if url is None:
-            raise Http404("no console for this account")
+            raise Http404(_("您的账号没有工作台。"))
         return redirect(url)
     generation = gridmap_selectors.active_generation()
     streets: list[dict[str, Any]] = []
@@ -776,7 +776,7 @@ def console_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def street_console(request: HttpRequest, code: str) -> HttpResponse:
     if not _may_open_street(request.user, code):
-        raise Http404("no console")
+        raise Http404(_("没有这个工作台，或您无权查看。"))
     region = _region_or_404(Level.STREET, code)
     return _queue_page(
         request,
@@ -797,7 +797,7 @@ def street_console(request: HttpRequest, code: str) -> HttpResponse:
 @login_required
 def community_console(request: HttpRequest, code: str) -> HttpResponse:
     if not _may_open_community(request.user, code):
-        raise Http404("no console")
+        raise Http404(_("没有这个工作台，或您无权查看。"))
     region = _region_or_404(Level.COMMUNITY, code)
     return _queue_page(
         request,
@@ -820,7 +820,7 @@ def department_console(request: HttpRequest) -> HttpResponse:
     user = request.user
     department = _department(user)
     if _role(user) != Role.DEPARTMENT_HANDLER or not department:
-        raise Http404("no department console for this account")
+        raise Http404(_("部门工作台只供职能部门处置人员使用。"))
     name = _department_names().get(department, department)
     return _queue_page(
         request,
@@ -995,7 +995,8 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
     try:
         incident = incident_selectors.incident_for_user(request.user, number)
     except Incident.DoesNotExist:
-        raise Http404(f"no case {number}") from None
+        missing = _("没有编号为 %(number)s 的案件，或您无权查看。") % {"number": number}
+        raise Http404(missing) from None
     context = _case_context(request, incident)
     if request.GET.get("fragment") == "case":
         context["feed"] = _feed(request)
@@ -1046,7 +1047,7 @@ def intake(request: HttpRequest) -> HttpResponse:
     typed in, located by a click on the map, and posted to the incidents API."""
     user = request.user
     if _role(user) not in INTAKE_ROLES:
-        raise Http404("no intake form for this account")
+        raise Http404(_("您的账号不能受理登记。"))
     generation = gridmap_selectors.active_generation()
     place = _place(user)
     groups = _categories_grouped()

@@ -444,7 +444,7 @@ def _static_file(name: str) -> str | None:
 def _service_worker_source() -> str:
     path = _static_file(SERVICE_WORKER)
     if path is None:
-        raise Http404(SERVICE_WORKER)
+        raise Http404
     with open(path, encoding="utf-8") as handle:
         return handle.read()
 

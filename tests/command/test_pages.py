@@ -205,9 +205,25 @@ def _python_messages() -> set[tuple[str | None, str]]:
     return found
 
 
+# {% translate "…" %} or {% translate '…' context "…" %} in a template.
+_TEMPLATE_TRANSLATE = re.compile(
+    r"""\{%\s*translate\s+(["'])(.*?)\1(?:\s+context\s+(["'])(.*?)\3)?\s*%\}"""
+)
+
+
+def _template_messages() -> set[tuple[str | None, str]]:
+    """(context, message id) of every one-line {% translate %} in the project's templates."""
+    base = Path(django_settings.BASE_DIR)
+    found: set[tuple[str | None, str]] = set()
+    for path in [*base.glob("templates/**/*.html"), *base.glob("*/templates/**/*.html")]:
+        for match in _TEMPLATE_TRANSLATE.finditer(path.read_text(encoding="utf-8")):
+            found.add((match.group(4), match.group(2)))
+    return found
+
+
 def test_every_message_of_the_code_has_its_english():
-    """A Chinese message the code translates (a refusal's reason, a page's label) has an entry
-    in the English catalogue, or an English reader would see it in Chinese."""
+    """A Chinese message the code or a template translates (a refusal's reason, a page's label)
+    has an entry in the English catalogue, or an English reader would see it in Chinese."""
     entries = _po_entries(Path(django_settings.BASE_DIR) / "locale/en/LC_MESSAGES/django.po")
     plural_ids = set(
         re.findall(
@@ -218,9 +234,10 @@ def test_every_message_of_the_code_has_its_english():
             re.M,
         )
     )
-    messages = _python_messages()
-    # The scan finds the refusals of the services (a canary for the scan itself).
+    messages = _python_messages() | _template_messages()
+    # The scans find a refusal of the services and a page's words (canaries for the scans).
     assert (None, "“%(value)s”不是数字。") in messages
+    assert ("noun", "处置反馈") in messages and (None, "回到我的工作页面") in messages
     missing = sorted(
         (context or "", msgid)
         for context, msgid in messages
