@@ -17,6 +17,7 @@ from django.template import loader
 from django.utils.translation import gettext as _
 
 from command.views.consoles import workplace_url
+from command.views.mobile import frame_context
 
 _API_PREFIXES = ("/api/", "/open311/")
 
@@ -31,6 +32,8 @@ def _answer(request: HttpRequest, status: int, title: str, message: str) -> Http
         return JsonResponse({"detail": message or title}, status=status)
     phone = request.path.startswith("/m/")
     context: dict[str, Any] = {"status": status, "title": title, "message": message}
+    if phone:
+        context.update(frame_context(request))
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         context["workplace"] = workplace_url(user)

@@ -89,7 +89,8 @@ def _may_use(user: Any) -> bool:
 
 
 def _refused(request: HttpRequest) -> HttpResponse:
-    return render(request, "command/mobile_refused.html", {"m_nav": ""}, status=403)
+    context = {"m_nav": "", **frame_context(request)}
+    return render(request, "command/mobile_refused.html", context, status=403)
 
 
 def _place(user: Any, generation: Any) -> dict[str, str] | None:
@@ -265,14 +266,19 @@ def _config(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _context(request: HttpRequest, nav: str, **extra: Any) -> dict[str, Any]:
+def frame_context(request: HttpRequest) -> dict[str, Any]:
+    """What the frame of every phone page shows (mobile_base.html): the boundaries' provenance
+    and the user's place."""
     generation = gridmap_selectors.active_generation()
+    return {"generation": generation, "place": _place(request.user, generation)}
+
+
+def _context(request: HttpRequest, nav: str, **extra: Any) -> dict[str, Any]:
     return {
         "m_nav": nav,
         "m_config": _config(request),
         "m_strings": _strings(),
-        "generation": generation,
-        "place": _place(request.user, generation),
+        **frame_context(request),
         **extra,
     }
 

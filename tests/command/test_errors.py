@@ -79,6 +79,10 @@ def test_the_phone_says_it_in_the_phones_look(people: Cast) -> None:
     assert 'class="m-body' in html and 'data-testid="error-page"' in html
     assert "没有这个案件，或您无权查看。" in html
     assert 'href="/m/tasks/"' in html
+    # The frame knows the boundaries are there (it does not say reports cannot be made).
+    assert 'data-testid="no-generation-banner"' not in html
+    refused = _client(people.street).get("/m/").content.decode()
+    assert 'data-testid="no-generation-banner"' not in refused
 
 
 def test_an_unknown_api_address_is_answered_in_json() -> None:
