@@ -217,7 +217,12 @@ ACTION_FORMS: dict[str, ActionForm] = {
             ),
             tone="secondary",
         ),
-        ActionForm("decline_extension", gettext_lazy("驳回延期"), (_note(),), tone="secondary"),
+        ActionForm(
+            "decline_extension",
+            gettext_lazy("驳回延期"),
+            (_note(gettext_lazy("驳回理由"), required=True),),
+            tone="secondary",
+        ),
         ActionForm(
             "merge",
             gettext_lazy("合并到另一案件"),

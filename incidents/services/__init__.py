@@ -1236,6 +1236,7 @@ def incident_approve_extension(
 ) -> Incident:
     """延期审批: approve (the deadline moves to the requested time, or to `until` if the centre
     grants a different one) or decline (approved=False; the deadline stays) a pending request.
+    A decline needs its reason in `note`: the department that asked is told why.
 
     The table's action is "approve_extension" or "decline_extension" accordingly."""
     if until is not None:
@@ -1243,7 +1244,7 @@ def incident_approve_extension(
         if until <= timezone.now():
             raise IncidentInputError("until", _("必须是将来的时间。"))
     step = _Step(
-        reason=_optional_text("note", note),
+        reason=_optional_text("note", note) if approved else _required_text("note", note),
         data={"approved": bool(approved)},
         event_type=events.EXTENSION_DECIDED,
     )

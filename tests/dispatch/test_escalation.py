@@ -391,7 +391,9 @@ def test_a_declined_extension_keeps_the_warning_as_it_was(cast: Cast):
         until=case.stage_deadline + timedelta(days=1),
         reason="下雨",
     )
-    case = incident_approve_extension(incident=case, by=cast.community, approved=False)
+    case = incident_approve_extension(
+        incident=case, by=cast.community, approved=False, note="按原时限办理"
+    )
     assert case.stage_warned and case.stage_warn_at == warn_at
     assert run(case.stage_warn_at + SECOND) == (0, 0)
 

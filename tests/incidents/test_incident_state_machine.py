@@ -62,6 +62,8 @@ ACTORS = (
     "no_role",
 )
 ACTIONS = tuple(TRANSITIONS)
+# The closed loop's way forward, in order.
+FORWARD = ("register", "dispatch", "accept", "handle", "feed_back", "verify", "close", "evaluate")
 _later = itertools.count(1)
 
 
@@ -78,6 +80,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self.reworks = 0
         self.steps = 1
         self.handlers: set[int] = set()
+        self.requester: int | None = None  # who asked for the pending extension (延期)
         self.restore: dict[str, str] = {}
 
     # --- calling the services -------------------------------------------------------------
@@ -117,7 +120,7 @@ class IncidentMachine(RuleBasedStateMachine):
             return incident_request_extension(incident=case, by=by, until=until, reason="需配件")
         if action in ("approve_extension", "decline_extension"):
             return incident_approve_extension(
-                incident=case, by=by, approved=action == "approve_extension"
+                incident=case, by=by, approved=action == "approve_extension", note="另行安排"
             )
         if action == "park":
             return incident_park(incident=case, by=by, reason="需立项")
@@ -131,7 +134,9 @@ class IncidentMachine(RuleBasedStateMachine):
         row = TRANSITIONS[action]
         allowed = row.allows(current)
         permitted = workflow.may(user, action, current)
-        four_eyes = action in ("verify", "rework") and user.pk in self.handlers
+        four_eyes = (action in ("verify", "rework") and user.pk in self.handlers) or (
+            action in ("approve_extension", "decline_extension") and user.pk == self.requester
+        )
         bad_score = action == "evaluate" and not 1 <= score <= 5
         try:
             moved = self.call(action, user, flag, score)
@@ -169,6 +174,10 @@ class IncidentMachine(RuleBasedStateMachine):
             self.reworks += 1
         if action in ("accept", "handle", "feed_back"):
             self.handlers.add(user.pk)
+        if action == "request_extension":
+            self.requester = user.pk
+        if action in ("approve_extension", "decline_extension"):
+            self.requester = None
         self.status = target
         self.visited.add(target)
 
@@ -196,6 +205,22 @@ class IncidentMachine(RuleBasedStateMachine):
         if choices:
             action, who = data.draw(st.sampled_from(choices))
             self.attempt(action, who, flag, score)
+
+    @rule(flag=st.booleans(), score=st.integers(min_value=1, max_value=5))
+    def the_next_step_forward(self, flag: bool, score: int) -> None:
+        """The loop's next step forward, by the first user who may take it: the walks reach its
+        end (结案, 评价) whatever the random choices, not only with lucky ones."""
+        current = Incident.objects.get(pk=self.case.pk)
+        allowed = workflow.allowed_actions(current)
+        action = next((action for action in FORWARD if action in allowed), None)
+        if action is None:
+            return
+        for who in ACTORS:
+            user = getattr(self.cast, who)
+            verifies_own = action == "verify" and user.pk in self.handlers
+            if workflow.may(user, action, current) and not verifies_own:
+                self.attempt(action, who, flag, score)
+                return
 
     # --- invariants -------------------------------------------------------------------------
 
@@ -233,13 +258,8 @@ def test_random_walks_through_the_workflow_keep_the_table(reference_data: None, 
             derandomize=True,  # the same walks every run: the coverage check below is stable
         ),
     )
-    # The walks went deep: every status of the loop was reached by some walk. 已评价 (evaluated)
-    # needs the one reporter to act after nine right steps in a row, which 30×30 random walks
-    # reach only in some test orders; the full loop tests and the static reachability test below
-    # cover it, so the walks are only required to get as far as 结案.
-    assert IncidentMachine.visited | {IncidentStatus.REPORTED} >= (
-        set(IncidentStatus.values) - {IncidentStatus.EVALUATED}
-    )
+    # The walks went deep: every status of the loop, to 已评价, was reached by some walk.
+    assert IncidentMachine.visited | {IncidentStatus.REPORTED} == set(IncidentStatus.values)
 
 
 def test_every_target_is_a_status_and_every_status_is_reachable():

@@ -470,8 +470,21 @@ def test_a_declined_extension_keeps_the_deadline(cast: Cast):
     case = incident_request_extension(
         incident=case, by=cast.handler, until=deadline + timedelta(days=1), reason="下雨"
     )
+    # A decline says why (the department that asked is told): without a reason it is refused.
+    for blank in ("", "   "):
+        error = refused(
+            IncidentInputError,
+            incident_approve_extension,
+            case,
+            by=cast.street,
+            approved=False,
+            note=blank,
+        )
+        assert (error.field, error.reason) == ("note", "不能为空。")
+    assert Incident.objects.get(pk=case.pk).extension_requested_until is not None
     case = act(incident_approve_extension, case, by=cast.street, approved=False, note="不予延期")
     assert case.stage_deadline == deadline and case.extension_requested_until is None
+    assert case.transitions.last().reason == "不予延期"
     assert case.transitions.last().action == "decline_extension"
     assert last_event(case).payload["approved"] is False
 
@@ -495,6 +508,7 @@ def test_whoever_asked_for_more_time_never_decides_on_it(cast: Cast):
             case,
             by=cast.community,
             approved=approved,
+            note="自己审批",
         )
         assert "延期由他人审批" in error.reason
     offered = incident_actions_for(cast.community, case)
