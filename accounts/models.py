@@ -31,7 +31,7 @@ class User(AbstractUser):
     role = models.CharField(_("角色"), max_length=32, choices=Role.choices, blank=True)
     # Region code of the user's place (district/street/community/grid), empty for admin/auditor.
     place_code = models.CharField(_("所属区域代码"), max_length=15, blank=True, db_index=True)
-    # Department code for department handlers (departments arrive with the dispatch app).
+    # Department code for department handlers: one of accounts.departments (the admin checks).
     department_code = models.CharField(_("所属部门代码"), max_length=32, blank=True)
     phone = models.CharField(_("手机号"), max_length=20, blank=True)
 

@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from incidents.catalogue import known_departments
+from accounts.departments import known_departments
 from incidents.models import (
     AlarmSource,
     CalendarDay,

@@ -9,7 +9,9 @@ Inputs (incidents/data/, provenance in docs/incidents.md):
   "<部件名>异常" under the same code.
 * emergency_categories.csv — CityOps' local 突发事件 class 90, with default severity, department
   and handling limit.
-* departments.csv — the department codes and names (there is no department model).
+
+Departments (codes and names) are accounts' data (accounts.departments): a category's default
+department must be one of them.
 
 Nothing here touches the database: `read_catalogue()` returns plain values that
 incidents.services.categories_load stores. Every rule below is a *local setting*, editable per
@@ -19,10 +21,10 @@ category in the admin afterwards; the comments say why each was chosen.
 from __future__ import annotations
 
 import csv
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounts.departments import DEPARTMENTS_FILE, known_departments
 from incidents.models import (
     EMERGENCY_MAJOR_CODE,
     EMERGENCY_MAJOR_NAME,
@@ -38,7 +40,6 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 EVENTS_FILE = "event_categories.csv"
 COMPONENTS_FILE = "component_categories.csv"
 EMERGENCIES_FILE = "emergency_categories.csv"
-DEPARTMENTS_FILE = "departments.csv"
 
 LOCAL_SOURCE = "本地扩展（CityOps）：GB/T 47678.5-2026 未设突发事件类，本类代码90xxx仅用于本系统"
 COMPONENT_DEPARTMENT_NOTE = "按部件权属推定，非标准内容"
@@ -188,20 +189,6 @@ COMPONENT_DEPARTMENT_FALLBACK: dict[str, str] = {
     "04": "CGJ",  # 园林绿化设施: 园林 is part of 城管 in Shenzhen
     "05": "JD",  # 其他管理部件
 }
-
-
-def read_departments(data_dir: Path = DATA_DIR) -> dict[str, str]:
-    """Department code → full name, from departments.csv."""
-    with (data_dir / DEPARTMENTS_FILE).open(encoding="utf-8", newline="") as handle:
-        return {row["code"]: row["name"] for row in csv.DictReader(handle)}
-
-
-@functools.cache
-def known_departments() -> dict[str, str]:
-    """read_departments() of the data shipped with the code: the departments a case may be
-    dispatched to and a category may name. Read once per process (the file changes only with a
-    deployment)."""
-    return read_departments()
 
 
 def event_department_code(text: str) -> str:
@@ -428,7 +415,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def read_catalogue(data_dir: Path = DATA_DIR) -> list[CategoryDefault]:
     """Every category with its defaults, in code order; raises CatalogueError on bad data."""
-    departments = read_departments(data_dir)
+    departments = known_departments()
     categories: list[CategoryDefault] = []
 
     for row in _read_csv(data_dir / COMPONENTS_FILE):
@@ -516,6 +503,6 @@ def read_catalogue(data_dir: Path = DATA_DIR) -> list[CategoryDefault]:
         if category.department_code not in departments:
             raise CatalogueError(
                 f"{category.code}: department {category.department_code} is not in "
-                f"{DEPARTMENTS_FILE}"
+                f"{DEPARTMENTS_FILE.name} (accounts.departments)"
             )
     return sorted(categories, key=lambda category: category.code)

@@ -25,7 +25,7 @@ standard. Emergencies carry a severity on the four levels of the Emergency Respo
 level that the operator raises as facts arrive.
 
 Each category names a default handling department by its *code* (CGJ 城管, ZJJ 住建, SWJ 水务 …,
-listed with their names in incidents/data/departments.csv). There is no department model: a
+listed with their names in accounts/data/departments.csv). There is no department model: a
 code is checked against that list, and a department handler's account carries its code.
 The standard does not assign departments: the codes are inferred from Longhua's organisation and
 flagged `department_inferred` until someone confirms them.

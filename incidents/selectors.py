@@ -21,9 +21,9 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from accounts.departments import known_departments
 from accounts.models import Role
 from incidents import calendar, workflow
-from incidents.catalogue import known_departments
 from incidents.models import (
     CLOSED_STATUSES,
     FINISHED_STATUSES,
@@ -253,7 +253,7 @@ def categories_for_picker() -> QuerySet[Category]:
 
 def departments() -> list[tuple[str, str]]:
     """(code, name) of the departments a case can be dispatched to, in the order of
-    incidents/data/departments.csv (there is no department model)."""
+    accounts/data/departments.csv (there is no department model)."""
     return list(known_departments().items())
 
 

@@ -36,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.departments import known_departments
 from accounts.models import Role, User
 from audit.services import audit_record
 from config.db_backends.bulk import increment_counters
@@ -54,7 +55,6 @@ from incidents.catalogue import (
     DATA_DIR,
     CategoryDefault,
     LimitDefault,
-    known_departments,
     read_catalogue,
 )
 from incidents.location import point_hexewkb

@@ -12,7 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
-from incidents.catalogue import DATA_DIR, read_departments
+from accounts.departments import read_departments
+from incidents.catalogue import DATA_DIR
 from incidents.models import (
     STAGE_ORDER,
     Category,
