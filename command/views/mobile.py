@@ -212,7 +212,7 @@ def _strings() -> dict[str, Any]:
         "networkError": _("网络异常，未能提交。请检查网络后重试（重试不会重复提交）。"),
         "retry": _("重试"),
         "staleShell": _("当前离线，显示的是 %(time)s 保存的页面。"),
-        "photoNotImage": _("所选文件不是图片。"),
+        "photoNotImage": _("所选文件不是 JPEG、PNG 或 WebP 图片。"),
         "photoTooLarge": _("照片过大（%(size)s MB，最多 %(max)s MB），请重新拍摄。"),
         "serverError": _("服务器暂时无法处理（%(status)s），将自动重试。"),
         "error": _("错误"),

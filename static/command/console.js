@@ -1182,7 +1182,7 @@
       card.setAttribute("role", "alert");
       card.appendChild(el("p", "", T.caseGone));
       if (config.consoleUrl) {
-        var back = el("a", "button", T.backToConsole);
+        var back = el("a", "button button-primary", T.backToConsole);
         back.href = config.consoleUrl;
         card.appendChild(back);
       }

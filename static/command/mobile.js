@@ -162,14 +162,24 @@
     return parts.join(" ") || `${T.error} ${status}`;
   }
 
+  /** Whether the bytes begin as a JPEG, PNG or WebP does: the formats the server takes (it
+   * judges by content too, so a renamed file is refused here, not after the upload). */
+  function photoFormat(data) {
+    const b = new Uint8Array(data, 0, Math.min(12, data.byteLength));
+    const ascii = (from, to) => String.fromCharCode(...b.subarray(from, to));
+    if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
+    if (b[0] === 0x89 && ascii(1, 4) === "PNG") return "png";
+    if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "webp";
+    return "";
+  }
+
   /** Why a picked file cannot be sent (the server would refuse it), or "". */
-  function photoRefusal(file) {
-    if (file.type && !file.type.startsWith("image/")) return T.photoNotImage;
+  function photoRefusal(file, data) {
     if (config.maxPhotoBytes && file.size > config.maxPhotoBytes) {
       const mb = (bytes) => (bytes / 1048576).toFixed(1);
       return fmt(T.photoTooLarge, { size: mb(file.size), max: mb(config.maxPhotoBytes) });
     }
-    return "";
+    return photoFormat(data) ? "" : T.photoNotImage;
   }
 
   // --- the outbox: IndexedDB ------------------------------------------------------------------
@@ -829,12 +839,13 @@
     photoInput.addEventListener("change", async () => {
       for (const file of Array.from(photoInput.files || [])) {
         if (state.photos.length >= MAX_PHOTOS) break;
-        const refusal = photoRefusal(file);
+        const data =
+          file.size > config.maxPhotoBytes ? new ArrayBuffer(0) : await file.arrayBuffer();
+        const refusal = photoRefusal(file, data);
         if (refusal) {
           say(refusal);
           continue;
         }
-        const data = await file.arrayBuffer();
         state.photos.push({
           name: file.name || "photo.jpg",
           type: file.type || "image/jpeg",
@@ -1161,7 +1172,9 @@
         photoInput.addEventListener("change", async () => {
           for (const file of Array.from(photoInput.files || [])) {
             if (photos.length >= 3) break;
-            const refusal = photoRefusal(file);
+            const data =
+              file.size > config.maxPhotoBytes ? new ArrayBuffer(0) : await file.arrayBuffer();
+            const refusal = photoRefusal(file, data);
             if (refusal) {
               say(refusal);
               continue;
@@ -1169,7 +1182,7 @@
             photos.push({
               name: file.name || "photo.jpg",
               type: file.type || "image/jpeg",
-              data: await file.arrayBuffer(),
+              data,
             });
           }
           photoInput.value = "";

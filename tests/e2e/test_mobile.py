@@ -152,6 +152,12 @@ def test_report_with_gps_and_a_photo_makes_a_case_with_that_photo(
 
     phone.choose_category("暴露垃圾", "06010")
     page.fill("#description-input", "和平路东侧人行道堆放生活垃圾")
+    # A file that only looks like a photo by its name is refused at once, not after the upload.
+    fake = tmp_path / "scene.png"
+    fake.write_text("not an image")
+    page.set_input_files("#photo-input", str(fake))
+    expect(page.locator("#report-message")).to_have_text("所选文件不是 JPEG、PNG 或 WebP 图片。")
+    expect(page.locator("#photo-previews img")).to_have_count(0)
     photo = _jpeg(tmp_path / "scene.jpg")
     page.set_input_files("#photo-input", str(photo))
     expect(page.locator("#photo-previews img")).to_have_count(1)
