@@ -61,7 +61,9 @@ class CityOpsUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
         elif role == Role.DEPARTMENT_HANDLER and not department:
             self.add_error("department_code", gettext("职能部门处置人员须填写所属部门代码。"))
         levels = PLACE_LEVELS.get(role)
-        if levels and place:
+        if levels and not place:
+            self.add_error("place_code", gettext("该角色须填写所属区域代码。"))
+        elif levels:
             self._check_place(place, levels)
         return data
 

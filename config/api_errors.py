@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import OperationalError
 from django.utils.translation import gettext as _
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -35,7 +35,18 @@ def _overloaded(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, PoolTimeout)
 
 
+def parse_error_reason(exc: exceptions.ParseError) -> str:
+    """A body that could not be parsed, in the reader's language; the parser's own words (the
+    position of a JSON syntax error, which DRF does not translate) follow in brackets."""
+    said = str(exc.detail)
+    for prefix in ("JSON parse error - ", "Multipart form parse error - "):
+        said = said.removeprefix(prefix)
+    return _("无法解析请求体（%(error)s）。") % {"error": said}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, exceptions.ParseError):
+        return Response({"detail": parse_error_reason(exc)}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is None and _overloaded(exc):
         view = context.get("view")

@@ -29,6 +29,7 @@ urlpatterns = [
 ]
 
 # Not found, refused, failed: in the site's look and the reader's language; JSON under /api/.
+handler400 = "command.views.errors.bad_request"
 handler404 = "command.views.errors.not_found"
 handler403 = "command.views.errors.refused"
 handler500 = "command.views.errors.server_error"

@@ -1,4 +1,5 @@
-"""What a person sees when a page does not exist for them (404), is refused (403) or fails (500):
+"""What a person sees when a request is refused before a view ran (400, 413), a page does not exist
+for them (404), is refused (403) or fails (500):
 in the site's look and the reader's language; on the phone's look under /m/; and as JSON
 (`{"detail": …}`, like every other API answer) under /api/ and /open311/.
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
@@ -39,6 +42,20 @@ def _answer(request: HttpRequest, status: int, title: str, message: str) -> Http
         context["workplace"] = workplace_url(user)
     template = "command/mobile_error.html" if phone else "command/error.html"
     return render(request, template, context, status=status)
+
+
+def bad_request(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    """A request Django refused before any view ran: a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+    (read by the CSRF check of a signed-in user's form post), too many fields, a bad host."""
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        reason = _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}
+        return _answer(request, 413, _("提交的内容过大"), reason)
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        reason = _("参数过多，最多 %(limit)s 个。") % {"limit": limit}
+        return _answer(request, 400, _("请求无效"), reason)
+    return _answer(request, 400, _("请求无效"), _("请求无效，请刷新页面后重试。"))
 
 
 def not_found(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:

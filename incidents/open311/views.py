@@ -36,6 +36,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
+from config.api_errors import parse_error_reason
 from incidents import services
 from incidents.models import Channel
 from incidents.open311 import selectors
@@ -133,7 +134,7 @@ class Open311View(APIView):
                 response["Retry-After"] = str(wait)
             return response
         if isinstance(exc, exceptions.ParseError):
-            return error_answer(self.fmt, 400, [problem("body", str(exc.detail))])
+            return error_answer(self.fmt, 400, [problem("body", parse_error_reason(exc))])
         if isinstance(exc, exceptions.UnsupportedMediaType):
             given = self.request.content_type
             reason = (

@@ -105,7 +105,7 @@
         try {
           parsed = text ? JSON.parse(text) : {};
         } catch (error) {
-          parsed = { detail: text.slice(0, 200) };
+          parsed = {}; // not the API's JSON (a proxy's page): the status says what happened
         }
         return { status: response.status, ok: response.ok, body: parsed };
       });
@@ -176,6 +176,9 @@
       general.unshift(body.detail ? lead + " — " + body.detail : lead);
     } else if (body.detail) {
       general.unshift(messages(body.detail));
+    }
+    if (!general.length && !form.querySelector(".has-error")) {
+      general.push(T.failed + " (HTTP " + res.status + ")");
     }
     if (general.length) {
       showError(form, "__all__", general.join(" ")); // each reason is a sentence of its own

@@ -49,6 +49,9 @@ def test_a_mistyped_code_is_refused_naming_the_field() -> None:
         assert missing.errors == {"department_code": ["职能部门处置人员须填写所属部门代码。"]}
         nowhere = _form(user, role=Role.STREET_OPERATOR, place_code="440309999")
         assert nowhere.errors == {"place_code": ["启用的边界版本中没有代码为 440309999 的区域。"]}
+        # Said in words, not as the database constraint's name.
+        no_place = _form(user, role=Role.GRID_WORKER, place_code="")
+        assert no_place.errors == {"place_code": ["该角色须填写所属区域代码。"]}
         wrong_level = _form(user, role=Role.STREET_OPERATOR, place_code=COMMUNITY)
         assert wrong_level.errors == {
             "place_code": [f"{COMMUNITY} 是社区，该角色的所属区域应为街道。"]

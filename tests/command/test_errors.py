@@ -113,3 +113,33 @@ def test_a_form_posted_without_its_csrf_token_says_what_to_do() -> None:
 
     assert response.status_code == 403
     assert "请刷新页面后重试" in _text(response.content.decode(), "error-message")
+
+
+def test_a_body_too_large_for_a_signed_in_form_is_answered_in_words(people: Cast) -> None:
+    """A console form's JSON over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 in the API's JSON, in the
+    reader's language (Django's own 400 page is English HTML, which the page showed raw)."""
+    case = report()
+    client = Client(enforce_csrf_checks=True)  # as in the browser: the CSRF check reads the body
+    client.force_login(people.street)
+    client.get(f"/command/cases/{case.number}/")
+    token = client.cookies["csrftoken"].value
+    huge = '{"reason": "' + "x" * 3_000_000 + '"}'
+
+    response = client.post(
+        f"/api/v1/incidents/{case.number}/park/",
+        huge,
+        content_type="application/json",
+        headers={"x-csrftoken": token},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("请求体过大，最多 ")
+
+
+def test_a_body_that_is_not_json_is_refused_in_words(people: Cast) -> None:
+    client = _client(people.street)
+
+    response = client.post("/api/v1/incidents/", '{"category": ', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("无法解析请求体（")

@@ -107,7 +107,7 @@ def test_a_visible_case_the_user_may_not_act_on_is_403(cast):
     )
     answer = act(cast.auditor, case.number, "register", expect=403, language="en")
     assert answer["detail"] == (
-        "Not permitted to “Register”: Auditors read; they never act on cases."
+        "“Register” is not permitted: Auditors read; they never act on cases."
     )
     assert Incident.objects.get(pk=case.pk).status == IncidentStatus.REPORTED
 
