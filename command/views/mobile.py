@@ -180,6 +180,7 @@ def _strings() -> dict[str, Any]:
         "signIn": _("登录"),
         "relocate": _("重新定位"),
         "required": _("不能为空。"),
+        "labelled": _("%(label)s：%(value)s"),
         "pending": _("待发送"),
         "sendingState": _("发送中"),
         "failed": _("上报失败"),

@@ -126,21 +126,20 @@
       state.located = res;
       if (res.status === 200) {
         var body = res.body;
-        readout.textContent = [body.street.name, body.community.name, body.grid.name]
-          .join(" · ") + "（" + coords + "）";
+        var place = [body.street.name, body.community.name, body.grid.name].join(" · ");
+        readout.textContent = C.format(T.withCoords, { text: place, coords: coords });
         readout.dataset.state = "ok";
       } else if (res.status === 404) {
-        readout.textContent = C.format(T.outside, {
-          metres: Math.round(res.body.distance_m || 0)
-        }) + "（" + coords + "）";
+        var outside = C.format(T.outside, { metres: Math.round(res.body.distance_m || 0) });
+        readout.textContent = C.format(T.withCoords, { text: outside, coords: coords });
         readout.dataset.state = "outside";
       } else {
-        readout.textContent = T.locateFailed + "（" + coords + "）";
+        readout.textContent = C.format(T.withCoords, { text: T.locateFailed, coords: coords });
         readout.dataset.state = "error";
       }
     }, function () {
       if (seq === locateSeq) {
-        readout.textContent = T.locateFailed + "（" + coords + "）";
+        readout.textContent = C.format(T.withCoords, { text: T.locateFailed, coords: coords });
         readout.dataset.state = "error";
       }
     });

@@ -154,8 +154,10 @@
     for (const [field, value] of Object.entries(data)) {
       if (field === "distance_m" || field === "allowed_actions" || field === "status") continue;
       const reasons = Array.isArray(value) ? value.join(" ") : String(value);
-      const label = field === "detail" ? "" : `${fieldLabel(field, form)}：`;
-      const line = label + reasons;
+      const line =
+        field === "detail"
+          ? reasons
+          : fmt(T.labelled, { label: fieldLabel(field, form), value: reasons });
       if (!seen.has(line)) parts.push(line);
       seen.add(line);
     }
@@ -1222,7 +1224,9 @@
         }
         if (empty.length) {
           // Every empty required field at once: the server would name only the first.
-          say(empty.map((input) => `${fieldLabel(input.name, form)}：${T.required}`).join(" "));
+          const named = (input) =>
+            fmt(T.labelled, { label: fieldLabel(input.name, form), value: T.required });
+          say(empty.map(named).join(" "));
           empty[0].focus();
           return;
         }
