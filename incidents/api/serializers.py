@@ -9,6 +9,7 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -53,6 +54,28 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: [_("未知字段。")] for name in unknown})
         return super().to_internal_value(data)
+
+
+class TextField(serializers.CharField):
+    """Text, and only text: DRF's CharField turns a number into its digits, so a JSON `NaN` or
+    `12` would be stored as the reason "nan" or "12"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time with its zone (…+08:00, …Z): a time without one would be
+    read on the server's clock, not necessarily the sender's."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = parse_datetime(value.strip())
+            if parsed is not None and timezone.is_naive(parsed):
+                raise serializers.ValidationError(_("必须带时区。"))
+        return super().to_internal_value(value)
 
 
 @extend_schema_field(OpenApiTypes.DOUBLE)
@@ -105,7 +128,7 @@ class PhotosField(serializers.Field):
 
 class ReportIn(StrictSerializer):
     category = serializers.CharField(max_length=5, help_text="事项代码, e.g. 06010")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = TextField(required=False, allow_blank=True, default="")
     lon = CoordinateField(help_text="longitude in `crs`")
     lat = CoordinateField(help_text="latitude in `crs`")
     crs = serializers.ChoiceField(choices=["wgs84", "gcj02", "bd09"], default="wgs84")
@@ -114,13 +137,11 @@ class ReportIn(StrictSerializer):
         required=False,
         help_text="default grid_worker for grid workers (their only channel), console for others",
     )
-    reporter_name = serializers.CharField(
-        max_length=50, required=False, allow_blank=True, default=""
-    )
+    reporter_name = TextField(max_length=50, required=False, allow_blank=True, default="")
     reporter_phone = serializers.CharField(
         max_length=20, required=False, allow_blank=True, default=""
     )
-    address = serializers.CharField(
+    address = TextField(
         max_length=200,
         required=False,
         allow_blank=True,
@@ -134,7 +155,7 @@ class ReportIn(StrictSerializer):
         default="",
         help_text="emergencies (class 90) only; default the category's level",
     )
-    client_reported_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    client_reported_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     photos = PhotosField(help_text="multipart only: photos before handling (处置前), JPEG/PNG/WebP")
 
 
@@ -143,10 +164,8 @@ class ReportIn(StrictSerializer):
 
 def _text(required: bool = False, **kwargs: Any) -> serializers.CharField:
     if required:
-        return serializers.CharField(allow_blank=True, trim_whitespace=False, **kwargs)
-    return serializers.CharField(
-        required=False, allow_blank=True, default="", trim_whitespace=False, **kwargs
-    )
+        return TextField(allow_blank=True, trim_whitespace=False, **kwargs)
+    return TextField(required=False, allow_blank=True, default="", trim_whitespace=False, **kwargs)
 
 
 class NoteIn(StrictSerializer):
@@ -196,12 +215,12 @@ class EvaluateIn(StrictSerializer):
 
 
 class RequestExtensionIn(StrictSerializer):
-    until = serializers.DateTimeField()
+    until = AwareDateTimeField()
     reason = _text(required=True)
 
 
 class ApproveExtensionIn(StrictSerializer):
-    until = serializers.DateTimeField(
+    until = AwareDateTimeField(
         required=False, allow_null=True, default=None, help_text="default: the requested time"
     )
     note = _text()

@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -452,6 +452,9 @@ def calendar_load(*, path: Path = HOLIDAYS_FILE, reset: bool = False) -> Calenda
 NUMBER_PREFIX = "LH"
 DESCRIPTION_MAX = 4000
 REASON_MAX = 2000
+# The farthest an extension may reach, from now: a safety net for a mistyped year (9999), not a
+# policy on how long a case may take (the centre decides each request).
+EXTENSION_MAX_DAYS = 366
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,18}[0-9]$")
 # Roles whose members may be dispatched a case personally when it lies in their place.
 _PLACE_ASSIGNEE_ROLES = frozenset({Role.GRID_WORKER, Role.COMMUNITY_STAFF, Role.STREET_OPERATOR})
@@ -1210,6 +1213,8 @@ def incident_request_extension(
         reason=text, data={"requested_until": until}, event_type=events.EXTENSION_REQUESTED
     )
 
+    _check_not_too_far(until)
+
     def check(case: Incident) -> None:
         if until <= timezone.now() or (
             case.stage_deadline is not None and until <= case.stage_deadline
@@ -1223,6 +1228,16 @@ def incident_request_extension(
     return _move(
         incident, by=by, action="request_extension", ip=ip, step=step, check=check, change=change
     )
+
+
+def _check_not_too_far(until: datetime) -> None:
+    latest = timezone.now() + timedelta(days=EXTENSION_MAX_DAYS)
+    if until > latest:
+        raise IncidentInputError(
+            "until",
+            _("最晚只能延到 %(latest)s（%(days)s 天内）。")
+            % {"latest": f"{timezone.localtime(latest):%Y-%m-%d}", "days": EXTENSION_MAX_DAYS},
+        )
 
 
 def incident_approve_extension(
@@ -1243,6 +1258,7 @@ def incident_approve_extension(
         until = _aware("until", until)
         if until <= timezone.now():
             raise IncidentInputError("until", _("必须是将来的时间。"))
+        _check_not_too_far(until)
     step = _Step(
         reason=_optional_text("note", note) if approved else _required_text("note", note),
         data={"approved": bool(approved)},

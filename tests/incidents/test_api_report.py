@@ -137,6 +137,19 @@ def test_a_nan_literal_in_the_json_names_the_coordinate(cast):
     assert "必须是有限的数字" in answer["lon"][0]
 
 
+def test_text_is_text_and_a_time_carries_its_zone(cast):
+    """A JSON number where text belongs would be stored as its digits ("nan"); a time without
+    its zone would be read on the server's clock: both refused, naming the field."""
+    raw = json.dumps(report_body() | {"description": 12.5}).replace("12.5", "NaN")
+    answer = _refused(client_for(cast.grid_worker), raw, field="description")
+    assert answer == {"description": ["不是有效的字符串。"]}
+    naive = report_body() | {"client_reported_at": "2026-11-24T09:30:00"}
+    answer = _refused(client_for(cast.grid_worker), naive, field="client_reported_at")
+    assert answer == {"client_reported_at": ["必须带时区。"]}
+    aware = report_body() | {"client_reported_at": "2026-11-24T09:30:00+08:00"}
+    assert client_for(cast.grid_worker).post(LIST, aware, format="json").status_code == 201
+
+
 def test_swapped_coordinates_are_named(cast):
     body = report_body()
     body["lon"], body["lat"] = body["lat"], body["lon"]

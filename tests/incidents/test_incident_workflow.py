@@ -23,6 +23,7 @@ from incidents.models import (
 )
 from incidents.selectors import incident_actions_for
 from incidents.services import (
+    EXTENSION_MAX_DAYS,
     IncidentInputError,
     incident_accept,
     incident_approve_extension,
@@ -523,7 +524,9 @@ def test_whoever_asked_for_more_time_never_decides_on_it(cast: Cast):
 
 def test_an_extension_must_reach_past_the_current_deadline(cast: Cast):
     case = accepted(cast)
-    for until in (case.stage_deadline, timezone.now() - timedelta(hours=1)):
+    # A mistyped year is refused too (at most EXTENSION_MAX_DAYS from now).
+    too_far = timezone.now() + timedelta(days=EXTENSION_MAX_DAYS + 1)
+    for until in (case.stage_deadline, timezone.now() - timedelta(hours=1), too_far):
         error = refused(
             IncidentInputError,
             incident_request_extension,
