@@ -51,6 +51,8 @@ def home(request: HttpRequest) -> HttpResponse:
 def _map_strings() -> dict[str, str]:
     """Text the map script shows, translated on the server (Django i18n) for the script."""
     return {
+        "zoomIn": _("放大"),
+        "zoomOut": _("缩小"),
         "loading": _("正在加载边界…"),
         "loadingGrid": _("正在加载网格…"),
         "loadFailed": _("边界数据加载失败，请刷新页面重试。"),

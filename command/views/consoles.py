@@ -293,6 +293,8 @@ def _strings() -> dict[str, Any]:
         "accepted": _("已签收"),
         "required": _("不能为空。"),
         "withCoords": _("%(text)s（%(coords)s）"),
+        "zoomIn": _("放大"),
+        "zoomOut": _("缩小"),
         "outside": _("该点不在辖区内（距区界 %(metres)s 米）"),
         "locating": _("正在查询位置…"),
         "locateFailed": _("位置查询失败"),

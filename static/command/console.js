@@ -325,7 +325,10 @@
   // A base map of the district's own boundaries (no internet tiles)
 
   function baseMap(node, options) {
-    var map = L.map(node, { zoomSnap: 0.25, minZoom: 9, maxZoom: 18, attributionControl: false });
+    var map = L.map(node, {
+      zoomSnap: 0.25, minZoom: 9, maxZoom: 18, attributionControl: false, zoomControl: false
+    });
+    L.control.zoom({ zoomInTitle: T.zoomIn, zoomOutTitle: T.zoomOut }).addTo(map);
     map.setView([options.lat || 22.68, options.lon || 114.035], options.zoom || 12);
     map.createPane("streets").style.zIndex = "410";
     map.createPane("communities").style.zIndex = "420";

@@ -220,8 +220,10 @@
     wheelPxPerZoomLevel: 90,
     minZoom: 9,
     maxZoom: 18,
-    attributionControl: Boolean(config.tileUrl)
+    attributionControl: Boolean(config.tileUrl),
+    zoomControl: false
   });
+  L.control.zoom({ zoomInTitle: T.zoomIn, zoomOutTitle: T.zoomOut }).addTo(map);
   state.map = map;
   map.setView([22.68, 114.035], 12);
   L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);

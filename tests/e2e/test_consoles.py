@@ -219,6 +219,9 @@ def test_a_department_handler_works_a_case_from_its_page(
     desk = _desk(desks, browser, live_server.url, handler, f"/command/cases/{case.number}/")
     page = desk.page
 
+    # The map's controls speak the page's language (Leaflet's own titles are English).
+    expect(page.locator("#case-map .leaflet-control-zoom-in")).to_have_attribute("title", "放大")
+
     # 退单 "other" needs its explanation: named beside the field, nothing stored.
     send_back = _open_action(page, "send_back")
     send_back.locator("select[name=reason_code]").select_option("other")
