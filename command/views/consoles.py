@@ -40,6 +40,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Role
 from command.exports import ExportTooLarge, export_limit, queue_export
 from command.live import scopes_for_connection
+from command.views.labels import api_field_labels
 from dispatch.selectors import may_see_responders, responders_near, responders_visible_to
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
@@ -293,6 +294,8 @@ def _strings() -> dict[str, Any]:
         "accepted": _("已签收"),
         "required": _("不能为空。"),
         "withCoords": _("%(text)s（%(coords)s）"),
+        "labelled": _("%(label)s：%(value)s"),
+        "fields": api_field_labels(),
         "zoomIn": _("放大"),
         "zoomOut": _("缩小"),
         "outside": _("该点不在辖区内（距区界 %(metres)s 米）"),

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Role
 from command.live import user_scopes
+from command.views.labels import api_field_labels
 from dispatch.services import RESPONDER_ROLES
 from gridmap import selectors as gridmap_selectors
 from incidents import selectors
@@ -126,33 +127,10 @@ def countdown(deadline: datetime | None, now: datetime) -> dict[str, Any] | None
     return {"seconds": seconds, "text": text, "state": state}
 
 
-def _field_labels() -> dict[str, str]:
-    """How the API's field names read in an error shown to the user."""
-    return {
-        "category": _("事项分类"),
-        "description": _("问题描述"),
-        "lon": _("位置"),
-        "lat": _("位置"),
-        "location": _("位置"),
-        "photos": _("照片"),
-        "severity": _("事件级别"),
-        "feedback": _("处置情况"),
-        "note": _("说明"),
-        "reason": _("理由"),
-        "reason_code": _("退单原因"),
-        "until": _("延期至"),
-        "satisfaction": _("满意度"),
-        "department": _("处置部门"),
-        "assignee": _("指派给"),
-        "into": _("合并到"),
-        "accuracy_m": _("定位精度"),
-    }
-
-
 def _strings() -> dict[str, Any]:
     """Text the phone's script shows, translated here (Django i18n)."""
     return {
-        "fields": _field_labels(),
+        "fields": api_field_labels(),
         # Times the script draws read as the server's, whatever the phone's own zone.
         "timeZone": settings.TIME_ZONE,
         "online": _("在线"),

@@ -157,12 +157,13 @@
     var body = res.body || {};
     Object.keys(body).forEach(function (name) {
       if (name === "detail" || name === "distance_m" || name === "status" ||
-          name === "allowed_actions") {
-        return;
+          name === "allowed_actions" || name === "Idempotency-Key") {
+        return; // a reused key: the status's sentence says what to do
       }
       var text = messages(body[name]);
       if (!showError(form, name, text)) {
-        general.push(name + ": " + text);
+        var label = (T.fields && T.fields[name]) || name;
+        general.push(format(T.labelled, { label: label, value: text }));
       }
     });
     if (res.status !== 400) {
