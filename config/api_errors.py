@@ -45,9 +45,9 @@ def parse_error_reason(exc: exceptions.ParseError) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, exceptions.ParseError):
-        return Response({"detail": parse_error_reason(exc)}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ParseError):
+        response.data = {"detail": parse_error_reason(exc)}  # DRF's words are English only
     if response is None and _overloaded(exc):
         view = context.get("view")
         log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)
