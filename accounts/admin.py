@@ -15,27 +15,17 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.translation import gettext, ngettext, pgettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.departments import known_departments
-from accounts.models import ApiKey, Role, User
+from accounts.models import ApiKey, User
 from accounts.services import api_key_revoke
-from gridmap import selectors as gridmap_selectors
-from gridmap.models import Level
-
-# The level of region a role's place is (a grid worker may cover a whole community).
-PLACE_LEVELS: dict[str, tuple[str, ...]] = {
-    Role.DISTRICT_OPERATOR: (Level.DISTRICT,),
-    Role.STREET_OPERATOR: (Level.STREET,),
-    Role.COMMUNITY_STAFF: (Level.COMMUNITY,),
-    Role.GRID_WORKER: (Level.GRID, Level.COMMUNITY),
-}
 
 
 class CityOpsUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
-    """A user's role, place and department checked as the system will read them: a mistyped
-    place or department code would leave the account seeing no case at all, silently."""
+    """The user admin's form: a handler's department field lists the known departments; the
+    place and department are checked by the model (User.clean)."""
 
     class Meta(UserChangeForm.Meta):
         model = User
@@ -47,48 +37,6 @@ class CityOpsUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
             known = " · ".join(f"{code} {name}" for code, name in known_departments().items())
             hint = gettext("职能部门处置人员必填。已知部门：%(known)s")
             self.fields["department_code"].help_text = hint % {"known": known}
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        role = data.get("role") or ""
-        department = (data.get("department_code") or "").strip()
-        place = (data.get("place_code") or "").strip()
-        if department and department not in known_departments():
-            self.add_error(
-                "department_code",
-                gettext("“%(code)s”不是已知的部门代码。") % {"code": department},
-            )
-        elif role == Role.DEPARTMENT_HANDLER and not department:
-            self.add_error("department_code", gettext("职能部门处置人员须填写所属部门代码。"))
-        levels = PLACE_LEVELS.get(role)
-        if levels and not place:
-            self.add_error("place_code", gettext("该角色须填写所属区域代码。"))
-        elif levels:
-            self._check_place(place, levels)
-        return data
-
-    def _check_place(self, place: str, levels: tuple[str, ...]) -> None:
-        generation = gridmap_selectors.active_generation()
-        if generation is None:
-            return  # nothing to check against until boundaries are imported
-        region = gridmap_selectors.region_by_code(generation=generation, code=place)
-        if region is None:
-            self.add_error(
-                "place_code",
-                gettext("启用的边界版本中没有代码为 %(code)s 的区域。") % {"code": place},
-            )
-        elif region.level not in levels:
-            self.add_error(
-                "place_code",
-                gettext("%(code)s 是%(level)s，该角色的所属区域应为%(expected)s。")
-                % {
-                    "code": place,
-                    "level": Level(region.level).label,
-                    "expected": pgettext("list of alternatives", "或").join(
-                        str(Level(level).label) for level in levels
-                    ),
-                },
-            )
 
 
 @admin.register(User)

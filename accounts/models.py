@@ -8,9 +8,14 @@ A department handler's place is their department's code instead.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+
+from accounts.departments import known_departments
+from gridmap import selectors as gridmap_selectors
+from gridmap.models import Level
 
 
 class Role(models.TextChoices):
@@ -57,6 +62,17 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return f"{self.username} ({self.get_role_display() or '-'})"
 
+    def clean(self) -> None:
+        """A role's place and a handler's department as the system will read them: a mistyped
+        code would leave the account seeing no case at all (every form saving a user runs it;
+        the admin's does)."""
+        super().clean()
+        problems = place_and_department_problems(
+            self.role, (self.place_code or "").strip(), (self.department_code or "").strip()
+        )
+        if problems:
+            raise ValidationError(problems)
+
 
 class ApiKey(models.Model):
     """A secret an integration sends instead of a password (`Authorization: Api-Key <key>`, or
@@ -88,3 +104,48 @@ class ApiKey(models.Model):
     @property
     def channel_list(self) -> list[str]:
         return [c for c in self.channels.split(",") if c]
+
+
+# The level of region a role's place is (a grid worker may cover a whole community).
+PLACE_LEVELS: dict[str, tuple[str, ...]] = {
+    Role.DISTRICT_OPERATOR: (Level.DISTRICT,),
+    Role.STREET_OPERATOR: (Level.STREET,),
+    Role.COMMUNITY_STAFF: (Level.COMMUNITY,),
+    Role.GRID_WORKER: (Level.GRID, Level.COMMUNITY),
+}
+
+
+def place_and_department_problems(role: str, place: str, department: str) -> dict[str, str]:
+    """What is wrong with a role's place and department, by field (empty when nothing)."""
+    problems: dict[str, str] = {}
+    if department and department not in known_departments():
+        problems["department_code"] = gettext("“%(code)s”不是已知的部门代码。") % {
+            "code": department
+        }
+    elif role == Role.DEPARTMENT_HANDLER and not department:
+        problems["department_code"] = gettext("职能部门处置人员须填写所属部门代码。")
+    levels = PLACE_LEVELS.get(role)
+    if not levels:
+        return problems
+    if not place:
+        problems["place_code"] = gettext("该角色须填写所属区域代码。")
+        return problems
+    generation = gridmap_selectors.active_generation()
+    if generation is None:
+        return problems  # nothing to check against until boundaries are imported
+    region = gridmap_selectors.region_by_code(generation=generation, code=place)
+    if region is None:
+        problems["place_code"] = gettext("启用的边界版本中没有代码为 %(code)s 的区域。") % {
+            "code": place
+        }
+    elif region.level not in levels:
+        problems["place_code"] = gettext(
+            "%(code)s 是%(level)s，该角色的所属区域应为%(expected)s。"
+        ) % {
+            "code": place,
+            "level": Level(region.level).label,
+            "expected": pgettext("list of alternatives", "或").join(
+                str(Level(level).label) for level in levels
+            ),
+        }
+    return problems
