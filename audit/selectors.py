@@ -1,8 +1,13 @@
-"""Reading the audit trail: verifying the hash chain."""
+"""Reading the audit trail: listing entries, verifying the hash chain (all of it, or the entries
+one page shows)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
 
 from audit.models import GENESIS_HASH, HEAD_ID, AuditEntry, AuditHead
 
@@ -89,3 +94,82 @@ def chain_verify(*, chunk_size: int = 2000) -> ChainReport:
             f"chain ends at entry {last_sequence} ({prev_hash[:16]}…): the head was changed",
         )
     return ChainReport(verified, last_sequence, prev_hash, None)
+
+
+# --- a page of entries (command.views.audit) -----------------------------------------------------
+
+
+def audit_entries(
+    *,
+    since: datetime | None = None,
+    before: datetime | None = None,
+    actor_username: str = "",
+    action: str = "",
+    object_type: str = "",
+    object_id: str = "",
+) -> QuerySet[AuditEntry]:
+    """Entries newest first, with their actors, narrowed by whichever arguments are given:
+    written at or after `since` and before `before`, by the user then called `actor_username`
+    (the name the entry recorded, any case), with `action`, about `object_type`/`object_id`."""
+    entries = AuditEntry.objects.select_related("actor").order_by("-sequence")
+    if since is not None:
+        entries = entries.filter(occurred_at__gte=since)
+    if before is not None:
+        entries = entries.filter(occurred_at__lt=before)
+    if actor_username:
+        entries = entries.filter(actor_username__iexact=actor_username)
+    if action:
+        entries = entries.filter(action=action)
+    if object_type:
+        entries = entries.filter(object_type=object_type)
+    if object_id:
+        entries = entries.filter(object_id=object_id)
+    return entries
+
+
+# Why an entry of a page does not verify (EntryBreak.problem).
+CONTENT_CHANGED = "content_changed"  # its content does not hash to its stored hash
+LINK_BROKEN = "link_broken"  # its prev_hash is not the stored hash of the entry before it
+PREDECESSOR_MISSING = "predecessor_missing"  # there is no entry with the sequence before it
+
+
+@dataclass(frozen=True)
+class EntryBreak:
+    sequence: int
+    problem: str  # CONTENT_CHANGED, LINK_BROKEN or PREDECESSOR_MISSING
+    predecessor: int  # the sequence of the entry it should follow (0: the chain's start)
+
+
+def entries_check(entries: Sequence[AuditEntry]) -> dict[int, EntryBreak]:
+    """The entries of `entries` that do not verify, by sequence: each entry's content must hash
+    to its stored hash, and its prev_hash must be the stored hash of the entry whose sequence is
+    one less (GENESIS_HASH for the first entry), as `chain_verify` checks the whole chain.
+
+    `entries` need not be consecutive (a filtered page): the predecessors not among them are
+    read in one query, whatever their number. What this cannot see: entries removed from the
+    end of the chain, and a chain rewritten from some entry onwards together with every later
+    hash (chain_verify compares the end with AuditHead; a copy of the head kept outside the
+    database shows the rest).
+    """
+    hashes = {entry.sequence: entry.hash for entry in entries}
+    wanted = {entry.sequence - 1 for entry in entries if entry.sequence > 1} - hashes.keys()
+    if wanted:
+        hashes.update(
+            AuditEntry.objects.filter(sequence__in=wanted)
+            .order_by()
+            .values_list("sequence", "hash")
+        )
+    breaks: dict[int, EntryBreak] = {}
+    for entry in entries:
+        predecessor = entry.sequence - 1
+        expected = GENESIS_HASH if predecessor == 0 else hashes.get(predecessor)
+        problem = ""
+        if expected is None:
+            problem = PREDECESSOR_MISSING
+        elif entry.prev_hash != expected:
+            problem = LINK_BROKEN
+        elif entry.compute_hash() != entry.hash:
+            problem = CONTENT_CHANGED
+        if problem:
+            breaks[entry.sequence] = EntryBreak(entry.sequence, problem, predecessor)
+    return breaks

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from command import views
-from command.views import consoles, mobile, wall
+from command.views import audit, consoles, mobile, wall
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("command/department/", consoles.department_console, name="console-department"),
     path("command/cases/<str:number>/", consoles.case_page, name="console-case"),
     path("command/intake/", consoles.intake, name="console-intake"),
+    # The auditor's page of the audit trail (审计日志).
+    path("command/audit/", audit.audit_page, name="console-audit"),
     # The district wall screen (大屏) and its snapshot.
     path("command/wall/", wall.wall, name="command-wall"),
     path("command/wall/snapshot.json", wall.wall_snapshot, name="command-wall-snapshot"),

@@ -257,6 +257,24 @@ def departments() -> list[tuple[str, str]]:
     return list(known_departments().items())
 
 
+# --- the audit page (command.views.audit): cases named in audit entries --------------------------
+
+
+def incident_numbers_by_id(user: Any, ids: Iterable[int]) -> dict[int, str]:
+    """The case numbers of the cases among `ids` that `user` may see, by id, in one query (an
+    audit entry names a case by its id; the page shows its number)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = incidents_visible_to(user).filter(pk__in=wanted).values_list("pk", "number")
+    return dict(rows)
+
+
+def incident_id_for_number(user: Any, number: str) -> int | None:
+    """The id of the case numbered `number` if `user` may see it, None otherwise."""
+    return incidents_visible_to(user).filter(number=number).values_list("pk", flat=True).first()
+
+
 # --- the grid worker's phone (command.views.mobile) ----------------------------------------------
 
 

@@ -386,10 +386,14 @@ def home_console_url(user: Any) -> str | None:
 
 def workplace_url(user: Any) -> str:
     """Where a user lands after signing in with no page to return to: a grid worker on the
-    phone's report page (/m/, its tasks one tab away), everyone with a console on it (district
-    operators and admins on the list of consoles), the rest (an auditor) on the home page."""
-    if _role(user) == Role.GRID_WORKER:
+    phone's report page (/m/, its tasks one tab away), an auditor on the audit trail
+    (/command/audit/), everyone with a console on it (district operators and admins on the list
+    of consoles), the rest on the home page."""
+    role = _role(user)
+    if role == Role.GRID_WORKER:
         return reverse("mobile-report")
+    if role == Role.AUDITOR:
+        return reverse("console-audit")
     return home_console_url(user) or reverse("home")
 
 

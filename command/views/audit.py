@@ -1,0 +1,390 @@
+"""审计日志: the auditor's page of the audit trail (`/command/audit/`).
+
+Auditors and system administrators read here who changed what, when, from where, and what it was
+before and after (audit.models.AuditEntry), newest first, fifty to a page, narrowed by time,
+user, action and object (a case may be named by its number). Every row opens to its before/after
+values, key by key.
+
+Each request also checks the entries it shows against the hash chain
+(audit.selectors.entries_check): every entry's content against its own hash, and its link to the
+entry before it by sequence, which on an unfiltered page is the row below it (and, for the
+lowest row, one entry read from the next page). The page names the first entry that fails. The
+whole chain — from the first entry to the head — is verified by `manage.py audit_verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
+
+from accounts.models import Role
+from audit import selectors as audit_selectors
+from audit.models import AuditEntry
+from command.audit_labels import (
+    AUDIT_ACTION_GROUPS,
+    AUDIT_ACTION_LABELS,
+    AUDIT_OBJECT_LABELS,
+    audit_action_label,
+    audit_object_label,
+)
+from command.views.consoles import _role
+from incidents import selectors as incident_selectors
+
+PAGE_SIZE = 50
+# Roles that may read the audit trail.
+AUDIT_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
+# The object type of a case; its entries name the case by id, the page by its number.
+CASE = "incidents.incident"
+# A case number as people write it: LH-20261124-000123.
+CASE_NUMBER = re.compile(r"[A-Za-z]{1,8}-\d{8}-\d{1,9}")
+# A before/after value longer than this is cut on the page (a bulk report's entry holds every
+# case it created); the admin and the database keep it whole.
+VALUE_SHOWN_MAX = 2000
+# The longest username and object id an entry holds (AuditEntry's fields).
+ACTOR_MAX = 150
+OBJECT_ID_MAX = 100
+# How an identifier of an action or object type is spelled ("incidents.incident_dispatch").
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
+
+# The filter fields as the form labels them, to name a bad one above the list.
+FILTER_LABELS = {
+    "since": gettext_lazy("时间从"),
+    "until": gettext_lazy("时间至"),
+    "actor": gettext_lazy("操作人"),
+    "action": gettext_lazy("操作"),
+    "object_type": gettext_lazy("对象类型"),
+    "object": gettext_lazy("对象"),
+}
+
+
+@dataclass
+class AuditFilters:
+    since: str = ""  # written on or after this local day (YYYY-MM-DD)
+    until: str = ""  # written on or before this local day
+    actor: str = ""  # the username the entry recorded
+    action: str = ""
+    object_type: str = ""
+    object: str = ""  # an object's id, or a case's number
+    page: str = "1"
+    errors: dict[str, str] = field(default_factory=dict)
+    # What `object_type` and `object` select in the entries (a case number becomes its id).
+    object_query: dict[str, str] = field(default_factory=dict)
+
+    def labelled_errors(self) -> list[tuple[str, str]]:
+        """(the field's label, what is wrong) for each bad filter."""
+        return [
+            (str(capfirst(FILTER_LABELS[name])), message) for name, message in self.errors.items()
+        ]
+
+    @property
+    def active(self) -> bool:
+        """Whether the list is narrowed: the entries shown are then not consecutive."""
+        return bool(self.since or self.until or self.actor or self.action or self.object_query)
+
+    def query(self, **changes: str) -> str:
+        """The query string of these filters with `changes` (empty values left out)."""
+        values = {
+            "since": self.since,
+            "until": self.until,
+            "actor": self.actor,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object": self.object,
+            "page": self.page,
+            **changes,
+        }
+        if values["page"] == "1":
+            values["page"] = ""
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _day_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The problems incident_selectors.received_days finds, in words (as the queues say them)."""
+    messages = {
+        incident_selectors.DAYS_REVERSED: _("结束日期早于开始日期"),
+        incident_selectors.BAD_DAY: _("日期格式为 年-月-日，例如 2026-11-24"),
+        incident_selectors.DAY_OUT_OF_RANGE: _("日期须在 %(first)s 至 %(last)s 之间")
+        % {"first": incident_selectors.FIRST_DAY, "last": incident_selectors.LAST_DAY},
+    }
+    return {name: messages[problem] for name, problem in errors.items()}
+
+
+def _filters(request: HttpRequest) -> AuditFilters:
+    """The filters from the query string; a bad value is named in `errors` (the page answers 400
+    with the message above the list) and left out of the query."""
+    params = request.GET
+    filters = AuditFilters(page=params.get("page", "1"))
+    since, until, day_errors = incident_selectors.received_days(
+        params.get("since", ""), params.get("until", "")
+    )
+    # A day that is not a date comes back as None; a reversed range keeps `since` only.
+    filters.since = since.isoformat() if since else ""
+    filters.until = until.isoformat() if until and "until" not in day_errors else ""
+    filters.errors.update(_day_errors(day_errors))
+
+    actor = params.get("actor", "").strip()
+    if len(actor) > ACTOR_MAX:
+        filters.errors["actor"] = _("用户名最长 %(limit)s 个字符") % {"limit": ACTOR_MAX}
+    else:
+        filters.actor = actor
+
+    action = params.get("action", "").strip()
+    if not action or action in AUDIT_ACTION_LABELS or _is_identifier(action):
+        filters.action = action
+    else:
+        filters.errors["action"] = _("未知的操作")
+
+    object_type = params.get("object_type", "").strip()
+    if not object_type or object_type in AUDIT_OBJECT_LABELS or _is_identifier(object_type):
+        filters.object_type = object_type
+    else:
+        filters.errors["object_type"] = _("未知的对象类型")
+
+    text = params.get("object", "").strip()
+    if len(text) > OBJECT_ID_MAX:
+        filters.errors["object"] = _("对象标识最长 %(limit)s 个字符") % {"limit": OBJECT_ID_MAX}
+        text = ""
+    filters.object = text
+    query = {"object_type": filters.object_type} if filters.object_type else {}
+    if text and filters.object_type in ("", CASE) and CASE_NUMBER.fullmatch(text):
+        number = text.upper()
+        case_id = incident_selectors.incident_id_for_number(request.user, number)
+        if case_id is None:
+            filters.errors["object"] = _("没有编号为 %(number)s 的案件") % {"number": number}
+            filters.object = ""
+        else:
+            query = {"object_type": CASE, "object_id": str(case_id)}
+            filters.object = number
+    elif text:
+        query["object_id"] = text
+    filters.object_query = query
+    return filters
+
+
+def _is_identifier(text: str) -> bool:
+    return len(text) <= OBJECT_ID_MAX and bool(_IDENTIFIER.fullmatch(text))
+
+
+def _days_as_moments(filters: AuditFilters) -> tuple[datetime | None, datetime | None]:
+    """The local days of the filters as the start of the first and of the day after the last,
+    in the server's time zone."""
+    zone = timezone.get_default_timezone()
+    since = until = None
+    if filters.since:
+        since = datetime.combine(date.fromisoformat(filters.since), time.min, tzinfo=zone)
+    if filters.until:
+        day_after = date.fromisoformat(filters.until) + timedelta(days=1)
+        until = datetime.combine(day_after, time.min, tzinfo=zone)
+    return since, until
+
+
+# --- the rows ------------------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    """A before/after value as the page shows it: text as it is, anything else as compact JSON,
+    cut after VALUE_SHOWN_MAX characters."""
+    # Text as it is, but an empty text as "" (not to be read as a missing value).
+    text = value if isinstance(value, str) and value else _compact_json(value)
+    if len(text) > VALUE_SHOWN_MAX:
+        cut = _("…（共 %(total)s 个字符，此处只显示前 %(shown)s 个）") % {
+            "total": len(text),
+            "shown": VALUE_SHOWN_MAX,
+        }
+        return text[:VALUE_SHOWN_MAX] + cut
+    return text
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=False)
+
+
+# Above a table of changes, the whole value when before or after is not an object.
+WHOLE_VALUE = "—"
+
+
+def _changes(before: Any, after: Any) -> list[dict[str, Any]]:
+    """The entry's before/after as rows of key → before → after: the keys of `before` in its
+    order, then those only `after` has. A value that is not a JSON object is one row."""
+    if not isinstance(before, dict | None) or not isinstance(after, dict | None):
+        return [_change(WHOLE_VALUE, True, before, True, after)]
+    before_map = before or {}
+    after_map = after or {}
+    keys = [*before_map, *(key for key in after_map if key not in before_map)]
+    return [
+        _change(key, key in before_map, before_map.get(key), key in after_map, after_map.get(key))
+        for key in keys
+    ]
+
+
+def _change(key: str, had: bool, before: Any, has: bool, after: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "before": _shown(before) if had else None,
+        "after": _shown(after) if has else None,
+        "changed": (had, before) != (has, after),
+    }
+
+
+# A row's summary names at most this many of the keys that changed.
+KEYS_NAMED = 4
+
+
+def _keys_text(keys: list[str]) -> str:
+    """The keys that changed, as a row's summary lists them: "status、department、stage" or, for
+    more than KEYS_NAMED, the first ones and "等"."""
+    text = pgettext("list separator", "、").join(keys[:KEYS_NAMED])
+    if len(keys) > KEYS_NAMED:
+        text = _("%(keys)s 等") % {"keys": text}
+    return text
+
+
+def _break_words(problem: audit_selectors.EntryBreak) -> str:
+    if problem.problem == audit_selectors.PREDECESSOR_MISSING:
+        return _("前一条记录 #%(previous)s 不存在：记录被删除过") % {
+            "previous": problem.predecessor
+        }
+    if problem.problem == audit_selectors.LINK_BROKEN:
+        if problem.predecessor == 0:
+            return _("不是审计链的第一条，却没有前一条记录")
+        return _(
+            "与前一条记录 #%(previous)s 的哈希不衔接：前一条被改动过，或有记录被删除、插入"
+        ) % {"previous": problem.predecessor}
+    return _("内容与其哈希不符：写入后被改动过")
+
+
+def _rows(
+    user: Any, entries: list[AuditEntry], breaks: dict[int, audit_selectors.EntryBreak]
+) -> list[dict[str, Any]]:
+    case_ids = [
+        int(entry.object_id)
+        for entry in entries
+        if entry.object_type == CASE and entry.object_id.isdigit()
+    ]
+    numbers = incident_selectors.incident_numbers_by_id(user, case_ids)
+    roles = dict(Role.choices)
+    rows = []
+    for entry in entries:
+        number = numbers.get(int(entry.object_id)) if entry.object_type == CASE else None
+        actor = entry.actor
+        problem = breaks.get(entry.sequence)
+        changes = _changes(entry.before, entry.after)
+        changed = [change["key"] for change in changes if change["changed"]]
+        rows.append(
+            {
+                "entry": entry,
+                "actor_name": entry.actor_username,
+                "actor_full_name": actor.get_full_name() if actor is not None else "",
+                "role_label": str(roles.get(entry.actor_role, entry.actor_role)),
+                "action_label": audit_action_label(entry.action),
+                "object_label": capfirst(audit_object_label(entry.object_type)),
+                "case_number": number,
+                "changes": changes,
+                "changed_count": len(changed),
+                "changed_keys_text": _keys_text(changed),
+                "broken": _break_words(problem) if problem else "",
+            }
+        )
+    return rows
+
+
+def _chain(rows: list[dict[str, Any]], breaks: dict[int, Any], filtered: bool) -> dict[str, Any]:
+    """The page's chain check in words."""
+    count = len(rows)
+    if not breaks:
+        summary = ngettext(
+            "本页 %(count)s 条记录校验通过。", "本页 %(count)s 条记录校验通过。", count
+        ) % {"count": count}
+        return {"ok": True, "summary": summary, "filtered": filtered}
+    first = min(breaks)
+    row = next(row for row in rows if row["entry"].sequence == first)
+    summary = ngettext(
+        "本页 %(count)s 条记录中有 %(broken)s 条未通过校验。",
+        "本页 %(count)s 条记录中有 %(broken)s 条未通过校验。",
+        len(breaks),
+    ) % {"count": count, "broken": len(breaks)}
+    first_words = _("最早的一条是 #%(sequence)s（%(time)s，%(action)s）：%(reason)s。") % {
+        "sequence": first,
+        "time": timezone.localtime(row["entry"].occurred_at).strftime("%Y-%m-%d %H:%M:%S"),
+        "action": row["action_label"],
+        "reason": row["broken"],
+    }
+    return {"ok": False, "summary": summary, "first": first_words, "filtered": filtered}
+
+
+def _page_links(page: Page[AuditEntry], filters: AuditFilters) -> dict[str, str]:
+    links = {}
+    if page.has_previous():
+        links["previous"] = "?" + filters.query(page=str(page.previous_page_number()))
+    if page.has_next():
+        links["next"] = "?" + filters.query(page=str(page.next_page_number()))
+    return links
+
+
+def _action_choices(current: str) -> list[dict[str, Any]]:
+    """The actions of the filter's list by their words, grouped by app, in the table's order
+    (which keeps an app's actions together); an action the table does not know (asked for by
+    its identifier) is offered as it is, last."""
+    groups: dict[str, dict[str, Any]] = {}
+    actions = [(action, str(label)) for action, label in AUDIT_ACTION_LABELS.items()]
+    if current and current not in AUDIT_ACTION_LABELS:
+        actions.append((current, current))
+    for action, label in actions:
+        app = action.split(".", 1)[0]
+        group = groups.setdefault(
+            app, {"label": str(AUDIT_ACTION_GROUPS.get(app, app)), "choices": []}
+        )
+        group["choices"].append((action, label))
+    return list(groups.values())
+
+
+def _object_choices(current: str) -> list[tuple[str, str]]:
+    choices = [(kind, str(label)) for kind, label in AUDIT_OBJECT_LABELS.items()]
+    if current and current not in AUDIT_OBJECT_LABELS:
+        choices.append((current, current))
+    return choices
+
+
+@login_required
+def audit_page(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if _role(user) not in AUDIT_ROLES:
+        raise Http404(_("审计日志只供审计员和系统管理员查看。"))
+    filters = _filters(request)
+    since, until = _days_as_moments(filters)
+    entries = audit_selectors.audit_entries(
+        since=since,
+        before=until,
+        actor_username=filters.actor,
+        action=filters.action,
+        **filters.object_query,
+    )
+    page: Page[AuditEntry] = Paginator(entries, PAGE_SIZE).get_page(filters.page)
+    filters.page = str(page.number)
+    shown = list(page.object_list)
+    breaks = audit_selectors.entries_check(shown)
+    rows = _rows(user, shown, breaks)
+    context = {
+        "nav": "audit",
+        "filters": filters,
+        "page": page,
+        "rows": rows,
+        "chain": _chain(rows, breaks, filters.active),
+        "action_choices": _action_choices(filters.action),
+        "object_choices": _object_choices(filters.object_type),
+        "page_links": _page_links(page, filters),
+    }
+    return render(request, "command/audit.html", context, status=400 if filters.errors else 200)
