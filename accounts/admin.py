@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
@@ -20,7 +22,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.departments import known_departments
 from accounts.models import ApiKey, User
-from accounts.services import api_key_revoke
+from accounts.services import api_key_revoke, user_delete, user_password_changed, user_save
+from accounts.signin import AdminSignInForm
+from audit.services import request_ip
+
+# The admin's own sign-in page locks out and is audited as the site's is (accounts.signin).
+admin.site.login_form = AdminSignInForm
 
 
 class CityOpsUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
@@ -48,6 +55,41 @@ class CityOpsUserAdmin(UserAdmin):
         *(UserAdmin.fieldsets or ()),
         ("CityOps", {"fields": ("role", "place_code", "department_code", "phone")}),
     )
+
+    # Every change to a user is audited (accounts.services): the row, its groups and its
+    # permissions are saved by user_save in save_related, so one entry covers them all.
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        user_save(
+            user=form.instance,
+            by=request.user,
+            ip=request_ip(request),
+            save_related=lambda: super(CityOpsUserAdmin, self).save_related(
+                request, form, formsets, change
+            ),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_delete(user=obj, by=request.user, ip=request_ip(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_delete(user=user, by=request.user, ip=request_ip(request))
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Django's page sets the password; its audit entry is written in the same transaction.
+        with transaction.atomic():
+            user = self.get_object(request, unquote(id)) if request.method == "POST" else None
+            response = super().user_change_password(request, id, form_url)
+            if user is not None:
+                user_password_changed(
+                    user=user, by=request.user, ip=request_ip(request), previous_hash=user.password
+                )
+        return response
 
 
 @admin.register(ApiKey)

@@ -11,4 +11,9 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the API-key scheme with drf-spectacular (extensions register on import).
-        from accounts import schema  # noqa: F401
+        from accounts import (
+            schema,  # noqa: F401
+            signin,
+        )
+
+        signin.connect()

@@ -74,6 +74,15 @@ class User(AbstractUser):
             raise ValidationError(problems)
 
 
+def mask_phone(phone: str) -> str:
+    """138****1234 for an 11-digit mobile number; for anything else, all but the first three and
+    last four characters masked ("" stays "")."""
+    digits = phone.strip()
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
 class ApiKey(models.Model):
     """A secret an integration sends instead of a password (`Authorization: Api-Key <key>`, or
     Open311's `api_key` parameter). Only its SHA-256 is stored; the key is shown once, when it
@@ -149,3 +158,22 @@ def place_and_department_problems(role: str, place: str, department: str) -> dic
             ),
         }
     return problems
+
+
+class SignInFailure(models.Model):
+    """One failed sign-in (a wrong password or an unknown username), kept while it counts
+    towards a lock (accounts.services.SIGN_IN_WINDOW): too many from one address for one
+    username, or from one address in all, and that address may not try again for a while.
+    A row per failure, not a counter in a cache, so every server process sees the same count.
+    """
+
+    # As typed (lower-cased), whether or not such a user exists.
+    username = models.CharField(max_length=150)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["ip", "at"], name="signin_failure_ip_at")]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip or '?'} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,5 +1,11 @@
-"""Changes to accounts: API keys for integrations (sensor gateways, the 12345 platform, video AI,
-Open311 clients).
+"""Changes to accounts: users as administrators create and change them, sign-ins, and API keys
+for integrations (sensor gateways, the 12345 platform, video AI, Open311 clients).
+
+Every change to a user is an audit entry: who created or changed which account, its role, place
+and rights before and after, a password set (never its hash), an account deleted. Sign-ins,
+sign-outs and failed sign-ins are audit entries too (who could see what, from where, and when),
+and too many failures from one address lock it out for a while (`sign_in_locked_until`).
+Django's auth sends the sign-in signals; accounts.signin connects them to the functions here.
 
 A key is shown once, when issued; the database keeps its SHA-256 only, so a leaked database
 does not leak working keys. `api_key_authenticate` is what the API's authentication class
@@ -11,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Role, User
+from accounts.models import ApiKey, Role, SignInFailure, User, mask_phone
 from audit.services import audit_record
 
 KEY_PREFIX = "co_"
@@ -112,3 +119,243 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+# What an audit entry records of a user: never the password's hash; the phone masked.
+USER_AUDIT_FIELDS = (
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "role",
+    "place_code",
+    "department_code",
+    "phone",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
+
+# What an entry says of a password: one is set, there is none (signs in otherwise, or not at
+# all), it was changed.
+PASSWORD_SET, PASSWORD_NONE, PASSWORD_CHANGED = "set", "none", "changed"
+
+
+def user_facts(user: User) -> dict[str, Any]:
+    """A user as their audit entries show them: the fields above, whether a password is set,
+    the groups and the permissions given to the user directly."""
+    facts: dict[str, Any] = {name: getattr(user, name) for name in USER_AUDIT_FIELDS}
+    facts["phone"] = mask_phone(user.phone or "")
+    facts["password"] = PASSWORD_SET if user.has_usable_password() else PASSWORD_NONE
+    facts["groups"] = sorted(user.groups.values_list("name", flat=True)) if user.pk else []
+    facts["user_permissions"] = (
+        sorted(
+            f"{app_label}.{codename}"
+            for app_label, codename in user.user_permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        )
+        if user.pk
+        else []
+    )
+    return facts
+
+
+def user_save(
+    *,
+    user: User,
+    by: Any = None,
+    ip: str | None = None,
+    save_related: Callable[[], None] | None = None,
+) -> User:
+    """Create or change a user as an administrator does, audited: `accounts.user_create` with
+    the new account, or `accounts.user_change` with the fields that changed, before and after.
+
+    `save_related` saves what the form holds beside the row (groups, permissions) after the row
+    is saved, so one entry covers both. The caller has run the form's checks (User.clean). A
+    save that changes nothing writes no entry.
+    """
+    with transaction.atomic():
+        stored = User.objects.filter(pk=user.pk).first() if user.pk else None
+        before = user_facts(stored) if stored is not None else None
+        user.save()
+        if save_related is not None:
+            save_related()
+        after = user_facts(user)
+        if before is None:
+            _audit_user(user, "accounts.user_create", None, after, by=by, ip=ip)
+            return user
+        changed = [name for name in after if after[name] != before[name]]
+        if stored is not None and stored.password != user.password and "password" not in changed:
+            changed.append("password")
+            after["password"] = PASSWORD_CHANGED
+        if changed:
+            _audit_user(
+                user,
+                "accounts.user_change",
+                {name: before[name] for name in changed},
+                {name: after[name] for name in changed},
+                by=by,
+                ip=ip,
+            )
+    return user
+
+
+def user_password_changed(
+    *, user: User, by: Any = None, ip: str | None = None, previous_hash: str
+) -> None:
+    """Audit a password Django's password forms have just set (the admin's 修改密码 page, the
+    user's own): `accounts.user_password_change`, in the form's transaction. The entry says
+    whether the user now has a password, never what it is or its hash. Nothing is written when
+    the stored hash is still `previous_hash`."""
+    stored = User.objects.filter(pk=user.pk).first()
+    if stored is None or stored.password == previous_hash:
+        return
+    _audit_user(
+        stored,
+        "accounts.user_password_change",
+        None,
+        {"password": PASSWORD_CHANGED if stored.has_usable_password() else PASSWORD_NONE},
+        by=by,
+        ip=ip,
+    )
+
+
+def user_delete(*, user: User, by: Any = None, ip: str | None = None) -> None:
+    """Delete an account that never acted (one that did is referred to by the audit trail and
+    cannot be deleted: deactivate it instead). Audited with what the account was."""
+    with transaction.atomic():
+        before = user_facts(user)
+        pk = user.pk
+        user.delete()
+        audit_record(
+            actor=by,
+            action="accounts.user_delete",
+            obj_type="accounts.user",
+            obj_id=pk,
+            before=before,
+            after=None,
+            ip=ip,
+        )
+
+
+def _audit_user(
+    user: User,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    *,
+    by: Any,
+    ip: str | None,
+) -> None:
+    audit_record(
+        actor=by,
+        action=action,
+        obj_type="accounts.user",
+        obj_id=user.pk,
+        before=before,
+        after={"username": user.username, **(after or {})} if after is not None else None,
+        ip=ip,
+    )
+
+
+# --- signing in ----------------------------------------------------------------------------------
+
+# Failed sign-ins count for this long; an address with too many is refused until its oldest
+# counted failure is this old.
+SIGN_IN_WINDOW = timedelta(minutes=15)
+# Failures from one address for one username (a guessed password) …
+SIGN_IN_MAX_FAILURES = 5
+# … and from one address for any usernames (guessing through a list of accounts). Grid workers
+# on one mobile network can share an address, so this one is higher.
+SIGN_IN_MAX_FAILURES_PER_ADDRESS = 50
+
+
+def _username_key(username: Any) -> str:
+    return str(username or "").strip().lower()[:150]
+
+
+def sign_in_locked_until(username: Any, ip: str | None) -> datetime | None:
+    """When `ip` may try to sign in as `username` again, or None if it may now."""
+    since = timezone.now() - SIGN_IN_WINDOW
+    recent = SignInFailure.objects.filter(ip=ip, at__gte=since)
+    for failures, limit in (
+        (recent.filter(username=_username_key(username)), SIGN_IN_MAX_FAILURES),
+        (recent, SIGN_IN_MAX_FAILURES_PER_ADDRESS),
+    ):
+        # The limit-th most recent failure: the lock ends when it leaves the window.
+        oldest_counted = (
+            failures.order_by("-at").values_list("at", flat=True)[limit - 1 : limit].first()
+        )
+        if oldest_counted is not None:
+            return oldest_counted + SIGN_IN_WINDOW
+    return None
+
+
+def sign_in_failed(*, username: Any, ip: str | None) -> None:
+    """Count and audit a failed sign-in (`accounts.sign_in_failed`, the username as typed), and
+    when it is the one that locks the address, `accounts.sign_in_locked` with the time it
+    ends. An attempt refused because the address is already locked is neither counted nor
+    audited again (the lock would never end, and a flood would fill the trail)."""
+    key = _username_key(username)
+    now = timezone.now()
+    with transaction.atomic():
+        if sign_in_locked_until(key, ip) is not None:
+            return
+        SignInFailure.objects.filter(at__lt=now - SIGN_IN_WINDOW).delete()
+        SignInFailure.objects.create(username=key, ip=ip, at=now)
+        # The account's id when the username names one (its entries then read together), else
+        # the name as typed.
+        account = User.objects.filter(username__iexact=key).values_list("pk", flat=True).first()
+        facts = {"username": key, "known": account is not None}
+        obj_id = account or key
+        audit_record(
+            actor=None,
+            action="accounts.sign_in_failed",
+            obj_type="accounts.user",
+            obj_id=obj_id,
+            before=None,
+            after=facts,
+            ip=ip,
+        )
+        until = sign_in_locked_until(key, ip)
+        if until is not None:
+            audit_record(
+                actor=None,
+                action="accounts.sign_in_locked",
+                obj_type="accounts.user",
+                obj_id=obj_id,
+                before=None,
+                after={**facts, "until": until},
+                ip=ip,
+            )
+
+
+def signed_in(*, user: User, ip: str | None) -> None:
+    """Audit a sign-in (`accounts.sign_in`); the address's failures for this user are forgiven."""
+    with transaction.atomic():
+        SignInFailure.objects.filter(username=_username_key(user.get_username()), ip=ip).delete()
+        audit_record(
+            actor=user,
+            action="accounts.sign_in",
+            obj_type="accounts.user",
+            obj_id=user.pk,
+            before=None,
+            after=None,
+            ip=ip,
+        )
+
+
+def signed_out(*, user: User, ip: str | None) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action="accounts.sign_out",
+            obj_type="accounts.user",
+            obj_id=user.pk,
+            before=None,
+            after=None,
+            ip=ip,
+        )

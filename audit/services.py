@@ -10,6 +10,14 @@ from django.utils import timezone
 from audit.models import GENESIS_HASH, HEAD_ID, AuditEntry, AuditHead, normalize_ip, normalize_json
 
 
+def request_ip(request: Any) -> str | None:
+    """The address an audited request came from, as the entry's `ip`: the peer of the
+    connection (REMOTE_ADDR). Behind a reverse proxy that is the proxy's; the deployment's
+    server then takes the client's from the proxy's X-Forwarded-For (cityops_serve
+    --proxy-headers)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
 class AuditOutsideTransaction(RuntimeError):
     """audit_record was called outside transaction.atomic(): the entry could outlive a change
     that rolls back, or the change could commit without its entry."""

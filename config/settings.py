@@ -142,6 +142,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # boundary files an administrator imports on the server; see docs/decisions/0003.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 AUTH_USER_MODEL = "accounts.User"
+# Django's password check, refused while an address is locked out after failed sign-ins.
+AUTHENTICATION_BACKENDS = ["accounts.signin.SignInBackend"]
 
 LOGIN_URL = "login"
 # The site's sign-in page sends each role to where it works (command.views.SignInView), so this

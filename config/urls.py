@@ -1,11 +1,12 @@
 """URL wiring: admin, the versioned REST API, its OpenAPI schema and docs, the pages."""
 
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from command.views import SignInView
+from command.views import PasswordChangeDoneView, PasswordChangeView, SignInView
 
 admin.site.site_header = _("CityOps 一网统管 管理后台")
 admin.site.site_title = "CityOps"
@@ -15,9 +16,16 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     # Sign-in for every role (the admin's own login admits staff only), landing each on their
-    # workplace; logout and the password views are Django's.
+    # workplace; a user's own password change (audited). No password reset by e-mail: the
+    # system sends no mail, and an administrator resets a password in the admin (audited).
     path("accounts/login/", SignInView.as_view(), name="login"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("api/v1/", include("gridmap.api.urls")),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("dispatch.api.urls")),

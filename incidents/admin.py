@@ -26,6 +26,7 @@ from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts.departments import known_departments
+from audit.services import request_ip
 from incidents.models import (
     AlarmSource,
     CalendarDay,
@@ -182,7 +183,9 @@ class CategoryAdmin(admin.ModelAdmin):
         return obj.edited_at is not None or any(limit.edited_at for limit in obj.limits.all())
 
     def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
-        category_save(category=obj, by=request.user, changed=form.changed_data)
+        category_save(
+            category=obj, by=request.user, changed=form.changed_data, ip=request_ip(request)
+        )
 
     def save_formset(
         self,
@@ -196,7 +199,10 @@ class CategoryAdmin(admin.ModelAdmin):
         for limit_form in formset.forms:
             if limit_form.has_changed():
                 stage_limit_save(
-                    limit=limit_form.instance, by=request.user, changed=limit_form.changed_data
+                    limit=limit_form.instance,
+                    by=request.user,
+                    changed=limit_form.changed_data,
+                    ip=request_ip(request),
                 )
 
 
@@ -227,21 +233,21 @@ class CalendarDayAdmin(admin.ModelAdmin):
         return str(WEEKDAYS[obj.date.weekday()])
 
     def save_model(self, request: HttpRequest, obj: CalendarDay, form: Any, change: bool) -> None:
-        calendar_day_save(day=obj, by=request.user)
+        calendar_day_save(day=obj, by=request.user, ip=request_ip(request))
 
     def delete_model(self, request: HttpRequest, obj: CalendarDay) -> None:
-        calendar_day_delete(day=obj)
+        calendar_day_delete(day=obj, by=request.user, ip=request_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CalendarDay]) -> None:
         for day in queryset:
-            calendar_day_delete(day=day)
+            calendar_day_delete(day=day, by=request.user, ip=request_ip(request))
 
     @admin.action(description=_("已与国务院通知核对（取消“暂定”）"), permissions=["change"])
     def confirm(self, request: HttpRequest, queryset: QuerySet[CalendarDay]) -> None:
         count = 0
         for day in queryset.filter(provisional=True):
             day.provisional = False
-            calendar_day_save(day=day, by=request.user)
+            calendar_day_save(day=day, by=request.user, ip=request_ip(request))
             count += 1
         self.message_user(
             request,

@@ -68,6 +68,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
+from accounts.models import mask_phone as mask_phone  # a reporter's phone as most roles see it
 
 # Roles that call reporters back (回访) and see their phone number in full; everyone else sees
 # `masked_phone` (138****1234) unless they reported the case themselves (Incident.phone_for).
@@ -410,15 +411,6 @@ class SendBackReason(models.TextChoices):
 
 
 SATISFACTION_MIN, SATISFACTION_MAX = 1, 5
-
-
-def mask_phone(phone: str) -> str:
-    """138****1234 for an 11-digit mobile number; for anything else, all but the first three and
-    last four characters masked ("" stays "")."""
-    digits = phone.strip()
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 class IncidentQuerySet(models.QuerySet["Incident"]):

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import LoginView
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from accounts.services import user_password_changed
+from accounts.signin import SignInForm
+from audit.services import request_ip
 from command.views.consoles import workplace_url
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Generation, Level
@@ -29,8 +34,29 @@ class SignInView(LoginView):
     """The site's sign-in page (every role; the admin's own admits staff only). Without a `next`
     page it sends each user to where they work (consoles.workplace_url), not to the overview."""
 
+    form_class = SignInForm
+
     def get_default_redirect_url(self) -> str:
         return workplace_url(self.request.user)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """A signed-in user's own 修改密码, in the site's look; audited
+    (accounts.user_password_change, by the user, in the change's transaction)."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():
+            previous = form.user.password
+            response = super().form_valid(form)
+            user_password_changed(
+                user=form.user, by=form.user, ip=request_ip(self.request), previous_hash=previous
+            )
+        return response
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "workplace": workplace_url(self.request.user)}
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -38,6 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
+from audit.services import request_ip
 from command.exports import ExportTooLarge, export_limit, queue_export
 from command.live import scopes_for_connection
 from command.views.labels import api_field_labels
@@ -727,7 +728,7 @@ def _export(
             console=console,
             filters=dict(parse_qsl(filters.query(page="1"))),
             departments=departments,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=request_ip(request),
         )
     except ExportTooLarge as exc:
         message = _(

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.services import request_ip
 from dispatch import selectors, services
 from incidents.api.views import LenientJSONParser
 
@@ -30,10 +31,6 @@ class PositionIn(serializers.Serializer):  # the OpenAPI schema; the service che
 
 
 _RESPONDER = serializers.DictField(help_text="a responder: id, name, role, lon, lat, at, grid…")
-
-
-def _ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _error(exc: services.ResponderInputError) -> Response:
@@ -78,7 +75,7 @@ class MyPositionView(APIView):
                 lon=data.get("lon"),
                 lat=data.get("lat"),
                 accuracy_m=data.get("accuracy_m"),
-                ip=_ip(request),
+                ip=request_ip(request),
             )
         except services.NotAResponder as exc:
             raise PermissionDenied(str(exc)) from None
@@ -92,7 +89,7 @@ class MyPositionView(APIView):
     def delete(self, request: Request) -> Response:
         if getattr(request.user, "role", "") not in services.RESPONDER_ROLES:
             raise PermissionDenied(_("只有网格员和职能部门处置人员可以共享位置。"))
-        services.responder_position_clear(user=request.user, ip=_ip(request))
+        services.responder_position_clear(user=request.user, ip=request_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

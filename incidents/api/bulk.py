@@ -32,12 +32,12 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ApiKey, Role
+from audit.services import request_ip
 from incidents.api.idempotency import idempotent
 from incidents.api.views import (
     _ERRORS,
     _IDEMPOTENCY_PARAM,
     LenientJSONParser,
-    _ip,
     _parsed,
 )
 from incidents.models import Severity
@@ -266,7 +266,7 @@ class IncidentBulkView(APIView):
         good = [item for item in parsed if isinstance(item, BulkItem)]
         try:
             report = (
-                incidents_report_bulk(items=good, by=request.user, ip=_ip(request))  # type: ignore[arg-type]
+                incidents_report_bulk(items=good, by=request.user, ip=request_ip(request))  # type: ignore[arg-type]
                 if good
                 else BulkReport(results=[])
             )

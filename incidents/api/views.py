@@ -39,6 +39,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Role, User
+from audit.services import request_ip
 from incidents import services
 from incidents.api import serializers as io
 from incidents.api.idempotency import HEADER, idempotent
@@ -225,10 +226,6 @@ def _refusal(exc: Exception) -> Response:
 _REFUSALS = (IncidentInputError, IllegalTransition, ActionNotPermitted, GeographyUnavailable)
 
 
-def _ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _incident_out(
     incident: Incident, request: Request, code: int = 200, *, reread: bool = True
 ) -> Response:
@@ -401,9 +398,9 @@ class IncidentListView(APIView):
                     address=data["address"],
                     severity=data["severity"] or None,
                     client_reported_at=data["client_reported_at"],
-                    ip=_ip(request),
+                    ip=request_ip(request),
                 )
-                _add_photos(incident, PhotoKind.BEFORE, photos, user, _ip(request))
+                _add_photos(incident, PhotoKind.BEFORE, photos, user, request_ip(request))
         except _REFUSALS as exc:
             return _refusal(exc)
         return _incident_out(incident, request, status.HTTP_201_CREATED, reread=False)
@@ -670,7 +667,7 @@ class IncidentActionView(APIView):
             return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)
         try:
             incident = self.spec.perform(
-                incident, request.user, dict(form.validated_data), _ip(request)
+                incident, request.user, dict(form.validated_data), request_ip(request)
             )
         except _LookupError as exc:
             return _field_error(exc.field, exc.reason)

@@ -36,6 +36,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
+from audit.services import request_ip
 from config.api_errors import parse_error_reason
 from incidents import services
 from incidents.models import Channel
@@ -408,7 +409,7 @@ class RequestListView(Open311View):
                 reporter_email=form.email,
                 address=form.address_string,
                 source_ref=form.device_id,
-                ip=request.META.get("REMOTE_ADDR") or None,
+                ip=request_ip(request),
             )
         except OutsideDistrict as exc:
             return error_answer(fmt, 400, [problem("lat/long", exc.reason)])

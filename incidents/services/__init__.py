@@ -23,7 +23,7 @@ import csv
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -107,6 +107,13 @@ CATEGORY_SETTING_FIELDS = (
 )
 LIMIT_FIELDS = ("amount", "unit", "basis", "source_text", "note")
 CALENDAR_FIELDS = ("kind", "name", "provisional", "source", "note", "from_data")
+# What the admin may change, and so what an edit's audit entry compares.
+CATEGORY_EDITABLE_FIELDS = (
+    *CATEGORY_SETTING_FIELDS,
+    "duplicate_radius_m",
+    "duplicate_window_hours",
+)
+CALENDAR_EDITABLE_FIELDS = ("kind", "name", "provisional", "source", "note")
 
 
 class ReferenceDataError(Exception):
@@ -211,6 +218,7 @@ def categories_load(*, data_dir: Path = DATA_DIR, reset: bool = False) -> Catego
         existing = {c.code: c for c in Category.objects.select_for_update().order_by("code")}
         new_categories: list[Category] = []
         changed_categories: list[Category] = []
+        deactivated: list[str] = []
         for default in catalogue:
             reference, local_settings = _category_values(default)
             category = existing.get(default.code)
@@ -254,10 +262,48 @@ def categories_load(*, data_dir: Path = DATA_DIR, reset: bool = False) -> Catego
                 category.updated_at = now
                 category.save(update_fields=["active", "updated_at"])
                 report.categories.removed += 1
+                deactivated.append(category.code)
                 log.warning("category %s is no longer in the catalogue: deactivated", category)
 
         report.limits = _load_limits(catalogue, reset=reset)
+        _audit_load(
+            "incidents.categories_load",
+            "incidents.category",
+            reset=reset,
+            tallies={"categories": report.categories, "limits": report.limits},
+            codes={
+                "updated": [category.code for category in changed_categories],
+                "deactivated": deactivated,
+            },
+        )
     return report
+
+
+def _audit_load(
+    action: str,
+    obj_type: str,
+    *,
+    reset: bool,
+    tallies: dict[str, Tally],
+    codes: dict[str, list[Any]],
+) -> None:
+    """One audit entry for a run of a loader that changed something (a run that changed nothing
+    writes none): the counts, and which rows it updated or removed — with `reset`, those include
+    the rows whose administrator's edits it replaced."""
+    if not any(t.created or t.updated or t.removed for t in tallies.values()):
+        return
+    audit_record(
+        actor=None,
+        action=action,
+        obj_type=obj_type,
+        obj_id="*",
+        before=None,
+        after={
+            "reset": reset,
+            **{name: asdict(tally) for name, tally in tallies.items()},
+            **{name: values for name, values in codes.items() if values},
+        },
+    )
 
 
 def _load_limits(catalogue: Iterable[CategoryDefault], *, reset: bool) -> Tally:
@@ -298,44 +344,122 @@ def _load_limits(catalogue: Iterable[CategoryDefault], *, reset: bool) -> Tally:
     return tally
 
 
-def category_save(*, category: Category, by: Any = None, changed: Iterable[str] = ()) -> Category:
-    """Save an administrator's change to a category's local settings; marks it as edited."""
+def _edited_values(model: type[Any], pk: Any, names: Iterable[str]) -> dict[str, Any] | None:
+    """The stored values of `names` of one row (None for a new row), as its audit entry's
+    `before`: read inside the caller's transaction, before the save."""
+    if pk is None:
+        return None
+    row = model.objects.filter(pk=pk).values(*names).first()
+    return dict(row) if row is not None else None
+
+
+def _audit_edit(
+    obj: Any,
+    *,
+    action: str,
+    names: Iterable[str],
+    before: dict[str, Any] | None,
+    by: Any,
+    ip: str | None,
+    which: dict[str, Any] | None = None,
+) -> None:
+    """The audit entry of an administrator's edit of reference data: the fields that changed,
+    before and after (all of `names` for a new row), beside `which` row it is when its id alone
+    does not say (a stage limit's category and stage). Nothing is written when nothing changed
+    (a form saved as it was)."""
+    after = {name: getattr(obj, name) for name in names}
+    if before is not None:
+        after = {name: value for name, value in after.items() if before.get(name) != value}
+        if not after:
+            return
+        before = {**(which or {}), **{name: before.get(name) for name in after}}
+    audit_record(
+        actor=by,
+        action=action,
+        obj_type=obj._meta.label_lower,
+        obj_id=obj.pk,
+        before=before,
+        after={**(which or {}), **after},
+        ip=ip,
+    )
+
+
+def category_save(
+    *, category: Category, by: Any = None, changed: Iterable[str] = (), ip: str | None = None
+) -> Category:
+    """Save an administrator's change to a category's local settings; marks it as edited and
+    audits the fields that changed (incidents.category_save)."""
+    names = [name for name in changed if name in CATEGORY_EDITABLE_FIELDS]
     category.full_clean()
     with transaction.atomic():
-        if list(changed):
+        before = _edited_values(Category, category.pk, names)
+        if names:
             category.edited_at = timezone.now()
             category.edited_by = by if getattr(by, "pk", None) else None
         category.save()
+        if names:
+            _audit_edit(
+                category, action="incidents.category_save", names=names, before=before, by=by, ip=ip
+            )
     return category
 
 
 def stage_limit_save(
-    *, limit: StageLimit, by: Any = None, changed: Iterable[str] = ()
+    *, limit: StageLimit, by: Any = None, changed: Iterable[str] = (), ip: str | None = None
 ) -> StageLimit:
-    """Save an administrator's change to a stage limit; an edited limit survives reloads."""
+    """Save an administrator's change to a stage limit; an edited limit survives reloads. The
+    audit entry (incidents.stage_limit_save) names the category and stage with the change."""
+    names = [name for name in changed if name in LIMIT_FIELDS]
     limit.full_clean()
     with transaction.atomic():
-        if list(changed):
+        before = _edited_values(StageLimit, limit.pk, names)
+        if names:
             limit.edited_at = timezone.now()
             limit.edited_by = by if getattr(by, "pk", None) else None
         limit.save()
+        if names:
+            _audit_edit(
+                limit,
+                action="incidents.stage_limit_save",
+                names=names,
+                before=before,
+                by=by,
+                ip=ip,
+                which={"category_id": limit.category_id, "stage": limit.stage},
+            )
     return limit
 
 
-def calendar_day_save(*, day: CalendarDay, by: Any = None) -> CalendarDay:
+def calendar_day_save(*, day: CalendarDay, by: Any = None, ip: str | None = None) -> CalendarDay:
     """Add or correct a holiday / make-up day; the calendar cache of every process follows."""
     day.full_clean()
+    names = ["date", *CALENDAR_EDITABLE_FIELDS]
     with transaction.atomic():
+        before = _edited_values(CalendarDay, day.pk, names)
         day.edited_at = timezone.now()
         day.edited_by = by if getattr(by, "pk", None) else None
         day.save()
+        _audit_edit(
+            day, action="incidents.calendar_day_save", names=names, before=before, by=by, ip=ip
+        )
         calendar.invalidate_on_commit()
     return day
 
 
-def calendar_day_delete(*, day: CalendarDay) -> None:
+def calendar_day_delete(*, day: CalendarDay, by: Any = None, ip: str | None = None) -> None:
+    pk = day.pk
+    before = {name: getattr(day, name) for name in ["date", *CALENDAR_EDITABLE_FIELDS]}
     with transaction.atomic():
         day.delete()
+        audit_record(
+            actor=by,
+            action="incidents.calendar_day_delete",
+            obj_type="incidents.calendarday",
+            obj_id=pk,
+            before=before,
+            after=None,
+            ip=ip,
+        )
         calendar.invalidate_on_commit()
 
 
@@ -441,6 +565,16 @@ def calendar_load(*, path: Path = HOLIDAYS_FILE, reset: bool = False) -> Calenda
         ]
         if stale:
             tally.removed = CalendarDay.objects.filter(pk__in=stale).delete()[0]
+        _audit_load(
+            "incidents.calendar_load",
+            "incidents.calendarday",
+            reset=reset,
+            tallies={"days": tally},
+            codes={
+                "updated": [day.date for day in changed_days],
+                "removed": [day.date for day in existing.values() if day.pk in stale],
+            },
+        )
         # bulk writes send no signals: drop the cached calendar explicitly.
         calendar.invalidate_on_commit()
     return report

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from audit.models import AuditEntry
 from incidents import calendar
 from incidents.models import CalendarDay, CalendarDayKind, Category, Stage, StageLimit, TimeUnit
 from tests.incidents.clock import at
@@ -170,3 +171,95 @@ def test_provisional_days_are_listed_and_can_be_confirmed(admin_client, holidays
     )
     assert response.status_code == 200
     assert CalendarDay.objects.filter(provisional=True).count() == len(provisional) - 3
+
+
+# --- the audit of reference-data edits ----------------------------------------------------------
+
+
+def _entries(action: str) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(action=action).order_by("sequence"))
+
+
+def test_category_and_stage_limit_edits_are_audited_with_before_and_after(
+    admin_client, admin_user, catalogue
+):
+    category = Category.objects.get(code="06036")
+    url = f"{CATEGORIES}{category.pk}/change/"
+    page = admin_client.get(url)
+    data = _post_data(page)
+    data["department_code"] = "SWJ" if category.department_code != "SWJ" else "CGJ"
+    prefix = _stage_prefix(page, Stage.HANDLE)
+    handle = StageLimit.objects.get(category=category, stage=Stage.HANDLE)
+    data[f"{prefix}-amount"] = str(handle.amount + 2)
+    response = admin_client.post(url, data, REMOTE_ADDR="10.1.2.3")
+    assert response.status_code == 302, response.context and response.context.get("errors")
+
+    (saved,) = _entries("incidents.category_save")
+    assert (saved.actor, saved.object_id, saved.ip) == (admin_user, str(category.pk), "10.1.2.3")
+    assert saved.before == {"department_code": category.department_code}
+    assert saved.after == {"department_code": data["department_code"]}
+    (limit,) = _entries("incidents.stage_limit_save")
+    assert limit.object_id == str(handle.pk)
+    assert limit.before == {"category_id": category.pk, "stage": "handle", "amount": handle.amount}
+    assert limit.after == {
+        "category_id": category.pk,
+        "stage": "handle",
+        "amount": handle.amount + 2,
+    }
+
+    # Saved again unchanged: no entry.
+    assert admin_client.post(url, _post_data(admin_client.get(url))).status_code == 302
+    assert len(_entries("incidents.category_save")) == 1
+    assert len(_entries("incidents.stage_limit_save")) == 1
+
+
+def test_calendar_days_added_confirmed_and_deleted_are_audited(admin_client, admin_user, holidays):
+    response = admin_client.post(
+        f"{CALENDAR}add/",
+        {
+            "date": "2027-06-15",
+            "kind": CalendarDayKind.HOLIDAY,
+            "name": "测试假日",
+            "provisional": "on",
+        },
+    )
+    assert response.status_code == 302, response.context and response.context.get("errors")
+    day = CalendarDay.objects.get(date="2027-06-15")
+    (added,) = _entries("incidents.calendar_day_save")
+    assert added.actor == admin_user and added.before is None
+    assert added.after["date"] == "2027-06-15" and added.after["provisional"] is True
+
+    confirm = admin_client.post(CALENDAR, {"action": "confirm", "_selected_action": [day.pk]})
+    assert confirm.status_code == 302
+    confirmed = _entries("incidents.calendar_day_save")[-1]
+    assert (confirmed.before, confirmed.after) == ({"provisional": True}, {"provisional": False})
+
+    admin_client.post(f"{CALENDAR}{day.pk}/delete/", {"post": "yes"})
+    assert not CalendarDay.objects.filter(pk=day.pk).exists()
+    (deleted,) = _entries("incidents.calendar_day_delete")
+    assert (deleted.actor, deleted.object_id, deleted.after) == (admin_user, str(day.pk), None)
+    assert deleted.before["date"] == "2027-06-15" and deleted.before["name"] == "测试假日"
+
+
+def test_a_loader_run_that_changes_something_is_one_entry_and_a_rerun_none(catalogue, holidays):
+    # The fixtures' first loads created everything: one entry each, with the counts.
+    (first,) = _entries("incidents.categories_load")
+    assert first.actor is None and first.after["reset"] is False
+    assert first.after["categories"]["created"] == Category.objects.count()
+    assert len(_entries("incidents.calendar_load")) == 1
+    # A re-run changes nothing and writes nothing.
+    call_command("incidents_load_categories", verbosity=0)
+    call_command("incidents_load_calendar", verbosity=0)
+    assert len(_entries("incidents.categories_load")) == 1
+    assert len(_entries("incidents.calendar_load")) == 1
+    # An administrator's edit replaced by a reset: the entry names the category.
+    category = Category.objects.get(code="06036")
+    original = category.department_code
+    changed = "SWJ" if original != "SWJ" else "CGJ"
+    Category.objects.filter(pk=category.pk).update(department_code=changed)
+    call_command("incidents_load_categories", "--reset", verbosity=0)
+    entry = _entries("incidents.categories_load")[-1]
+    assert entry.after["reset"] is True
+    assert entry.after["updated"] == ["06036"]
+    assert entry.after["categories"]["updated"] == 1
+    assert Category.objects.get(pk=category.pk).department_code == original

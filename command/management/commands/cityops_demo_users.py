@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Role
-from accounts.services import api_key_authenticate, api_key_issue
+from accounts.services import api_key_authenticate, api_key_issue, user_save
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level
 
@@ -75,9 +75,8 @@ class Command(BaseCommand):
             )
             user = user_model.objects.filter(username=username).first()
             if user is None:
-                user = user_model.objects.create_user(
+                user = user_model(
                     username=username,
-                    password=password,
                     first_name=display,
                     role=role,
                     place_code=place,
@@ -85,6 +84,8 @@ class Command(BaseCommand):
                     is_staff=role == Role.ADMIN,
                     is_superuser=role == Role.ADMIN,
                 )
+                user.set_password(password)
+                user_save(user=user)  # audited (accounts.user_create), by the system
             where = f"{place} {region.name}" if region else ""
             if department:
                 where = f"部门 {department}"
@@ -105,12 +106,11 @@ class Command(BaseCommand):
         user_model = get_user_model()
         gateway = user_model.objects.filter(username=GATEWAY_USERNAME).first()
         if gateway is None:
-            gateway = user_model.objects.create_user(
-                username=GATEWAY_USERNAME,
-                password=None,  # no password: it signs in with its API key only
-                first_name=GATEWAY_DISPLAY,
-                role=Role.INTEGRATION,
+            gateway = user_model(
+                username=GATEWAY_USERNAME, first_name=GATEWAY_DISPLAY, role=Role.INTEGRATION
             )
+            gateway.set_unusable_password()  # it signs in with its API key only
+            user_save(user=gateway)
         if key_file.exists():
             raw_key = key_file.read_text().strip()
             key = api_key_authenticate(raw_key)

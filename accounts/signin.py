@@ -1,0 +1,104 @@
+"""Signing in: the lock after too many failures, and the audit of sign-ins and sign-outs.
+
+Django's auth does the signing in (the site's sign-in page, the admin's, the test client);
+this module is where CityOps joins it:
+
+* `SignInBackend` (settings.AUTHENTICATION_BACKENDS) refuses, without checking the password,
+  an address that failed too often (accounts.services.sign_in_locked_until), so no form and no
+  other caller of `authenticate` can be used to go on guessing;
+* `LockAwareSignInForm` tells the person at the form that they are locked out and for how
+  long, instead of "wrong password";
+* Django's auth signals are the seam for the audit: `user_logged_in`, `user_logged_out` and
+  `user_login_failed` call the accounts services that write the entries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import ngettext
+
+from accounts import services
+from audit.services import request_ip
+
+
+def _ip(request: HttpRequest | None) -> str | None:
+    return request_ip(request) if request is not None else None
+
+
+class SignInBackend(ModelBackend):
+    """Django's username-and-password check, refused while the address is locked out."""
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if username is not None and services.sign_in_locked_until(username, _ip(request)):
+            # Stops every backend; Django sends user_login_failed, which counts nothing while
+            # the lock holds.
+            raise PermissionDenied
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class LockAwareSignInForm(forms.Form):
+    """Mixed into a sign-in form (before Django's AuthenticationForm): a locked-out address is
+    told so, and when it may try again, before its password is checked."""
+
+    request: HttpRequest | None
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        until = services.sign_in_locked_until(username, _ip(self.request)) if username else None
+        if until is not None:
+            minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+            raise forms.ValidationError(
+                ngettext(
+                    "登录失败次数过多，请 %(minutes)d 分钟后再试。",
+                    "登录失败次数过多，请 %(minutes)d 分钟后再试。",
+                    minutes,
+                )
+                % {"minutes": minutes},
+                code="locked",
+            )
+        return super().clean() or self.cleaned_data
+
+
+def _signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    services.signed_in(user=user, ip=_ip(request))
+
+
+def _signed_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if user is not None:  # signing out without being signed in
+        services.signed_out(user=user, ip=_ip(request))
+
+
+def _sign_in_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    services.sign_in_failed(username=credentials.get("username"), ip=_ip(request))
+
+
+def connect() -> None:
+    user_logged_in.connect(_signed_in, dispatch_uid="accounts.signed_in")
+    user_logged_out.connect(_signed_out, dispatch_uid="accounts.signed_out")
+    user_login_failed.connect(_sign_in_failed, dispatch_uid="accounts.sign_in_failed")
+
+
+class SignInForm(LockAwareSignInForm, AuthenticationForm):
+    """The site's sign-in form (command.views.SignInView)."""
+
+
+class AdminSignInForm(LockAwareSignInForm, AdminAuthenticationForm):
+    """The admin's sign-in form (staff only), with the same lock."""
