@@ -290,6 +290,8 @@ def _rows(
                 "actor_full_name": actor.get_full_name() if actor is not None else "",
                 "role_label": str(roles.get(entry.actor_role, entry.actor_role)),
                 "action_label": audit_action_label(entry.action),
+                # The identifier in its parts, to break a long one at its dots only.
+                "action_parts": entry.action.split("."),
                 "object_label": capfirst(audit_object_label(entry.object_type)),
                 "case_number": number,
                 "changes": changes,

@@ -164,7 +164,7 @@ def test_entries_are_listed_newest_first_with_actor_action_and_object_in_words(p
     row = page.split(f'data-sequence="{newest.sequence}"')[1].split("</tr>")[0]
     row_text = _text(row)
     assert people.street.username in row_text and "街道分中心操作员" in row_text
-    assert "立案" in row_text and "incidents.incident_register" in row_text
+    assert "立案" in row_text and "incidents.<wbr>incident_register" in row
     assert f'href="/command/cases/{case.number}/"' in row
     assert "192.0.2.10" in row_text
     timestamp = timezone.localtime(newest.occurred_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -192,11 +192,16 @@ def test_each_row_opens_to_a_table_of_before_and_after(people: Cast):
         "reported",
         "registered",
     ]
-    # An unchanged value is a row too, not marked; an object value is compact JSON.
+    # An unchanged value is a row too, not marked; a list is compact JSON; an empty text is "".
     owner = re.search(r"<tr>\s*<th scope=\"row\"><code>owner</code></th>(.*?)</tr>", row, re.S)
     assert owner is not None
-    assert "[&quot;street&quot;, &quot;440309001&quot;]" in owner.group(1) or (
-        "&quot;" in owner.group(1)
+    values = re.findall(r'<code class="audit-value">(.*?)</code>', owner.group(1))
+    assert values == ["[&quot;community&quot;, &quot;440309001001&quot;]"] * 2
+    department = re.search(r"<th scope=\"row\"><code>department</code></th>(.*?)</tr>", row, re.S)
+    assert department is not None
+    assert (
+        re.findall(r'<code class="audit-value">(.*?)</code>', department.group(1))
+        == ["&quot;&quot;"] * 2
     )
     # The summary names what changed.
     summary = re.search(r"<summary>(.*?)</summary>", row, re.S)
