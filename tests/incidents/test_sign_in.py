@@ -78,7 +78,7 @@ def _sign_in(user: Any, path: str = "/accounts/login/") -> Any:
         (Role.DISTRICT_OPERATOR, DISTRICT, "", "/command/"),
         (Role.DEPARTMENT_HANDLER, "", "CG", "/command/department/"),
         (Role.ADMIN, "", "", "/command/"),
-        (Role.AUDITOR, DISTRICT, "", "/"),
+        (Role.AUDITOR, DISTRICT, "", "/command/audit/"),  # the audit trail (审计日志)
     ],
 )
 def test_each_role_lands_where_it_works(role, place, department, lands_on):
