@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.hashers import is_password_usable
 from django.db import transaction
 from django.utils import timezone
 
@@ -216,7 +217,7 @@ def user_password_changed(
     _audit_user(
         stored,
         "accounts.user_password_change",
-        None,
+        {"password": PASSWORD_SET if is_password_usable(previous_hash) else PASSWORD_NONE},
         {"password": PASSWORD_CHANGED if stored.has_usable_password() else PASSWORD_NONE},
         by=by,
         ip=ip,
@@ -250,13 +251,16 @@ def _audit_user(
     by: Any,
     ip: str | None,
 ) -> None:
+    """An entry about a user, naming them by username on both sides (the id alone says little to
+    whoever reads the trail; a renamed user's `before` keeps the old name)."""
+    which = {"username": user.username}
     audit_record(
         actor=by,
         action=action,
         obj_type="accounts.user",
         obj_id=user.pk,
-        before=before,
-        after={"username": user.username, **(after or {})} if after is not None else None,
+        before={**which, **before} if before is not None else None,
+        after={**which, **after} if after is not None else None,
         ip=ip,
     )
 

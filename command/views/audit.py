@@ -48,6 +48,7 @@ PAGE_SIZE = 50
 AUDIT_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
 # The object type of a case; its entries name the case by id, the page by its number.
 CASE = "incidents.incident"
+USER = "accounts.user"
 # A case number as people write it: LH-20261124-000123.
 CASE_NUMBER = re.compile(r"[A-Za-z]{1,8}-\d{8}-\d{1,9}")
 # A before/after value longer than this is cut on the page (a bulk report's entry holds every
@@ -294,6 +295,7 @@ def _rows(
                 "action_parts": entry.action.split("."),
                 "object_label": capfirst(audit_object_label(entry.object_type)),
                 "case_number": number,
+                "object_name": _object_name(entry),
                 "changes": changes,
                 "changed_count": len(changed),
                 "changed_keys_text": _keys_text(changed),
@@ -301,6 +303,18 @@ def _rows(
             }
         )
     return rows
+
+
+def _object_name(entry: AuditEntry) -> str:
+    """A user's name beside their id, as the entry recorded it (no query; the account may have
+    been renamed or deleted since). Empty when the entry names none, or its id is the name (a
+    failed sign-in with an unknown username)."""
+    if entry.object_type != USER:
+        return ""
+    for facts in (entry.after, entry.before):
+        if isinstance(facts, dict) and isinstance(facts.get("username"), str):
+            return facts["username"] if facts["username"] != entry.object_id else ""
+    return ""
 
 
 def _chain(rows: list[dict[str, Any]], breaks: dict[int, Any], filtered: bool) -> dict[str, Any]:

@@ -90,7 +90,12 @@ def test_a_role_place_and_group_change_is_one_entry_with_what_changed(admin_clie
     assert response.status_code == 302, response.content.decode()[:2000]
     (entry,) = _entries("accounts.user_change")
     assert entry.actor == admin
-    assert entry.before == {"role": "grid_worker", "place_code": GRID, "groups": []}
+    assert entry.before == {
+        "username": worker.username,
+        "role": "grid_worker",
+        "place_code": GRID,
+        "groups": [],
+    }
     assert entry.after == {
         "username": worker.username,
         "role": "community_staff",
@@ -107,7 +112,7 @@ def test_a_phone_change_is_audited_masked(admin_client) -> None:
     )
     assert response.status_code == 302
     (entry,) = _entries("accounts.user_change")
-    assert entry.before == {"phone": "138****5678"}
+    assert entry.before == {"username": worker.username, "phone": "138****5678"}
     assert entry.after == {"username": worker.username, "phone": "139****5432"}
 
 
@@ -148,6 +153,7 @@ def test_a_password_the_admin_sets_is_audited_and_a_refused_one_is_not(admin_cli
     assert worker.check_password("Longhua-2026-a")
     (entry,) = _entries("accounts.user_password_change")
     assert (entry.actor, entry.object_id, entry.ip) == (admin, str(worker.pk), "10.1.2.3")
+    assert entry.before == {"username": worker.username, "password": "none"}  # it had none
     assert entry.after == {"username": worker.username, "password": "changed"}
     assert worker.password not in json.dumps(entry.after)
     # A page for an id that is not a user is the admin's answer, not a server error.
@@ -205,6 +211,12 @@ def test_a_users_own_password_change_is_audited(settings) -> None:
     (entry,) = _entries("accounts.user_password_change")
     assert entry.actor == worker and entry.object_id == str(worker.pk)
     assert client.get(done["Location"]).status_code == 200  # still signed in on this device
+
+
+def test_the_admins_own_password_link_leads_to_the_audited_page(admin_client) -> None:
+    client, _ = admin_client
+    response = client.get("/admin/password_change/")
+    assert (response.status_code, response["Location"]) == (302, "/accounts/password_change/")
 
 
 def test_there_is_no_password_reset_by_mail() -> None:

@@ -21,6 +21,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.models import Role, User
+from accounts.services import sign_in_failed, user_save
 from audit.models import AuditEntry
 from audit.services import audit_record
 from command.audit_labels import (
@@ -173,6 +175,23 @@ def test_entries_are_listed_newest_first_with_actor_action_and_object_in_words(p
     row = _text(page.split(f'data-sequence="{reported.sequence}"')[1].split("</tr>")[0])
     assert "系统" in row and "上报" in row
     assert "本页" in text and "条记录校验通过" in text
+
+
+def test_a_user_is_named_by_the_username_the_entry_recorded(people: Cast):
+    account = User(
+        username="zhao-lei", role=Role.GRID_WORKER, place_code=people.grid_worker.place_code
+    )
+    account.set_unusable_password()
+    user_save(user=account, by=people.admin)
+    sign_in_failed(username="no-such-user", ip="192.0.2.7")
+
+    page = _page(people.auditor)
+    created = AuditEntry.objects.get(action="accounts.user_create", object_id=str(account.pk))
+    row = _text(page.split(f'data-sequence="{created.sequence}"')[1].split("</tr>")[0])
+    assert f"用户 zhao-lei #{account.pk}" in row
+    failed = AuditEntry.objects.get(action="accounts.sign_in_failed", object_id="no-such-user")
+    row = _text(page.split(f'data-sequence="{failed.sequence}"')[1].split("</tr>")[0])
+    assert "用户 no-such-user" in row and "#no-such-user" not in row
 
 
 def test_each_row_opens_to_a_table_of_before_and_after(people: Cast):
