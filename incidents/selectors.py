@@ -169,13 +169,22 @@ def received_within(
 ) -> QuerySet[Incident]:
     """`cases` received (created_at) from the start of local day `since` to the end of local day
     `until` (the server's time zone, CITYOPS_TIME_ZONE); None leaves that end open."""
-    zone = timezone.get_default_timezone()
-    if since:
-        cases = cases.filter(created_at__gte=datetime.combine(since, time.min, tzinfo=zone))
-    if until:
-        next_day = datetime.combine(until + timedelta(days=1), time.min, tzinfo=zone)
-        cases = cases.filter(created_at__lt=next_day)
+    start, end = day_bounds(since, until)
+    if start:
+        cases = cases.filter(created_at__gte=start)
+    if end:
+        cases = cases.filter(created_at__lt=end)
     return cases
+
+
+def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Local days `since` to `until` (both inclusive; None leaves that end open) as moments: the
+    start of `since` and the start of the day after `until`, in the server's time zone
+    (CITYOPS_TIME_ZONE)."""
+    zone = timezone.get_default_timezone()
+    start = datetime.combine(since, time.min, tzinfo=zone) if since else None
+    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=zone) if until else None
+    return start, end
 
 
 # --- consoles: the queues and pickers of the command pages (command.views.consoles) -------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,7 +40,7 @@ from command.audit_labels import (
     audit_action_label,
     audit_object_label,
 )
-from command.views.consoles import _role
+from command.views.consoles import _role, days_filter
 from incidents import selectors as incident_selectors
 
 PAGE_SIZE = 50
@@ -112,29 +112,13 @@ class AuditFilters:
         return urlencode({k: v for k, v in values.items() if v})
 
 
-def _day_errors(errors: dict[str, str]) -> dict[str, str]:
-    """The problems incident_selectors.received_days finds, in words (as the queues say them)."""
-    messages = {
-        incident_selectors.DAYS_REVERSED: _("结束日期早于开始日期"),
-        incident_selectors.BAD_DAY: _("日期格式为 年-月-日，例如 2026-11-24"),
-        incident_selectors.DAY_OUT_OF_RANGE: _("日期须在 %(first)s 至 %(last)s 之间")
-        % {"first": incident_selectors.FIRST_DAY, "last": incident_selectors.LAST_DAY},
-    }
-    return {name: messages[problem] for name, problem in errors.items()}
-
-
 def _filters(request: HttpRequest) -> AuditFilters:
     """The filters from the query string; a bad value is named in `errors` (the page answers 400
     with the message above the list) and left out of the query."""
     params = request.GET
     filters = AuditFilters(page=params.get("page", "1"))
-    since, until, day_errors = incident_selectors.received_days(
-        params.get("since", ""), params.get("until", "")
-    )
-    # A day that is not a date comes back as None; a reversed range keeps `since` only.
-    filters.since = since.isoformat() if since else ""
-    filters.until = until.isoformat() if until and "until" not in day_errors else ""
-    filters.errors.update(_day_errors(day_errors))
+    filters.since, filters.until, day_errors = days_filter(params)
+    filters.errors.update(day_errors)
 
     actor = params.get("actor", "").strip()
     if len(actor) > ACTOR_MAX:
@@ -177,19 +161,6 @@ def _filters(request: HttpRequest) -> AuditFilters:
 
 def _is_identifier(text: str) -> bool:
     return len(text) <= OBJECT_ID_MAX and bool(_IDENTIFIER.fullmatch(text))
-
-
-def _days_as_moments(filters: AuditFilters) -> tuple[datetime | None, datetime | None]:
-    """The local days of the filters as the start of the first and of the day after the last,
-    in the server's time zone."""
-    zone = timezone.get_default_timezone()
-    since = until = None
-    if filters.since:
-        since = datetime.combine(date.fromisoformat(filters.since), time.min, tzinfo=zone)
-    if filters.until:
-        day_after = date.fromisoformat(filters.until) + timedelta(days=1)
-        until = datetime.combine(day_after, time.min, tzinfo=zone)
-    return since, until
 
 
 # --- the rows ------------------------------------------------------------------------------------
@@ -380,7 +351,10 @@ def audit_page(request: HttpRequest) -> HttpResponse:
     if _role(user) not in AUDIT_ROLES:
         raise Http404(_("审计日志只供审计员和系统管理员查看。"))
     filters = _filters(request)
-    since, until = _days_as_moments(filters)
+    since, until = incident_selectors.day_bounds(
+        date.fromisoformat(filters.since) if filters.since else None,
+        date.fromisoformat(filters.until) if filters.until else None,
+    )
     entries = audit_selectors.audit_entries(
         since=since,
         before=until,

@@ -408,6 +408,26 @@ def _feed(request: HttpRequest) -> dict[str, Any]:
     return {"scopes": scopes, "seqs": latest_seqs(scopes)}
 
 
+def days_filter(params: Any) -> tuple[str, str, dict[str, str]]:
+    """The 从/至 days of a list page's filters (`since`, `until`: local days, both inclusive) as
+    the form shows them again, and what is wrong with each bad one, in words. A day that is not
+    a date is left out; a reversed range keeps `since` only."""
+    since, until, problems = incident_selectors.received_days(
+        params.get("since", ""), params.get("until", "")
+    )
+    words = {
+        incident_selectors.DAYS_REVERSED: _("结束日期早于开始日期"),
+        incident_selectors.BAD_DAY: _("日期格式为 年-月-日，例如 2026-11-24"),
+        incident_selectors.DAY_OUT_OF_RANGE: _("日期须在 %(first)s 至 %(last)s 之间")
+        % {"first": incident_selectors.FIRST_DAY, "last": incident_selectors.LAST_DAY},
+    }
+    return (
+        since.isoformat() if since else "",
+        until.isoformat() if until and "until" not in problems else "",
+        {name: words[problem] for name, problem in problems.items()},
+    )
+
+
 # --- queues --------------------------------------------------------------------------------------
 
 
@@ -497,20 +517,8 @@ def _filters(request: HttpRequest) -> QueueFilters:
         filters.overdue = overdue
     else:
         filters.errors["overdue"] = _("只能为“已超时”或“未超时”")
-    since, until, day_errors = incident_selectors.received_days(
-        params.get("since", ""), params.get("until", "")
-    )
-    # A day that is not a date comes back as None; a reversed range keeps `since` only.
-    filters.since = since.isoformat() if since else ""
-    filters.until = until.isoformat() if until and "until" not in day_errors else ""
-    day_messages = {
-        incident_selectors.DAYS_REVERSED: _("结束日期早于开始日期"),
-        incident_selectors.BAD_DAY: _("日期格式为 年-月-日，例如 2026-11-24"),
-        incident_selectors.DAY_OUT_OF_RANGE: _("日期须在 %(first)s 至 %(last)s 之间")
-        % {"first": incident_selectors.FIRST_DAY, "last": incident_selectors.LAST_DAY},
-    }
-    for name, problem in day_errors.items():
-        filters.errors[name] = day_messages[problem]
+    filters.since, filters.until, day_errors = days_filter(params)
+    filters.errors.update(day_errors)
     order = params.get("order", "") or "deadline"
     if order in QUEUE_ORDERS:
         filters.order = order
