@@ -241,16 +241,17 @@ def _break_words(problem: audit_selectors.EntryBreak) -> str:
 def _rows(
     user: Any, entries: list[AuditEntry], breaks: dict[int, audit_selectors.EntryBreak]
 ) -> list[dict[str, Any]]:
-    case_ids = [
-        int(entry.object_id)
+    case_ids = {
+        entry.sequence: int(entry.object_id)
         for entry in entries
         if entry.object_type == CASE and entry.object_id.isdigit()
-    ]
-    numbers = incident_selectors.incident_numbers_by_id(user, case_ids)
+    }
+    numbers = incident_selectors.incident_numbers_by_id(user, list(case_ids.values()))
     roles = dict(Role.choices)
     rows = []
     for entry in entries:
-        number = numbers.get(int(entry.object_id)) if entry.object_type == CASE else None
+        case_id = case_ids.get(entry.sequence)
+        number = numbers.get(case_id) if case_id is not None else None
         actor = entry.actor
         problem = breaks.get(entry.sequence)
         changes = _changes(entry.before, entry.after)

@@ -237,6 +237,23 @@ def test_an_action_or_object_the_tables_do_not_know_is_shown_as_it_is(people: Ca
     assert audit_action_label("tests.thing_change") == "tests.thing_change"
 
 
+def test_a_case_entry_whose_id_is_not_a_number_is_shown_as_it_is(people: Cast):
+    # Not written by the services; the page must still show it, not fail, when the data is odd.
+    with transaction.atomic():
+        entry = audit_record(
+            actor=None,
+            action="incidents.incident_register",
+            obj_type="incidents.incident",
+            obj_id="LH-x",
+            before=None,
+            after=None,
+        )
+    row = _text(
+        _page(people.auditor).split(f'data-sequence="{entry.sequence}"')[1].split("</tr>")[0]
+    )
+    assert "案件 LH-x" in row
+
+
 def test_a_long_value_is_cut_on_the_page_and_says_how_long_it_is(people: Cast):
     with transaction.atomic():
         entry = audit_record(
