@@ -50,6 +50,7 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "command.screen_token_issue": _("签发大屏令牌"),
     "command.screen_token_revoke": _("吊销大屏令牌"),
     "command.queue_export": _("导出台账"),
+    "command.audit_export": _("导出审计日志"),
     # Responders sharing their position.
     "responder.sharing_started": _("开始共享位置"),
     "responder.sharing_stopped": _("停止共享位置"),
@@ -81,6 +82,7 @@ AUDIT_OBJECT_LABELS: dict[str, Any] = {
     "responder": pgettext_lazy("audit object", "响应人员"),
     "accounts.user": pgettext_lazy("model", "用户"),
     "accounts.apikey": pgettext_lazy("model", "接口密钥"),
+    "audit.auditentry": pgettext_lazy("model", "审计记录"),
 }
 
 

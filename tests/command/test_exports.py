@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from typing import Any
 
 import pytest
 from django.test import Client, override_settings
 
+from accounts.services import sign_in_failed
 from audit.models import AuditEntry
 from incidents.models import Incident
 from incidents.services import incident_dispatch, incident_register
@@ -174,3 +176,65 @@ def test_the_export_speaks_english_when_the_user_does(people: Cast) -> None:
     assert set(rows[0]) >= {"Case number", "Status", "Street", "Reporter's phone", "Overdue"}
     assert [name for name in rows[0] if re.search(r"[\u4e00-\u9fff]", name)] == []
     assert rows[0]["Status"] == "Reported (to register)"
+
+
+# --- 审计日志导出 --------------------------------------------------------------------------------
+
+AUDIT_URL = "/command/audit/"
+
+
+def test_an_auditor_exports_the_entries_the_audit_page_filters(people: Cast) -> None:
+    case = report()
+    incident_register(incident=case, by=people.street, ip="192.0.2.10")
+    rows = _table(_export(people.auditor, AUDIT_URL, f"object={case.number}"))
+    entries = AuditEntry.objects.filter(object_type="incidents.incident", object_id=str(case.pk))
+    assert [int(row["序号"]) for row in rows] == sorted(
+        entries.values_list("sequence", flat=True), reverse=True
+    )
+    registered = rows[0]
+    entry = entries.get(action="incidents.incident_register")
+    assert registered["操作人"] == people.street.username
+    assert registered["角色"] == "街道分中心操作员"
+    assert (registered["操作"], registered["操作标识"]) == ("立案", "incidents.incident_register")
+    assert registered["对象"] == f"案件 {case.number} #{case.pk}"
+    assert registered["IP 地址"] == "192.0.2.10"
+    assert json.loads(registered["变更后"]) == entry.after
+    assert (registered["哈希"], registered["前一条哈希"]) == (entry.hash, entry.prev_hash)
+    # The export is itself in the trail, with the filters and the count.
+    export = AuditEntry.objects.get(action="command.audit_export")
+    assert export.actor == people.auditor
+    assert export.after == {"filters": {"object": case.number}, "rows": len(rows)}
+    # The page offers it.
+    page = _client(people.auditor).get(AUDIT_URL).content.decode()
+    assert 'data-testid="audit-export"' in page and "export=csv" in page
+
+
+def test_only_auditors_and_admins_export_the_trail(people: Cast) -> None:
+    for user in (people.district, people.street, people.grid_worker, people.handler):
+        assert _export(user, AUDIT_URL).status_code == 404
+    assert _table(_export(people.admin, AUDIT_URL))
+    assert not AuditEntry.objects.filter(
+        action="command.audit_export", actor=people.district
+    ).exists()
+
+
+def test_a_bad_filter_exports_nothing(people: Cast) -> None:
+    response = _export(people.auditor, AUDIT_URL, "since=2026-13-45")
+    assert response.status_code == 400 and "text/html" in response["Content-Type"]
+    assert not AuditEntry.objects.filter(action="command.audit_export").exists()
+
+
+@override_settings(CITYOPS_EXPORT_MAX_ROWS=2)
+def test_more_entries_than_one_file_holds_are_refused(people: Cast) -> None:
+    response = _export(people.auditor, AUDIT_URL)
+    assert response.status_code == 400
+    assert response.content.decode().startswith("export")
+    assert not AuditEntry.objects.filter(action="command.audit_export").exists()
+    page = _client(people.auditor).get(AUDIT_URL).content.decode()
+    assert 'data-testid="audit-export-too-many"' in page
+
+
+def test_a_value_a_spreadsheet_would_run_is_written_as_text(people: Cast) -> None:
+    sign_in_failed(username="=HYPERLINK(1)", ip="192.0.2.8")
+    rows = _table(_export(people.auditor, AUDIT_URL, "action=accounts.sign_in_failed"))
+    assert rows[0]["对象标识"] == "'=hyperlink(1)"
