@@ -41,8 +41,8 @@ from command.audit_labels import (
     audit_action_label,
     audit_object_label,
 )
-from command.exports import ExportTooLarge, audit_export, export_limit
-from command.views.consoles import _role, days_filter
+from command.exports import audit_export, export_limit
+from command.views.consoles import _role, csv_download, days_filter
 from incidents import selectors as incident_selectors
 
 PAGE_SIZE = 50
@@ -372,24 +372,20 @@ def _object_choices(current: str) -> list[tuple[str, str]]:
 
 def _export(request: HttpRequest, entries: Any, filters: AuditFilters) -> HttpResponse:
     """审计日志导出 (?export=csv): every entry the filters select, as a CSV download."""
-    try:
-        data = audit_export(
+    return csv_download(
+        lambda: audit_export(
             user=request.user,
             entries=entries,
             filters=dict(parse_qsl(filters.query(page="1"))),
             words=_export_words(request.user),
             ip=request_ip(request),
-        )
-    except ExportTooLarge as exc:
-        message = _(
+        ),
+        name="cityops-audit",
+        too_large=_(
             "export：符合条件的记录有 %(count)s 条，一个文件最多 %(limit)s 条；"
             "请缩小筛选范围（时间、操作人、操作、对象）后再导出。"
-        ) % {"count": exc.count, "limit": exc.limit}
-        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = HttpResponse(data, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="cityops-audit-{stamp}.csv"'
-    return response
+        ),
+    )
 
 
 @login_required

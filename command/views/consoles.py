@@ -20,7 +20,7 @@ snapshot carries the sequence numbers of the feed's scopes so the feed resumes r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -729,26 +729,34 @@ def _export(
     """台账导出 (?export=csv): every case of the queue with its filters, as a CSV download."""
     ((level, code),) = area.items()
     console = f"{level.removesuffix('_code')}:{code}"
-    try:
-        data = queue_export(
+    return csv_download(
+        lambda: queue_export(
             user=request.user,
             cases=cases,
             console=console,
             filters=dict(parse_qsl(filters.query(page="1"))),
             departments=departments,
             ip=request_ip(request),
-        )
-    except ExportTooLarge as exc:
-        message = _(
+        ),
+        name=f"cityops-{console.replace(':', '-')}",
+        too_large=_(
             "export：符合条件的案件有 %(count)s 件，一个文件最多 %(limit)s 件；"
             "请缩小筛选范围（状态、事项、时限、受理日期、搜索）后再导出。"
-        ) % {"count": exc.count, "limit": exc.limit}
+        ),
+    )
+
+
+def csv_download(produce: Callable[[], bytes], *, name: str, too_large: str) -> HttpResponse:
+    """An export (command.exports) as a download, `<name>-<local time>.csv`; or, when more rows
+    match than one file holds, 400 with `too_large` (its %(count)s and %(limit)s filled in)."""
+    try:
+        data = produce()
+    except ExportTooLarge as exc:
+        message = too_large % {"count": exc.count, "limit": exc.limit}
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = HttpResponse(data, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="cityops-{console.replace(":", "-")}-{stamp}.csv"'
-    )
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     return response
 
 
