@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -44,6 +44,7 @@ from command.audit_labels import (
 from command.exports import audit_export, export_limit
 from command.views.consoles import _role, csv_download, days_filter
 from incidents import selectors as incident_selectors
+from incidents.models import Stage
 
 PAGE_SIZE = 50
 # Roles that may read the audit trail.
@@ -171,8 +172,9 @@ def _is_identifier(text: str) -> bool:
 def _shown(value: Any) -> str:
     """A before/after value as the page shows it: text as it is, anything else as compact JSON,
     cut after VALUE_SHOWN_MAX characters."""
-    # Text as it is, but an empty text as "" (not to be read as a missing value).
-    text = value if isinstance(value, str) and value else _compact_json(value)
+    # Text as it is (a moment in the local time the rows use), but an empty text as "" (not to
+    # be read as a missing value).
+    text = _local_moment(value) if isinstance(value, str) and value else _compact_json(value)
     if len(text) > VALUE_SHOWN_MAX:
         cut = _("…（共 %(total)s 个字符，此处只显示前 %(shown)s 个）") % {
             "total": len(text),
@@ -180,6 +182,19 @@ def _shown(value: Any) -> str:
         }
         return text[:VALUE_SHOWN_MAX] + cut
     return text
+
+
+# A moment as the entries store it (DjangoJSONEncoder: ISO 8601 with its offset or Z).
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _local_moment(text: str) -> str:
+    """`text` as it is, unless it is a moment with its offset: then in the server's time zone,
+    as the rows' times read ("2026-11-26 12:11:58"), whatever zone it was written in."""
+    if not _MOMENT.fullmatch(text):
+        return text
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _compact_json(value: Any) -> str:
@@ -302,15 +317,30 @@ def _export_words(user: Any) -> Any:
 
 
 def _object_name(entry: AuditEntry) -> str:
-    """A user's name beside their id, as the entry recorded it (no query; the account may have
-    been renamed or deleted since). Empty when the entry names none, or its id is the name (a
+    """What the object is called, from the entry itself (no query; it may have been renamed or
+    deleted since): a user's username (recorded, or the actor's when the user acted on
+    themselves, as in a sign-in), a calendar day's date, a category's code, a stage limit's
+    category and stage. Empty when the entry does not say, or the name is the id itself (a
     failed sign-in with an unknown username)."""
-    if entry.object_type != USER:
-        return ""
-    for facts in (entry.after, entry.before):
-        if isinstance(facts, dict) and isinstance(facts.get("username"), str):
-            return facts["username"] if facts["username"] != entry.object_id else ""
-    return ""
+    facts = [f for f in (entry.after, entry.before) if isinstance(f, dict)]
+
+    def recorded(key: str) -> str:
+        return next((str(f[key]) for f in facts if isinstance(f.get(key), str)), "")
+
+    name = ""
+    if entry.object_type == USER:
+        name = recorded("username")
+        if not name and entry.actor_id is not None and str(entry.actor_id) == entry.object_id:
+            name = entry.actor_username
+    elif entry.object_type == "incidents.calendarday":
+        name = recorded("date")
+    elif entry.object_type == "incidents.category":
+        name = recorded("code")
+    elif entry.object_type == "incidents.stagelimit":
+        category, stage = recorded("category"), recorded("stage")
+        if category and stage in Stage.values:
+            name = f"{category} {Stage(stage).label}"
+    return name if name != entry.object_id else ""
 
 
 def _chain(rows: list[dict[str, Any]], breaks: dict[int, Any], filtered: bool) -> dict[str, Any]:
@@ -364,7 +394,7 @@ def _action_choices(current: str) -> list[dict[str, Any]]:
 
 
 def _object_choices(current: str) -> list[tuple[str, str]]:
-    choices = [(kind, str(label)) for kind, label in AUDIT_OBJECT_LABELS.items()]
+    choices = [(kind, str(capfirst(label))) for kind, label in AUDIT_OBJECT_LABELS.items()]
     if current and current not in AUDIT_OBJECT_LABELS:
         choices.append((current, current))
     return choices

@@ -399,7 +399,13 @@ def category_save(
         category.save()
         if names:
             _audit_edit(
-                category, action="incidents.category_save", names=names, before=before, by=by, ip=ip
+                category,
+                action="incidents.category_save",
+                names=names,
+                before=before,
+                by=by,
+                ip=ip,
+                which={"code": category.code},
             )
     return category
 
@@ -425,7 +431,7 @@ def stage_limit_save(
                 before=before,
                 by=by,
                 ip=ip,
-                which={"category_id": limit.category_id, "stage": limit.stage},
+                which={"category": limit.category.code, "stage": limit.stage},
             )
     return limit
 
@@ -440,7 +446,13 @@ def calendar_day_save(*, day: CalendarDay, by: Any = None, ip: str | None = None
         day.edited_by = by if getattr(by, "pk", None) else None
         day.save()
         _audit_edit(
-            day, action="incidents.calendar_day_save", names=names, before=before, by=by, ip=ip
+            day,
+            action="incidents.calendar_day_save",
+            names=names,
+            before=before,
+            by=by,
+            ip=ip,
+            which={"date": day.date},
         )
         calendar.invalidate_on_commit()
     return day

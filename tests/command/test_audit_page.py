@@ -647,3 +647,39 @@ def test_every_action_the_code_records_has_its_words():
     # Every label is words, not the identifier again.
     for action in recorded | workflow:
         assert audit_action_label(action) != action
+
+
+def test_entries_name_their_objects_and_show_moments_in_local_time(people: Cast):
+    _client(people.street)  # a sign-in: the user acted on themselves
+    signed_in = AuditEntry.objects.filter(action="accounts.sign_in").latest("sequence")
+    with transaction.atomic():
+        limit = audit_record(
+            actor=people.admin,
+            action="incidents.stage_limit_save",
+            obj_type="incidents.stagelimit",
+            obj_id=4,
+            before={"category": "06036", "stage": "handle", "amount": 24},
+            after={"category": "06036", "stage": "handle", "amount": 12},
+        )
+        locked = audit_record(
+            actor=None,
+            action="accounts.sign_in_locked",
+            obj_type="accounts.user",
+            obj_id="nobody",
+            before=None,
+            after={"username": "nobody", "known": False, "until": "2026-11-26T04:11:58.820Z"},
+        )
+    page = _page(people.auditor)
+
+    def row(entry: AuditEntry) -> str:  # the row with its opened before/after table
+        return _text(page.split(f'data-sequence="{entry.sequence}"')[1].split("data-sequence=")[0])
+
+    assert f"用户 {people.street.username} #{people.street.pk}" in row(signed_in)
+    assert "环节时限 06036 处置 #4" in row(limit)
+    # Stored in UTC, shown as the rows' times are: Asia/Shanghai.
+    assert "2026-11-26 12:11:58" in row(locked) and "04:11:58" not in row(locked)
+
+
+def test_an_empty_result_makes_no_claim_about_the_chain(people: Cast):
+    page = _page(people.auditor, "?actor=nobody-at-all")
+    assert 'data-testid="audit-empty"' in page and 'data-testid="audit-chain"' not in page

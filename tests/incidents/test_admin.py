@@ -196,13 +196,13 @@ def test_category_and_stage_limit_edits_are_audited_with_before_and_after(
 
     (saved,) = _entries("incidents.category_save")
     assert (saved.actor, saved.object_id, saved.ip) == (admin_user, str(category.pk), "10.1.2.3")
-    assert saved.before == {"department_code": category.department_code}
-    assert saved.after == {"department_code": data["department_code"]}
+    assert saved.before == {"code": "06036", "department_code": category.department_code}
+    assert saved.after == {"code": "06036", "department_code": data["department_code"]}
     (limit,) = _entries("incidents.stage_limit_save")
     assert limit.object_id == str(handle.pk)
-    assert limit.before == {"category_id": category.pk, "stage": "handle", "amount": handle.amount}
+    assert limit.before == {"category": "06036", "stage": "handle", "amount": handle.amount}
     assert limit.after == {
-        "category_id": category.pk,
+        "category": "06036",
         "stage": "handle",
         "amount": handle.amount + 2,
     }
@@ -232,7 +232,10 @@ def test_calendar_days_added_confirmed_and_deleted_are_audited(admin_client, adm
     confirm = admin_client.post(CALENDAR, {"action": "confirm", "_selected_action": [day.pk]})
     assert confirm.status_code == 302
     confirmed = _entries("incidents.calendar_day_save")[-1]
-    assert (confirmed.before, confirmed.after) == ({"provisional": True}, {"provisional": False})
+    assert (confirmed.before, confirmed.after) == (
+        {"date": "2027-06-15", "provisional": True},
+        {"date": "2027-06-15", "provisional": False},
+    )
 
     admin_client.post(f"{CALENDAR}{day.pk}/delete/", {"post": "yes"})
     assert not CalendarDay.objects.filter(pk=day.pk).exists()
