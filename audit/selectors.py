@@ -31,6 +31,23 @@ class ChainReport:
         return self.broken is None
 
 
+# Why an entry does not verify (EntryBreak.problem, entry_problem).
+CONTENT_CHANGED = "content_changed"  # its content does not hash to its stored hash
+LINK_BROKEN = "link_broken"  # its prev_hash is not the stored hash of the entry before it
+PREDECESSOR_MISSING = "predecessor_missing"  # there is no entry with the sequence before it
+
+
+def entry_problem(entry: AuditEntry, previous_hash: str) -> str:
+    """What is wrong with one entry that should follow an entry whose hash is `previous_hash`:
+    LINK_BROKEN, CONTENT_CHANGED, or "" when it verifies. The one rule of both checks, the
+    whole chain's (chain_verify) and a page's (entries_check)."""
+    if entry.prev_hash != previous_hash:
+        return LINK_BROKEN
+    if entry.compute_hash() != entry.hash:
+        return CONTENT_CHANGED
+    return ""
+
+
 def chain_verify(*, chunk_size: int = 2000) -> ChainReport:
     """Walk the chain from the first entry, recompute every hash, and stop at the first break.
 
@@ -58,19 +75,20 @@ def chain_verify(*, chunk_size: int = 2000) -> ChainReport:
                 f"sequence {entry.sequence} follows {expected_sequence - 1}: "
                 f"entry {missing} is missing",
             )
-        if entry.prev_hash != prev_hash:
+        problem = entry_problem(entry, prev_hash)
+        if problem == LINK_BROKEN:
             return broken(
                 entry.sequence,
                 f"prev_hash {entry.prev_hash[:16]}… is not the hash of the entry before it "
                 f"({prev_hash[:16]}…): that entry's hash was rewritten or an entry was "
                 "removed or inserted",
             )
-        recomputed = entry.compute_hash()
-        if recomputed != entry.hash:
+        if problem == CONTENT_CHANGED:
             return broken(
                 entry.sequence,
                 f"content does not match the stored hash (stored {entry.hash[:16]}…, "
-                f"recomputed {recomputed[:16]}…): a field was changed after it was written",
+                f"recomputed {entry.compute_hash()[:16]}…): a field was changed after it was "
+                "written",
             )
         verified += 1
         expected_sequence += 1
@@ -127,12 +145,6 @@ def audit_entries(
     return entries
 
 
-# Why an entry of a page does not verify (EntryBreak.problem).
-CONTENT_CHANGED = "content_changed"  # its content does not hash to its stored hash
-LINK_BROKEN = "link_broken"  # its prev_hash is not the stored hash of the entry before it
-PREDECESSOR_MISSING = "predecessor_missing"  # there is no entry with the sequence before it
-
-
 @dataclass(frozen=True)
 class EntryBreak:
     sequence: int
@@ -163,13 +175,7 @@ def entries_check(entries: Sequence[AuditEntry]) -> dict[int, EntryBreak]:
     for entry in entries:
         predecessor = entry.sequence - 1
         expected = GENESIS_HASH if predecessor == 0 else hashes.get(predecessor)
-        problem = ""
-        if expected is None:
-            problem = PREDECESSOR_MISSING
-        elif entry.prev_hash != expected:
-            problem = LINK_BROKEN
-        elif entry.compute_hash() != entry.hash:
-            problem = CONTENT_CHANGED
+        problem = PREDECESSOR_MISSING if expected is None else entry_problem(entry, expected)
         if problem:
             breaks[entry.sequence] = EntryBreak(entry.sequence, problem, predecessor)
     return breaks

@@ -42,7 +42,7 @@ from command.audit_labels import (
     audit_object_label,
 )
 from command.exports import audit_export, export_limit
-from command.views.consoles import _role, csv_download, days_filter
+from command.views.consoles import _role, csv_download, days_filter, page_links
 from incidents import selectors as incident_selectors
 from incidents.models import Stage
 
@@ -367,15 +367,6 @@ def _chain(rows: list[dict[str, Any]], breaks: dict[int, Any], filtered: bool) -
     return {"ok": False, "summary": summary, "first": first_words, "filtered": filtered}
 
 
-def _page_links(page: Page[AuditEntry], filters: AuditFilters) -> dict[str, str]:
-    links = {}
-    if page.has_previous():
-        links["previous"] = "?" + filters.query(page=str(page.previous_page_number()))
-    if page.has_next():
-        links["next"] = "?" + filters.query(page=str(page.next_page_number()))
-    return links
-
-
 def _action_choices(current: str) -> list[dict[str, Any]]:
     """The actions of the filter's list by their words, grouped by app, in the table's order
     (which keeps an app's actions together); an action the table does not know (asked for by
@@ -450,7 +441,7 @@ def audit_page(request: HttpRequest) -> HttpResponse:
         "chain": _chain(rows, breaks, filters.active),
         "action_choices": _action_choices(filters.action),
         "object_choices": _object_choices(filters.object_type),
-        "page_links": _page_links(page, filters),
+        "page_links": page_links(page, filters),
         "export_url": "?" + filters.query(page="1", export="csv"),
         "export_limit": export_limit(),
     }

@@ -707,7 +707,7 @@ def _queue_page(
         "feed": feed,
         "status_filters": [(name, label) for name, label, _kept in STATUS_FILTERS],
         "category_groups": _categories_grouped(),
-        "page_links": _page_links(page, filters),
+        "page_links": page_links(page, filters),
         "strings": _strings(),
         "generation": gridmap_selectors.active_generation(),
     }
@@ -760,7 +760,9 @@ def csv_download(produce: Callable[[], bytes], *, name: str, too_large: str) -> 
     return response
 
 
-def _page_links(page: Page[Incident], filters: QueueFilters) -> dict[str, str]:
+def page_links(page: Page[Any], filters: Any) -> dict[str, str]:
+    """The pager's links of a list page: its filters' query string (`filters.query`) with the
+    previous or next page's number."""
     links = {}
     if page.has_previous():
         links["previous"] = "?" + filters.query(page=str(page.previous_page_number()))
