@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Role, SignInFailure, User, mask_phone
+from audit.models import AuditEntry
 from audit.services import audit_record
 
 KEY_PREFIX = "co_"
@@ -314,7 +315,9 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
         # the name as typed.
         account = User.objects.filter(username__iexact=key).values_list("pk", flat=True).first()
         facts = {"username": key, "known": account is not None}
-        obj_id = account or key
+        # A name typed longer than an entry's object id holds is cut there (the whole of it, up
+        # to a username's length, is in `after`).
+        obj_id = account or key[: AuditEntry._meta.get_field("object_id").max_length]
         audit_record(
             actor=None,
             action="accounts.sign_in_failed",

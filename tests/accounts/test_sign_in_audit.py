@@ -76,6 +76,22 @@ def test_a_failed_sign_in_is_audited_with_the_name_typed(worker) -> None:
     assert not AuditEntry.objects.filter(after__icontains="not-it").exists()
 
 
+def test_a_very_long_name_typed_is_refused_and_audited_not_a_server_error() -> None:
+    # Django's sign-in form does not limit the username's length on the server.
+    browser = _browser()
+    response = _sign_in(browser, "u" * 500, "x")
+    assert response.status_code == 200 and "_auth_user_id" not in browser.session
+    entry = AuditEntry.objects.get(action="accounts.sign_in_failed")
+    assert entry.object_id == "u" * 100
+    assert entry.after == {"username": "u" * 150, "known": False}
+
+
+def test_an_empty_sign_in_names_the_empty_fields() -> None:
+    page = _sign_in(_browser(), "", "").content.decode()
+    assert page.count('class="form-error"') == 2 and "该字段是必填项。" in page
+    assert not _accounts_entries().exists()
+
+
 def test_too_many_failures_lock_the_address_out_even_with_the_right_password(worker) -> None:
     browser = _browser()
     for _ in range(SIGN_IN_MAX_FAILURES):
