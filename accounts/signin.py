@@ -1,4 +1,5 @@
-"""Signing in: the lock after too many failures, and the audit of sign-ins and sign-outs.
+"""Signing in: the lock after too many failures, the audit of sign-ins and sign-outs, and the
+form of a user's own 修改密码.
 
 Django's auth does the signing in (the site's sign-in page, the admin's, the test client);
 this module is where CityOps joins it:
@@ -21,6 +22,7 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -102,3 +104,14 @@ class SignInForm(LockAwareSignInForm, AuthenticationForm):
 
 class AdminSignInForm(LockAwareSignInForm, AdminAuthenticationForm):
     """The admin's sign-in form (staff only), with the same lock."""
+
+
+class PasswordChangeForm(DjangoPasswordChangeForm):
+    """Django's form with the password rules' reasons under 新密码, the field they are about
+    and where their help text is, instead of under 新密码确认 (Django puts them on the
+    confirmation)."""
+
+    def clean(self) -> dict[str, Any]:
+        self.validate_passwords("new_password1", "new_password2")
+        self.validate_password_for_user(self.user, "new_password1")
+        return forms.Form.clean(self)

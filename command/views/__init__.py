@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.services import user_password_changed
-from accounts.signin import SignInForm
+from accounts.signin import PasswordChangeForm, SignInForm
 from audit.services import request_ip
 from command.views.consoles import workplace_url
 from gridmap import selectors as gridmap_selectors
@@ -43,6 +43,8 @@ class SignInView(LoginView):
 class PasswordChangeView(auth_views.PasswordChangeView):
     """A signed-in user's own 修改密码, in the site's look; audited
     (accounts.user_password_change, by the user, in the change's transaction)."""
+
+    form_class = PasswordChangeForm
 
     def form_valid(self, form: Any) -> HttpResponse:
         with transaction.atomic():
