@@ -114,4 +114,4 @@ class PasswordChangeForm(DjangoPasswordChangeForm):
     def clean(self) -> dict[str, Any]:
         self.validate_passwords("new_password1", "new_password2")
         self.validate_password_for_user(self.user, "new_password1")
-        return forms.Form.clean(self)
+        return forms.Form.clean(self) or self.cleaned_data

@@ -1,6 +1,8 @@
-"""The words of the audit page (审计日志): what each audited action and each kind of object is
-called. An entry stores them as identifiers ("incidents.incident_dispatch", "gridmap.generation");
-the page shows these words instead, and an identifier missing here as it is.
+"""The words of the audit page (审计日志): what each audited action, each kind of object and
+each key of an entry's before/after is called, and the words of the values that are codes. An
+entry stores them as identifiers ("incidents.incident_dispatch", "gridmap.generation",
+{"status": "dispatched"}); the page shows these words instead, and an identifier missing here as
+it is.
 
 The workflow's steps are audited as "incidents.incident_<step>" and are named here by the
 workflow itself (`incidents.workflow.action_label`), so a step is called the same on the case
@@ -11,12 +13,22 @@ has no words here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils.functional import lazy
+from django.utils.text import capfirst
+from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from accounts.departments import known_departments
+from accounts.services import PASSWORD_CHANGED, PASSWORD_NONE, PASSWORD_SET
+from gridmap.models import Level
+from incidents.models import OwnerLevel, SendBackReason
 from incidents.workflow import SYSTEM_STEPS, TRANSITIONS, action_label
 
 # What a workflow step is audited as: WORKFLOW_ACTION_PREFIX + the step's name.
@@ -106,3 +118,147 @@ def audit_object_label(object_type: str) -> str:
     """A kind of object in the reader's language; one this table does not know, as it is."""
     label = AUDIT_OBJECT_LABELS.get(object_type)
     return str(label) if label is not None else object_type
+
+
+# --- the keys of an entry's before/after -----------------------------------------------------
+#
+# A key that is a field of the object's model is called by the field's verbose_name, and a value
+# of a field with choices by its choice's label. The keys below are not fields (or mean
+# something else in the entry than the field does), by the kind of object.
+
+AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
+    "incidents.incident": {
+        "owner": _("责任单位"),
+        "department": _("处置部门"),
+        "grid": _("网格"),
+        "raw": _("原始输入（经度、纬度、坐标系）"),
+        "location": _("位置（经度、纬度）"),
+        "reason": _("理由"),
+        "reason_code": _("退单原因"),
+        "supervision": _("督办记录"),
+    },
+    "incidents.incident_batch": {
+        "created": _("新建的案件"),
+        "repeated": _("计为重复报警的案件"),
+        "failed": _("未受理的条目数"),
+    },
+    "incidents.incidentphoto": {
+        "incident": _("案件"),
+        "bytes": _("原图大小（字节）"),
+        "format": _("格式"),
+        "display": _("展示图（格式、宽、高）"),
+    },
+    "incidents.category": {
+        "categories": _("事项分类（条数）"),
+        "limits": _("环节时限（条数）"),
+        "updated": _("更新的分类"),
+        "deactivated": _("停用的分类"),
+        "reset": _("重置后台修改"),
+    },
+    "incidents.calendarday": {
+        "days": _("日历日（条数）"),
+        "updated": _("更新的日期"),
+        "removed": _("删除的日期"),
+        "reset": _("重置后台修改"),
+    },
+    "gridmap.generation": {
+        "generation": _("版本号"),
+        "level": _("层级"),
+        "count": _("区域数"),
+        "active": _("原启用版本"),
+        "retired": _("停用的版本"),
+    },
+    "gridmap.region": {"extent": _("范围（经纬度）")},
+    "accounts.user": {
+        "known": _("有此账号"),
+        "until": _("锁定至"),
+    },
+    "command.screentoken": {"district": _("区")},
+    "command.console": {"filters": _("筛选条件"), "rows": _("导出行数")},
+    "audit.auditentry": {"filters": _("筛选条件"), "rows": _("导出行数")},
+    "responder": {"grid": _("网格"), "street": _("街道")},
+}
+
+_PASSWORD_WORDS = {
+    PASSWORD_SET: _("已设置"),
+    PASSWORD_NONE: _("未设置（不能登录）"),
+    PASSWORD_CHANGED: _("已更改"),
+}
+
+
+def _department_words(code: Any) -> str | None:
+    return known_departments().get(code) if isinstance(code, str) else None
+
+
+def _owner_words(owner: Any) -> str | None:
+    """A case's owner as the entry stores it, [level, region code]: "社区工作站 440309001001"."""
+    if isinstance(owner, list) and len(owner) == 2 and owner[0] in OwnerLevel.values:
+        return f"{OwnerLevel(owner[0]).label} {owner[1]}"
+    return None
+
+
+def _choice_words(choices: Any) -> Any:
+    table = dict(choices)
+
+    def words(value: Any) -> str | None:
+        return str(table[value]) if isinstance(value, str) and value in table else None
+
+    return words
+
+
+# Values that are codes of keys that are not fields with choices, by kind of object and key.
+_VALUE_WORDS: dict[tuple[str, str], Any] = {
+    ("incidents.incident", "department"): _department_words,
+    ("incidents.incident", "owner"): _owner_words,
+    ("incidents.incident", "reason_code"): _choice_words(SendBackReason.choices),
+    ("incidents.category", "department_code"): _department_words,
+    ("accounts.user", "department_code"): _department_words,
+    ("accounts.user", "password"): _choice_words(_PASSWORD_WORDS.items()),
+    ("gridmap.generation", "level"): _choice_words(Level.choices),
+}
+
+
+@functools.cache
+def _model(object_type: str) -> type[models.Model] | None:
+    try:
+        return apps.get_model(object_type)
+    except (LookupError, ValueError):  # not "<app>.<model>", or no such model
+        return None
+
+
+def _field(object_type: str, key: str) -> Any:
+    model = _model(object_type)
+    if model is None:
+        return None
+    try:
+        return model._meta.get_field(key)
+    except FieldDoesNotExist:
+        return None
+
+
+def audit_key_label(object_type: str, key: str) -> str:
+    """What a key of an entry's before/after is called in the reader's language: from the table
+    above, else the verbose name of the model's field, else the key as it is."""
+    label = AUDIT_KEY_LABELS.get(object_type, {}).get(key)
+    if label is not None:
+        return str(label)
+    field = _field(object_type, key)
+    verbose_name = getattr(field, "verbose_name", None)
+    return capfirst(str(verbose_name)) if verbose_name else key
+
+
+def audit_value_words(object_type: str, key: str, value: Any) -> str | None:
+    """A value of an entry's before/after in words, where it is a code that has words (a
+    choice's label, a department's name, yes or no); None where the value is to be shown as
+    it is."""
+    if isinstance(value, bool):
+        return capfirst(gettext_now("是") if value else gettext_now("否"))
+    words = _VALUE_WORDS.get((object_type, key))
+    if words is not None:
+        return words(value)
+    field = _field(object_type, key)
+    choices = getattr(field, "choices", None)
+    if choices and isinstance(value, str | int):
+        label = dict(field.flatchoices).get(value)
+        return str(label) if label is not None else None
+    return None

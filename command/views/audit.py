@@ -39,7 +39,9 @@ from command.audit_labels import (
     AUDIT_ACTION_LABELS,
     AUDIT_OBJECT_LABELS,
     audit_action_label,
+    audit_key_label,
     audit_object_label,
+    audit_value_words,
 )
 from command.exports import audit_export, export_limit
 from command.views.consoles import _role, csv_download, days_filter, page_links
@@ -205,26 +207,43 @@ def _compact_json(value: Any) -> str:
 WHOLE_VALUE = "—"
 
 
-def _changes(before: Any, after: Any) -> list[dict[str, Any]]:
+def _changes(entry: AuditEntry) -> list[dict[str, Any]]:
     """The entry's before/after as rows of key → before → after: the keys of `before` in its
     order, then those only `after` has. A value that is not a JSON object is one row."""
+    before, after = entry.before, entry.after
     if not isinstance(before, dict | None) or not isinstance(after, dict | None):
-        return [_change(WHOLE_VALUE, True, before, True, after)]
+        return [_change(entry, WHOLE_VALUE, True, before, True, after)]
     before_map = before or {}
     after_map = after or {}
     keys = [*before_map, *(key for key in after_map if key not in before_map)]
     return [
-        _change(key, key in before_map, before_map.get(key), key in after_map, after_map.get(key))
+        _change(
+            entry, key, key in before_map, before_map.get(key), key in after_map, after_map.get(key)
+        )
         for key in keys
     ]
 
 
-def _change(key: str, had: bool, before: Any, has: bool, after: Any) -> dict[str, Any]:
+def _change(
+    entry: AuditEntry, key: str, had: bool, before: Any, has: bool, after: Any
+) -> dict[str, Any]:
+    """One row of the table: the key in words (and as stored), and each side."""
     return {
         "key": key,
-        "before": _shown(before) if had else None,
-        "after": _shown(after) if has else None,
+        "label": key if key == WHOLE_VALUE else audit_key_label(entry.object_type, key),
+        "before": _side(entry, key, before) if had else None,
+        "after": _side(entry, key, after) if has else None,
         "changed": (had, before) != (has, after),
+    }
+
+
+def _side(entry: AuditEntry, key: str, value: Any) -> dict[str, Any]:
+    """One side of a change: the value as stored and, where it is a code that has words (a
+    status, a department, yes or no), in words; or that it was empty (JSON null)."""
+    return {
+        "text": _shown(value),
+        "words": audit_value_words(entry.object_type, key, value),
+        "empty": value is None,
     }
 
 
@@ -265,8 +284,8 @@ def _rows(
         number = numbers.get(entry.sequence)
         actor = entry.actor
         problem = breaks.get(entry.sequence)
-        changes = _changes(entry.before, entry.after)
-        changed = [change["key"] for change in changes if change["changed"]]
+        changes = _changes(entry)
+        changed = [change["label"] for change in changes if change["changed"]]
         rows.append(
             {
                 "entry": entry,

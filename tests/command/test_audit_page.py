@@ -34,7 +34,7 @@ from command.views.audit import PAGE_SIZE
 from command.views.consoles import workplace_url
 from incidents.services import incident_register
 from incidents.workflow import SYSTEM_STEPS, TRANSITIONS
-from tests.incidents.cases import Cast, make_cast, report
+from tests.incidents.cases import STREET, Cast, make_cast, report
 from tests.incidents.conftest import (  # noqa: F401  (fixtures)
     _fresh_calendar_cache,
     catalogue,
@@ -203,28 +203,70 @@ def test_each_row_opens_to_a_table_of_before_and_after(people: Cast):
     row = page.split(f'data-sequence="{entry.sequence}"')[1].split("</tr>\n      \n")[0]
 
     assert "<details" in row
-    status = re.search(
-        r'<tr class="is-changed">\s*<th scope="row"><code>status</code></th>(.*?)</tr>', row, re.S
-    )
-    assert status is not None
-    assert re.findall(r'<code class="audit-value">(.*?)</code>', status.group(1)) == [
-        "reported",
-        "registered",
+    # A key in words with the key as stored under it; a code in words with the code under it.
+    status = _diff_row(row, "status")
+    assert status["label"] == "状态" and status["changed"]
+    assert status["values"] == [
+        ("已上报（待立案）", "reported"),
+        ("已立案（待派遣）", "registered"),
     ]
     # An unchanged value is a row too, not marked; a list is compact JSON; an empty text is "".
-    owner = re.search(r"<tr>\s*<th scope=\"row\"><code>owner</code></th>(.*?)</tr>", row, re.S)
-    assert owner is not None
-    values = re.findall(r'<code class="audit-value">(.*?)</code>', owner.group(1))
-    assert values == ["[&quot;community&quot;, &quot;440309001001&quot;]"] * 2
-    department = re.search(r"<th scope=\"row\"><code>department</code></th>(.*?)</tr>", row, re.S)
-    assert department is not None
-    assert (
-        re.findall(r'<code class="audit-value">(.*?)</code>', department.group(1))
-        == ["&quot;&quot;"] * 2
-    )
-    # The summary names what changed.
+    owner = _diff_row(row, "owner")
+    assert owner["label"] == "责任单位" and not owner["changed"]
+    assert owner["values"] == [("社区工作站 440309001001", '["community", "440309001001"]')] * 2
+    department = _diff_row(row, "department")
+    assert department["values"] == [("", '""')] * 2
+    # The summary names what changed, in words.
     summary = re.search(r"<summary>(.*?)</summary>", row, re.S)
-    assert summary is not None and "status" in summary.group(1) and "项变更" in summary.group(1)
+    assert summary is not None and "状态" in summary.group(1) and "项变更" in summary.group(1)
+
+
+def _diff_row(row: str, key: str) -> dict[str, Any]:
+    """The before/after table's row of `key`: its label, whether it is marked changed, and each
+    side as (words, value as stored)."""
+    match = re.search(
+        rf'<tr( class="is-changed")?>\s*<th scope="row">([^<]*)<code class="audit-key">{key}</code>'
+        r"</th>(.*?)</tr>",
+        row,
+        re.S,
+    )
+    assert match is not None, key
+    sides = re.findall(r"<td>(.*?)</td>", match.group(3), re.S)
+    values = []
+    for side in sides:
+        words = re.search(r'<span class="audit-words">(.*?)</span>', side)
+        value = re.search(r'<code class="audit-value[^"]*">(.*?)</code>', side)
+        empty = "audit-empty" in side
+        values.append(
+            (
+                words.group(1) if words else "",
+                html.unescape(value.group(1)) if value else ("null" if empty else "—"),
+            )
+        )
+    return {"label": match.group(2), "changed": bool(match.group(1)), "values": values}
+
+
+def test_a_users_entry_reads_in_words_in_either_language(people: Cast):
+    user = User(username="zhao-lei", role=Role.STREET_OPERATOR, place_code=STREET)
+    user.set_unusable_password()
+    user_save(user=user, by=people.admin)
+    entry = AuditEntry.objects.filter(action="accounts.user_create").latest("sequence")
+
+    row = _page(people.auditor).split(f'data-sequence="{entry.sequence}"')[1].split("</details>")[0]
+    assert _diff_row(row, "role")["values"] == [("", "—"), ("街道分中心操作员", "street_operator")]
+    assert _diff_row(row, "is_active")["values"] == [("", "—"), ("是", "true")]
+    assert _diff_row(row, "password")["values"] == [("", "—"), ("未设置（不能登录）", "none")]
+    assert _diff_row(row, "place_code")["label"] == "所属区域代码"
+
+    english = _page(people.auditor, language="en")
+    row = english.split(f'data-sequence="{entry.sequence}"')[1].split("</details>")[0]
+    role = _diff_row(row, "role")
+    assert role["label"] == "Role" and role["values"][1] == (
+        "Street sub-centre operator",
+        "street_operator",
+    )
+    assert _diff_row(row, "is_active")["values"][1] == ("Yes", "true")
+    assert _diff_row(row, "password")["values"][1] == ("Not set (cannot sign in)", "none")
 
 
 def test_an_action_or_object_the_tables_do_not_know_is_shown_as_it_is(people: Cast):
