@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from accounts import services
+from accounts.sessions import session_started
 from audit.services import request_ip
 
 
@@ -79,6 +80,8 @@ class LockAwareSignInForm(forms.Form):
 
 def _signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     services.signed_in(user=user, ip=_ip(request))
+    if request is not None:
+        session_started(request, user)
 
 
 def _signed_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:

@@ -1,4 +1,6 @@
-"""The API's exception handler: DRF's, plus a clear 503 when the database is overloaded.
+"""The API's exception handler: DRF's, in words a person understands where DRF's are not
+(a body that does not parse, a request without a signed-in session), plus a clear 503 when the
+database is overloaded.
 
 Under a burst the database may not give a request its turn in time: SQLite's write lock is not
 free within its busy timeout ("database is locked"), or no pooled PostgreSQL connection is free
@@ -48,6 +50,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ParseError):
         response.data = {"detail": parse_error_reason(exc)}  # DRF's words are English only
+    if response is not None and isinstance(exc, exceptions.NotAuthenticated):
+        # DRF says "credentials were not provided"; a person reads that their session ended
+        # (signed out, or idle past its limit: accounts.sessions).
+        response.data = {"detail": _("未登录或登录已失效，请重新登录。")}
     if response is None and _overloaded(exc):
         view = context.get("view")
         log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)

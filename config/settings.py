@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -206,6 +207,10 @@ if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# A signed-in session ends after this many minutes without use (accounts.sessions; 等保's
+# 登录连接超时自动退出); a grid worker's phone after the second. 0: no idle limit.
+CITYOPS_SESSION_IDLE_MINUTES = env_int("CITYOPS_SESSION_IDLE_MINUTES", 30)
+CITYOPS_PHONE_SESSION_IDLE_MINUTES = env_int("CITYOPS_PHONE_SESSION_IDLE_MINUTES", 720)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # --- Channels ---------------------------------------------------------------------------------
@@ -231,6 +236,9 @@ CHANNEL_LAYERS = channel_layers_for(REDIS_URL)
 REALTIME_SCOPES_FUNCTION = "command.live.scopes_for_connection"
 # Seconds between heartbeats on a socket (the contract promises at most 20).
 REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 15.0)
+# Seconds between a socket's re-reads of its session and user (signed out, expired after the
+# idle limit, deactivated, moved): the longest a socket outlives its session.
+REALTIME_REAUTH_SECONDS = env_float("REALTIME_REAUTH_SECONDS", 60.0)
 # Shortest interval between two `events` messages on one socket (coalescing), in seconds.
 REALTIME_COALESCE_SECONDS = env_float("REALTIME_COALESCE_SECONDS", 0.25)
 # Seconds between database catch-ups of a socket while the channel layer is down.

@@ -56,8 +56,6 @@ CLOSE_TOO_LARGE = 4413  # an inbound message over REALTIME_MAX_MESSAGE_BYTES
 CLOSE_TOO_MANY = 4429  # inbound messages faster than REALTIME_MAX_MESSAGES_PER_SECOND
 # Channel-layer calls give up after this long (a black-holed Redis must not hang a socket).
 LAYER_TIMEOUT_SECONDS = 2.0
-# How often a socket checks that its user may still follow what it joined.
-REAUTH_SECONDS = 60.0
 # How long a live message that is ahead of the cursor waits for the missing one to arrive
 # live before the socket reads the gap from the database.
 REORDER_GRACE_SECONDS = 0.5
@@ -409,7 +407,8 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         last_flush = 0.0
         coalesce = settings.REALTIME_COALESCE_SECONDS
         next_beat = time.monotonic() + self._beat_interval()
-        next_reauth = time.monotonic() + REAUTH_SECONDS
+        reauth = float(settings.REALTIME_REAUTH_SECONDS)
+        next_reauth = time.monotonic() + reauth
         beat: dict[str, Any] | None = None  # a heartbeat waiting for the events before it
         held: list[dict[str, Any]] = []  # live messages ahead of the cursor, waiting for a gap
         gap_since: float | None = None
@@ -455,7 +454,7 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
                 outgoing = await self._flush(outgoing)
                 last_flush = time.monotonic()
             if now >= next_reauth:
-                next_reauth = now + REAUTH_SECONDS
+                next_reauth = now + reauth
                 if not await self._still_allowed():
                     return
             if beat is None and now >= next_beat:
@@ -470,7 +469,7 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
                 beat = None
                 next_beat = time.monotonic() + self._beat_interval()
 
-            deadline = last_flush + coalesce if outgoing else next_beat
+            deadline = min(last_flush + coalesce if outgoing else next_beat, next_reauth)
             if gap_since is not None:
                 deadline = min(deadline, gap_since + REORDER_GRACE_SECONDS)
             self._wake.clear()

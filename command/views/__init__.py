@@ -39,6 +39,15 @@ class SignInView(LoginView):
     def get_default_redirect_url(self) -> str:
         return workplace_url(self.request.user)
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # The idle limits (accounts.sessions), so nobody is surprised to be signed out.
+        phone_minutes = settings.CITYOPS_PHONE_SESSION_IDLE_MINUTES
+        return {
+            **super().get_context_data(**kwargs),
+            "idle_minutes": settings.CITYOPS_SESSION_IDLE_MINUTES,
+            "phone_idle_hours": phone_minutes // 60 if phone_minutes % 60 == 0 else 0,
+        }
+
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     """A signed-in user's own 修改密码, in the site's look; audited

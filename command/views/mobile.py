@@ -185,6 +185,7 @@ def _strings() -> dict[str, Any]:
         "liveOn": _("实时更新已连接"),
         "liveInterrupted": _("实时连接中断，稍后自动重连"),
         "liveResyncing": _("正在同步…"),
+        "liveSignedOut": _("登录已失效，实时更新已停止。"),
         "newTasks": _("任务已更新"),
         "acting": _("正在提交…"),
         "actionDone": _("已完成：%(action)s"),

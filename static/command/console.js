@@ -267,6 +267,9 @@
 
   var statusEl = document.getElementById("live-status");
   var bannerEl = document.getElementById("live-banner");
+  var signedOutEl = document.getElementById("signed-out-banner");
+  // The sign-in page, as the banner's link names it (with the way back to this page).
+  var LOGIN_PATH = signedOutEl ? new URL(signedOutEl.querySelector("a").href).pathname : null;
 
   function setFeedStatus(status) {
     state.feedStatus = status;
@@ -280,6 +283,26 @@
     if (bannerEl) {
       bannerEl.hidden = status !== "interrupted";
     }
+    if (signedOutEl) {
+      signedOutEl.hidden = status !== "signedout";
+    }
+  }
+
+  // What a page fetches by itself (a fragment the live feed asked for): it does not keep the
+  // session from ending after its idle limit (accounts.sessions).
+  var BACKGROUND_HTML = { Accept: "text/html", "X-CityOps-Background": "1" };
+
+  /* A fragment's request that was sent to the sign-in page: the session has ended. The page
+   * says so (as when the live feed closes for it) instead of showing the sign-in form inside. */
+  function signedOutBy(response) {
+    if (!response.redirected || new URL(response.url).pathname !== LOGIN_PATH) {
+      return false;
+    }
+    if (state.feed) {
+      state.feed.close();
+    }
+    setFeedStatus("signedout");
+    return true;
   }
 
   function connectFeed(options) {
@@ -295,6 +318,9 @@
         options.onEvents(events, info || {});
       },
       onStatus: setFeedStatus,
+      // The session ended (idle past its limit, or signed out elsewhere): the banner says so
+      // and leads to the sign-in page and back here (setFeedStatus("signedout")).
+      onSignedOut: function () {},
       onResyncRequired: function () {
         // Too much was missed to replay: reload the page's snapshot (until it loads), then
         // continue from its sequence numbers.
@@ -463,8 +489,11 @@
         return loading;
       }
       var before = shown();
-      loading = fetch(fragmentUrl(), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      loading = fetch(fragmentUrl(), { credentials: "same-origin", headers: BACKGROUND_HTML })
         .then(function (response) {
+          if (signedOutBy(response)) {
+            return null;
+          }
           return response.text().then(function (html) {
             if (response.status !== 200 && response.status !== 400) {
               throw new Error("HTTP " + response.status);
@@ -1134,8 +1163,11 @@
       }
       loading = fetch(config.fragmentUrl, {
         credentials: "same-origin",
-        headers: { Accept: "text/html" }
+        headers: BACKGROUND_HTML
       }).then(function (response) {
+        if (signedOutBy(response)) {
+          throw new Error("signed out"); // the banner says so; the page is left as it was
+        }
         if (response.status === 404) {
           return null; // out of the user's view now
         }

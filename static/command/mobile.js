@@ -85,14 +85,20 @@
   }
 
   /** One request; never throws. {status: 0} means no answer (offline, timeout, reset). */
-  async function request(url, { method = "GET", body, headers = {}, timeoutMs = 45000 } = {}) {
+  // `background`: the page asks by itself, not for something the user did, so the request does
+  // not keep the session from ending after its idle limit (accounts.sessions).
+  async function request(
+    url,
+    { method = "GET", body, headers = {}, timeoutMs = 45000, background = false } = {},
+  ) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const own = background ? { "X-CityOps-Background": "1" } : {};
     try {
       const response = await fetch(url, {
         method,
         body,
-        headers: { Accept: "application/json", "X-CSRFToken": csrf(), ...headers },
+        headers: { Accept: "application/json", "X-CSRFToken": csrf(), ...own, ...headers },
         credentials: "same-origin",
         cache: "no-store",
         signal: controller.signal,
@@ -123,7 +129,7 @@
 
   /** Who this browser is signed in as now (null: nobody, or no answer). */
   async function currentSession() {
-    const answer = await request(config.sessionUrl, { timeoutMs: 15000 });
+    const answer = await request(config.sessionUrl, { timeoutMs: 15000, background: true });
     if (answer.status !== 200 || !answer.data) return { answered: answer.status !== 0, user: null };
     if (answer.data.csrfToken) csrfToken = answer.data.csrfToken;
     return { answered: true, user: answer.data.user };
@@ -1018,6 +1024,7 @@
         const answer = await request(holder.dataset.fragmentUrl, {
           headers: { Accept: "text/html" },
           timeoutMs: 30000,
+          background: true,
         });
         if (answer.status !== 200 || answer.redirected || typeof answer.data !== "string") {
           return null;
@@ -1054,6 +1061,7 @@
       live: T.liveOn,
       interrupted: T.liveInterrupted,
       resyncing: T.liveResyncing,
+      signedout: T.liveSignedOut,
     };
 
     if (!window.CityOpsLive) {
@@ -1069,6 +1077,10 @@
       onStatus(status) {
         live.dataset.state = status;
         live.textContent = labels[status] || status;
+      },
+      onSignedOut() {
+        // The session ended (idle past its limit, or signed out elsewhere): sign in again.
+        live.append(" ", el("a", { href: config.loginUrl, text: T.signIn }));
       },
       async onResyncRequired() {
         const seqs = await refresh();
@@ -1117,6 +1129,7 @@
       live: T.liveOn,
       interrupted: T.liveInterrupted,
       resyncing: T.liveResyncing,
+      signedout: T.liveSignedOut,
     };
     if (!window.CityOpsLive || !seqsNode) {
       live.dataset.state = "interrupted";
@@ -1139,6 +1152,10 @@
       onStatus(status) {
         live.dataset.state = status;
         live.textContent = labels[status] || status;
+      },
+      onSignedOut() {
+        // The session ended (idle past its limit, or signed out elsewhere): sign in again.
+        live.append(" ", el("a", { href: config.loginUrl, text: T.signIn }));
       },
       onResyncRequired() {
         // Too much was missed to tell whether this case changed: look again.
@@ -1353,6 +1370,7 @@
           body,
           headers: { "Content-Type": "application/json" },
           timeoutMs: 20000,
+          background: true,
         });
       let answer = await put();
       let signedOut = false;

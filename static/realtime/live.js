@@ -8,7 +8,12 @@
  *     scopes: ["district:440309"],   // optional subset of what the server allows
  *     onEvents(events, {replay}) {}, // de-duplicated, in order per scope
  *     onStatus(state) {},            // "connecting" | "live" | "interrupted" | "resyncing"
+ *                                    // | "signedout" (with onSignedOut)
  *     onResyncRequired(scope, reason) {}, // reload the HTTP snapshot, then feed.snapshotLoaded(seqs)
+ *     onSignedOut() {},              // optional: the server closed the socket because nobody is
+ *                                    // signed in any more (4401: the session ended after its idle
+ *                                    // limit, or was signed out elsewhere); the feed then stops
+ *                                    // instead of reconnecting, and the page says so
  *   });
  *   feed.snapshotLoaded(seqs);       // {"<scope>": seq} from the page's snapshot
  *   feed.close();                    // stop for good
@@ -31,6 +36,8 @@
   var SILENCE_MS = 45000;
   // The server closes a socket that sends more than 5 messages a second.
   var RESYNC_MIN_INTERVAL_MS = 1000;
+  // The server's close code for a socket nobody is signed in to (realtime.consumers).
+  var CLOSE_NOT_SIGNED_IN = 4401;
 
   function memoryStorage() {
     var data = {};
@@ -246,6 +253,12 @@
         if (silenceTimer) global.clearTimeout(silenceTimer);
         if (closeEvent && closeEvent.code >= 4400 && global.console) {
           global.console.warn("live feed closed by the server:", closeEvent.code, closeEvent.reason || "");
+        }
+        if (closeEvent && closeEvent.code === CLOSE_NOT_SIGNED_IN && options.onSignedOut) {
+          closedForGood = true; // reconnecting would be refused the same way
+          setStatus("signedout");
+          try { options.onSignedOut(); } catch (e) { if (global.console) global.console.error(e); }
+          return;
         }
         if (!closedForGood) {
           setStatus("interrupted");

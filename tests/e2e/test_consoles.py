@@ -17,7 +17,9 @@ Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
   of another street never does;
 * the case page follows its case when someone else acts on it, or merges a case into it and
   takes it out again;
-* when the server goes away the "实时连接中断" banner is shown.
+* when the server goes away the "实时连接中断" banner is shown;
+* when the session ends after its idle limit the console says so (登录已失效), stops, and its
+  link signs in again and comes back.
 """
 
 from __future__ import annotations
@@ -510,3 +512,43 @@ def test_an_interrupted_feed_shows_the_banner(browser: Any, desks: list[Desk]) -
         expect(page.get_by_test_id("live-banner")).to_be_visible()
         expect(page.get_by_test_id("live-banner")).to_contain_text("实时连接中断")
         expect(page.locator("#live-status")).to_have_attribute("data-state", "interrupted")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_a_session_ended_after_its_idle_limit_is_said_and_signs_in_again(
+    browser: Any, desks: list[Desk]
+) -> None:
+    from django.contrib.sessions.models import Session
+
+    street = _user("e2e-idle-street", Role.STREET_OPERATOR, STREET)
+    console = f"/command/street/{STREET}/"
+    with (
+        private_redis() as redis,
+        daphne_server(redis_url=redis.url, env={"REALTIME_REAUTH_SECONDS": "1"}) as server,
+    ):
+        desk = _desk(desks, browser, server.url, street, console)
+        page = desk.page
+        _wait_live(page)
+        # The idle limit passes: the stored session expires; the socket re-reads it.
+        session = next(c["value"] for c in desk.context.cookies() if c["name"] == "sessionid")
+        Session.objects.filter(session_key=session).update(
+            expire_date=timezone.now() - timedelta(seconds=1)
+        )
+        banner = page.get_by_test_id("signed-out-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("登录已失效")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "signedout")
+        expect(page.locator("#live-status")).to_contain_text("已退出登录")
+        expect(page.get_by_test_id("live-banner")).to_be_hidden()
+
+        banner.get_by_role("link", name="重新登录").click()
+        page.wait_for_url(f"{server.url}/accounts/login/?next={console}")
+        expect(page.get_by_test_id("idle-limit")).to_contain_text("30 分钟未操作")
+        page.fill("input[name=username]", street.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click(".login-form button[type=submit]")
+        page.wait_for_url(f"{server.url}{console}")
+        _wait_live(page)
+        expect(banner).to_be_hidden()
+    assert desk.errors == []

@@ -16,6 +16,8 @@ FAST = {
     "REALTIME_COALESCE_SECONDS": "0.25",
     # Small, so that a gap beyond it takes 55 events to make, not 1,005.
     "REALTIME_REPLAY_LIMIT": "50",
+    # A socket re-reads its session every second, not every minute.
+    "REALTIME_REAUTH_SECONDS": "1",
 }
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from tests.realtime.conftest import FAST
 from tests.realtime.live import (
@@ -335,4 +337,22 @@ def test_a_signed_out_user_cannot_open_a_socket(feed_server):
     session = session_of(user)
     Session.objects.filter(session_key=session).delete()
     with open_feed(feed_server.url, session) as feed:
+        assert feed.close_code() == 4401
+
+
+def test_an_open_socket_closes_with_4401_when_its_session_ends_after_its_idle_limit(feed_server):
+    from django.contrib.sessions.models import Session
+
+    user = make_user("street10", "street_operator", "440309001")
+    session = session_of(user)
+    stored = Session.objects.get(session_key=session)
+    # Signing in gave the session the desks' idle limit (accounts.sessions).
+    assert timedelta(minutes=29) < stored.expire_date - timezone.now() <= timedelta(minutes=30)
+    with open_feed(feed_server.url, session) as feed:
+        feed.hello(scopes=[STREET])
+        feed.wait_for(lambda f: f.of_type("welcome"), what="welcome")
+        # The limit passes without use: the stored session has expired (nothing deleted it).
+        Session.objects.filter(session_key=session).update(
+            expire_date=timezone.now() - timedelta(seconds=1)
+        )
         assert feed.close_code() == 4401
