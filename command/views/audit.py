@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from accounts.models import Role
+from accounts.selectors import user_id_for_username
 from audit import selectors as audit_selectors
 from audit.models import AuditEntry
 from audit.services import request_ip
@@ -158,6 +159,11 @@ def _filters(request: HttpRequest) -> AuditFilters:
         else:
             query = {"object_type": CASE, "object_id": str(case_id)}
             filters.object = number
+    elif text and filters.object_type == USER and not text.isdigit():
+        # A user by username: their account's id; else the name itself, which is the object of
+        # a failed sign-in with a username no account has.
+        user_id = user_id_for_username(text)
+        query["object_id"] = str(user_id) if user_id is not None else text
     elif text:
         query["object_id"] = text
     filters.object_query = query

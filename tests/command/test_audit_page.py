@@ -342,6 +342,22 @@ def test_filters_by_user_action_case_number_object_and_days(people: Cast):
     things = _sequences(_page(people.auditor, "?object_type=tests.thing&object=1"))
     assert len(things) == 1
 
+    # A user by username (any case), and a username no account has: its failed sign-ins.
+    user = User(username="zhao-lei", role=Role.STREET_OPERATOR, place_code=STREET)
+    user.set_unusable_password()
+    user_save(user=user, by=people.admin)
+    sign_in_failed(username="zhao-lei", ip="10.0.0.9")
+    sign_in_failed(username="nobody-here", ip="10.0.0.9")
+    about_user = _sequences(_page(people.auditor, "?object_type=accounts.user&object=ZHAO-LEI"))
+    assert {AuditEntry.objects.get(sequence=s).action for s in about_user} == {
+        "accounts.user_create",
+        "accounts.sign_in_failed",
+    }
+    nobody = _sequences(_page(people.auditor, "?object_type=accounts.user&object=nobody-here"))
+    assert [AuditEntry.objects.get(sequence=s).action for s in nobody] == [
+        "accounts.sign_in_failed"
+    ]
+
     today = timezone.localdate()
     tomorrow = (today + timedelta(days=1)).isoformat()
     assert len(_sequences(_page(people.auditor, f"?since={today}&action=tests.thing_change"))) == 2
