@@ -329,10 +329,36 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
     worker — unless they accepted, handled or fed it back in any round (核查须由他人进行); when
     their centre owns it and it waits for a decision (register, dispatch, extension, close).
     Only cases they may see and act on appear."""
+    cases = _waiting_for(user)
+    if cases is None:
+        return []
+    cases = cases.select_related("category").order_by(
+        F("stage_deadline").asc(nulls_last=True), "id"
+    )[:limit]
+    listed = [(incident, workflow.actions_for(user, incident)) for incident in cases]
+    refusals = _four_eyes(user, [(incident, set(actions)) for incident, actions in listed])
+    tasks = []
+    for (incident, actions), refused in zip(listed, refusals, strict=True):
+        allowed = [action for action in actions if action not in refused]
+        if allowed:
+            tasks.append((incident, allowed))
+    return tasks
+
+
+def incidents_needing_action_count(user: Any) -> int:
+    """How many cases incidents_needing_action_by would list for `user` without a limit (one
+    COUNT; a case whose only step the four-eyes rule refuses them is counted too)."""
+    cases = _waiting_for(user)
+    return cases.count() if cases is not None else 0
+
+
+def _waiting_for(user: Any) -> QuerySet[Incident] | None:
+    """The cases waiting for `user` (incidents_needing_action_by's rule), or None for a user
+    nothing can wait for."""
     role = getattr(user, "role", "")
     place = getattr(user, "place_code", "") or ""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return []
+        return None
     waiting = Q(assignee_id=user.pk, status__in=_HANDLER_WAITING)
     department = getattr(user, "department_code", "") or ""
     if role == Role.DEPARTMENT_HANDLER and department:
@@ -358,20 +384,7 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
                 extension_requested_until__isnull=False,
             )
         )
-    cases = (
-        incidents_visible_to(user)
-        .filter(waiting)
-        .select_related("category")
-        .order_by(F("stage_deadline").asc(nulls_last=True), "id")[:limit]
-    )
-    listed = [(incident, workflow.actions_for(user, incident)) for incident in cases]
-    refusals = _four_eyes(user, [(incident, set(actions)) for incident, actions in listed])
-    tasks = []
-    for (incident, actions), refused in zip(listed, refusals, strict=True):
-        allowed = [action for action in actions if action not in refused]
-        if allowed:
-            tasks.append((incident, allowed))
-    return tasks
+    return incidents_visible_to(user).filter(waiting)
 
 
 def incident_street_open_counts(user: Any) -> dict[str, int]:

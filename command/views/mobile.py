@@ -299,10 +299,14 @@ def report(request: HttpRequest) -> HttpResponse:
     )
 
 
+# The most tasks the phone lists (most urgent first); beyond it the list says how many wait.
+TASKS_SHOWN = 200
+
+
 def _task_rows(user: Any) -> list[dict[str, Any]]:
     now = timezone.now()
     rows = []
-    for incident, actions in selectors.incidents_needing_action_by(user):
+    for incident, actions in selectors.incidents_needing_action_by(user, limit=TASKS_SHOWN):
         rows.append(
             {
                 "incident": incident,
@@ -328,6 +332,8 @@ def tasks(request: HttpRequest) -> HttpResponse:
         request,
         "tasks",
         tasks=_task_rows(request.user),
+        # All that wait, so a list cut at TASKS_SHOWN says so (a surge of dispatched cases).
+        tasks_total=selectors.incidents_needing_action_count(request.user),
         seqs=seqs,
         now=timezone.now(),
     )

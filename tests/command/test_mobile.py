@@ -219,6 +219,24 @@ def test_tasks_show_their_deadline_countdown_most_urgent_first(people: Cast) -> 
     assert {first.number, second.number} <= set(re.findall(r"LH-\d{8}-\d{6}", html))
 
 
+def test_a_list_cut_at_its_limit_says_how_many_wait(people: Cast, monkeypatch) -> None:
+    from command.views import mobile
+
+    cases = [_dispatched_to(people.grid_worker, people) for _ in range(3)]
+    monkeypatch.setattr(mobile, "TASKS_SHOWN", 2)
+
+    html = _client(people.grid_worker).get("/m/tasks/?fragment=1").content.decode()
+    assert len(re.findall(r'<li class="m-task" data-number=', html)) == 2
+    assert "共 3 项待办，这里列出时限最近的 2 项；办完后其余的会依次出现。" in html
+    assert "2 项待办，时限最近的在前" not in html
+
+    monkeypatch.setattr(mobile, "TASKS_SHOWN", 3)
+    html = _client(people.grid_worker).get("/m/tasks/?fragment=1").content.decode()
+    assert 'data-testid="tasks-cut"' not in html
+    assert "3 项待办，时限最近的在前" in html
+    assert {case.number for case in cases} <= set(re.findall(r"LH-\d{8}-\d{6}", html))
+
+
 def test_the_list_fragment_carries_the_live_feed_positions(people: Cast) -> None:
     case = _dispatched_to(people.grid_worker, people)
     answer = _client(people.grid_worker).get("/m/tasks/?fragment=1")
