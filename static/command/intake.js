@@ -5,7 +5,8 @@
  * click on the map (the district's own boundaries, no internet tiles) sets the point and asks the
  * locate API which street, community and grid cell it is in. Submitting posts the report to
  * POST /api/v1/incidents/ (session + CSRF + Idempotency-Key); a 4xx answer is shown beside the
- * field it names, a 201 shows the new case's number, owner and possible duplicates.
+ * field it names, a 201 shows the new case's number, owner and possible duplicates and empties
+ * the form for the next call.
  *
  * Uses the helpers of console.js (window.CityOpsConsole). window.cityopsIntake exposes the
  * state for the browser tests.
@@ -239,6 +240,9 @@
       button.disabled = false;
       if (res.status === 201) {
         showCreated(res.body);
+        // Filed: the form starts empty for the next call, so a second click on 提交受理 cannot
+        // file the same call again as a new case (the result above keeps its number).
+        form.reset();
         return;
       }
       C.showAnswer(form, res);

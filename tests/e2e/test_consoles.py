@@ -10,7 +10,8 @@ Against pytest-django's live server (a WSGI thread, committed data):
 * the street queue narrows to received days (and its export link with it), names a reversed
   range, and resets;
 * the hotline operator files a call by clicking the map; the new case's number, owner and a
-  possible duplicate are shown.
+  possible duplicate are shown, and the form is empty for the next call (a second click files
+  nothing).
 
 Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
 * a case reported through the API appears in the street console's queue without a reload; a case
@@ -417,6 +418,13 @@ def test_the_hotline_files_a_call_by_clicking_the_map(
     assert (created.reporter_name, created.reporter_phone) == ("陈先生", "13800138000")
     assert created.address == "三联路 12 号"
     assert created.description == "市民来电：小区门口垃圾堆积"
+    # The form is empty for the next call: clicking 提交受理 again files nothing twice.
+    expect(page.locator("textarea[name=description]")).to_have_value("")
+    expect(page.get_by_test_id("point-readout")).not_to_have_attribute("data-state", "ok")
+    page.click("#intake-form button[type=submit]")
+    expect(page.locator('[data-error-for="category"]')).to_have_text("请选择事项分类。")
+    expect(page.get_by_test_id("created-number")).to_have_text(created.number)
+    assert Incident.objects.exclude(pk=earlier.pk).count() == 1
     assert desk.errors == []
 
 
