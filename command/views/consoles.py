@@ -34,6 +34,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -874,7 +875,8 @@ def department_console(request: HttpRequest) -> HttpResponse:
 
 # --- the case page -------------------------------------------------------------------------------
 
-# Keys of a timeline step's details that the page shows, with their labels.
+# Keys of a timeline step's details that the page shows, with their labels (the escalation
+# worker's steps have their own: _clock_details).
 DETAIL_LABELS: dict[str, Any] = {
     "department": gettext_lazy("部门"),
     "stage_deadline": gettext_lazy("新时限"),
@@ -905,6 +907,35 @@ def _parse_iso(text: str) -> datetime | None:
         return None
 
 
+# The escalation worker's steps: their data is the clock as it stood (not a new deadline) and,
+# for a 督办, the owner before and after (not a merge's former primary).
+CLOCK_STEPS = ("warn", "escalate")
+
+
+def _clock_details(incident: Incident, action: str, data: dict[str, Any]) -> list[tuple[Any, str]]:
+    details: list[tuple[Any, str]] = []
+    if data.get("stage_deadline"):
+        deadline = _detail_value("stage_deadline", data["stage_deadline"], {})
+        details.append((_("环节时限"), deadline))
+    owners = [data.get("from"), data.get("to")]
+    if action == "escalate" and all(isinstance(o, list) and len(o) == 2 for o in owners):
+        details.append((_("督办"), " → ".join(_owner_words(incident, *o) for o in owners)))
+    if action == "escalate" and data.get("escalations"):
+        details.append((capfirst(_("督办次数")), str(data["escalations"])))
+    return details
+
+
+def _owner_words(incident: Incident, level: str, code: str) -> str:
+    """A centre that owned the case: "三联社区 社区工作站", by the case's own place names."""
+    names = {
+        (OwnerLevel.COMMUNITY, incident.community_code): incident.community_name,
+        (OwnerLevel.STREET, incident.street_code): incident.street_name,
+        (OwnerLevel.DISTRICT, incident.district_code): incident.district_name,
+    }
+    label = OwnerLevel(level).label if level in OwnerLevel.values else level
+    return f"{names.get((level, code)) or code} {label}"
+
+
 def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str, Any]]:
     steps = []
     roles = dict(Role.choices)
@@ -912,11 +943,14 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
     statuses = dict(S.choices)
     for step in incident_selectors.incident_timeline(incident):
         data = step.data or {}
-        details = [
-            (label, _detail_value(key, data[key], departments))
-            for key, label in DETAIL_LABELS.items()
-            if data.get(key) not in (None, "")
-        ]
+        if step.action in CLOCK_STEPS:
+            details = _clock_details(incident, step.action, data)
+        else:
+            details = [
+                (label, _detail_value(key, data[key], departments))
+                for key, label in DETAIL_LABELS.items()
+                if data.get(key) not in (None, "")
+            ]
         if data.get("arbitration"):
             details.append((_("仲裁"), _("退单满三次，转区指挥中心")))
         if "approved" in data:

@@ -486,6 +486,24 @@ def test_the_timeline_names_the_systems_warning_and_escalation(
     assert re.findall(r"<li><span><strong>([^<]+)</strong>", phone)[:2] == ["超时督办", "超时预警"]
 
 
+def test_the_timeline_says_what_a_warning_and_an_escalation_did(
+    people: Cast, mine: Incident
+) -> None:
+    """A 督办 names the centres it moved the case between (not "原主案件", a merge's word) and
+    neither step claims a new deadline: the clock they saw is the stage's."""
+    deadline = mine.stage_deadline
+    assert deadline is not None
+    warned = incident_warn(incident=mine, now=deadline - timedelta(seconds=1))
+    incident_escalate(incident=warned, now=deadline + timedelta(minutes=1))
+    html = _get(people.street, f"/command/cases/{mine.number}/").content.decode()
+    details = re.findall(r'<div class="timeline-detail">([^<]+)</div>', html)
+    clock = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
+    assert details.count(f"环节时限：{clock}") == 2  # 预警 and 督办
+    assert "督办：三联社区 社区工作站 → 龙华街道 街道分中心" in details
+    assert "督办次数：1" in details
+    assert not [d for d in details if d.startswith(("原主案件", "新时限"))]
+
+
 def test_the_dispatch_form_lists_the_departments_with_the_categorys_default(
     people: Cast, mine: Incident
 ) -> None:
@@ -545,16 +563,28 @@ def test_the_primary_case_page_lists_the_cases_merged_into_it(people: Cast, mine
     assert "已合并 2 件重复上报" in street
     listed = re.findall(r'<li><a href="/command/cases/([^/]+)/" data-number=', street)
     assert listed == [near.number, elsewhere.number]
-    assert "12345热线" in street and "不在您的辖区" not in street
+    assert "12345热线" in street and "不在您的查看范围内" not in street
     # The community's staff are told of both and shown the one in their community.
     community = _get(people.community, url).content.decode()
     listed = re.findall(r'<li><a href="/command/cases/([^/]+)/" data-number=', community)
     assert listed == [near.number]
-    assert "已合并 2 件重复上报" in community and "其中 1 件不在您的辖区" in community
+    assert "已合并 2 件重复上报" in community and "其中 1 件不在您的查看范围内" in community
     # The duplicate's own page points at the primary, and lists nothing merged into it.
     duplicate = _get(people.street, f"/command/cases/{near.number}/").content.decode()
     assert f'已合并至 <a href="/command/cases/{mine.number}/">' in duplicate
     assert 'data-testid="merged-cases"' not in duplicate
+    assert "merged-more" not in street  # two numbers are listed open
+
+
+def test_many_merged_cases_keep_their_numbers_folded(people: Cast, mine: Incident) -> None:
+    # Thirty reports of one underpass: the numbers fold away, so the case stays in view.
+    for _ in range(6):
+        incident_merge(incident=report(), into=mine, by=people.district)
+    html = _get(people.street, f"/command/cases/{mine.number}/").content.decode()
+    assert "已合并 6 件重复上报" in html
+    folded = html[html.index('<details class="merged-more">') :]
+    assert folded.startswith('<details class="merged-more"><summary>查看 6 件的编号</summary>')
+    assert len(re.findall(r'data-number="LH-', folded[: folded.index("</details>")])) == 6
 
 
 # --- "my console", the district's list, the intake form, the header -------------------------------
