@@ -919,7 +919,8 @@ def _clock_details(incident: Incident, action: str, data: dict[str, Any]) -> lis
         details.append((_("环节时限"), deadline))
     owners = [data.get("from"), data.get("to")]
     if action == "escalate" and all(isinstance(o, list) and len(o) == 2 for o in owners):
-        details.append((_("督办"), " → ".join(_owner_words(incident, *o) for o in owners)))
+        moved = " → ".join(_owner_words(incident, str(o[0]), str(o[1])) for o in owners if o)
+        details.append((_("督办"), moved))
     if action == "escalate" and data.get("escalations"):
         details.append((capfirst(_("督办次数")), str(data["escalations"])))
     return details
@@ -927,7 +928,7 @@ def _clock_details(incident: Incident, action: str, data: dict[str, Any]) -> lis
 
 def _owner_words(incident: Incident, level: str, code: str) -> str:
     """A centre that owned the case: "三联社区 社区工作站", by the case's own place names."""
-    names = {
+    names: dict[tuple[str, str], str] = {
         (OwnerLevel.COMMUNITY, incident.community_code): incident.community_name,
         (OwnerLevel.STREET, incident.street_code): incident.street_name,
         (OwnerLevel.DISTRICT, incident.district_code): incident.district_name,
