@@ -294,6 +294,21 @@ def test_the_queue_puts_the_most_urgent_deadline_first(people: Cast) -> None:
     assert _queue_numbers(newest) == [third.number, second.number, first.number]
 
 
+def test_the_queue_can_put_the_gravest_first(people: Cast) -> None:
+    # Yesterday's overdue noise complaint (no level) below a Ⅳ级 and a Ⅱ级 due later.
+    noise, general, major = report(), report(), report()
+    now = timezone.now()
+    for case, hours, severity in ((noise, -20, ""), (general, 1, "IV"), (major, 3, "II")):
+        Incident.objects.filter(pk=case.pk).update(
+            stage_deadline=now + timedelta(hours=hours), severity=severity
+        )
+    html = _get(people.street, f"{STREET_URL}?order=severity").content.decode()
+    assert _queue_numbers(html) == [major.number, general.number, noise.number]
+    assert '<option value="severity" selected>事件级别最高优先</option>' in html
+    by_deadline = _get(people.street, STREET_URL).content.decode()
+    assert _queue_numbers(by_deadline) == [noise.number, general.number, major.number]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
