@@ -273,6 +273,7 @@ def _strings() -> dict[str, Any]:
         "late": _("超时 %(time)s"),
         "day": _("天"),
         "newCase": _("新案件"),
+        "queueHeld": _("队列有更新，鼠标移出列表或点此刷新"),
         "caseChanged": _("案件已有新的进展，页面已更新。"),
         "saving": _("正在提交…"),
         "done": _("已完成：%(action)s"),

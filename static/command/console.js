@@ -641,6 +641,46 @@
       });
     }
 
+    // While the pointer is over the queue, what the live feed changes waits (at most
+    // HOLD_MAX_MS), so the row under it does not move as it is clicked; a note at the foot of
+    // the window says so and applies it at once when clicked. Leaving the queue applies it too.
+    var HOLD_MAX_MS = 15000;
+    var pointerInside = false;
+    var holdTimer = null;
+    var heldEl = el("button", "queue-held", T.queueHeld);
+    heldEl.type = "button";
+    heldEl.hidden = true;
+    heldEl.dataset.testid = "queue-held";
+    queueEl.parentNode.insertBefore(heldEl, queueEl);
+
+    function applyHeld() {
+      if (holdTimer === null) {
+        return;
+      }
+      window.clearTimeout(holdTimer);
+      holdTimer = null;
+      heldEl.hidden = true;
+      reload();
+    }
+
+    function liveReload() {
+      if (!pointerInside) {
+        reload();
+      } else if (holdTimer === null) {
+        heldEl.hidden = false;
+        holdTimer = window.setTimeout(applyHeld, HOLD_MAX_MS);
+      }
+    }
+
+    queueEl.addEventListener("pointerenter", function () {
+      pointerInside = true;
+    });
+    queueEl.addEventListener("pointerleave", function () {
+      pointerInside = false;
+      applyHeld();
+    });
+    heldEl.addEventListener("click", applyHeld);
+
     var duty = setupDuty();
 
     connectFeed({
@@ -656,7 +696,7 @@
           }
         });
         if (relevant) {
-          reload();
+          liveReload();
         }
         if (duty) {
           duty.apply(events);

@@ -15,7 +15,8 @@ Against pytest-django's live server (a WSGI thread, committed data):
 
 Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
 * a case reported through the API appears in the street console's queue without a reload; a case
-  of another street never does;
+  of another street never does; while the pointer is over the queue a change waits, with a note,
+  until the pointer leaves;
 * the case page follows its case when someone else acts on it, or merges a case into it and
   takes it out again;
 * when the server goes away the "实时连接中断" banner is shown;
@@ -476,6 +477,24 @@ def test_a_reported_case_appears_in_the_street_queue_without_reload(
     assert page.evaluate("window.__notReloaded") is True
     assert theirs not in page.content()
     expect(page.get_by_test_id("chip-reported")).to_contain_text("1")
+
+    # With the pointer over the queue, a change waits (the row under it does not move) and a
+    # note says so; moving off the list shows it.
+    row.hover()
+    answer = reporter.post_json(
+        "/api/v1/incidents/",
+        {"category": RUBBISH, "lon": lon, "lat": lat, "description": "又一处垃圾"},
+    )
+    assert answer.status == 201, answer.text()
+    later = answer.json()["number"]
+    held = page.get_by_test_id("queue-held")
+    expect(held).to_be_visible()
+    expect(held).to_contain_text("队列有更新")
+    expect(page.locator(f'tr[data-number="{later}"]')).to_have_count(0)
+    page.mouse.move(5, 5)
+    expect(page.locator(f'tr[data-number="{later}"]')).to_be_visible()
+    expect(held).to_be_hidden()
+    assert page.evaluate("window.__notReloaded") is True
     assert console.errors == []
 
 
