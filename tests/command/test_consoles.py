@@ -501,6 +501,16 @@ def test_the_timeline_names_the_systems_warning_and_escalation(
     assert re.findall(r"<li><span><strong>([^<]+)</strong>", phone)[:2] == ["超时督办", "超时预警"]
 
 
+def test_the_queue_says_who_has_an_escalated_case_now(people: Cast, mine: Incident) -> None:
+    """A 督办 raises the case to the street: the community's queue still lists it (its place) but
+    says the street is in charge now, which is why it offers the community nothing to do."""
+    deadline = mine.stage_deadline
+    assert deadline is not None
+    incident_escalate(incident=mine, now=deadline + timedelta(minutes=1))
+    html = _get(people.community, f"/command/community/{COMMUNITY}/").content.decode()
+    assert '<span class="flag flag-escalated">已督办 · 街道分中心负责</span>' in html
+
+
 def test_the_timeline_says_what_a_warning_and_an_escalation_did(
     people: Cast, mine: Incident
 ) -> None:
