@@ -144,8 +144,22 @@
     timeZone: config.timeZone, year: "numeric", month: "long", day: "numeric", weekday: "long"
   });
 
+  // The local hour of a moment, remembered per quarter of an hour (every time zone's offset is
+  // a whole number of quarters): the figures ask it for every case reported or closed today,
+  // every second, and Intl's formatting is the dear part.
+  var hourCache = new Map();
+
   function localHour(ms) {
-    return parseInt(hourFormat.format(new Date(ms)), 10) % 24;
+    var slot = Math.floor(ms / 900000);
+    var hour = hourCache.get(slot);
+    if (hour === undefined) {
+      if (hourCache.size > 5000) {
+        hourCache.clear();
+      }
+      hour = parseInt(hourFormat.format(new Date(ms)), 10) % 24;
+      hourCache.set(slot, hour);
+    }
+    return hour;
   }
 
   function clockText(ms) {
@@ -231,20 +245,72 @@
     };
   }
 
+  // Newest first, as the server's wall_ticker orders them: by time; at the same time (a bulk
+  // batch of alarms shares one), new reports before escalations, and the highest case number
+  // (the latest reported) first — so a live batch shows its newest, as a reload would.
+  var TICKER_KIND_ORDER = { reported: 0, escalated: 1 };
+
+  function tickerOrder(a, b) {
+    return b.at - a.at ||
+      (TICKER_KIND_ORDER[a.kind] || 0) - (TICKER_KIND_ORDER[b.kind] || 0) ||
+      (a.number < b.number ? 1 : a.number > b.number ? -1 : 0);
+  }
+
   function tickerAdd(kind, number, at, extra, fresh) {
     var key = kind + "|" + number + "|" + at;
     if (state.tickerKeys.has(key)) {
       return false;
     }
     state.tickerKeys.add(key);
-    state.ticker.push({ kind: kind, number: number, at: at, to: extra || null, fresh: fresh });
-    state.ticker.sort(function (a, b) {
-      return b.at - a.at;
-    });
+    state.ticker.push({ kind: kind, number: number, at: at, to: extra || null, fresh: fresh,
+      key: key });
+    state.ticker.sort(tickerOrder);
     if (state.ticker.length > config.tickerLimit) {
       state.ticker.length = config.tickerLimit;
     }
     return true;
+  }
+
+  // The open cases with a running clock, soonest deadline first: the overdue list and the
+  // figures' next change (the next clock to run out) read it every second; it is sorted again
+  // only after the cases changed (a snapshot, an event), not every second.
+  var deadlineIndex = null;
+  var figuresDirty = true;
+
+  function casesChanged() {
+    deadlineIndex = null;
+    figuresDirty = true;
+  }
+
+  function byDeadline() {
+    if (deadlineIndex === null) {
+      deadlineIndex = [];
+      state.cases.forEach(function (c) {
+        if (isOpen(c) && c.deadline !== null) {
+          deadlineIndex.push(c);
+        }
+      });
+      deadlineIndex.sort(function (a, b) {
+        return a.deadline - b.deadline || (a.number < b.number ? -1 : a.number > b.number ? 1 : 0);
+      });
+    }
+    return deadlineIndex;
+  }
+
+  // The first deadline at or after `at` (null if none): until then no open case becomes overdue.
+  function nextDeadline(at) {
+    var index = byDeadline();
+    var low = 0;
+    var high = index.length;
+    while (low < high) {
+      var mid = (low + high) >> 1;
+      if (index[mid].deadline < at) {
+        low = mid + 1;
+      } else {
+        high = mid;
+      }
+    }
+    return low < index.length ? index[low].deadline : null;
   }
 
   function applySnapshot(data) {
@@ -257,6 +323,7 @@
     data.cases.forEach(function (summary) {
       state.cases.set(summary.number, caseFrom(summary, null));
     });
+    casesChanged();
     state.today = {
       reported: new Set(data.today.reported),
       registered: new Set(data.today.registered),
@@ -352,6 +419,7 @@
       c.closedAt = null;
     }
     state.cases.set(number, c);
+    casesChanged();
     state.applied += 1;
     markerUpdate(c, live && type === "incidents.incident_reported");
     return true;
@@ -372,6 +440,7 @@
       on_time: 0,
       on_time_rate: null
     };
+    var openCount = 0;
     var judgedClosed = 0;
     today.closed.forEach(function (number) {
       if (state.judged.has(number)) {
@@ -419,6 +488,7 @@
       }
       if (open) {
         row.open += 1;
+        openCount += 1;
       }
       if (late) {
         row.overdue += 1;
@@ -450,7 +520,8 @@
           overdue: row.overdue, closed: row.closed });
       }
     });
-    return { kpis: kpis, by_street: byStreet, by_category: byCategory, hourly: hourly };
+    return { kpis: kpis, by_street: byStreet, by_category: byCategory, hourly: hourly,
+      open: openCount };
   }
 
   // After a snapshot: do this page's figures, computed from the model, equal the server's?
@@ -500,6 +571,7 @@
   // Rendering: KPI tiles, streets table, ticker, overdue list, charts
 
   var lastKpis = {};
+  var lastRateKey = null;
 
   function renderKpis(figures) {
     var kpis = figures.kpis;
@@ -518,6 +590,11 @@
       lastKpis[key] = kpis[key];
     });
     var rate = $("kpi-on_time_rate");
+    var rateKey = kpis.on_time_rate + "|" + kpis.on_time + "|" + kpis.closed;
+    if (rateKey === lastRateKey) {
+      return;
+    }
+    lastRateKey = rateKey;
     rate.textContent = "";
     if (kpis.on_time_rate === null) {
       rate.textContent = "—";
@@ -562,109 +639,309 @@
     });
   }
 
-  function renderTicker() {
-    var list = $("ticker-list");
-    list.textContent = "";
-    var shown = 0;
-    state.ticker.forEach(function (item) {
-      var c = state.cases.get(item.number);
-      if (!c) {
-        return;
-      }
-      var li = el("li", item.fresh ? "is-fresh" : "");
-      li.dataset.number = item.number;
-      li.dataset.kind = item.kind;
-      li.appendChild(el("span", "ticker-time", clockText(item.at)));
-      var badge;
-      if (item.kind === "escalated") {
-        badge = el("span", "badge badge-escalated", T.escalated);
-      } else if (c.severity) {
-        badge = el("span", "badge badge-emergency",
-          T.emergency + " " + (ROMAN[c.severity] || c.severity));
-      } else {
-        badge = el("span", "badge badge-reported", T.reported);
-      }
-      li.appendChild(badge);
-      li.appendChild(el("span", "ticker-what", c.category.name));
-      var where = placeName(c);
-      if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
-        where += " → " + T.ownerLevels[item.to];
-      }
-      li.appendChild(el("span", "ticker-where", where + " · " + c.number));
-      list.appendChild(li);
-      item.fresh = false;
-      shown += 1;
-    });
-    $("ticker-empty").hidden = shown > 0;
-    $("ticker-empty").textContent = T.noTicker;
-    trimToFit(list);
+  // --- lists that show what fits: the ticker and the overdue list ---
+  //
+  // A wall is never scrolled: a list shows as many rows as fit its panel, top down. Building a
+  // row per case (thousands during a surge) and then removing the overflow one row at a time,
+  // each removal measured (a layout per row), froze the wall for seconds every second. So a
+  // list builds at most the rows that can fit (estimated from the height of the rows measured
+  // last) plus one, finds the first row that overflows with a single layout, and removes it and
+  // those after it in one go. Rows are kept by key: a row already shown is reused as it is (its
+  // animation goes on) and only its changing text (a countdown) is refreshed in place; while the
+  // rows to show are those shown, nothing is built, moved or measured.
+
+  function fitList(list, keyOf, build, update) {
+    var fit = {
+      list: list,
+      keyOf: keyOf,
+      build: build,
+      update: update,
+      nodes: [],
+      keys: [],
+      spare: new Map(), // rows cut off last time (the next drawing may fit them)
+      capacity: 0, // rows that fit, as last measured (0: not yet known)
+      full: false, // the list was cut: rows were left out for want of room
+      stale: true // the panel changed size: measure again
+    };
+    fits.push(fit);
+    if (window.ResizeObserver) {
+      new ResizeObserver(function () {
+        fit.stale = true;
+        fitsChanged();
+      }).observe(list);
+    }
+    return fit;
   }
 
-  // Drop list rows that do not fit the panel (no scrolling on a wall); returns how many went.
-  function trimToFit(list) {
-    var removed = 0;
-    var limit = list.getBoundingClientRect().bottom;
-    while (list.lastElementChild &&
-        list.lastElementChild.getBoundingClientRect().bottom > limit + 1) {
-      list.removeChild(list.lastElementChild);
-      removed += 1;
+  var fits = [];
+  var fitsTimer = null;
+
+  // A panel changed size (the window, a font that arrived, a line shown under the list): draw
+  // the lists again, once, after the current work.
+  function fitsChanged() {
+    fits.forEach(function (fit) {
+      fit.stale = true;
+    });
+    if (fitsTimer === null && state.ready) {
+      fitsTimer = window.setTimeout(function () {
+        fitsTimer = null;
+        renderTicker();
+        renderOverdue();
+      }, 0);
     }
-    return removed;
   }
+
+  // The first of `nodes` whose bottom is below the list's (-1: they all fit), and how many more
+  // rows of the same height would fit after the last. Reads only: one layout at most.
+  function fitMeasure(list, nodes) {
+    var box = list.getBoundingClientRect();
+    var bottom = box.bottom + 1;
+    var top = box.top;
+    var last = top;
+    for (var i = 0; i < nodes.length; i += 1) {
+      var rect = nodes[i].getBoundingClientRect();
+      if (rect.bottom > bottom) {
+        return { cut: i, room: 0 };
+      }
+      last = rect.bottom;
+    }
+    var rowHeight = nodes.length ? (last - top) / nodes.length : 0;
+    var room = rowHeight > 0 ? Math.floor((bottom - last) / rowHeight) : 0;
+    return { cut: -1, room: room };
+  }
+
+  // Show `items` (in order) in the list, as many as fit; returns how many are shown.
+  function fitRender(fit, items) {
+    var n = items.length;
+    var keys = fit.keys;
+    var i;
+    var same = !fit.stale && (keys.length === n || (fit.full && keys.length < n));
+    for (i = 0; same && i < keys.length; i += 1) {
+      same = fit.keyOf(items[i]) === keys[i];
+    }
+    if (same) {
+      for (i = 0; i < keys.length; i += 1) {
+        fit.update(fit.nodes[i], items[i]);
+      }
+      return keys.length;
+    }
+    var list = fit.list;
+    var old = new Map();
+    for (i = 0; i < keys.length; i += 1) {
+      old.set(keys[i], fit.nodes[i]);
+    }
+    var nodes = [];
+    var newKeys = [];
+    var placed = 0;
+    var place = function (upto) {
+      for (; placed < upto; placed += 1) {
+        var key = fit.keyOf(items[placed]);
+        var node = old.get(key);
+        if (node) {
+          old.delete(key);
+        } else if (fit.spare.has(key)) {
+          node = fit.spare.get(key);
+          fit.spare.delete(key);
+        } else {
+          node = fit.build(items[placed]);
+        }
+        fit.update(node, items[placed]);
+        nodes.push(node);
+        newKeys.push(key);
+      }
+    };
+    // Rows that can fit, and one more to see where the panel ends.
+    place(Math.min(n, fit.capacity + 1));
+    old.forEach(function (node) {
+      if (node.parentNode === list) {
+        list.removeChild(node);
+      }
+    });
+    var arrange = function (from) {
+      for (var j = from; j < nodes.length; j += 1) {
+        var there = list.children[j] || null;
+        if (there !== nodes[j]) {
+          list.insertBefore(nodes[j], there);
+        }
+      }
+      while (list.children.length > nodes.length) {
+        list.removeChild(list.lastElementChild);
+      }
+    };
+    arrange(0);
+    var measured = n ? fitMeasure(list, nodes) : { cut: -1, room: 0 };
+    // Every row fitted and rows are left: the estimate was short (the first drawing, a larger
+    // panel); add as many as the measured rows say fit, and look again.
+    while (measured.cut < 0 && placed < n) {
+      var from = nodes.length;
+      place(Math.min(n, placed + measured.room + 1));
+      arrange(from);
+      measured = fitMeasure(list, nodes);
+    }
+    fit.spare = new Map();
+    if (measured.cut >= 0) {
+      for (i = nodes.length - 1; i >= measured.cut; i -= 1) {
+        list.removeChild(nodes[i]);
+        fit.spare.set(newKeys[i], nodes[i]);
+      }
+      nodes.length = measured.cut;
+      newKeys.length = measured.cut;
+      fit.capacity = measured.cut;
+    } else if (n) {
+      fit.capacity = Math.max(fit.capacity, nodes.length + measured.room);
+    }
+    fit.nodes = nodes;
+    fit.keys = newKeys;
+    fit.full = nodes.length < n;
+    fit.stale = false;
+    return nodes.length;
+  }
+
+  // --- the ticker ---
+
+  var tickerFit = null;
+
+  function tickerKey(item) {
+    var c = state.cases.get(item.number);
+    return item.key + "|" + (item.to || "") + "|" + c.category.name + "|" + (c.severity || "") +
+      "|" + c.street + "|" + c.community;
+  }
+
+  function tickerRow(item) {
+    var c = state.cases.get(item.number);
+    var li = el("li", item.fresh ? "is-fresh" : "");
+    li.dataset.number = item.number;
+    li.dataset.kind = item.kind;
+    li.appendChild(el("span", "ticker-time", clockText(item.at)));
+    var badge;
+    if (item.kind === "escalated") {
+      badge = el("span", "badge badge-escalated", T.escalated);
+    } else if (c.severity) {
+      badge = el("span", "badge badge-emergency",
+        T.emergency + " " + (ROMAN[c.severity] || c.severity));
+    } else {
+      badge = el("span", "badge badge-reported", T.reported);
+    }
+    li.appendChild(badge);
+    li.appendChild(el("span", "ticker-what", c.category.name));
+    var where = placeName(c);
+    if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
+      where += " → " + T.ownerLevels[item.to];
+    }
+    li.appendChild(el("span", "ticker-where", where + " · " + c.number));
+    return li;
+  }
+
+  function renderTicker() {
+    if (tickerFit === null) {
+      tickerFit = fitList($("ticker-list"), tickerKey, tickerRow, function () {});
+    }
+    var items = state.ticker.filter(function (item) {
+      return state.cases.has(item.number);
+    });
+    fitRender(tickerFit, items);
+    items.forEach(function (item) {
+      item.fresh = false; // it slides in once, when first shown
+    });
+    $("ticker-empty").hidden = items.length > 0;
+    $("ticker-empty").textContent = T.noTicker;
+  }
+
+  // --- the overdue list: overdue cases first (the longest overdue on top), then the clocks
+  // running out within SOON_MS (or warned, 预警), the soonest first ---
+
+  var overdueFit = null;
+  var overdueAt = 0;
+
+  function overdueKey(c) {
+    return c.number + "|" + (c.deadline < overdueAt ? "late" : "soon") + "|" + (c.stage || "") +
+      "|" + c.category.name + "|" + (c.severity || "") + "|" + c.escalations + "|" + c.street +
+      "|" + c.community;
+  }
+
+  function overdueRow(c) {
+    var isLate = c.deadline < overdueAt;
+    var li = el("li", isLate ? "is-late" : "is-soon");
+    li.dataset.number = c.number;
+    var countdown = el("span", "countdown");
+    countdown.appendChild(el("span", "countdown-label",
+      (T.stages[c.stage] || "") + " " + (isLate ? T.late : T.left)));
+    var clock = document.createTextNode("");
+    countdown.appendChild(clock);
+    li.cityopsClock = clock;
+    li.appendChild(countdown);
+    var what = el("span", "overdue-what");
+    what.appendChild(el("span", null, c.category.name));
+    if (c.severity) {
+      what.appendChild(el("span", "badge badge-emergency", ROMAN[c.severity] || c.severity));
+    }
+    if (c.escalations) {
+      what.appendChild(el("span", "badge badge-escalated",
+        format(T.escalations, { n: c.escalations })));
+    }
+    li.appendChild(what);
+    li.appendChild(el("span", "overdue-where", placeName(c) + " · " + c.number));
+    return li;
+  }
+
+  // The countdown, the only part of a row that changes by the second: its text, in place.
+  function overdueTick(li, c) {
+    var isLate = c.deadline < overdueAt;
+    var text = (isLate ? "+" : "") + duration(Math.abs(c.deadline - overdueAt));
+    if (li.cityopsClock.nodeValue !== text) {
+      li.cityopsClock.nodeValue = text;
+    }
+  }
+
+  function overdueRows(at) {
+    var index = byDeadline();
+    var rows = [];
+    var late = 0;
+    for (var i = 0; i < index.length; i += 1) {
+      var c = index[i];
+      if (c.deadline < at) {
+        rows.push(c); // the index is by deadline: the overdue come first, longest overdue on top
+        late += 1;
+      } else if (c.deadline - at <= SOON_MS || c.warned) {
+        rows.push(c);
+      }
+    }
+    return { rows: rows, late: late, soon: rows.length - late };
+  }
+
+  var overdueCountsKey = "";
 
   function renderOverdue() {
-    var at = now();
-    var late = [];
-    var soon = [];
-    state.cases.forEach(function (c) {
-      if (!isOpen(c) || c.deadline === null) {
-        return;
-      }
-      if (c.deadline < at) {
-        late.push(c);
-      } else if (c.deadline - at <= SOON_MS || c.warned) {
-        soon.push(c);
-      }
-    });
-    var byDeadline = function (a, b) {
-      return a.deadline - b.deadline;
-    };
-    late.sort(byDeadline);
-    soon.sort(byDeadline);
-    $("overdue-counts").textContent = format(T.overdueCount, { n: late.length }) + " · " +
-      format(T.dueSoonCount, { n: soon.length });
-    var list = $("overdue-list");
-    list.textContent = "";
-    var rows = late.concat(soon);
-    rows.forEach(function (c) {
-      var isLate = c.deadline < at;
-      var li = el("li", isLate ? "is-late" : "is-soon");
-      li.dataset.number = c.number;
-      var countdown = el("span", "countdown");
-      countdown.appendChild(el("span", "countdown-label",
-        (T.stages[c.stage] || "") + " " + (isLate ? T.late : T.left)));
-      countdown.appendChild(document.createTextNode(
-        (isLate ? "+" : "") + duration(Math.abs(c.deadline - at))));
-      li.appendChild(countdown);
-      var what = el("span", "overdue-what");
-      what.appendChild(el("span", null, c.category.name));
-      if (c.severity) {
-        what.appendChild(el("span", "badge badge-emergency", ROMAN[c.severity] || c.severity));
-      }
-      if (c.escalations) {
-        what.appendChild(el("span", "badge badge-escalated",
-          format(T.escalations, { n: c.escalations })));
-      }
-      li.appendChild(what);
-      li.appendChild(el("span", "overdue-where", placeName(c) + " · " + c.number));
-      list.appendChild(li);
-    });
-    var hiddenRows = trimToFit(list);
+    if (overdueFit === null) {
+      overdueFit = fitList($("overdue-list"), overdueKey, overdueRow, overdueTick);
+    }
+    overdueAt = now();
+    var found = overdueRows(overdueAt);
+    var rows = found.rows;
+    var countsKey = found.late + "|" + found.soon;
+    if (countsKey !== overdueCountsKey) {
+      overdueCountsKey = countsKey;
+      var counts = $("overdue-counts");
+      counts.textContent = "";
+      counts.appendChild(el("span", "overdue-count-late",
+        format(T.overdueCount, { n: found.late })));
+      counts.appendChild(el("span", "overdue-count-soon",
+        format(T.dueSoonCount, { n: found.soon })));
+    }
+    // "另有 N 件" keeps its line under the list even when there are no more (invisible then):
+    // the list's room does not depend on what it shows.
     var more = $("overdue-more");
-    more.hidden = hiddenRows === 0;
-    more.textContent = format(T.more, { n: hiddenRows });
+    more.hidden = false;
+    var shown = fitRender(overdueFit, rows);
+    var moreText = format(T.more, { n: rows.length - shown });
+    if (more.textContent !== moreText) {
+      more.textContent = moreText;
+    }
+    more.classList.toggle("is-none", shown === rows.length);
     $("overdue-empty").hidden = rows.length > 0;
-    $("overdue-empty").textContent = T.noOverdue;
+    if ($("overdue-empty").textContent !== T.noOverdue) {
+      $("overdue-empty").textContent = T.noOverdue;
+    }
   }
 
   // --- charts (ECharts) ---
@@ -700,16 +977,84 @@
     }
   }
 
+  // A category's name beside its bar, whole (never cut short with "…"): on one line in the
+  // chart's type when it fits CATEGORY_LABEL_REM, else on one line in a smaller type (down to
+  // the smallest of LABEL_SIZES), else — a name longer than the catalogue's longest — on two
+  // lines in that type, split where the halves are most even, outside brackets if it can be,
+  // never before a closing bracket or a pause mark.
+  var CATEGORY_LABEL_REM = 12.5;
+  var LABEL_SIZES = [["s1", 0.96], ["s2", 0.88]];
+  var measureContext = null;
+
+  function textWidth(text, size) {
+    if (measureContext === null) {
+      measureContext = document.createElement("canvas").getContext("2d");
+    }
+    var style = chartText(size);
+    measureContext.font = style.fontSize + "px " + style.fontFamily;
+    return measureContext.measureText(text).width;
+  }
+
+  function categoryLabel(name) {
+    var room = CATEGORY_LABEL_REM * rem();
+    if (/[{}|]/.test(name) || textWidth(name, 1.05) <= room) {
+      return name;
+    }
+    for (var i = 0; i < LABEL_SIZES.length; i += 1) {
+      if (textWidth(name, LABEL_SIZES[i][1]) <= room) {
+        return "{" + LABEL_SIZES[i][0] + "|" + name + "}";
+      }
+    }
+    var small = LABEL_SIZES[LABEL_SIZES.length - 1][1];
+    var best = -1;
+    var bestCost = Infinity;
+    var depth = 0;
+    for (var k = 1; k < name.length; k += 1) {
+      var before = name.charAt(k - 1);
+      depth += "（(".indexOf(before) >= 0 ? 1 : "）)".indexOf(before) >= 0 ? -1 : 0;
+      if ("）)、，,。：:；;".indexOf(name.charAt(k)) >= 0 || "（(".indexOf(before) >= 0) {
+        continue;
+      }
+      var cost = Math.abs(textWidth(name.slice(0, k), small) - textWidth(name.slice(k), small)) +
+        (depth > 0 ? room : 0);
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = k;
+      }
+    }
+    if (best < 0) {
+      return "{" + LABEL_SIZES[LABEL_SIZES.length - 1][0] + "|" + name + "}";
+    }
+    return "{two|" + name.slice(0, best) + "}\n{two|" + name.slice(best) + "}";
+  }
+
+  function categoryRich() {
+    var rich = { two: Object.assign(chartText(LABEL_SIZES[LABEL_SIZES.length - 1][1]),
+      { lineHeight: Math.round(0.95 * rem()) }) };
+    LABEL_SIZES.forEach(function (size) {
+      rich[size[0]] = chartText(size[1]);
+    });
+    return rich;
+  }
+
   function axisLabel(size) {
     var text = chartText(size);
     text.color = COLOURS.axis;
     return text;
   }
 
+  var chartsKey = "";
+
   function renderCharts(figures, rebuild) {
     if (!figures || !charts.category) {
       return;
     }
+    var key = JSON.stringify([figures.by_category, figures.by_street, figures.hourly,
+      localHour(now())]);
+    if (!rebuild && key === chartsKey) {
+      return; // nothing new to draw
+    }
+    chartsKey = key;
     var r = rem();
     var animation = !rebuild;
     // Updates merge into the drawn chart (bars grow, nothing flickers); a resize redraws.
@@ -726,8 +1071,11 @@
         data: cats.map(function (c) { return c.name; }),
         axisLine: { show: false },
         axisTick: { show: false },
-        axisLabel: Object.assign(axisLabel(1.05), { color: COLOURS.ink, width: 11 * r,
-          overflow: "truncate", interval: 0 })
+        axisLabel: Object.assign(axisLabel(1.05), {
+          color: COLOURS.ink, width: CATEGORY_LABEL_REM * r, overflow: "truncate", interval: 0,
+          formatter: categoryLabel,
+          rich: categoryRich()
+        })
       },
       series: [{
         type: "bar",
@@ -830,8 +1178,9 @@
   // ---------------------------------------------------------------------------------------------
   // The map: the district's own boundaries as the base, cases as markers, clustered when dense
 
-  var cluster = null;
-  var singles = null;
+  var cluster = null; // ordinary cases, clustered where dense
+  var emergencyCluster = null; // emergencies (突发) among themselves, while there are many
+  var singles = null; // never clustered: emergencies while few, a case in its first seconds
   var markers = new Map();
   state.hasMarker = function (number) {
     return markers.has(number);
@@ -854,6 +1203,8 @@
     map.createPane("district").style.zIndex = "370";
     // Street names under the markers (Leaflet's marker pane is 600): a name never hides a case.
     map.createPane("labels").style.zIndex = "450";
+    // Emergencies (their diamonds and their clusters) over the other cases and their clusters.
+    map.createPane("emergencies").style.zIndex = "610";
     // Responders: their names under the cases (a label never hides a case), the person glyph
     // over them (a case dot never hides where someone is; there are few responders).
     map.createPane("responderLabels").style.zIndex = "590";
@@ -872,6 +1223,18 @@
       iconCreateFunction: clusterIcon
     });
     map.addLayer(cluster);
+    emergencyCluster = L.markerClusterGroup({
+      // Wider than the others': during a surge a few large diamonds, not a carpet of them.
+      maxClusterRadius: Math.round(5 * r),
+      disableClusteringAtZoom: 16,
+      showCoverageOnHover: false,
+      spiderfyOnMaxZoom: false,
+      zoomToBoundsOnClick: false,
+      animate: true,
+      clusterPane: "emergencies",
+      iconCreateFunction: emergencyClusterIcon
+    });
+    map.addLayer(emergencyCluster);
     singles = L.layerGroup().addTo(map);
     responderLayer = L.layerGroup().addTo(map);
     loadBoundaries(map);
@@ -1057,20 +1420,50 @@
     });
   }
 
-  // Emergencies (突发) are never folded into a cluster, nor is a case in its first seconds on
-  // the wall (it ripples where it is): both go to `singles`; everything else to the clusters.
+  // Emergencies (突发) stand apart from the other cases: diamonds with their level, in a pane over
+  // the rest. While there are few on the map (EMERGENCY_CLUSTER_FROM or fewer) each is drawn on
+  // its own; during a surge (a typhoon's thousand flooding alarms) they are clustered among
+  // themselves — an emergency-styled cluster with the count, its most severe level and its
+  // overdue ones — and split again where they are sparse, when zoomed in, or when they are few
+  // again (EMERGENCY_CLUSTER_UNTIL or fewer; the gap keeps the map from flipping back and forth).
+  // A case in its first seconds on the wall ripples where it is, unclustered (at most FRESH_MAX
+  // at a time: a surge would fill the map with rings).
+  var EMERGENCY_CLUSTER_FROM = 30;
+  var EMERGENCY_CLUSTER_UNTIL = 20;
+  var emergenciesClustered = false;
   var FRESH_MS = 20000;
+  var FRESH_MAX = 12;
   var freshUntil = new Map();
+  state.emergenciesClustered = function () {
+    return emergenciesClustered;
+  };
 
   function layerFor(c) {
-    return c.severity || (freshUntil.get(c.number) || 0) > Date.now() ? singles : cluster;
+    if ((freshUntil.get(c.number) || 0) > Date.now()) {
+      return singles;
+    }
+    if (c.severity) {
+      return emergenciesClustered ? emergencyCluster : singles;
+    }
+    return cluster;
   }
+
+  // Markers join and leave their layers in batches (markersFlush, after a snapshot, a message of
+  // events, a recheck): a cluster group takes a thousand markers at once far faster than one by
+  // one, each of which would redraw the clusters' icons.
+  var pendingAdd = [];
+  var pendingRemove = [];
+  var pendingRefresh = [];
 
   function markerRemove(number) {
     var existing = markers.get(number);
     if (existing) {
-      existing.options.layer.removeLayer(existing);
       markers.delete(number);
+      if (existing.options.pending) {
+        existing.options.pending = false; // never added: nothing to take away
+      } else {
+        pendingRemove.push(existing);
+      }
     }
   }
 
@@ -1082,7 +1475,7 @@
       markerRemove(c.number);
       return;
     }
-    if (fresh) {
+    if (fresh && freshUntil.size < FRESH_MAX) {
       freshUntil.set(c.number, Date.now() + FRESH_MS);
       window.setTimeout(function () {
         freshUntil.delete(c.number);
@@ -1091,13 +1484,13 @@
         if (again && m) {
           m.options.key = "";
           markerUpdate(again, false);
+          markersFlush();
         }
       }, FRESH_MS);
     }
     var rippling = (freshUntil.get(c.number) || 0) > Date.now();
     var at = now();
     var key = markerKey(c, at) + (rippling ? "|new" : "");
-    var latlng = [c.location[1], c.location[0]];
     var layer = layerFor(c);
     var existing = markers.get(c.number);
     if (existing && existing.options.layer !== layer) {
@@ -1108,24 +1501,112 @@
       if (existing.options.key !== key) {
         existing.options.key = key;
         existing.setIcon(markerIcon(c, at, rippling));
-        if (layer === cluster) {
-          cluster.refreshClusters(existing);
+        if (!existing.options.pending && layer !== singles) {
+          pendingRefresh.push(existing); // its cluster's icon counts the overdue
         }
       }
-      existing.setLatLng(latlng);
+      var where = existing.getLatLng();
+      if (where.lat !== c.location[1] || where.lng !== c.location[0]) {
+        // Only when it moved: a cluster group takes a moved marker out and puts it back in.
+        existing.setLatLng([c.location[1], c.location[0]]);
+      }
       return;
     }
-    var marker = L.marker(latlng, {
+    var marker = L.marker([c.location[1], c.location[0]], {
       icon: markerIcon(c, at, rippling),
       keyboard: false,
       interactive: false,
       key: key,
       layer: layer,
+      pending: true,
+      emergency: Boolean(c.severity),
       caseNumber: c.number,
+      pane: c.severity ? "emergencies" : "markerPane",
       zIndexOffset: c.severity ? 500 : (isOverdue(c, at) ? 300 : 0)
     });
     markers.set(c.number, marker);
-    layer.addLayer(marker);
+    pendingAdd.push(marker);
+  }
+
+  function byLayer(list, each) {
+    var groups = new Map();
+    list.forEach(function (marker) {
+      var layer = marker.options.layer;
+      if (!groups.has(layer)) {
+        groups.set(layer, []);
+      }
+      groups.get(layer).push(marker);
+    });
+    groups.forEach(each);
+  }
+
+  function markersFlush() {
+    if (!cluster) {
+      return;
+    }
+    // Many emergencies: clustered among themselves; few: each on its own. A change of mind
+    // moves every emergency to the other layer (in this same batch).
+    var count = 0;
+    markers.forEach(function (marker) {
+      if (marker.options.emergency) {
+        count += 1;
+      }
+    });
+    var clustered = count > (emergenciesClustered ? EMERGENCY_CLUSTER_UNTIL : EMERGENCY_CLUSTER_FROM);
+    if (clustered !== emergenciesClustered) {
+      emergenciesClustered = clustered;
+      var numbers = [];
+      markers.forEach(function (marker, number) {
+        if (marker.options.emergency) {
+          numbers.push(number);
+        }
+      });
+      numbers.forEach(function (number) {
+        var c = state.cases.get(number);
+        if (c) {
+          markerUpdate(c, false);
+        }
+      });
+    }
+    var removing = pendingRemove;
+    var adding = pendingAdd;
+    var refreshing = pendingRefresh;
+    pendingRemove = [];
+    pendingAdd = [];
+    pendingRefresh = [];
+    byLayer(removing, function (list, layer) {
+      if (layer.removeLayers) {
+        layer.removeLayers(list);
+      } else {
+        list.forEach(function (marker) {
+          layer.removeLayer(marker);
+        });
+      }
+    });
+    adding = adding.filter(function (marker) {
+      if (!marker.options.pending) {
+        return false; // removed again before it was added
+      }
+      marker.options.pending = false;
+      return true;
+    });
+    byLayer(adding, function (list, layer) {
+      if (layer.addLayers) {
+        layer.addLayers(list);
+      } else {
+        list.forEach(function (marker) {
+          layer.addLayer(marker);
+        });
+      }
+    });
+    refreshing = refreshing.filter(function (marker) {
+      return markers.get(marker.options.caseNumber) === marker;
+    });
+    byLayer(refreshing, function (list, layer) {
+      if (layer.refreshClusters) {
+        layer.refreshClusters(list);
+      }
+    });
   }
 
   function markersAll() {
@@ -1140,6 +1621,7 @@
     state.cases.forEach(function (c) {
       markerUpdate(c, false);
     });
+    markersFlush();
   }
 
   // A case whose clock just ran out gets its red ring without any event.
@@ -1147,10 +1629,11 @@
     var at = now();
     markers.forEach(function (marker, number) {
       var c = state.cases.get(number);
-      if (c && marker.options.key && marker.options.key !== markerKey(c, at)) {
+      if (c && marker.options.key && marker.options.key.indexOf(markerKey(c, at)) !== 0) {
         markerUpdate(c, false);
       }
     });
+    markersFlush();
   }
 
   function clusterIcon(group) {
@@ -1169,6 +1652,39 @@
     var html = '<div class="cl' + (late ? " cl-hot" : "") + '"><span>' + count + "</span>" +
       (late ? '<span class="cl-badge">' + late + "</span>" : "") + "</div>";
     return L.divIcon({ html: html, className: "cl-icon", iconSize: [size, size] });
+  }
+
+  var SEVERITY_RANK = { I: 1, II: 2, III: 3, IV: 4 };
+
+  // A cluster of emergencies: a diamond in the colour of its most severe level, with the count,
+  // that level (Ⅰ–Ⅳ) and a red badge with the overdue ones.
+  function emergencyClusterIcon(group) {
+    var children = group.getAllChildMarkers();
+    var at = now();
+    var late = 0;
+    var worst = null;
+    children.forEach(function (marker) {
+      var c = state.cases.get(marker.options.caseNumber);
+      if (!c) {
+        return;
+      }
+      if (isOverdue(c, at)) {
+        late += 1;
+      }
+      if (c.severity && (worst === null ||
+          (SEVERITY_RANK[c.severity] || 9) < (SEVERITY_RANK[worst] || 9))) {
+        worst = c.severity;
+      }
+    });
+    var count = children.length;
+    var r = rem();
+    var size = Math.round((count < 10 ? 2.6 : count < 100 ? 3 : count < 1000 ? 3.4 : 3.9) * r);
+    var html = '<div class="cle cle-sev-' + (worst || "IV") + (late ? " cle-hot" : "") +
+      (count >= 1000 ? " cle-wide" : "") + '"><span class="cle-shape"></span>' +
+      '<span class="cle-count">' + count + "</span>" +
+      '<span class="cle-level">' + (ROMAN[worst] || "") + "</span>" +
+      (late ? '<span class="cl-badge">' + late + "</span>" : "") + "</div>";
+    return L.divIcon({ html: html, className: "cl-icon cle-icon", iconSize: [size, size] });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1228,6 +1744,7 @@
   }
 
   function responderClear(id) {
+    respondersMoved = true;
     state.responders.delete(id);
     var marker = responderMarkers.get(id);
     if (marker) {
@@ -1273,6 +1790,7 @@
       responderClear(r.id);
       return;
     }
+    respondersMoved = true;
     var latlng = [r.lat, r.lon];
     var title = r.name + " · " + (T.responderRoles[r.role] || r.role) + " · " +
       (r.grid.name || r.grid.code) + " · " + clockText(r.at);
@@ -1368,46 +1886,63 @@
   var chartTimer = null;
   var ticks = 0;
 
+  // The figures change with the cases, and with time only when a clock runs out (a case turns
+  // overdue): until the next deadline, those computed last still hold.
+  var figuresNext = null;
+
+  function currentFigures(at) {
+    if (figuresDirty || !state.figures || (figuresNext !== null && at > figuresNext)) {
+      state.figures = computeFigures(at);
+      figuresDirty = false;
+      figuresNext = nextDeadline(at);
+    }
+    return state.figures;
+  }
+
+  var respondersMoved = false;
+
   function renderAll() {
-    var figures = computeFigures(now());
-    state.figures = figures;
+    markersFlush();
+    var figures = currentFigures(now());
     renderKpis(figures);
     renderStreets(figures);
     renderTicker();
     renderOverdue();
-    var openCount = 0;
-    state.cases.forEach(function (c) {
-      if (isOpen(c)) {
-        openCount += 1;
-      }
-    });
-    $("map-count").textContent = format(T.mapCount,
-      { open: openCount, closed: state.today.closed.size });
+    var mapCount = format(T.mapCount, { open: figures.open, closed: state.today.closed.size });
+    if ($("map-count").textContent !== mapCount) {
+      $("map-count").textContent = mapCount;
+    }
     renderResponderCount();
-    declutterResponders();
+    if (respondersMoved) {
+      respondersMoved = false;
+      declutterResponders();
+    }
     if (chartTimer === null) {
+      // At most once a second: during a surge events come every quarter of a second.
       chartTimer = window.setTimeout(function () {
         chartTimer = null;
         renderCharts(state.figures, false);
-      }, 300);
+      }, 1000);
     }
   }
 
   function tick() {
     var at = now();
     $("wall-time").textContent = clockText(at);
-    $("wall-date").textContent = dateFormat.format(new Date(at));
+    var date = dateFormat.format(new Date(at));
+    if ($("wall-date").textContent !== date) {
+      $("wall-date").textContent = date;
+    }
     if (!state.ready) {
       return;
     }
     if (state.dayEnd && at >= state.dayEnd && !loading && retryTimer === null) {
       loadSnapshot(); // a new day: today's figures start again
     }
-    var figures = computeFigures(at);
-    state.figures = figures;
+    var figures = currentFigures(at);
     renderKpis(figures);
     renderStreets(figures); // a clock that ran out moves a case into 超时
-    renderOverdue();
+    renderOverdue(); // the countdowns, in place; rows only when the cases to show changed
     ticks += 1;
     if (ticks % 30 === 0) {
       renderCharts(figures, false); // the current hour, and overdue cases, move on their own
@@ -1556,8 +2091,13 @@
     window.setInterval(loadSnapshot, RECONCILE_MS);
     window.addEventListener("resize", function () {
       fitDistrict();
+      fitsChanged();
       renderAll();
     });
+    if (document.fonts && document.fonts.ready) {
+      // The type may arrive after the first drawing: the rows' height changes with it.
+      document.fonts.ready.then(fitsChanged);
+    }
     startFeed(first.seqs);
   }
 

@@ -7,24 +7,35 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
 * a case reported by a grid worker through the API appears on the wall without a reload — a
   marker on the map, the top line of the ticker, one more in 今日上报 and its street's row — and
   its registration by the district centre (through the API too) moves 今日立案;
-* when the server goes away the "实时连接中断" banner is shown.
+* when the server goes away the "实时连接中断" banner is shown;
+* a surge: with more overdue and due-soon cases than the panel holds, the overdue list builds
+  only the rows that fit, says how many more there are ("另有 N 件"), and from then on only its
+  countdowns change by the second (no row is built again); a same-second batch of alarms puts
+  its newest on top of the ticker, as a reload does; beyond a threshold the emergencies (突发)
+  are clustered among themselves — and drawn one by one again when zoomed in.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Role, User
+from accounts.services import api_key_issue
 from command.services import screen_token_issue
+from incidents.models import Incident
 from incidents.services import calendar_load, categories_load
 from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401
 from tests.incidents.cases import (
     DISTRICT,
+    FIRE,
     GRID,
     OTHER_STREET_GRID,
     STREET,
@@ -177,3 +188,185 @@ def test_an_interrupted_feed_shows_the_banner(wall_context: Any) -> None:
         expect(banner).to_be_visible()
         expect(banner).to_contain_text("实时连接中断")
         expect(page.locator("#wall-live")).to_have_attribute("data-state", "interrupted")
+
+
+# --- a surge ------------------------------------------------------------------------------------
+
+# Counts every row the page ever puts into the overdue list (from before its script runs).
+COUNT_OVERDUE_ROWS = """
+window.__overdueRowsBuilt = 0;
+new MutationObserver(function (records) {
+  records.forEach(function (record) {
+    if (record.target.id === "overdue-list") {
+      record.addedNodes.forEach(function (node) {
+        if (node.nodeName === "LI" && !node.__counted) {
+          node.__counted = true;
+          window.__overdueRowsBuilt += 1;
+        }
+      });
+    }
+  });
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+def _alarms(browser: Any, base_url: str, count: int, code: str, prefix: str) -> list[str]:
+    """`count` sensor alarms posted as one batch to the bulk API by a gateway (so they share
+    their created_at, one moment), spread over two grid cells; their case numbers."""
+    gateway = make_user(Role.INTEGRATION, first_name="龙华物联感知平台")
+    _, raw = api_key_issue(user=gateway, name="物联网关", channels=("sensor",))
+    points = [point_in(grid) for grid in (GRID, OTHER_STREET_GRID)]
+    items = [
+        {
+            "channel": "sensor",
+            "category": code,
+            "lon": points[i % len(points)][0],
+            "lat": points[i % len(points)][1],
+            "source_ref": f"{prefix}-{i:04d}",
+            "description": "积水报警",
+        }
+        for i in range(count)
+    ]
+    context = browser.new_context()
+    try:
+        response = context.request.post(
+            f"{base_url}/api/v1/incidents/bulk/",
+            data=json.dumps({"items": items}),
+            headers={"Content-Type": "application/json", "Authorization": f"Api-Key {raw}"},
+        )
+        body = response.json()
+    finally:
+        context.close()
+    assert response.status == 200, body
+    numbers = [r["number"] for r in body["results"] if r["result"] == "created"]
+    assert len(numbers) == count, body
+    return numbers
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_the_overdue_list_shows_what_fits_and_only_its_countdowns_tick(
+    wall_context: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    late = [report(grid=GRID if i % 2 else OTHER_STREET_GRID).number for i in range(25)]
+    soon = [report(grid=GRID).number for _ in range(15)]
+    now = timezone.now()
+    for i, number in enumerate(late):
+        Incident.objects.filter(number=number).update(
+            stage_deadline=now - timedelta(hours=1, minutes=i)
+        )
+    Incident.objects.filter(number__in=soon).update(stage_deadline=now + timedelta(minutes=50))
+    wall_context.add_init_script(COUNT_OVERDUE_ROWS)
+
+    page, errors = _open_wall(wall_context, asgi_server)
+    expect(page.locator("#overdue-counts")).to_contain_text("超时 25")
+    expect(page.locator("#overdue-counts")).to_contain_text("临期 15")
+    rows = page.locator("#overdue-list li")
+    shown = rows.count()
+    assert 1 <= shown < 40
+    # The rows shown are the longest overdue first, and each fits inside the panel.
+    assert rows.first.get_attribute("data-number") == late[-1]
+    assert page.evaluate(
+        """() => { const list = document.getElementById('overdue-list');
+        const bottom = list.getBoundingClientRect().bottom + 1;
+        return [...list.children].every(li => li.getBoundingClientRect().bottom <= bottom); }"""
+    )
+    expect(page.locator("#overdue-more")).to_be_visible()
+    expect(page.locator("#overdue-more")).to_have_text(f"另有 {40 - shown} 件")
+
+    # Second after second the same rows stay; only their countdowns move.
+    first = rows.first
+    first.evaluate("li => { li.__kept = true; }")
+    countdown = first.locator(".countdown").inner_text()
+    page.wait_for_timeout(2500)
+    assert rows.count() == shown
+    assert rows.first.evaluate("li => li.__kept === true")
+    assert rows.first.locator(".countdown").inner_text() != countdown
+    # Never more rows built than fit (and the one that showed where the panel ends).
+    assert page.evaluate("window.__overdueRowsBuilt") <= shown + 1
+    assert page.evaluate("window.cityopsWall.mismatches") == []
+    assert errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_a_same_second_batch_of_alarms_puts_its_newest_on_top_of_the_ticker(
+    wall_context: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    report(grid=GRID)
+    page, errors = _open_wall(wall_context, asgi_server)
+    expect(_kpi(page, "reported")).to_have_text("1")
+
+    numbers = _alarms(wall_context.browser, asgi_server, 12, "01004", "E2E-TICKER")
+    expect(_kpi(page, "reported")).to_have_text("13")
+    rows = page.locator("#ticker-list li")
+    expect(rows.first).to_have_attribute("data-number", max(numbers))
+    shown = [rows.nth(i).get_attribute("data-number") for i in range(rows.count())]
+    assert shown == sorted(numbers, reverse=True)[: len(shown)]
+    times = {rows.nth(i).locator(".ticker-time").inner_text() for i in range(len(shown))}
+    assert len(times) == 1  # one moment: the order came from the tie-break
+
+    # A reload shows the same rows in the same order.
+    page.reload()
+    page.wait_for_function("window.cityopsWall && window.cityopsWall.ready")
+    after = page.locator("#ticker-list li")
+    expect(after.first).to_have_attribute("data-number", max(numbers))
+    assert [after.nth(i).get_attribute("data-number") for i in range(after.count())] == shown
+    assert errors == []
+
+
+def _emergencies_on_map(page: Any) -> dict[str, int]:
+    """What the map draws of the emergencies: single diamonds, clusters, and the cases those
+    clusters hold."""
+    return page.evaluate(
+        """() => {
+        const pane = document.querySelector('.leaflet-emergencies-pane');
+        return {
+          singles: pane.querySelectorAll('.mk-emergency').length,
+          clusters: pane.querySelectorAll('.cle').length,
+          inClusters: [...pane.querySelectorAll('.cle-count')]
+            .reduce((sum, n) => sum + Number(n.textContent), 0),
+        }; }"""
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_emergencies_are_clustered_beyond_a_threshold(
+    wall_context: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    for _ in range(5):
+        report(grid=GRID, code=FIRE)
+    page, errors = _open_wall(wall_context, asgi_server)
+    # Few emergencies: each its own diamond, with its level.
+    page.wait_for_function(
+        "document.querySelectorAll('.leaflet-emergencies-pane .mk-emergency').length === 5"
+    )
+    assert _emergencies_on_map(page) == {"singles": 5, "clusters": 0, "inClusters": 0}
+    assert page.evaluate("window.cityopsWall.emergenciesClustered()") is False
+
+    # A surge of flooding alarms (内涝积水, an emergency of level Ⅳ): clustered among themselves.
+    _alarms(wall_context.browser, asgi_server, 40, "90002", "E2E-FLOOD")
+    expect(_kpi(page, "reported")).to_have_text("45")
+    page.wait_for_function("window.cityopsWall.emergenciesClustered()")
+    page.wait_for_function("document.querySelectorAll('.leaflet-emergencies-pane .cle').length > 0")
+    drawn = _emergencies_on_map(page)
+    assert drawn["singles"] + drawn["inClusters"] == 45
+    assert drawn["singles"] < 45 - 20
+    cluster = page.locator(".leaflet-emergencies-pane .cle").first
+    assert re.fullmatch(r"\d+", cluster.locator(".cle-count").inner_text())
+    expect(cluster.locator(".cle-level")).to_have_text("Ⅳ")
+
+    # Zoomed in far enough, each is drawn on its own again.
+    lon, lat = point_in(GRID)
+    page.evaluate(
+        "([lat, lon]) => window.cityopsWall.map.setView([lat, lon], 17, {animate: false})",
+        [lat, lon],
+    )
+    page.wait_for_function(
+        "document.querySelectorAll('.leaflet-emergencies-pane .cle').length === 0"
+    )
+    assert errors == []
