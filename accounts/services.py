@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Role, SignInFailure, User, mask_phone
+from accounts.selectors import user_id_for_username
 from audit.models import AuditEntry
 from audit.services import audit_record
 
@@ -313,7 +314,7 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
         SignInFailure.objects.create(username=key, ip=ip, at=now)
         # The account's id when the username names one (its entries then read together), else
         # the name as typed.
-        account = User.objects.filter(username__iexact=key).values_list("pk", flat=True).first()
+        account = user_id_for_username(key)
         facts = {"username": key, "known": account is not None}
         # A name typed longer than an entry's object id holds is cut there (the whole of it, up
         # to a username's length, is in `after`).
