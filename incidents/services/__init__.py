@@ -384,6 +384,28 @@ def _audit_edit(
     )
 
 
+def _save_edited(
+    obj: Any,
+    *,
+    action: str,
+    names: list[str],
+    by: Any,
+    ip: str | None,
+    which: Callable[[], dict[str, Any]],
+) -> None:
+    """Save an administrator's edit of a reference row (in the caller's transaction): when it
+    names fields (`names`), the row is marked as edited, so a reload of the data keeps it, and
+    the fields that changed are audited (`action`, with `which` row it is)."""
+    if not names:
+        obj.save()
+        return
+    before = _edited_values(type(obj), obj.pk, names)
+    obj.edited_at = timezone.now()
+    obj.edited_by = by if getattr(by, "pk", None) else None
+    obj.save()
+    _audit_edit(obj, action=action, names=names, before=before, by=by, ip=ip, which=which())
+
+
 def category_save(
     *, category: Category, by: Any = None, changed: Iterable[str] = (), ip: str | None = None
 ) -> Category:
@@ -392,21 +414,14 @@ def category_save(
     names = [name for name in changed if name in CATEGORY_EDITABLE_FIELDS]
     category.full_clean()
     with transaction.atomic():
-        before = _edited_values(Category, category.pk, names)
-        if names:
-            category.edited_at = timezone.now()
-            category.edited_by = by if getattr(by, "pk", None) else None
-        category.save()
-        if names:
-            _audit_edit(
-                category,
-                action="incidents.category_save",
-                names=names,
-                before=before,
-                by=by,
-                ip=ip,
-                which={"code": category.code},
-            )
+        _save_edited(
+            category,
+            action="incidents.category_save",
+            names=names,
+            by=by,
+            ip=ip,
+            which=lambda: {"code": category.code},
+        )
     return category
 
 
@@ -418,21 +433,14 @@ def stage_limit_save(
     names = [name for name in changed if name in LIMIT_FIELDS]
     limit.full_clean()
     with transaction.atomic():
-        before = _edited_values(StageLimit, limit.pk, names)
-        if names:
-            limit.edited_at = timezone.now()
-            limit.edited_by = by if getattr(by, "pk", None) else None
-        limit.save()
-        if names:
-            _audit_edit(
-                limit,
-                action="incidents.stage_limit_save",
-                names=names,
-                before=before,
-                by=by,
-                ip=ip,
-                which={"category": limit.category.code, "stage": limit.stage},
-            )
+        _save_edited(
+            limit,
+            action="incidents.stage_limit_save",
+            names=names,
+            by=by,
+            ip=ip,
+            which=lambda: {"category": limit.category.code, "stage": limit.stage},
+        )
     return limit
 
 
@@ -441,18 +449,13 @@ def calendar_day_save(*, day: CalendarDay, by: Any = None, ip: str | None = None
     day.full_clean()
     names = ["date", *CALENDAR_EDITABLE_FIELDS]
     with transaction.atomic():
-        before = _edited_values(CalendarDay, day.pk, names)
-        day.edited_at = timezone.now()
-        day.edited_by = by if getattr(by, "pk", None) else None
-        day.save()
-        _audit_edit(
+        _save_edited(
             day,
             action="incidents.calendar_day_save",
             names=names,
-            before=before,
             by=by,
             ip=ip,
-            which={"date": day.date},
+            which=lambda: {"date": day.date},
         )
         calendar.invalidate_on_commit()
     return day
