@@ -352,27 +352,31 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
     worker — unless they accepted, handled or fed it back in any round (核查须由他人进行); when
     their centre owns it and it waits for a decision (register, dispatch, extension, close).
     Only cases they may see and act on appear."""
+    return incidents_needing_action_page(user, limit=limit)[0]
+
+
+def incidents_needing_action_page(
+    user: Any, *, limit: int
+) -> tuple[list[tuple[Incident, list[str]]], int]:
+    """incidents_needing_action_by, and how many cases wait in all: the number listed, or, when
+    the list was cut at `limit`, one COUNT of them (a case whose only step the four-eyes rule
+    refuses the user is counted there too)."""
     cases = _waiting_for(user)
     if cases is None:
-        return []
-    cases = cases.select_related("category").order_by(
+        return [], 0
+    ordered = cases.select_related("category").order_by(
         F("stage_deadline").asc(nulls_last=True), "id"
-    )[:limit]
-    listed = [(incident, workflow.actions_for(user, incident)) for incident in cases]
+    )
+    fetched = list(ordered[: limit + 1])
+    cut = len(fetched) > limit
+    listed = [(incident, workflow.actions_for(user, incident)) for incident in fetched[:limit]]
     refusals = _four_eyes(user, [(incident, set(actions)) for incident, actions in listed])
     tasks = []
     for (incident, actions), refused in zip(listed, refusals, strict=True):
         allowed = [action for action in actions if action not in refused]
         if allowed:
             tasks.append((incident, allowed))
-    return tasks
-
-
-def incidents_needing_action_count(user: Any) -> int:
-    """How many cases incidents_needing_action_by would list for `user` without a limit (one
-    COUNT; a case whose only step the four-eyes rule refuses them is counted too)."""
-    cases = _waiting_for(user)
-    return cases.count() if cases is not None else 0
+    return tasks, cases.count() if cut else len(tasks)
 
 
 def _waiting_for(user: Any) -> QuerySet[Incident] | None:

@@ -303,10 +303,12 @@ def report(request: HttpRequest) -> HttpResponse:
 TASKS_SHOWN = 200
 
 
-def _task_rows(user: Any) -> list[dict[str, Any]]:
+def _task_rows(user: Any) -> tuple[list[dict[str, Any]], int]:
+    """The phone's task rows, and how many tasks wait in all."""
     now = timezone.now()
     rows = []
-    for incident, actions in selectors.incidents_needing_action_by(user, limit=TASKS_SHOWN):
+    tasks, total = selectors.incidents_needing_action_page(user, limit=TASKS_SHOWN)
+    for incident, actions in tasks:
         rows.append(
             {
                 "incident": incident,
@@ -315,7 +317,7 @@ def _task_rows(user: Any) -> list[dict[str, Any]]:
                 "mine": incident.assignee_id == user.pk,
             }
         )
-    return rows
+    return rows, total
 
 
 @login_required
@@ -328,12 +330,13 @@ def tasks(request: HttpRequest) -> HttpResponse:
     # The feed's position (of the scopes the live feed lets this user follow, command.live)
     # before the data: an event in between is in both, and the page only refreshes again.
     seqs = latest_seqs(user_scopes(request.user))
+    # All that wait beside the rows, so a list cut at TASKS_SHOWN says so (a surge).
+    rows, total = _task_rows(request.user)
     context = _context(
         request,
         "tasks",
-        tasks=_task_rows(request.user),
-        # All that wait, so a list cut at TASKS_SHOWN says so (a surge of dispatched cases).
-        tasks_total=selectors.incidents_needing_action_count(request.user),
+        tasks=rows,
+        tasks_total=total,
         seqs=seqs,
         now=timezone.now(),
     )
