@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -46,14 +47,22 @@ def parse_error_reason(exc: exceptions.ParseError) -> str:
     return _("无法解析请求体（%(error)s）。") % {"error": said}
 
 
+def _not_authenticated_reason(request: Any) -> str:
+    """DRF says "credentials were not provided". A browser that sent a session cookie reads that
+    its session ended (signed out, or idle past its limit: accounts.sessions); a caller that
+    sent nothing (an integration without its key) reads what it may send."""
+    cookies = getattr(request, "COOKIES", {})
+    if settings.SESSION_COOKIE_NAME in cookies:
+        return _("未登录或登录已失效，请重新登录。")
+    return _("未提供身份凭据：请登录，或在请求头 Authorization 中提供 Api-Key。")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ParseError):
         response.data = {"detail": parse_error_reason(exc)}  # DRF's words are English only
     if response is not None and isinstance(exc, exceptions.NotAuthenticated):
-        # DRF says "credentials were not provided"; a person reads that their session ended
-        # (signed out, or idle past its limit: accounts.sessions).
-        response.data = {"detail": _("未登录或登录已失效，请重新登录。")}
+        response.data = {"detail": _not_authenticated_reason(context.get("request"))}
     if response is None and _overloaded(exc):
         view = context.get("view")
         log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)

@@ -88,6 +88,15 @@ def test_an_ended_session_leads_a_page_to_the_sign_in_page_and_the_api_says_why(
     }
 
 
+def test_a_caller_without_a_session_is_told_what_it_may_send() -> None:
+    # An integration that forgot its key has no session to lose.
+    response = Client().post("/api/v1/incidents/", {}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "未提供身份凭据：请登录，或在请求头 Authorization 中提供 Api-Key。"
+    }
+
+
 def test_use_moves_the_end_on_at_most_once_a_minute() -> None:
     client, session = _signed_in(Role.STREET_OPERATOR, STREET)
     _age(session, 20 * 60)
