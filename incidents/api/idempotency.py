@@ -153,11 +153,19 @@ def _release(record: IdempotencyRecord) -> None:
     IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).delete()
 
 
-def idempotent(request: Request, work: Callable[[], Response]) -> Response:
+def idempotent(request: Request, work: Callable[[], Response], *, steps: bool = False) -> Response:
     """Run `work` (which calls one service and returns the answer) at most once per key.
 
     Without the header the work simply runs. The request body must already be parsed — JSON,
-    or multipart with its files (a parse error is answered before any key is claimed)."""
+    or multipart with its files (a parse error is answered before any key is claimed).
+
+    `steps`: the work is many services' calls, each committing on its own (a batch action:
+    one transaction for all would publish many events in one transaction, which realtime's
+    publish() forbids, and hold every case locked to the end). The answer is recorded after
+    the work, in a transaction of its own; a retry meanwhile gets 409 as usual. Should the
+    request die between its steps, the key's claim is taken over after IN_FLIGHT_TIMEOUT and
+    the retry runs again: a step already done answers as a case in its new state would (409,
+    the action no longer allowed), never done twice by the state machine."""
     key = request.headers.get(HEADER)
     if key is None:
         return work()
@@ -167,6 +175,8 @@ def idempotent(request: Request, work: Callable[[], Response]) -> Response:
     claimed = _claim(user=request.user, key=key, fingerprint=request_fingerprint(request))
     if isinstance(claimed, Response):
         return claimed
+    if steps:
+        return _stepwise(claimed, work)
     try:
         with transaction.atomic():
             response = work()
@@ -182,4 +192,21 @@ def idempotent(request: Request, work: Callable[[], Response]) -> Response:
         raise
     if response.status_code >= 500:
         _release(claimed)
+    return response
+
+
+def _stepwise(claimed: IdempotencyRecord, work: Callable[[], Response]) -> Response:
+    try:
+        response = work()
+    except BaseException:
+        _release(claimed)
+        raise
+    if response.status_code >= 500:
+        _release(claimed)
+        return response
+    try:
+        with transaction.atomic():
+            _complete(claimed, response)
+    except _ClaimLost:
+        pass  # a retry took the key over; the steps done here stay done, answered as they are
     return response

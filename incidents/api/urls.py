@@ -1,5 +1,6 @@
 from django.urls import path
 
+from incidents.api.batch import BATCH_SPECS, batch_view
 from incidents.api.bulk import IncidentBulkView
 from incidents.api.views import (
     ACTIONS,
@@ -14,6 +15,15 @@ urlpatterns = [
     path("incidents/", IncidentListView.as_view(), name="incident-list"),
     # Before the detail route, whose <number> would match "bulk".
     path("incidents/bulk/", IncidentBulkView.as_view(), name="incident-bulk"),
+    # Batch actions from a console's queue; before the actions, whose <number> would match.
+    *(
+        path(
+            f"incidents/batch/{spec.slug}/",
+            batch_view(spec),
+            name=f"incident-batch-{spec.slug}",
+        )
+        for spec in BATCH_SPECS
+    ),
     path("incidents/<str:number>/", IncidentDetailView.as_view(), name="incident-detail"),
     # Photos, scoped like their case (never a public /media/ URL).
     path(

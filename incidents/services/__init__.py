@@ -1147,18 +1147,11 @@ def _check_assignee(assignee: User, department_code: str) -> Callable[[Incident]
     return check
 
 
-def incident_dispatch(
-    *,
-    incident: Incident,
-    by: User,
-    department_code: str = "",
-    assignee: User | None = None,
-    note: str = "",
-    ip: str | None = None,
-) -> Incident:
-    """派遣: give the case to a department (its code: CGJ, SWJ …) and/or a person — a department
-    handler, or a grid worker or community/street staff whose place covers the case. Starts the
-    accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched."""
+def dispatch_department(department_code: str, assignee: User | None = None) -> str:
+    """The department a dispatch gives the case to: `department_code` trimmed, or the
+    assignee's own when a department handler is named alone. Raises IncidentInputError when
+    there is neither, or for a code no department answers to. What incident_dispatch checks
+    first, and what a batch dispatch checks once before it changes any case."""
     department_code = (department_code or "").strip()
     if not department_code and assignee is None:
         raise IncidentInputError("department_code", _("请指定承办部门或承办人。"))
@@ -1172,6 +1165,22 @@ def incident_dispatch(
             _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
             % {"code": department_code, "known": ", ".join(known_departments())},
         )
+    return department_code
+
+
+def incident_dispatch(
+    *,
+    incident: Incident,
+    by: User,
+    department_code: str = "",
+    assignee: User | None = None,
+    note: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """派遣: give the case to a department (its code: CGJ, SWJ …) and/or a person — a department
+    handler, or a grid worker or community/street staff whose place covers the case. Starts the
+    accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched."""
+    department_code = dispatch_department(department_code, assignee)
     step = _Step(
         reason=_optional_text("note", note),
         data={
@@ -1459,6 +1468,18 @@ def incident_unpark(
     return _move(incident, by=by, action="unpark", ip=ip, step=step)
 
 
+def check_merge_target(primary: Incident) -> None:
+    """A case may be merged into `primary` only while `primary` is open: raises
+    IncidentInputError on `into` otherwise. incident_merge checks it with both rows locked; a
+    batch merge checks it once before it changes any case."""
+    if primary.status in FINISHED_STATUSES:
+        raise IncidentInputError(
+            "into",
+            _("案件 %(number)s 当前为“%(status)s”，只能合并到未办结的案件。")
+            % {"number": primary.number, "status": IncidentStatus(primary.status).label},
+        )
+
+
 def incident_merge(
     *,
     incident: Incident,
@@ -1490,12 +1511,7 @@ def incident_merge(
                     action="merge",
                     reason=_("您看不到案件 %(number)s。") % {"number": primary.number},
                 )
-            if primary.status in FINISHED_STATUSES:
-                raise IncidentInputError(
-                    "into",
-                    _("案件 %(number)s 当前为“%(status)s”，只能合并到未办结的案件。")
-                    % {"number": primary.number, "status": IncidentStatus(primary.status).label},
-                )
+            check_merge_target(primary)
 
         def change(case: Incident, now: datetime) -> None:
             case.merged_into = primary
