@@ -1,8 +1,9 @@
-"""The words of the audit page (审计日志): what each audited action, each kind of object and
-each key of an entry's before/after is called, and the words of the values that are codes. An
-entry stores them as identifiers ("incidents.incident_dispatch", "gridmap.generation",
-{"status": "dispatched"}); the page shows these words instead, and an identifier missing here as
-it is.
+"""The words of the audit page (审计日志) and its CSV export: what each audited action, each
+kind of object and each key of an entry's before/after is called, the words of the values that
+are codes, and an entry's before/after key by key in those words (`audit_changes`). An entry
+stores them as identifiers ("incidents.incident_dispatch", "gridmap.generation",
+{"status": "dispatched"}); the page and the export show these words instead, and an identifier
+missing here as it is.
 
 The workflow's steps are audited as "incidents.incident_<step>" and are named here by the
 workflow itself (`incidents.workflow.action_label`), so a step is called the same on the case
@@ -14,11 +15,16 @@ has no words here.
 from __future__ import annotations
 
 import functools
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.text import capfirst
 from django.utils.translation import gettext as gettext_now
@@ -249,10 +255,12 @@ def audit_key_label(object_type: str, key: str) -> str:
 
 def audit_value_words(object_type: str, key: str, value: Any) -> str | None:
     """A value of an entry's before/after in words, where it is a code that has words (a
-    choice's label, a department's name, yes or no); None where the value is to be shown as
-    it is."""
+    choice's label, a department's name, yes or no, an empty text as （空）: a case not yet
+    dispatched has the department ""); None where the value is to be shown as it is."""
     if isinstance(value, bool):
         return capfirst(gettext_now("是") if value else gettext_now("否"))
+    if value == "":
+        return gettext_now("（空）")
     words = _VALUE_WORDS.get((object_type, key))
     if words is not None:
         return words(value)
@@ -262,3 +270,137 @@ def audit_value_words(object_type: str, key: str, value: Any) -> str | None:
         label = dict(field.flatchoices).get(value)
         return str(label) if label is not None else None
     return None
+
+
+# --- an entry's before/after, key by key ---------------------------------------------------------
+#
+# As the page's table shows it (templates/command/_audit_value.html) and the export's 变更
+# column writes it (command.exports), one line a changed key.
+
+# A value longer than this is cut where it is shown in words (a bulk report's entry holds every
+# case it created); the export's JSON columns, the admin and the database keep it whole.
+VALUE_SHOWN_MAX = 2000
+# The key of the one row of an entry whose before or after is not a JSON object.
+WHOLE_VALUE = "—"
+# A side that does not have the key (a new row's before), as the page shows it.
+NO_SIDE = "—"
+
+
+@dataclass(frozen=True)
+class AuditSide:
+    """One side of a change: the value as shown (`text`), its words where it is a code that has
+    words (a status, a department, yes or no), and whether it is JSON null."""
+
+    text: str
+    words: str | None
+    empty: bool
+
+    def read(self) -> str:
+        """The side as a line of text reads it: its words, else the value as shown."""
+        if self.empty:
+            return gettext_now("（空）")
+        return self.words if self.words is not None else self.text
+
+
+@dataclass(frozen=True)
+class AuditChange:
+    """One key of an entry's before/after: the key as stored and in words, each side (None when
+    that side does not have the key), and whether the two differ."""
+
+    key: str
+    label: str
+    before: AuditSide | None
+    after: AuditSide | None
+    changed: bool
+
+    def line(self) -> str:
+        """The change as one line of text, "状态：已立案（待派遣）→ 已派遣（待签收）"; a side
+        without the key as —."""
+        before = self.before.read() if self.before is not None else NO_SIDE
+        after = self.after.read() if self.after is not None else NO_SIDE
+        return gettext_now("%(label)s：%(value)s") % {
+            "label": self.label,
+            "value": f"{before} → {after}",
+        }
+
+
+def audit_changes(object_type: str, before: Any, after: Any) -> list[AuditChange]:
+    """An entry's before/after as changes key by key: the keys of `before` in its order, then
+    those only `after` has. A value that is not a JSON object is one change, keyed WHOLE_VALUE.
+    No query: the words come from the tables above, the models' fields and the department
+    list shipped with the code."""
+    if not isinstance(before, dict | None) or not isinstance(after, dict | None):
+        return [_change(object_type, WHOLE_VALUE, True, before, True, after)]
+    before_map = before or {}
+    after_map = after or {}
+    keys = [*before_map, *(key for key in after_map if key not in before_map)]
+    return [
+        _change(
+            object_type,
+            key,
+            key in before_map,
+            before_map.get(key),
+            key in after_map,
+            after_map.get(key),
+        )
+        for key in keys
+    ]
+
+
+def audit_changes_text(object_type: str, before: Any, after: Any) -> str:
+    """The keys that changed, one line each ("处置部门：（空）→ 龙华区城市管理和综合执法局");
+    empty when nothing changed."""
+    changes = audit_changes(object_type, before, after)
+    return "\n".join(change.line() for change in changes if change.changed)
+
+
+def _change(
+    object_type: str, key: str, had: bool, before: Any, has: bool, after: Any
+) -> AuditChange:
+    return AuditChange(
+        key=key,
+        label=key if key == WHOLE_VALUE else audit_key_label(object_type, key),
+        before=_side(object_type, key, before) if had else None,
+        after=_side(object_type, key, after) if has else None,
+        changed=(had, before) != (has, after),
+    )
+
+
+def _side(object_type: str, key: str, value: Any) -> AuditSide:
+    return AuditSide(
+        text=_shown(value),
+        words=audit_value_words(object_type, key, value),
+        empty=value is None,
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value as shown: text as it is, anything else as compact JSON, cut after
+    VALUE_SHOWN_MAX characters."""
+    # Text as it is (a moment in the local time the rows use), but an empty text as "" (not to
+    # be read as a missing value).
+    text = _local_moment(value) if isinstance(value, str) and value else _compact_json(value)
+    if len(text) > VALUE_SHOWN_MAX:
+        cut = gettext_now("…（共 %(total)s 个字符，此处只显示前 %(shown)s 个）") % {
+            "total": len(text),
+            "shown": VALUE_SHOWN_MAX,
+        }
+        return text[:VALUE_SHOWN_MAX] + cut
+    return text
+
+
+# A moment as the entries store it (DjangoJSONEncoder: ISO 8601 with its offset or Z).
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _local_moment(text: str) -> str:
+    """`text` as it is, unless it is a moment with its offset: then in the server's time zone,
+    as the rows' times read ("2026-11-26 12:11:58"), whatever zone it was written in."""
+    if not _MOMENT.fullmatch(text):
+        return text
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=False)

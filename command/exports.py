@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Role
 from audit.models import AuditEntry
 from audit.services import audit_record
+from command.audit_labels import audit_changes_text
 from incidents.models import Incident
 
 EXPORT_ACTION = "command.queue_export"
@@ -203,6 +204,7 @@ def _audit_row(
         entry.object_type,
         entry.object_id,
         entry.ip,
+        audit_changes_text(entry.object_type, entry.before, entry.after),
         _json(entry.before),
         _json(entry.after),
         entry.hash,
@@ -221,9 +223,11 @@ def audit_export(
     """The CSV file of audit `entries` (the audit page's, with its filters): every field of each
     entry whole (before and after as JSON, the hash and the previous hash, to hold against the
     trail later), with the actor's role, the action and the object also in words (`words` gives
-    (action, object) for a list of entries). Audited as one `command.audit_export` entry with
-    the filters and the row count. Raises ExportTooLarge, writing nothing, when more entries
-    match than CITYOPS_EXPORT_MAX_ROWS."""
+    (action, object) for a list of entries), and what changed in words as the page names it
+    (command.audit_labels.audit_changes_text: one line a changed key, "状态：已立案（待派遣）→
+    已派遣（待签收）", no query). Audited as one `command.audit_export` entry with the filters
+    and the row count. Raises ExportTooLarge, writing nothing, when more entries match than
+    CITYOPS_EXPORT_MAX_ROWS."""
     limit = export_limit()
     chosen = list(entries[: limit + 1])
     if len(chosen) > limit:
@@ -241,6 +245,7 @@ def audit_export(
             _("对象类型"),
             _("对象标识"),
             _("IP 地址"),
+            _("变更"),
             _("变更前"),
             _("变更后"),
             _("哈希"),

@@ -14,10 +14,9 @@ whole chain — from the first entry to the head — is verified by `manage.py a
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -40,9 +39,8 @@ from command.audit_labels import (
     AUDIT_ACTION_LABELS,
     AUDIT_OBJECT_LABELS,
     audit_action_label,
-    audit_key_label,
+    audit_changes,
     audit_object_label,
-    audit_value_words,
 )
 from command.exports import audit_export, export_limit
 from command.views.consoles import _role, csv_download, days_filter, page_links
@@ -57,9 +55,6 @@ CASE = "incidents.incident"
 USER = "accounts.user"
 # A case number as people write it: LH-20261124-000123.
 CASE_NUMBER = re.compile(r"[A-Za-z]{1,8}-\d{8}-\d{1,9}")
-# A before/after value longer than this is cut on the page (a bulk report's entry holds every
-# case it created); the admin and the database keep it whole.
-VALUE_SHOWN_MAX = 2000
 # The longest username and object id an entry holds (AuditEntry's fields).
 ACTOR_MAX = 150
 OBJECT_ID_MAX = 100
@@ -177,82 +172,6 @@ def _is_identifier(text: str) -> bool:
 # --- the rows ------------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    """A before/after value as the page shows it: text as it is, anything else as compact JSON,
-    cut after VALUE_SHOWN_MAX characters."""
-    # Text as it is (a moment in the local time the rows use), but an empty text as "" (not to
-    # be read as a missing value).
-    text = _local_moment(value) if isinstance(value, str) and value else _compact_json(value)
-    if len(text) > VALUE_SHOWN_MAX:
-        cut = _("…（共 %(total)s 个字符，此处只显示前 %(shown)s 个）") % {
-            "total": len(text),
-            "shown": VALUE_SHOWN_MAX,
-        }
-        return text[:VALUE_SHOWN_MAX] + cut
-    return text
-
-
-# A moment as the entries store it (DjangoJSONEncoder: ISO 8601 with its offset or Z).
-_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
-
-
-def _local_moment(text: str) -> str:
-    """`text` as it is, unless it is a moment with its offset: then in the server's time zone,
-    as the rows' times read ("2026-11-26 12:11:58"), whatever zone it was written in."""
-    if not _MOMENT.fullmatch(text):
-        return text
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=False)
-
-
-# Above a table of changes, the whole value when before or after is not an object.
-WHOLE_VALUE = "—"
-
-
-def _changes(entry: AuditEntry) -> list[dict[str, Any]]:
-    """The entry's before/after as rows of key → before → after: the keys of `before` in its
-    order, then those only `after` has. A value that is not a JSON object is one row."""
-    before, after = entry.before, entry.after
-    if not isinstance(before, dict | None) or not isinstance(after, dict | None):
-        return [_change(entry, WHOLE_VALUE, True, before, True, after)]
-    before_map = before or {}
-    after_map = after or {}
-    keys = [*before_map, *(key for key in after_map if key not in before_map)]
-    return [
-        _change(
-            entry, key, key in before_map, before_map.get(key), key in after_map, after_map.get(key)
-        )
-        for key in keys
-    ]
-
-
-def _change(
-    entry: AuditEntry, key: str, had: bool, before: Any, has: bool, after: Any
-) -> dict[str, Any]:
-    """One row of the table: the key in words (and as stored), and each side."""
-    return {
-        "key": key,
-        "label": key if key == WHOLE_VALUE else audit_key_label(entry.object_type, key),
-        "before": _side(entry, key, before) if had else None,
-        "after": _side(entry, key, after) if has else None,
-        "changed": (had, before) != (has, after),
-    }
-
-
-def _side(entry: AuditEntry, key: str, value: Any) -> dict[str, Any]:
-    """One side of a change: the value as stored and, where it is a code that has words (a
-    status, a department, yes or no), in words; or that it was empty (JSON null)."""
-    return {
-        "text": _shown(value),
-        "words": audit_value_words(entry.object_type, key, value),
-        "empty": value is None,
-    }
-
-
 # A row's summary names at most this many of the keys that changed.
 KEYS_NAMED = 4
 
@@ -290,8 +209,8 @@ def _rows(
         number = numbers.get(entry.sequence)
         actor = entry.actor
         problem = breaks.get(entry.sequence)
-        changes = _changes(entry)
-        changed = [change["label"] for change in changes if change["changed"]]
+        changes = audit_changes(entry.object_type, entry.before, entry.after)
+        changed = [change.label for change in changes if change.changed]
         rows.append(
             {
                 "entry": entry,

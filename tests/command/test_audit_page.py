@@ -210,12 +210,14 @@ def test_each_row_opens_to_a_table_of_before_and_after(people: Cast):
         ("已上报（待立案）", "reported"),
         ("已立案（待派遣）", "registered"),
     ]
-    # An unchanged value is a row too, not marked; a list is compact JSON; an empty text is "".
+    # An unchanged value is a row too, not marked; a list is compact JSON; an empty text is
+    # （空） over "" (JSON null is （空） alone).
     owner = _diff_row(row, "owner")
     assert owner["label"] == "责任单位" and not owner["changed"]
     assert owner["values"] == [("社区工作站 440309001001", '["community", "440309001001"]')] * 2
     department = _diff_row(row, "department")
-    assert department["values"] == [("", '""')] * 2
+    assert department["values"] == [("（空）", '""')] * 2
+    assert _diff_row(row, "assignee")["values"] == [("", "null")] * 2
     # The summary names what changed, in words.
     summary = re.search(r"<summary>(.*?)</summary>", row, re.S)
     assert summary is not None and "状态" in summary.group(1) and "项变更" in summary.group(1)

@@ -3,6 +3,10 @@
 Every case of the queue with its filters (not only the page shown), never a case the reader may
 not open, phones masked as on the case page, formulas neutralised, an audit entry per export,
 and a clear refusal when more cases match than one file may hold.
+
+审计日志导出: the audit page's entries as a CSV file (?export=csv on /command/audit/), each
+field whole, what changed in words as the page says it (in either language), and as many queries
+for thirty entries as for five.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
-from accounts.services import sign_in_failed
+from accounts.models import Role, User
+from accounts.services import sign_in_failed, user_save
 from audit.models import AuditEntry
+from audit.services import audit_record
 from incidents.models import Incident
 from incidents.services import incident_dispatch, incident_register
 from tests.incidents.cases import (
@@ -238,3 +246,139 @@ def test_a_value_a_spreadsheet_would_run_is_written_as_text(people: Cast) -> Non
     sign_in_failed(username="=HYPERLINK(1)", ip="192.0.2.8")
     rows = _table(_export(people.auditor, AUDIT_URL, "action=accounts.sign_in_failed"))
     assert rows[0]["对象标识"] == "'=hyperlink(1)"
+
+
+def _audit_export(user: Any, query: str = "", language: str = "") -> list[dict[str, str]]:
+    client = _client(user)
+    if language:
+        client.post("/i18n/setlang/", {"language": language, "next": AUDIT_URL})
+    return _table(client.get(f"{AUDIT_URL}?{query}{'&' if query else ''}export=csv"))
+
+
+def _dispatched_case(people: Cast) -> tuple[Incident, AuditEntry]:
+    case = report()
+    incident_register(incident=case, by=people.street)
+    incident_dispatch(incident=case, by=people.street, department_code="CGJ")
+    entry = AuditEntry.objects.get(action="incidents.incident_dispatch", object_id=str(case.pk))
+    return case, entry
+
+
+def test_the_audit_export_says_what_changed_in_words_as_the_page_does(people: Cast) -> None:
+    case, entry = _dispatched_case(people)
+
+    rows = _audit_export(people.auditor, f"object={case.number}")
+    dispatched = next(row for row in rows if row["操作标识"] == "incidents.incident_dispatch")
+
+    # One line a key that changed, named and valued in words, not codes.
+    lines = dispatched["变更"].split("\n")
+    assert "状态：已立案（待派遣） → 已派遣（待签收）" in lines
+    assert "处置部门：（空） → 龙华区城市管理和综合执法局" in lines
+    assert "当前环节：派遣 → 签收" in lines
+    assert not any(line.startswith(("案件编号", "责任单位", "处置人")) for line in lines)
+    assert "dispatched" not in dispatched["变更"] and "CGJ" not in dispatched["变更"]
+    # The evidence beside it, whole and as stored.
+    assert json.loads(dispatched["变更前"]) == entry.before
+    assert json.loads(dispatched["变更后"]) == entry.after
+    assert (dispatched["哈希"], dispatched["前一条哈希"]) == (entry.hash, entry.prev_hash)
+    # A new case's entry has no before: every key it records, from —.
+    reported = next(row for row in rows if row["操作标识"] == "incidents.incident_report")
+    assert "状态：— → 已上报（待立案）" in reported["变更"].split("\n")
+
+
+def test_the_audit_exports_words_are_english_when_the_user_reads_english(people: Cast) -> None:
+    case, entry = _dispatched_case(people)
+
+    rows = _audit_export(people.auditor, f"object={case.number}", language="en")
+    assert list(rows[0])[9:14] == ["IP address", "Changes", "Before", "After", "Hash"]
+    assert [name for name in rows[0] if re.search(r"[\u4e00-\u9fff]", name)] == []
+    dispatched = next(row for row in rows if row["Action identifier"] == entry.action)
+    lines = dispatched["Changes"].split("\n")
+    assert "Status: Registered (to dispatch) → Dispatched (to accept)" in lines
+    # The department's name is data, in Chinese only.
+    assert "Department: (empty) → 龙华区城市管理和综合执法局" in lines
+    assert "Current stage: Dispatch → Accept" in lines
+    assert json.loads(dispatched["Before"]) == entry.before
+
+
+@pytest.fixture
+def fast_hasher(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.mark.usefixtures("fast_hasher")
+@pytest.mark.parametrize(
+    ("language", "column", "changed", "created"),
+    [
+        ("", "变更", ["密码：已设置 → 已更改", "有效：是 → 否"], "角色：— → 街道分中心操作员"),
+        (
+            "en",
+            "Changes",
+            ["Active: Yes → No", "Password: Set → Changed"],
+            "Role: — → Street sub-centre operator",
+        ),
+    ],
+)
+def test_a_users_change_reads_in_words_in_the_audit_export(
+    people: Cast, language: str, column: str, changed: list[str], created: str
+) -> None:
+    account = User(username="zhao-lei", role=Role.STREET_OPERATOR, place_code=STREET)
+    account.set_password("street-Operator-2026")
+    user_save(user=account, by=people.admin)
+    account.is_active = False
+    account.set_password("street-Operator-2027")
+    user_save(user=account, by=people.admin)
+
+    rows = _audit_export(
+        people.auditor, "object_type=accounts.user&object=zhao-lei", language=language
+    )
+    # Newest first: the change (active, a yes/no; the password, never its hash), then the
+    # account's creation.
+    assert sorted(rows[0][column].split("\n")) == changed
+    assert created in rows[1][column].split("\n")
+
+
+def _queries_for_an_export(user: Any, query: str) -> tuple[int, list[dict[str, str]]]:
+    """(queries, rows) of one request for the audit trail's export."""
+    client = _client(user)
+    client.get(AUDIT_URL)  # the session and the user's row are read the same way every time
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{AUDIT_URL}?{query}&export=csv")
+    return len(queries.captured_queries), _table(response)
+
+
+def test_the_audit_export_runs_as_many_queries_for_thirty_entries_as_for_five(
+    people: Cast,
+) -> None:
+    actors = [people.street, people.district, people.admin, None]
+
+    def add(count: int) -> None:
+        # Entries about cases (their numbers: one query) by several users, each with codes that
+        # have words: a status, a department's name, yes or no.
+        for n in range(count):
+            case = report()
+            with transaction.atomic():
+                audit_record(
+                    actor=actors[n % len(actors)],
+                    action="tests.case_touch",
+                    obj_type="incidents.incident",
+                    obj_id=case.pk,
+                    before={"status": "registered", "department": "", "overdue": False},
+                    after={"status": "dispatched", "department": "SWJ", "overdue": True},
+                )
+
+    add(5)
+    five, rows = _queries_for_an_export(people.auditor, "action=tests.case_touch")
+    assert len(rows) == 5
+    add(25)
+    thirty, rows = _queries_for_an_export(people.auditor, "action=tests.case_touch")
+    assert len(rows) == 30
+
+    assert five == thirty
+    for row in rows:
+        lines = row["变更"].split("\n")
+        assert lines[:2] == [
+            "状态：已立案（待派遣） → 已派遣（待签收）",
+            "处置部门：（空） → 龙华区水务局",
+        ]
+        assert lines[2].endswith("：否 → 是")
+        assert row["对象"].startswith("案件 LH-")
