@@ -797,6 +797,17 @@
     return nodes.length;
   }
 
+  // The line under a row's title: where the case is, then its number. The number is what an
+  // operator reads out on the radio, so it is never cut: when the line is too long the place
+  // gives way (it ends in "…"), the number stays whole.
+  function placeAndNumber(className, place, number) {
+    var line = el("span", className);
+    line.appendChild(el("span", "row-place", place));
+    line.appendChild(el("span", "row-sep", "·"));
+    line.appendChild(el("span", "row-number", number));
+    return line;
+  }
+
   // --- the ticker ---
 
   var tickerFit = null;
@@ -828,7 +839,7 @@
     if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
       where += " → " + T.ownerLevels[item.to];
     }
-    li.appendChild(el("span", "ticker-where", where + " · " + c.number));
+    li.appendChild(placeAndNumber("ticker-where", where, c.number));
     return li;
   }
 
@@ -880,7 +891,7 @@
         format(T.escalations, { n: c.escalations })));
     }
     li.appendChild(what);
-    li.appendChild(el("span", "overdue-where", placeName(c) + " · " + c.number));
+    li.appendChild(placeAndNumber("overdue-where", placeName(c), c.number));
     return li;
   }
 
@@ -1201,10 +1212,15 @@
     map.createPane("streets").style.zIndex = "350";
     map.createPane("communities").style.zIndex = "360";
     map.createPane("district").style.zIndex = "370";
-    // Street names under the markers (Leaflet's marker pane is 600): a name never hides a case.
-    map.createPane("labels").style.zIndex = "450";
     // Emergencies (their diamonds and their clusters) over the other cases and their clusters.
     map.createPane("emergencies").style.zIndex = "610";
+    // Street names over the cases and the emergencies (Leaflet's marker pane is 600): during a
+    // surge clusters cover most of the district, and a name under them could not be read. A
+    // name takes no clicks (they go through to the cluster under it), and it is moved off the
+    // clusters' counts where there is room (declutterLabels).
+    var labelPane = map.createPane("labels");
+    labelPane.style.zIndex = "615";
+    labelPane.style.pointerEvents = "none";
     // Responders: their names under the cases (a label never hides a case), the person glyph
     // over them (a case dot never hides where someone is; there are few responders).
     map.createPane("responderLabels").style.zIndex = "590";
@@ -1235,6 +1251,8 @@
       iconCreateFunction: emergencyClusterIcon
     });
     map.addLayer(emergencyCluster);
+    cluster.on("animationend", declutterLabelsSoon);
+    emergencyCluster.on("animationend", declutterLabelsSoon);
     singles = L.layerGroup().addTo(map);
     responderLayer = L.layerGroup().addTo(map);
     loadBoundaries(map);
@@ -1327,15 +1345,46 @@
   }
 
   // Street labels sit at each street's pole of inaccessibility; two neighbours' labels may still
-  // touch on a small map. Move a label that overlaps one placed before it up or down by its
-  // height (whichever side is free), so every name stays readable.
+  // touch on a small map, and during a surge clusters cover much of the district. A name is
+  // drawn over the cases (so a cluster never hides it), so each is moved up or down by its
+  // height to where it overlaps no name placed before it and covers least of the cases' counts
+  // and levels (the middle of each marker). It stays where it is unless another place is
+  // clearly better, so a name does not hop about as cases come in.
   function declutterLabels() {
-    declutterTooltips(labelTooltips);
+    declutterTooltips(labelTooltips, markerMiddles());
     declutterResponders();
   }
 
-  function declutterTooltips(tooltips) {
+  // The middle of every case marker and cluster on the map (where its count or level is drawn).
+  function markerMiddles() {
+    if (!state.map) {
+      return [];
+    }
+    var boxes = [];
+    ["markerPane", "emergencies"].forEach(function (name) {
+      var icons = state.map.getPane(name).querySelectorAll(".leaflet-marker-icon");
+      for (var i = 0; i < icons.length; i += 1) {
+        var r = icons[i].getBoundingClientRect();
+        var dx = r.width * 0.2;
+        var dy = r.height * 0.2;
+        boxes.push({ left: r.left + dx, right: r.right - dx, top: r.top + dy,
+          bottom: r.bottom - dy });
+      }
+    });
+    return boxes;
+  }
+
+  function overlap(a, b) {
+    var w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    var h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    return w > 0 && h > 0 ? w * h : 0;
+  }
+
+  // Without `covers` (responders' names) a label takes the first free place: where it is, else
+  // up, down, further up, further down.
+  function declutterTooltips(tooltips, covers) {
     var placed = [];
+    var offsets = [0, -1.1, 1.1, -2.2, 2.2];
     tooltips.forEach(function (tooltip) {
       var node = tooltip.getElement();
       if (!node) {
@@ -1343,24 +1392,63 @@
       }
       node.style.marginTop = "";
       var r = node.getBoundingClientRect();
-      var offsets = [0, -1.1, 1.1, -2.2, 2.2];
-      for (var k = 0; k < offsets.length; k += 1) {
-        var dy = offsets[k] * r.height;
-        var box = {
+      var best = -1;
+      var bestCover = Infinity;
+      var keptCover = Infinity;
+      var boxes = offsets.map(function (offset) {
+        var dy = offset * r.height;
+        return {
           left: r.left - 4, right: r.right + 4, top: r.top + dy - 2, bottom: r.bottom + dy + 2
         };
+      });
+      for (var k = 0; k < offsets.length; k += 1) {
+        var box = boxes[k];
         var taken = placed.some(function (p) {
-          return box.left < p.right && box.right > p.left && box.top < p.bottom &&
-            box.bottom > p.top;
+          return overlap(box, p) > 0;
         });
-        if (!taken) {
-          node.style.marginTop = dy ? dy + "px" : "";
-          placed.push(box);
-          return;
+        if (taken) {
+          continue;
+        }
+        var cover = 0;
+        (covers || []).forEach(function (c) {
+          cover += overlap(box, c);
+        });
+        if (cover < bestCover) {
+          best = k;
+          bestCover = cover;
+        }
+        if (k === node.cityopsOffset) {
+          keptCover = cover;
+        }
+        if (!covers || cover === 0) {
+          break;
         }
       }
-      placed.push({ left: r.left, right: r.right, top: r.top, bottom: r.bottom });
+      if (covers && keptCover <= bestCover + 0.1 * r.width * r.height) {
+        best = node.cityopsOffset; // not clearly better elsewhere: stay
+      }
+      if (best < 0) {
+        node.cityopsOffset = undefined;
+        placed.push({ left: r.left, right: r.right, top: r.top, bottom: r.bottom });
+        return;
+      }
+      node.cityopsOffset = best;
+      node.style.marginTop = offsets[best] ? offsets[best] * r.height + "px" : "";
+      placed.push(boxes[best]);
     });
+  }
+
+  // After the markers changed (a batch of cases, clusters redrawn after a zoom): place the
+  // names again, once, when the clusters have settled.
+  var labelsTimer = null;
+
+  function declutterLabelsSoon() {
+    if (labelsTimer === null) {
+      labelsTimer = window.setTimeout(function () {
+        labelsTimer = null;
+        declutterLabels();
+      }, 400);
+    }
   }
 
   function fitDistrict() {
@@ -1607,6 +1695,9 @@
         layer.refreshClusters(list);
       }
     });
+    if (removing.length || adding.length || refreshing.length) {
+      declutterLabelsSoon(); // the street names may now cover a cluster's count
+    }
   }
 
   function markersAll() {

@@ -12,7 +12,10 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
   only the rows that fit, says how many more there are ("另有 N 件"), and from then on only its
   countdowns change by the second (no row is built again); a same-second batch of alarms puts
   its newest on top of the ticker, as a reload does; beyond a threshold the emergencies (突发)
-  are clustered among themselves — and drawn one by one again when zoomed in.
+  are clustered among themselves — and drawn one by one again when zoomed in; the street names
+  are drawn over those clusters and let clicks through to them;
+* every row of the ticker and of the overdue list shows its whole case number (what an operator
+  reads out on the radio), at 1920×1080 and 3840×2160, in Chinese and in English.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from accounts.services import api_key_issue
 from command.services import screen_token_issue
 from incidents.models import Incident
 from incidents.services import calendar_load, categories_load
+from incidents.services.escalation import incident_escalate
 from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401
 from tests.incidents.cases import (
     DISTRICT,
@@ -370,3 +374,142 @@ def test_emergencies_are_clustered_beyond_a_threshold(
         "document.querySelectorAll('.leaflet-emergencies-pane .cle').length === 0"
     )
     assert errors == []
+
+
+# The street names and the emergencies' clusters: the panes they are drawn in (higher is over),
+# how many names a click at their middle passes through, and how many clusters a click at their
+# middle reaches.
+STREET_NAMES_OVER_CLUSTERS = """
+() => {
+  const z = name => Number(getComputedStyle(
+    document.querySelector('.leaflet-' + name + '-pane')).zIndex);
+  const labels = [...document.querySelectorAll('.wall-street-label')];
+  const clusters = [...document.querySelectorAll('.leaflet-emergencies-pane .leaflet-marker-icon')]
+    .filter(icon => icon.querySelector('.cle'));
+  const middle = node => {
+    const r = node.getBoundingClientRect();
+    return [r.left + r.width / 2, r.top + r.height / 2];
+  };
+  return {
+    labels: z('labels'), emergencies: z('emergencies'), markers: z('marker'),
+    named: labels.length,
+    clickedThroughLabels: labels.filter(label => {
+      const hit = document.elementFromPoint(...middle(label));
+      return hit && !hit.closest('.wall-street-label');
+    }).length,
+    clusters: clusters.length,
+    clickedClusters: clusters.filter(icon => {
+      const hit = document.elementFromPoint(...middle(icon));
+      return hit && hit.closest('.leaflet-marker-icon') === icon;
+    }).length,
+  };
+}"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_street_names_are_drawn_over_the_clusters_and_let_clicks_through(
+    wall_context: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    page, errors = _open_wall(wall_context, asgi_server)
+    _alarms(wall_context.browser, asgi_server, 40, "90002", "E2E-NAMES")
+    page.wait_for_function("window.cityopsWall.emergenciesClustered()")
+    page.wait_for_function("document.querySelectorAll('.leaflet-emergencies-pane .cle').length > 0")
+    drawn = page.evaluate(STREET_NAMES_OVER_CLUSTERS)
+    # Over the cases and over the emergencies' clusters: a cluster never hides a street's name.
+    assert drawn["labels"] > drawn["emergencies"] > drawn["markers"]
+    assert drawn["named"] == 6
+    # A name takes no clicks: they reach what is under it, and every cluster can be clicked.
+    assert drawn["clickedThroughLabels"] == drawn["named"]
+    assert drawn["clusters"] > 0
+    assert drawn["clickedClusters"] == drawn["clusters"]
+    assert errors == []
+
+
+# Each row of the ticker and of the overdue list whose case number (its data-number) is not
+# drawn whole: not shown at all, broken over two lines, or reaching past a box that cuts what
+# overflows it (a "…" included), up to its panel.
+NUMBERS_CUT = """
+() => {
+  const cut = [];
+  for (const li of document.querySelectorAll('#ticker-list li, #overdue-list li')) {
+    const number = li.dataset.number;
+    const walker = document.createTreeWalker(li, NodeFilter.SHOW_TEXT);
+    let text = null;
+    while (walker.nextNode()) {
+      if (walker.currentNode.data.includes(number)) { text = walker.currentNode; break; }
+    }
+    if (!text) { cut.push(number + ': not shown'); continue; }
+    const range = document.createRange();
+    const start = text.data.indexOf(number);
+    range.setStart(text, start);
+    range.setEnd(text, start + number.length);
+    // Where a "…" cuts it, Chromium gives the text's whole box and the part left visible.
+    const parts = [...range.getClientRects()];
+    if (parts.some(part => Math.abs(part.top - parts[0].top) > 1)) {
+      cut.push(number + ': broken over lines');
+      continue;
+    }
+    const r = {
+      left: Math.min(...parts.map(part => part.left)),
+      right: Math.max(...parts.map(part => part.right)),
+    };
+    for (let box = text.parentElement; box; box = box.parentElement) {
+      const b = box.getBoundingClientRect();
+      const panel = box.classList.contains('panel');
+      const clips = panel || getComputedStyle(box).overflowX !== 'visible';
+      if (clips && (r.left < b.left - 0.5 || r.right > b.right + 0.5)) {
+        cut.push(number + ': cut by .' + box.className);
+        break;
+      }
+      if (panel) { break; }
+    }
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize(
+    ("width", "height", "locale", "lang"),
+    [
+        (1920, 1080, "zh-CN", "zh-Hans"),
+        (1920, 1080, "en-US", "en"),
+        (3840, 2160, "zh-CN", "zh-Hans"),
+        (3840, 2160, "en-US", "en"),
+    ],
+)
+def test_every_row_shows_its_whole_case_number(
+    browser: Any,
+    asgi_server: str,  # noqa: F811
+    width: int,
+    height: int,
+    locale: str,
+    lang: str,
+) -> None:
+    # Overdue cases escalated (督办) a tier up: in the ticker their place reads "… → 街道" and
+    # in the overdue list they carry a 督办 badge — the longest rows either list draws.
+    for _ in range(3):
+        report(grid=GRID, code=FIRE)
+    for i in range(4):
+        case = report(grid=GRID if i % 2 else OTHER_STREET_GRID)
+        now = timezone.now()
+        Incident.objects.filter(pk=case.pk).update(
+            stage_deadline=now - timedelta(hours=2, minutes=i)
+        )
+        case.refresh_from_db()
+        incident_escalate(incident=case, now=now)
+    context = browser.new_context(
+        locale=locale, timezone_id="Asia/Shanghai", viewport={"width": width, "height": height}
+    )
+    try:
+        page, errors = _open_wall(context, asgi_server)
+        assert page.evaluate("document.documentElement.lang") == lang
+        assert page.locator("#ticker-list li[data-kind=escalated]").count() >= 1
+        assert page.locator("#overdue-list li").count() >= 4
+        assert page.evaluate(NUMBERS_CUT) == []
+        assert errors == []
+    finally:
+        context.close()
