@@ -21,7 +21,7 @@ snapshot carries the sequence numbers of the feed's scopes so the feed resumes r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -47,6 +47,7 @@ from dispatch.selectors import may_see_responders, responders_near, responders_v
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
 from incidents import selectors as incident_selectors
+from incidents.api.batch import BATCH_MAX
 from incidents.models import (
     SATISFACTION_MAX,
     SATISFACTION_MIN,
@@ -64,7 +65,8 @@ from incidents.services import DESCRIPTION_MAX
 from incidents.workflow import action_label
 from realtime.outbox import latest_seqs
 
-PAGE_SIZE = 20
+# Rows per page of a queue (?size=): the first is the default.
+PAGE_SIZES = ("20", "50", "100")
 # A case page lists the responders sharing their position within this distance (metres), the
 # nearest NEARBY_RESPONDERS_SHOWN of them; its script is given up to NEARBY_RESPONDERS_KNOWN (the
 # next ones move up when a listed one leaves).
@@ -111,6 +113,14 @@ QUEUE_CHIPS: tuple[tuple[str, Any], ...] = (
     ("parked", gettext_lazy("已挂账")),
 )
 DEPARTMENT_CHIPS = QUEUE_CHIPS[2:5]
+
+# 批量办理: what a queue offers on the cases ticked in it (incidents.api.batch). Who opens a
+# street's or community's console commands there, a department's handles; each case is still
+# checked on its own (a case the district owns refuses a street operator's 立案, for one).
+AREA_BATCH = ("register", "dispatch", "merge", "reject", "close")
+DEPARTMENT_BATCH = ("accept",)
+BATCH_MERGE_HINT = gettext_lazy("从已选案件中选一件作为主案件，其余并入它")
+BATCH_LABELS = {"merge": gettext_lazy("合并重复件")}
 
 # --- the action forms of the case page ------------------------------------------------------------
 
@@ -274,6 +284,17 @@ def _strings() -> dict[str, Any]:
         "day": _("天"),
         "newCase": _("新案件"),
         "queueHeld": _("队列有更新，鼠标移出列表或点此刷新"),
+        "batchSelected": _("已选 %(n)s 件"),
+        "batchTooMany": _("一次最多办理 %(max)s 件，请减少选择。"),
+        "batchSubmit": _("%(action)s（%(n)s 件）"),
+        "batchDone": _("%(action)s：%(done)s 件已办理。"),
+        "batchMerged": _("%(action)s：%(done)s 件已并入 %(into)s。"),
+        "batchFailed": _("%(failed)s 件未办理："),
+        "batchMergeNeedsTwo": _("合并需要至少选择 2 件案件：1 件主案件和要并入它的案件。"),
+        "batchDropped": _("%(n)s 件已选案件已不在当前列表中，已取消选择。"),
+        "batchRunning": _("正在办理 %(n)s 件…"),
+        "batchReason": _("：%(reason)s"),
+        "dismiss": _("关闭"),
         "caseChanged": _("案件已有新的进展，页面已更新。"),
         "saving": _("正在提交…"),
         "done": _("已完成：%(action)s"),
@@ -441,6 +462,7 @@ FILTER_LABELS = {
     "since": gettext_lazy("受理日期从"),
     "until": gettext_lazy("受理日期至"),
     "order": gettext_lazy("排序"),
+    "size": gettext_lazy("每页"),
 }
 
 
@@ -453,6 +475,7 @@ class QueueFilters:
     since: str = ""  # received on or after this local day (YYYY-MM-DD)
     until: str = ""  # received on or before this local day
     order: str = "deadline"
+    size: str = PAGE_SIZES[0]
     page: str = "1"
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -486,6 +509,7 @@ class QueueFilters:
             "since": self.since,
             "until": self.until,
             "order": self.order,
+            "size": self.size,
             "page": self.page,
             **changes,
         }
@@ -493,6 +517,8 @@ class QueueFilters:
             values["status"] = ""  # the default
         if values["order"] == "deadline":
             values["order"] = ""
+        if values["size"] == PAGE_SIZES[0]:
+            values["size"] = ""
         if values["page"] == "1":
             values["page"] = ""
         return urlencode({k: v for k, v in values.items() if v})
@@ -526,6 +552,11 @@ def _filters(request: HttpRequest) -> QueueFilters:
         filters.order = order
     else:
         filters.errors["order"] = _("未知的排序方式")
+    size = params.get("size", "") or PAGE_SIZES[0]
+    if size in PAGE_SIZES:
+        filters.size = size
+    else:
+        filters.errors["size"] = _("每页只能显示 %(sizes)s 件") % {"sizes": "、".join(PAGE_SIZES)}
     return filters
 
 
@@ -674,11 +705,14 @@ def _queue_page(
     chips: Iterable[tuple[str, Any]],
     template: str,
     context: dict[str, Any],
+    batch: tuple[str, ...] = (),
     responders_area: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """Render a console (or, with ?fragment=queue, only its queue: what the script fetches when
-    the filters change or the live feed reports a change). `responders_area` ({"street": code}
-    or {"community": code}) adds the panel of the responders on duty there (full page only)."""
+    the filters change or the live feed reports a change). `batch`: the actions offered on the
+    cases ticked in the queue (批量办理; none: no tick boxes). `responders_area`
+    ({"street": code} or {"community": code}) adds the panel of the responders on duty there
+    (full page only)."""
     user = request.user
     filters = _filters(request)
     cases = incident_selectors.incident_queue(
@@ -696,7 +730,7 @@ def _queue_page(
     # in between is replayed on top of a snapshot that may already have it (reloading the
     # queue, replacing a responder's position are both harmless twice), never lost.
     feed = _feed(request)
-    page: Page[Incident] = Paginator(cases, PAGE_SIZE).get_page(filters.page)
+    page: Page[Incident] = Paginator(cases, int(filters.size)).get_page(filters.page)
     filters.page = str(page.number)
     context = {
         **context,
@@ -712,10 +746,14 @@ def _queue_page(
         "page_links": page_links(page, filters),
         "strings": _strings(),
         "generation": gridmap_selectors.active_generation(),
+        "batch": batch,
+        "page_sizes": PAGE_SIZES,
     }
     status = 400 if filters.errors else 200
     if request.GET.get("fragment") == "queue":
         return render(request, "command/console_queue.html", context, status=status)
+    context["batch_forms"] = _action_forms(batch, None, departments)
+    context["batch_max"] = BATCH_MAX
     if responders_area is not None:
         context["duty"] = _area_responders(user, responders_area)
     return render(request, template, context, status=status)
@@ -819,6 +857,7 @@ def street_console(request: HttpRequest, code: str) -> HttpResponse:
         area={"street_code": code},
         chips=QUEUE_CHIPS,
         template="command/console_area.html",
+        batch=AREA_BATCH,
         responders_area={"street": code},
         context={
             "nav": "console",
@@ -840,6 +879,7 @@ def community_console(request: HttpRequest, code: str) -> HttpResponse:
         area={"community_code": code},
         chips=QUEUE_CHIPS,
         template="command/console_area.html",
+        batch=AREA_BATCH,
         responders_area={"community": code},
         context={
             "nav": "console",
@@ -863,6 +903,7 @@ def department_console(request: HttpRequest) -> HttpResponse:
         area={"department_code": department},
         chips=DEPARTMENT_CHIPS,
         template="command/console_department.html",
+        batch=DEPARTMENT_BATCH,
         context={
             "nav": "console",
             "kind": "department",
@@ -974,8 +1015,12 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
 
 
 def _action_forms(
-    actions: Iterable[str], incident: Incident, departments: dict[str, str]
+    actions: Iterable[str], incident: Incident | None, departments: dict[str, str]
 ) -> list[dict[str, Any]]:
+    """The forms of `actions` with their fields' choices and first values: for one case's page,
+    or (`incident` None) for a batch on the queue, where a dispatch names no department until
+    one is chosen and a merge's primary is chosen among the selected cases (the script fills
+    that list)."""
     forms = []
     for action in actions:
         form = ACTION_FORMS.get(action)
@@ -987,9 +1032,15 @@ def _action_forms(
             initial = spec.initial
             if action == "dispatch" and spec.name == "department":
                 choices = tuple((code, f"{code} · {name}") for code, name in departments.items())
-                initial = incident.assigned_department_code or incident.category.department_code
+                if incident is None:
+                    choices = (("", _("请选择部门")), *choices)
+                else:
+                    initial = incident.assigned_department_code or incident.category.department_code
+            if action == "merge" and spec.name == "into" and incident is None:
+                spec = replace(spec, kind="select", hint=BATCH_MERGE_HINT)
             fields.append({"spec": spec, "choices": choices, "initial": initial})
-        forms.append({"form": form, "fields": fields})
+        label = BATCH_LABELS.get(action, form.label) if incident is None else form.label
+        forms.append({"form": form, "fields": fields, "label": label})
     return forms
 
 

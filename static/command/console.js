@@ -456,6 +456,331 @@
   };
 
   // ---------------------------------------------------------------------------------------------
+  // 批量办理: tick cases in a queue, choose an action in the bar above it; the batch endpoint
+  // (/api/v1/incidents/batch/<action>/, incidents.api.batch) acts on each case and answers each
+  // on its own. The ticks are case numbers kept across the queue's live reloads: a ticked case
+  // that leaves the page is unticked, and the bar says so; a change of filters or page unticks
+  // all. Shift-click ticks a range.
+
+  function setupBatch(queueEl, hooks) {
+    var bar = document.getElementById("batch-bar");
+    if (!bar) {
+      return null;
+    }
+    var max = parseInt(bar.dataset.batchMax, 10) || 100;
+    var picked = {}; // number → what the merge's list of primaries shows of it
+    var order = []; // the ticked numbers, in the order ticked
+    var countEl = bar.querySelector("[data-batch-count]");
+    var resultEl = bar.querySelector("[data-batch-result]");
+    var noteEl = el("p", "batch-note");
+    noteEl.hidden = true;
+    noteEl.setAttribute("role", "status");
+    bar.querySelector(".batch-head").appendChild(noteEl);
+    var openForm = null;
+    var last = null;
+    // The numbers of the batch being sent: their rows may leave the queue (the live feed reports
+    // each step) before the answer comes, which settles them.
+    var sending = {};
+
+    function boxes() {
+      return Array.prototype.slice.call(queueEl.querySelectorAll("input[data-pick]"));
+    }
+
+    function pick(number, summary, on) {
+      if (on && picked[number] === undefined) {
+        picked[number] = summary;
+        order.push(number);
+      } else if (!on && picked[number] !== undefined) {
+        delete picked[number];
+        order.splice(order.indexOf(number), 1);
+      }
+    }
+
+    function acted(form) {
+      // How many cases the action changes: a merge keeps its primary.
+      return form.dataset.batchForm === "merge" ? Math.max(order.length - 1, 0) : order.length;
+    }
+
+    function label(form) {
+      form.querySelector("[data-batch-submit]").textContent =
+        format(T.batchSubmit, { action: form.dataset.label, n: acted(form) });
+    }
+
+    /* The merge's primary is one of the ticked cases: the earliest reported unless another was
+     * chosen (case numbers sort by day and sequence). */
+    function fillPrimary(form) {
+      var select = form.elements.into;
+      var keep = select.value;
+      select.innerHTML = "";
+      order.slice().sort().forEach(function (number) {
+        var option = document.createElement("option");
+        option.value = number;
+        option.textContent = number + " · " + picked[number];
+        select.appendChild(option);
+      });
+      if (keep && picked[keep] !== undefined) {
+        select.value = keep;
+      }
+    }
+
+    function refresh() {
+      var n = order.length;
+      countEl.textContent = format(T.batchSelected, { n: n }) +
+        (n > max ? " — " + format(T.batchTooMany, { max: max }) : "");
+      countEl.classList.toggle("is-over", n > max);
+      bar.querySelectorAll("[data-batch-action]").forEach(function (button) {
+        button.disabled = n === 0 || n > max;
+      });
+      // The boxes show what is ticked (a case done by a batch is unticked here at once).
+      var list = boxes();
+      var on = 0;
+      list.forEach(function (box) {
+        box.checked = picked[box.value] !== undefined;
+        box.closest("tr").classList.toggle("is-picked", box.checked);
+        on += box.checked ? 1 : 0;
+      });
+      var all = queueEl.querySelector("input[data-pick-all]");
+      if (all) {
+        all.checked = list.length > 0 && on === list.length;
+        all.indeterminate = on > 0 && on < list.length;
+      }
+      if (openForm && (n === 0 || n > max)) {
+        close();
+      }
+      if (openForm) {
+        if (openForm.dataset.batchForm === "merge") {
+          fillPrimary(openForm);
+        }
+        label(openForm);
+      }
+      bar.hidden = n === 0 && resultEl.hidden && noteEl.hidden;
+    }
+
+    function close() {
+      if (openForm) {
+        openForm.hidden = true;
+        openForm = null;
+      }
+      bar.querySelectorAll("[data-batch-action]").forEach(function (button) {
+        button.setAttribute("aria-expanded", "false");
+      });
+    }
+
+    function open(action) {
+      close();
+      openForm = bar.querySelector('form[data-batch-form="' + action + '"]');
+      clearErrors(openForm);
+      openForm.hidden = false;
+      bar.querySelector('[data-batch-action="' + action + '"]')
+        .setAttribute("aria-expanded", "true");
+      if (action === "merge") {
+        fillPrimary(openForm);
+      }
+      label(openForm);
+      var first = openForm.querySelector("select, textarea, input");
+      if (first) {
+        first.focus();
+      }
+    }
+
+    function clear() {
+      picked = {};
+      order = [];
+      noteEl.hidden = true;
+      last = null;
+      close();
+      refresh();
+    }
+
+    function reason(result) {
+      var errors = result.errors || {};
+      if (errors.detail) {
+        return messages(errors.detail);
+      }
+      return Object.keys(errors).filter(function (name) {
+        return name !== "status" && name !== "allowed_actions";
+      }).map(function (name) {
+        var fieldLabel = (T.fields && T.fields[name]) || name;
+        return format(T.labelled, { label: fieldLabel, value: messages(errors[name]) });
+      }).join(" ");
+    }
+
+    function report(actionLabel, answer, into) {
+      resultEl.innerHTML = "";
+      var done = into ?
+        format(T.batchMerged, { action: actionLabel, done: answer.done, into: into }) :
+        format(T.batchDone, { action: actionLabel, done: answer.done });
+      resultEl.appendChild(el("p", "batch-done", done));
+      var failed = answer.results.filter(function (result) {
+        return result.result !== "done";
+      });
+      if (failed.length) {
+        resultEl.appendChild(el("p", "batch-failed",
+          format(T.batchFailed, { failed: failed.length })));
+        var list = el("ul", "batch-failures");
+        failed.forEach(function (result) {
+          var item = el("li");
+          var link = el("a", "case-link", result.number);
+          link.href = "/command/cases/" + encodeURIComponent(result.number) + "/";
+          item.appendChild(link);
+          item.appendChild(document.createTextNode(format(T.batchReason,
+            { reason: reason(result) })));
+          list.appendChild(item);
+        });
+        resultEl.appendChild(list);
+      }
+      var dismiss = el("button", "button button-small button-quiet", T.dismiss);
+      dismiss.type = "button";
+      dismiss.addEventListener("click", function () {
+        resultEl.hidden = true;
+        refresh();
+      });
+      resultEl.appendChild(dismiss);
+      resultEl.classList.toggle("has-failures", failed.length > 0);
+      resultEl.hidden = false;
+      // Done cases are unticked (and a merge's primary); those not done stay ticked, to look
+      // at or try again.
+      if (into) {
+        pick(into, "", false);
+      }
+      answer.results.forEach(function (result) {
+        if (result.result === "done") {
+          pick(result.number, "", false);
+        }
+        hooks.touch(result.number);
+      });
+      refresh();
+      hooks.reload();
+    }
+
+    function submit(form) {
+      clearErrors(form);
+      var body = {};
+      new FormData(form).forEach(function (value, name) {
+        body[name] = String(value);
+      });
+      var numbers = order.slice();
+      if (form.dataset.batchForm === "merge") {
+        if (numbers.length < 2) {
+          showError(form, "__all__", T.batchMergeNeedsTwo);
+          return;
+        }
+        numbers = numbers.filter(function (number) {
+          return number !== body.into;
+        });
+      }
+      body.numbers = numbers;
+      // A retry of this very batch (after a network failure) carries the same key: it is not
+      // done twice; anything else is a new request with a new key.
+      var signature = JSON.stringify(body);
+      if (form.dataset.signature !== signature) {
+        form.dataset.key = newKey();
+        form.dataset.signature = signature;
+      }
+      var button = form.querySelector("[data-batch-submit]");
+      button.disabled = true;
+      button.textContent = format(T.batchRunning, { n: numbers.length });
+      numbers.forEach(function (number) {
+        sending[number] = true;
+      });
+      var url = "/api/v1/incidents/batch/" + form.dataset.slug + "/";
+      api("POST", url, body, form.dataset.key).then(function (res) {
+        sending = {};
+        button.disabled = false;
+        label(form);
+        if (res.status !== 200) {
+          showAnswer(form, res);
+          return;
+        }
+        delete form.dataset.key;
+        delete form.dataset.signature;
+        form.reset();
+        close();
+        report(form.dataset.label, res.body, body.into);
+      }, function () {
+        sending = {};
+        button.disabled = false;
+        label(form);
+        showError(form, "__all__", T.networkError);
+      });
+    }
+
+    queueEl.addEventListener("click", function (event) {
+      var box = event.target.closest("input[data-pick]");
+      if (!box) {
+        return;
+      }
+      var list = boxes();
+      var at = list.indexOf(box);
+      if (event.shiftKey && last !== null && list[last]) {
+        for (var i = Math.min(last, at); i <= Math.max(last, at); i += 1) {
+          list[i].checked = box.checked;
+          pick(list[i].value, list[i].dataset.summary, box.checked);
+        }
+        refresh();
+      }
+      last = at;
+    });
+    queueEl.addEventListener("change", function (event) {
+      var box = event.target;
+      if (box.matches("input[data-pick]")) {
+        pick(box.value, box.dataset.summary, box.checked);
+      } else if (box.matches("input[data-pick-all]")) {
+        boxes().forEach(function (each) {
+          each.checked = box.checked;
+          pick(each.value, each.dataset.summary, box.checked);
+        });
+      } else {
+        return;
+      }
+      noteEl.hidden = true;
+      refresh();
+    });
+    bar.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-batch-action]");
+      if (button) {
+        var same = openForm && openForm.dataset.batchForm === button.dataset.batchAction;
+        if (same) {
+          close();
+        } else {
+          open(button.dataset.batchAction);
+        }
+      } else if (event.target.closest("[data-batch-clear]")) {
+        clear();
+      } else if (event.target.closest("[data-batch-cancel]")) {
+        close();
+      }
+    });
+    bar.addEventListener("submit", function (event) {
+      event.preventDefault();
+      submit(event.target);
+    });
+
+    return {
+      clear: clear,
+      // After the queue was fetched again: tick what is still listed, untick what left.
+      redraw: function () {
+        var listed = {};
+        boxes().forEach(function (box) {
+          listed[box.value] = true;
+        });
+        var gone = order.filter(function (number) {
+          return !listed[number] && !sending[number];
+        });
+        gone.forEach(function (number) {
+          pick(number, "", false);
+        });
+        if (gone.length) {
+          noteEl.textContent = format(T.batchDropped, { n: gone.length });
+          noteEl.hidden = false;
+        }
+        last = null;
+        refresh();
+      }
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Queues
 
   function setupQueue(queueEl) {
@@ -466,6 +791,14 @@
     var again = false;
     var touched = {};
     var errorEl = document.getElementById("queue-error");
+    var batch = setupBatch(queueEl, {
+      reload: function () {
+        return reload();
+      },
+      touch: function (number) {
+        touched[number] = true;
+      }
+    });
 
     function shown() {
       var numbers = {};
@@ -500,6 +833,9 @@
             }
             queueEl.innerHTML = html;
             state.refreshes += 1;
+            if (batch) {
+              batch.redraw();
+            }
             queueEl.querySelectorAll("tr[data-number]").forEach(function (row) {
               var number = row.dataset.number;
               if (touched[number]) {
@@ -537,6 +873,9 @@
 
     function go(newQuery) {
       query = newQuery.replace(/^\?/, "");
+      if (batch) {
+        batch.clear();
+      }
       var url = window.location.pathname + (query ? "?" + query : "");
       window.history.replaceState(null, "", url);
       return reload();
@@ -547,7 +886,8 @@
       new FormData(filtersEl).forEach(function (value, name) {
         value = String(value).trim();
         var isDefault = (name === "status" && value === "open") ||
-          (name === "order" && value === "deadline");
+          (name === "order" && value === "deadline") ||
+          (name === "size" && value === filtersEl.elements.size.options[0].value);
         if (value && !isDefault) {
           params.set(name, value);
         }

@@ -19,6 +19,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
+from command.views.consoles import AREA_BATCH, DEPARTMENT_BATCH
+from incidents.api.batch import BATCH_ACTIONS
 from incidents.models import Incident
 from incidents.selectors import EARTH_RADIUS_M
 from incidents.services import (
@@ -333,6 +335,49 @@ def test_the_queue_pages_by_twenty(people: Cast) -> None:
     assert _queue_numbers(second) == [c.number for c in reversed(cases[:3])]
     assert 'rel="next"' in first and 'rel="prev"' in second
     assert "共 23 件" in first
+
+
+def test_the_queue_shows_fifty_or_a_hundred_a_page_when_asked(people: Cast) -> None:
+    cases = [report() for _ in range(53)]
+    client = _client(people.street)
+    first = client.get(f"{STREET_URL}?order=newest&size=50").content.decode()
+    assert len(_queue_numbers(first)) == 50
+    # The pager keeps the size; page 2 holds the rest.
+    assert "size=50&amp;page=2" in first
+    second = client.get(f"{STREET_URL}?order=newest&size=50&page=2").content.decode()
+    assert _queue_numbers(second) == [c.number for c in reversed(cases[:3])]
+    assert len(_queue_numbers(client.get(f"{STREET_URL}?size=100").content.decode())) == 53
+    refused = client.get(f"{STREET_URL}?size=7")
+    assert refused.status_code == 400
+    assert 'data-error-for="size"' in refused.content.decode()
+    assert "每页只能显示 20、50、100 件" in refused.content.decode()
+
+
+def test_area_queues_offer_batch_actions_on_ticked_cases(people: Cast, mine: Incident) -> None:
+    for user, url in ((people.street, STREET_URL), (people.community, COMMUNITY_URL)):
+        html = _get(user, url).content.decode()
+        actions = re.findall(r'data-batch-action="([a-z_]+)"', html)
+        assert actions == ["register", "dispatch", "merge", "reject", "close"]
+        assert f'data-pick value="{mine.number}"' in html
+        assert "data-pick-all" in html
+        # The batch dispatch names no department until one is chosen; a merge's primary is
+        # chosen among the ticked cases.
+        form = html[html.index('data-batch-form="dispatch"') :]
+        assert '<option value="" selected>请选择部门</option>' in form[: form.index("</select>")]
+        assert "从已选案件中选一件作为主案件" in html
+    fragment = _get(people.street, f"{STREET_URL}?fragment=queue").content.decode()
+    assert f'data-pick value="{mine.number}"' in fragment
+    # Every action offered has its batch endpoint.
+    assert {*AREA_BATCH, *DEPARTMENT_BATCH} <= set(BATCH_ACTIONS)
+    assert "batch-bar" not in fragment  # the bar stays on the page across reloads
+
+
+def test_the_department_queue_offers_a_batch_accept(people: Cast, mine: Incident) -> None:
+    incident_register(incident=mine, by=people.community)
+    incident_dispatch(incident=mine, by=people.street, department_code="CGJ")
+    html = _get(people.handler, DEPARTMENT_URL).content.decode()
+    assert re.findall(r'data-batch-action="([a-z_]+)"', html) == ["accept"]
+    assert f'data-pick value="{mine.number}"' in html
 
 
 def test_the_queue_fragment_is_the_queue_alone(people: Cast, mine: Incident) -> None:

@@ -325,6 +325,68 @@ def test_a_possible_duplicate_is_merged_from_the_case_page(
 
 
 @pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_a_street_operator_merges_registers_and_dispatches_ticked_cases(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    street = _user("e2e-batch-street", Role.STREET_OPERATOR, STREET)
+    flooded = [report(description=f"下穿隧道积水，第 {n} 个来电") for n in range(4)]
+    other = report(description="另一处垃圾")
+    desk = _desk(desks, browser, live_server.url, street, f"/command/street/{STREET}/")
+    page = desk.page
+    bar = page.get_by_test_id("batch-bar")
+    expect(bar).to_be_hidden()
+
+    # Tick the four calls: the first, then shift-click the last (a range).
+    page.locator(f'input[data-pick][value="{flooded[0].number}"]').check()
+    page.locator(f'input[data-pick][value="{flooded[3].number}"]').click(modifiers=["Shift"])
+    expect(bar.locator("[data-batch-count]")).to_have_text("已选 4 件")
+    assert not page.locator(f'input[data-pick][value="{other.number}"]').is_checked()
+
+    # 合并重复件: the primary is chosen among them, the earliest first; three go into it.
+    bar.locator('[data-batch-action="merge"]').click()
+    merge = bar.locator('form[data-batch-form="merge"]')
+    expect(merge.locator("select[name=into] option")).to_have_count(4)
+    expect(merge.locator("select[name=into]")).to_have_value(flooded[0].number)
+    expect(merge.locator("[data-batch-submit]")).to_have_text("合并重复件（3 件）")
+    merge.locator("textarea[name=reason]").fill("同一下穿隧道")
+    merge.locator("[data-batch-submit]").click()
+    result = page.get_by_test_id("batch-result")
+    expect(result).to_contain_text(f"合并重复件：3 件已并入 {flooded[0].number}。")
+    primary = Incident.objects.get(pk=flooded[0].pk)
+    assert primary.duplicates.count() == 3
+    assert primary.status == IncidentStatus.REPORTED
+    expect(bar.locator("[data-batch-count]")).to_have_text("已选 0 件")
+    # The merged ones leave the open queue; the primary stays, unticked.
+    expect(page.locator(f'tr[data-number="{flooded[1].number}"]')).to_have_count(0)
+    expect(page.locator(f'input[data-pick][value="{primary.number}"]')).not_to_be_checked()
+
+    # Only the two open ones left to register: tick them, 立案.
+    page.locator(f'input[data-pick][value="{primary.number}"]').check()
+    page.locator(f'input[data-pick][value="{other.number}"]').check()
+    bar.locator('[data-batch-action="register"]').click()
+    bar.locator('form[data-batch-form="register"] [data-batch-submit]').click()
+    expect(result).to_contain_text("立案：2 件已办理。")
+    for case in (primary, other):
+        assert Incident.objects.get(pk=case.pk).status == IncidentStatus.REGISTERED
+
+    # 派遣 without a department: the API's 400 beside the field, nothing changed; then 城管.
+    page.locator(f'input[data-pick][value="{primary.number}"]').check()
+    page.locator(f'input[data-pick][value="{other.number}"]').check()
+    bar.locator('[data-batch-action="dispatch"]').click()
+    dispatch = bar.locator('form[data-batch-form="dispatch"]')
+    dispatch.locator("[data-batch-submit]").click()
+    expect(dispatch.locator('[data-error-for="department"]')).to_be_visible()
+    assert Incident.objects.get(pk=other.pk).status == IncidentStatus.REGISTERED
+    dispatch.locator("select[name=department]").select_option("CGJ")
+    dispatch.locator("[data-batch-submit]").click()
+    expect(result).to_contain_text("派遣：2 件已办理。")
+    for case in (primary, other):
+        fresh = Incident.objects.get(pk=case.pk)
+        assert (fresh.status, fresh.assigned_department_code) == (IncidentStatus.DISPATCHED, "CGJ")
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
 def test_the_street_queue_narrows_to_received_days_and_exports_them(
     browser: Any, live_server: Any, desks: list[Desk]
 ) -> None:
