@@ -8,6 +8,7 @@ urlpatterns = [
     path("map/", views.geography_map, name="geography-map"),
     # Consoles of the street sub-centres, community stations and departments; one case; intake.
     path("command/", consoles.console_index, name="console-index"),
+    path("command/district/", consoles.district_console, name="console-district"),
     path("command/street/<str:code>/", consoles.street_console, name="console-street"),
     path("command/community/<str:code>/", consoles.community_console, name="console-community"),
     path("command/department/", consoles.department_console, name="console-department"),

@@ -224,9 +224,11 @@ OPEN = "open"
 def incident_queue(
     user: Any,
     *,
+    district_code: str = "",
     street_code: str = "",
     community_code: str = "",
     department_code: str = "",
+    owner_level: str = "",
     status: str | tuple[str, ...] = OPEN,
     category_code: str = "",
     overdue: bool | None = None,
@@ -236,12 +238,18 @@ def incident_queue(
     order: str = "deadline",
 ) -> QuerySet[Incident]:
     """A console's queue: the cases `user` may see (never more — this starts from
-    incidents_visible_to), narrowed to a street, community or department and by the console's
-    filters. `status` is a status, a tuple of statuses, OPEN (the default) or "" for all;
+    incidents_visible_to), narrowed to a district, street, community or department and by the
+    console's filters. `owner_level` keeps the cases a tier owns now (社区, 街道 or 区: the
+    district's own are its triage, what escalation raised to it and arbitration). `status` is a
+    status, a tuple of statuses, OPEN (the default) or "" for all;
     `overdue` True keeps the cases whose running clock is past its deadline, False those that
     are not; `text` matches the case number, category name, description, address, community or
     grid name; `since` and `until` keep the cases received on those local days and between."""
     cases = incidents_visible_to(user).select_related("category", "assignee")
+    if district_code:
+        cases = cases.filter(district_code=district_code)
+    if owner_level:
+        cases = cases.filter(owner_level=owner_level)
     if street_code:
         cases = cases.filter(street_code=street_code)
     if community_code:

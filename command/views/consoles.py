@@ -463,6 +463,7 @@ FILTER_LABELS = {
     "until": gettext_lazy("受理日期至"),
     "order": gettext_lazy("排序"),
     "size": gettext_lazy("每页"),
+    "owner": gettext_lazy("负责层级"),
 }
 
 
@@ -470,6 +471,7 @@ FILTER_LABELS = {
 class QueueFilters:
     status: str = OPEN
     category: str = ""
+    owner: str = ""  # "" or an OwnerLevel: the tier that owns the case now
     overdue: str = ""  # "", "true", "false"
     q: str = ""
     since: str = ""  # received on or after this local day (YYYY-MM-DD)
@@ -493,17 +495,24 @@ class QueueFilters:
         """The filters besides status and time limit, as incident_queue's arguments: what the
         queue and its chips both narrow by."""
         since, until = self.days()
-        return {"category_code": self.category, "text": self.q, "since": since, "until": until}
+        return {
+            "category_code": self.category,
+            "owner_level": self.owner,
+            "text": self.q,
+            "since": since,
+            "until": until,
+        }
 
     @property
     def narrows(self) -> bool:
-        return bool(self.category or self.q or self.since or self.until)
+        return bool(self.category or self.owner or self.q or self.since or self.until)
 
     def query(self, **changes: str) -> str:
         """The query string of these filters with `changes` (empty values left out)."""
         values = {
             "status": self.status,
             "category": self.category,
+            "owner": self.owner,
             "overdue": self.overdue,
             "q": self.q,
             "since": self.since,
@@ -540,6 +549,11 @@ def _filters(request: HttpRequest) -> QueueFilters:
             filters.category = category
         else:
             filters.errors["category"] = _("事项代码为 5 位数字")
+    owner = params.get("owner", "")
+    if owner in ("", *OwnerLevel.values):
+        filters.owner = owner
+    else:
+        filters.errors["owner"] = _("只能为社区、街道或区")
     overdue = params.get("overdue", "")
     if overdue in ("", "true", "false"):
         filters.overdue = overdue
@@ -748,6 +762,7 @@ def _queue_page(
         "generation": gridmap_selectors.active_generation(),
         "batch": batch,
         "page_sizes": PAGE_SIZES,
+        "owner_levels": OwnerLevel.choices,
     }
     status = 400 if filters.errors else 200
     if request.GET.get("fragment") == "queue":
@@ -844,6 +859,46 @@ def console_index(request: HttpRequest) -> HttpResponse:
         request,
         "command/console_index.html",
         {"nav": "console", "streets": streets, "generation": generation},
+    )
+
+
+@login_required
+def district_console(request: HttpRequest) -> HttpResponse:
+    """区指挥中心: every case of the district in one queue, filtered like a street's; 负责层级 区
+    picks the district's own (its triage 属地兜底, what escalation raised to it, arbitration)."""
+    user = request.user
+    if not _district_wide(user):
+        raise Http404(_("没有这个工作台，或您无权查看。"))
+    generation = gridmap_selectors.active_generation()
+    region = next(
+        (
+            district
+            for district in (
+                gridmap_selectors.regions_for_listing(
+                    generation=generation, level=Level.DISTRICT, parent_code=None
+                )
+                if generation is not None
+                else ()
+            )
+            if district.code.startswith(_place(user))  # an admin has no place: the district
+        ),
+        None,
+    )
+    if region is None:
+        raise Http404(_("尚无启用的边界版本。"))
+    return _queue_page(
+        request,
+        area={"district_code": region.code},
+        chips=QUEUE_CHIPS,
+        template="command/console_area.html",
+        batch=AREA_BATCH,
+        context={
+            "nav": "console",
+            "kind": "district",
+            "region": region,
+            "live_match": {},
+            "title": f"{region.name} {OwnerLevel.DISTRICT.label}",
+        },
     )
 
 

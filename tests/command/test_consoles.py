@@ -682,6 +682,42 @@ def test_the_district_chooses_among_all_streets(people: Cast, mine: Incident) ->
     assert "在办 1 件" in html
 
 
+DISTRICT_URL = "/command/district/"
+
+
+def test_the_district_queue_holds_every_street_and_picks_the_districts_own(
+    people: Cast, mine: Incident, theirs: Incident
+) -> None:
+    html = _get(people.district, DISTRICT_URL).content.decode()
+    assert set(_queue_numbers(html)) == {mine.number, theirs.number}
+    assert "龙华区 区指挥中心" in html
+    assert "龙华街道" in html and "大浪街道" in html  # each row names its street
+    assert re.findall(r'data-batch-action="([a-z_]+)"', html) == list(AREA_BATCH)
+    # 负责层级: the district owns a case as it owns its triage (属地兜底) or an arbitration.
+    Incident.objects.filter(pk=theirs.pk).update(owner_level="district", owner_code="440309")
+    own = _get(people.district, f"{DISTRICT_URL}?owner=district").content.decode()
+    assert _queue_numbers(own) == [theirs.number]
+    # The chips count within it, and keep it in their links.
+    chip = re.search(r'data-testid="chip-reported".*?class="chip-count">(\d+)<', own, re.S)
+    assert chip and chip.group(1) == "1"
+    assert "owner=district" in own[own.index('data-testid="queue-chips"') :]
+    communities = _get(people.district, f"{DISTRICT_URL}?owner=community").content.decode()
+    assert _queue_numbers(communities) == [mine.number]
+    refused = _get(people.district, f"{DISTRICT_URL}?owner=city")
+    assert refused.status_code == 400
+    assert 'data-error-for="owner"' in refused.content.decode()
+    assert 'href="/command/district/"' in _get(people.district, "/command/").content.decode()
+
+
+@pytest.mark.parametrize("who", ["street", "community", "handler", "auditor", "grid_worker"])
+def test_only_the_district_opens_the_district_queue(people: Cast, who: str) -> None:
+    assert _get(getattr(people, who), DISTRICT_URL).status_code == 404
+
+
+def test_the_admin_opens_the_district_queue(people: Cast, mine: Incident) -> None:
+    assert _queue_numbers(_get(people.admin, DISTRICT_URL).content.decode()) == [mine.number]
+
+
 @pytest.mark.parametrize("who", ["grid_worker", "auditor", "no_role"])
 def test_roles_without_a_console_get_404_from_my_console(people: Cast, who: str) -> None:
     assert _get(getattr(people, who), "/command/").status_code == 404
