@@ -587,6 +587,7 @@
       picked = {};
       order = [];
       noteEl.hidden = true;
+      resultEl.hidden = true;
       last = null;
       close();
       refresh();
