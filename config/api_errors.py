@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -63,6 +64,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": parse_error_reason(exc)}  # DRF's words are English only
     if response is not None and isinstance(exc, exceptions.NotAuthenticated):
         response.data = {"detail": _not_authenticated_reason(context.get("request"))}
+    if response is None and isinstance(exc, RequestDataTooBig):
+        # Read before the view could answer it (a form body's CSRF token): the view's own 413.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        response = Response(
+            {"detail": _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if response is None and _overloaded(exc):
         view = context.get("view")
         log.warning("database busy, answered 503 (%s): %s", view.__class__.__name__, exc)
