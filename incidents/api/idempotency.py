@@ -175,13 +175,15 @@ def idempotent(request: Request, work: Callable[[], Response], *, steps: bool = 
     claimed = _claim(user=request.user, key=key, fingerprint=request_fingerprint(request))
     if isinstance(claimed, Response):
         return claimed
-    if steps:
-        return _stepwise(claimed, work)
     try:
-        with transaction.atomic():
+        if steps:
             response = work()
-            if response.status_code < 500:
-                _complete(claimed, response)
+            _complete_after_steps(claimed, response)
+        else:
+            with transaction.atomic():
+                response = work()
+                if response.status_code < 500:
+                    _complete(claimed, response)
     except _ClaimLost:
         return Response(
             {HEADER: [_("请求耗时过长，它的键已被另一个请求接手；本次没有做任何操作。")]},
@@ -195,18 +197,12 @@ def idempotent(request: Request, work: Callable[[], Response], *, steps: bool = 
     return response
 
 
-def _stepwise(claimed: IdempotencyRecord, work: Callable[[], Response]) -> Response:
-    try:
-        response = work()
-    except BaseException:
-        _release(claimed)
-        raise
+def _complete_after_steps(claimed: IdempotencyRecord, response: Response) -> None:
+    """Record the answer of work whose steps have committed (a 5xx is released by the caller)."""
     if response.status_code >= 500:
-        _release(claimed)
-        return response
+        return
     try:
         with transaction.atomic():
             _complete(claimed, response)
     except _ClaimLost:
         pass  # a retry took the key over; the steps done here stay done, answered as they are
-    return response
