@@ -186,12 +186,13 @@ class IncidentBatchView(APIView):
 
     parser_classes = [LenientJSONParser]
     spec: ActionSpec
+    form: type[serializers.Serializer]  # batch_form(spec)
 
     def post(self, request: Request) -> Response:
         return _parsed(request) or idempotent(request, lambda: self._batch(request), steps=True)
 
     def _batch(self, request: Request) -> Response:
-        form = batch_form(self.spec)(data=request.data)
+        form = self.form(data=request.data)
         if not form.is_valid():
             return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)
         data = dict(form.validated_data)
@@ -229,6 +230,7 @@ def batch_view(spec: ActionSpec) -> Callable[..., Any]:
     def post(self: IncidentBatchView, request: Request) -> Response:
         return IncidentBatchView.post(self, request)
 
+    form = batch_form(spec)
     documented = extend_schema(
         operation_id=f"incidents_batch_{spec.action}",
         summary=f"批量 {spec.summary} (up to {BATCH_MAX} cases)",
@@ -237,7 +239,7 @@ def batch_view(spec: ActionSpec) -> Callable[..., Any]:
             "each answered in `results` as the one-case endpoint would have answered it. "
             "400 refuses the whole batch before any case changes."
         ),
-        request=batch_form(spec),
+        request=form,
         parameters=[_IDEMPOTENCY_PARAM],
         responses={
             200: BatchOut,
@@ -251,7 +253,7 @@ def batch_view(spec: ActionSpec) -> Callable[..., Any]:
     )(post)
     name = f"IncidentBatch{spec.slug.title().replace('-', '')}View"
     view: type[IncidentBatchView] = type(
-        name, (IncidentBatchView,), {"spec": spec, "post": documented}
+        name, (IncidentBatchView,), {"spec": spec, "form": form, "post": documented}
     )
     return view.as_view()
 

@@ -225,7 +225,16 @@ def test_the_schema_describes_the_incident_endpoints(cast):
     response = client_for(cast.district).get(
         "/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"
     )
-    paths = response.json()["paths"]
+    schema = response.json()
+    paths = schema["paths"]
     assert "/api/v1/incidents/" in paths
     assert "/api/v1/incidents/{number}/" in paths
     assert "/api/v1/incidents/{number}/send-back/" in paths
+    batch = paths["/api/v1/incidents/batch/dispatch/"]["post"]
+    body = batch["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert {"numbers", "department", "assignee", "note"} <= set(
+        schema["components"]["schemas"][body]["properties"]
+    )
+    # Pages' scripts sign in with the session cookie; integrations with their key.
+    assert {"cookieAuth", "ApiKey"} <= set(schema["components"]["securitySchemes"])
+    assert {"cookieAuth": []} in batch["security"]
