@@ -48,6 +48,13 @@ def parse_error_reason(exc: exceptions.ParseError) -> str:
     return _("无法解析请求体（%(error)s）。") % {"error": said}
 
 
+def body_too_large_reason() -> str:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE, in the reader's language: the API's 413, the
+    Open311 server's and the pages' 400 handler say it alike."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}
+
+
 def _not_authenticated_reason(request: Any) -> str:
     """DRF says "credentials were not provided". A browser that sent a session cookie reads that
     its session ended (signed out, or idle past its limit: accounts.sessions); a caller that
@@ -66,10 +73,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": _not_authenticated_reason(context.get("request"))}
     if response is None and isinstance(exc, RequestDataTooBig):
         # Read before the view could answer it (a form body's CSRF token): the view's own 413.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         response = Response(
-            {"detail": _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            {"detail": body_too_large_reason()}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         )
     if response is None and _overloaded(exc):
         view = context.get("view")

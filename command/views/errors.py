@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from command.views.consoles import workplace_url
 from command.views.mobile import frame_context
+from config.api_errors import body_too_large_reason
 
 _API_PREFIXES = ("/api/", "/open311/")
 
@@ -48,9 +49,7 @@ def bad_request(request: HttpRequest, exception: BaseException | None = None) ->
     """A request Django refused before any view ran: a body over DATA_UPLOAD_MAX_MEMORY_SIZE
     (read by the CSRF check of a signed-in user's form post), too many fields, a bad host."""
     if isinstance(exception, RequestDataTooBig):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        reason = _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}
-        return _answer(request, 413, _("提交的内容过大"), reason)
+        return _answer(request, 413, _("提交的内容过大"), body_too_large_reason())
     if isinstance(exception, TooManyFieldsSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         reason = _("参数过多，最多 %(limit)s 个。") % {"limit": limit}

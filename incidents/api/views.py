@@ -40,6 +40,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Role, User
 from audit.services import request_ip
+from config.api_errors import body_too_large_reason
 from incidents import services
 from incidents.api import serializers as io
 from incidents.api.idempotency import HEADER, idempotent
@@ -170,8 +171,7 @@ def _parsed(request: Request) -> Response | None:
     except PhotoRejected as exc:
         return _field_error("photos", exc.reason)
     except RequestDataTooBig:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return _too_large({"detail": _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}})
+        return _too_large({"detail": body_too_large_reason()})
     return None
 
 

@@ -37,7 +37,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 from audit.services import request_ip
-from config.api_errors import parse_error_reason
+from config.api_errors import body_too_large_reason, parse_error_reason
 from incidents import services
 from incidents.models import Channel
 from incidents.open311 import selectors
@@ -159,9 +159,7 @@ class Open311View(APIView):
             }
             return error_answer(self.fmt, 405, [problem("method", reason)])
         if isinstance(exc, RequestDataTooBig):
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            reason = _("请求体过大，最多 %(limit)s 字节。") % {"limit": limit}
-            return error_answer(self.fmt, 413, [problem("body", reason)])
+            return error_answer(self.fmt, 413, [problem("body", body_too_large_reason())])
         if isinstance(exc, TooManyFieldsSent):
             limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
             reason = _("参数过多，最多 %(limit)s 个。") % {"limit": limit}
