@@ -3,8 +3,9 @@
 `POST /api/v1/incidents/batch/<action>/` with `{"numbers": [...], <the action's fields>}` — the
 fields of the one-case endpoint `POST /api/v1/incidents/<number>/<action>/`, checked once. What
 a batch needs to be right before any case changes is checked first and refuses the whole batch
-with 400 naming the field: the form, the numbers (1 to BATCH_MAX, no repeats), a dispatch's
-department and person, a merge's primary (visible to the user, open, not among `numbers`).
+with 400 naming the field: the form and its reasons and notes as the services take them, the
+numbers (1 to BATCH_MAX, no repeats), a dispatch's department and person, a merge's primary
+(visible to the user, open, not among `numbers`).
 
 Then each case goes through the same service as on its own, in its own transaction (its audit
 entry and its event commit with it), in the order given, and is answered on its own: what the
@@ -34,6 +35,7 @@ from accounts.models import User
 from audit.services import request_ip
 from incidents import services
 from incidents.api.idempotency import idempotent
+from incidents.api.serializers import TextField
 from incidents.api.views import (
     _ERRORS,
     _IDEMPOTENCY_PARAM,
@@ -105,6 +107,18 @@ class _Refused(Exception):
 
 def _repeated(numbers: list[str]) -> list[str]:
     return sorted(number for number, n in Counter(numbers).items() if n > 1)
+
+
+def _check_texts(form: serializers.Serializer, data: dict[str, Any]) -> None:
+    """The reasons and notes as the services will take them (a reason the one-case form
+    requires is not empty; none is too long): a blank 不予立案 reason is the batch's 400, not a
+    400 for each case."""
+    for name, field in form.fields.items():
+        if isinstance(field, TextField):
+            try:
+                services.check_text(name, data[name], required=field.required)
+            except services.IncidentInputError as exc:
+                raise _Refused(_field_error(exc.field, exc.reason)) from None
 
 
 def _performer(
@@ -204,6 +218,7 @@ class IncidentBatchView(APIView):
             )
         by, ip = request.user, request_ip(request)
         try:
+            _check_texts(form, data)
             perform = _performer(self.spec, by, data, numbers, ip)
         except _Refused as exc:
             return exc.response

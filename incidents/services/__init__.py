@@ -655,6 +655,13 @@ def _optional_text(field_name: str, value: str, limit: int = REASON_MAX) -> str:
     return text
 
 
+def check_text(field_name: str, value: str, *, required: bool, limit: int = REASON_MAX) -> str:
+    """A reason or note as the services take it (trimmed; `required`: not empty; at most
+    `limit` characters), or IncidentInputError naming the field: what a batch checks once
+    before it changes any case."""
+    return (_required_text if required else _optional_text)(field_name, value, limit)
+
+
 def _check_length(field_name: str, text: str, limit: int) -> None:
     if len(text) > limit:
         raise IncidentInputError(

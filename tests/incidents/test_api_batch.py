@@ -166,6 +166,8 @@ def test_the_whole_batch_is_refused_before_any_case_changes(cast):
         ("register", {"numbers": ["x" * 25]}, "numbers"),
         ("register", {"numbers": numbers, "status": "closed"}, "status"),
         ("reject", {"numbers": numbers}, "reason"),
+        ("reject", {"numbers": numbers, "reason": "  "}, "reason"),
+        ("register", {"numbers": numbers, "note": "x" * 5000}, "note"),
         ("dispatch", {"numbers": numbers, "department": "NOPE"}, "department"),
         ("dispatch", {"numbers": numbers}, "department"),
         ("dispatch", {"numbers": numbers, "department": "CGJ", "assignee": "nobody"}, "assignee"),
