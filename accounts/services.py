@@ -18,15 +18,18 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
-from django.db import transaction
+from django.contrib.sessions.models import Session
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Role, SignInFailure, User, mask_phone
 from accounts.selectors import user_id_for_username
+from accounts.sessions import ACTIVE_AT
 from audit.models import AuditEntry
 from audit.services import audit_record
 
@@ -305,6 +308,22 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
     when it is the one that locks the address, `accounts.sign_in_locked` with the time it
     ends. An attempt refused because the address is already locked is neither counted nor
     audited again (the lock would never end, and a flood would fill the trail)."""
+    _count_failure(username, ip, action="accounts.sign_in_failed", actor=None)
+
+
+def old_password_failed(*, user: User, ip: str | None) -> None:
+    """Count and audit a wrong 旧密码 on a signed-in user's own 修改密码
+    (`accounts.old_password_failed`, by the user): it is a guess at the password as much as a
+    failed sign-in is, so it counts towards the same lock (`accounts.sign_in_locked`), which
+    then refuses the form as it refuses the sign-in page. Otherwise a session left open, or
+    taken, could be used to go on guessing the password, unlimited and unrecorded."""
+    _count_failure(user.get_username(), ip, action="accounts.old_password_failed", actor=user)
+
+
+def _count_failure(username: Any, ip: str | None, *, action: str, actor: User | None) -> None:
+    """A failed password check of `username` from `ip`: counted and audited as `action`, and
+    `accounts.sign_in_locked` when it is the one that locks the address; nothing while the
+    address is already locked."""
     key = _username_key(username)
     now = timezone.now()
     with transaction.atomic():
@@ -320,8 +339,8 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
         # to a username's length, is in `after`).
         obj_id = account or key[: AuditEntry._meta.get_field("object_id").max_length]
         audit_record(
-            actor=None,
-            action="accounts.sign_in_failed",
+            actor=actor,
+            action=action,
             obj_type="accounts.user",
             obj_id=obj_id,
             before=None,
@@ -331,7 +350,7 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
         until = sign_in_locked_until(key, ip)
         if until is not None:
             audit_record(
-                actor=None,
+                actor=actor,
                 action="accounts.sign_in_locked",
                 obj_type="accounts.user",
                 obj_id=obj_id,
@@ -341,10 +360,16 @@ def sign_in_failed(*, username: Any, ip: str | None) -> None:
             )
 
 
+def password_failures_forgiven(*, user: User, ip: str | None) -> None:
+    """The address's counted failures for `user` are forgiven: it has just given the right
+    password (a sign-in, or the 旧密码 of 修改密码)."""
+    SignInFailure.objects.filter(username=_username_key(user.get_username()), ip=ip).delete()
+
+
 def signed_in(*, user: User, ip: str | None) -> None:
     """Audit a sign-in (`accounts.sign_in`); the address's failures for this user are forgiven."""
     with transaction.atomic():
-        SignInFailure.objects.filter(username=_username_key(user.get_username()), ip=ip).delete()
+        password_failures_forgiven(user=user, ip=ip)
         audit_record(
             actor=user,
             action="accounts.sign_in",
@@ -367,3 +392,66 @@ def signed_out(*, user: User, ip: str | None) -> None:
             after=None,
             ip=ip,
         )
+
+
+# --- sessions that ended on their own ------------------------------------------------------------
+
+# Most expired sessions one call ends; each chunk is one transaction.
+SESSIONS_BATCH = 500
+_SESSIONS_CHUNK = 100
+
+
+def sessions_end_expired(*, now: datetime, batch: int = SESSIONS_BATCH) -> int:
+    """Delete the stored sessions that expired by `now` (at most `batch`, the earliest first)
+    and audit each one that was a user's as `accounts.session_expired` (by that user, with when
+    it expired and when it was last used): a sign-out nobody asked for, 登录连接超时自动退出,
+    is in the trail beside the sign-in it ends. Returns how many were deleted.
+
+    Django keeps an expired session's row (it only reads as empty) until something deletes it;
+    this is that something (Django's `clearsessions`, with the audit). Several callers may run at
+    once: a session is audited by the one whose delete removed it."""
+    ended = 0
+    while ended < batch:
+        with transaction.atomic():
+            rows = Session.objects.filter(expire_date__lte=now).order_by("expire_date")
+            if connection.features.has_select_for_update_skip_locked:
+                rows = rows.select_for_update(skip_locked=True)
+            chunk = list(rows[: min(_SESSIONS_CHUNK, batch - ended)])
+            if not chunk:
+                break
+            decoded = [(row, row.get_decoded()) for row in chunk]
+            users = User.objects.in_bulk(
+                {_session_user_id(data) for _row, data in decoded} - {None}
+            )
+            for row, data in decoded:
+                if not Session.objects.filter(pk=row.pk).delete()[0]:
+                    continue  # another caller's
+                ended += 1
+                user_id = _session_user_id(data)
+                user = users.get(user_id) if user_id is not None else None
+                if user is None:
+                    continue  # no one's, or an account since deleted
+                active_at = data.get(ACTIVE_AT)
+                audit_record(
+                    actor=user,
+                    action="accounts.session_expired",
+                    obj_type="accounts.user",
+                    obj_id=user.pk,
+                    before=None,
+                    after={
+                        "expired_at": row.expire_date,
+                        "last_active": (
+                            datetime.fromtimestamp(active_at, tz=UTC)
+                            if isinstance(active_at, int)
+                            else None
+                        ),
+                    },
+                    ip=None,
+                )
+    return ended
+
+
+def _session_user_id(data: dict[str, Any]) -> int | None:
+    """The id of the user a session's data was signed in as (Django keeps it as text)."""
+    value = str(data.get(SESSION_KEY, ""))
+    return int(value) if value.isdigit() else None

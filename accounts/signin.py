@@ -55,6 +55,24 @@ class SignInBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
+def _refuse_if_locked(username: Any, request: HttpRequest | None) -> None:
+    """A ValidationError telling the person at a form that their address is locked out of
+    `username`, and for how long, before any password is checked."""
+    until = services.sign_in_locked_until(username, _ip(request)) if username else None
+    if until is None:
+        return
+    minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+    raise forms.ValidationError(
+        ngettext(
+            "登录失败次数过多，请 %(minutes)d 分钟后再试。",
+            "登录失败次数过多，请 %(minutes)d 分钟后再试。",
+            minutes,
+        )
+        % {"minutes": minutes},
+        code="locked",
+    )
+
+
 class LockAwareSignInForm(forms.Form):
     """Mixed into a sign-in form (before Django's AuthenticationForm): a locked-out address is
     told so, and when it may try again, before its password is checked."""
@@ -62,19 +80,7 @@ class LockAwareSignInForm(forms.Form):
     request: HttpRequest | None
 
     def clean(self) -> dict[str, Any]:
-        username = self.cleaned_data.get("username")
-        until = services.sign_in_locked_until(username, _ip(self.request)) if username else None
-        if until is not None:
-            minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
-            raise forms.ValidationError(
-                ngettext(
-                    "登录失败次数过多，请 %(minutes)d 分钟后再试。",
-                    "登录失败次数过多，请 %(minutes)d 分钟后再试。",
-                    minutes,
-                )
-                % {"minutes": minutes},
-                code="locked",
-            )
+        _refuse_if_locked(self.cleaned_data.get("username"), self.request)
         return super().clean() or self.cleaned_data
 
 
@@ -112,7 +118,25 @@ class AdminSignInForm(LockAwareSignInForm, AdminAuthenticationForm):
 class PasswordChangeForm(DjangoPasswordChangeForm):
     """Django's form with the password rules' reasons under 新密码, the field they are about
     and where their help text is, instead of under 新密码确认 (Django puts them on the
-    confirmation)."""
+    confirmation); and the 旧密码 under the sign-in's lock: a wrong one is counted and audited
+    as a failed password check (services.old_password_failed), and a locked-out address is told
+    so without its 旧密码 being checked."""
+
+    def __init__(self, user: Any, *args: Any, request: HttpRequest | None = None, **kwargs: Any):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        _refuse_if_locked(self.user.get_username(), self.request)
+        old_password = self.cleaned_data["old_password"]
+        if not self.user.check_password(old_password):
+            services.old_password_failed(user=self.user, ip=_ip(self.request))
+            _refuse_if_locked(self.user.get_username(), self.request)  # this one locked it
+            raise forms.ValidationError(
+                self.error_messages["password_incorrect"], code="password_incorrect"
+            )
+        services.password_failures_forgiven(user=self.user, ip=_ip(self.request))
+        return old_password
 
     def clean(self) -> dict[str, Any]:
         self.validate_passwords("new_password1", "new_password2")

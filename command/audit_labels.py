@@ -81,6 +81,8 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "accounts.sign_out": _("退出登录"),
     "accounts.sign_in_failed": _("登录失败"),
     "accounts.sign_in_locked": _("登录锁定"),
+    "accounts.old_password_failed": _("旧密码错误"),
+    "accounts.session_expired": _("超时退出"),
     "accounts.api_key_issue": _("签发接口密钥"),
     "accounts.api_key_revoke": _("吊销接口密钥"),
 }
@@ -178,6 +180,8 @@ AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
     "accounts.user": {
         "known": _("有此账号"),
         "until": _("锁定至"),
+        "expired_at": _("会话到期时间"),
+        "last_active": _("最后使用时间"),
     },
     "command.screentoken": {"district": _("区")},
     "command.console": {"filters": _("筛选条件"), "rows": _("导出行数")},

@@ -55,6 +55,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     form_class = PasswordChangeForm
 
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
+
     def form_valid(self, form: Any) -> HttpResponse:
         with transaction.atomic():
             previous = form.user.password

@@ -13,7 +13,9 @@ import django
 import pytest
 from django.test import Client
 
-from accounts.models import Role
+from accounts.models import Role, SignInFailure, User
+from accounts.services import SIGN_IN_MAX_FAILURES
+from audit.models import AuditEntry
 from tests.incidents.cases import GRID, make_user
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +29,15 @@ def _fast_hasher(settings: Any) -> None:
 
 
 @pytest.fixture
-def client() -> Client:
-    worker = make_user(Role.GRID_WORKER, GRID)
-    worker.set_password(OLD)
-    worker.save()
+def worker() -> User:
+    user = make_user(Role.GRID_WORKER, GRID)
+    user.set_password(OLD)
+    user.save()
+    return user
+
+
+@pytest.fixture
+def client(worker: User) -> Client:
     client = Client()
     client.force_login(worker)
     return client
@@ -90,3 +97,57 @@ def test_the_chinese_gap_filled_here_is_still_a_gap_in_djangos_catalogue() -> No
     assert msgids
     for msgid in msgids:
         assert django_zh.ngettext(msgid, msgid, 2) == msgid, msgid
+
+
+# --- the 旧密码 under the sign-in's lock ------------------------------------------------------
+
+
+def _change(client: Client, old: str, new: str = "Longhua-2026-new!") -> Any:
+    return client.post(
+        "/accounts/password_change/",
+        {"old_password": old, "new_password1": new, "new_password2": new},
+        REMOTE_ADDR="10.0.0.9",
+    )
+
+
+def test_a_wrong_old_password_is_counted_and_audited_and_locks_the_form_as_signing_in_does(
+    client, worker
+) -> None:
+    user = worker
+    for _attempt in range(SIGN_IN_MAX_FAILURES - 1):
+        assert _errors(_change(client, "guess"))["旧密码"].startswith("你的旧密码不正确")
+    # The failure that reaches the limit locks, and the page says so at once.
+    locked = _errors(_change(client, "guess"))["旧密码"]
+    assert locked == "登录失败次数过多，请 15 分钟后再试。"
+    # Locked: the right 旧密码 is not even checked, and nothing more is counted or audited.
+    assert _errors(_change(client, OLD))["旧密码"] == locked
+    user.refresh_from_db()
+    assert user.check_password(OLD)
+    entries = (
+        AuditEntry.objects.filter(action__startswith="accounts.")
+        .exclude(action="accounts.sign_in")  # the client's own, force_login's
+        .order_by("sequence")
+    )
+    assert [(e.action, e.actor, e.object_id, e.ip) for e in entries] == [
+        *[("accounts.old_password_failed", user, str(user.pk), "10.0.0.9")] * SIGN_IN_MAX_FAILURES,
+        ("accounts.sign_in_locked", user, str(user.pk), "10.0.0.9"),
+    ]
+    # The same lock holds at the sign-in page from that address.
+    page = Client(REMOTE_ADDR="10.0.0.9").post(
+        "/accounts/login/", {"username": user.username, "password": OLD}
+    )
+    assert "登录失败次数过多" in page.content.decode()
+
+
+def test_the_right_old_password_forgives_the_counted_failures(client, worker) -> None:
+    user = worker
+    for _attempt in range(SIGN_IN_MAX_FAILURES - 1):
+        _change(client, "guess")
+    assert SignInFailure.objects.filter(username=user.username).count() == 4
+    assert _change(client, OLD).status_code == 302
+    assert not SignInFailure.objects.exists()
+    assert list(
+        AuditEntry.objects.filter(action__startswith="accounts.")
+        .order_by("-sequence")
+        .values_list("action", flat=True)[:1]
+    ) == ["accounts.user_password_change"]

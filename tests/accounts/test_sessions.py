@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
+from accounts.services import sessions_end_expired
 from accounts.sessions import ACTIVE_AT, BACKGROUND_HEADER, REFRESH_SECONDS
+from audit.models import AuditEntry
 from tests.incidents.cases import COMMUNITY, GRID, STREET, make_user
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +140,56 @@ def test_with_no_idle_limit_a_session_lasts_djangos_cookie_age(settings: Any) ->
 
     assert _left(session) > timedelta(days=13)
     assert ACTIVE_AT not in session.get_decoded()
+
+
+# --- the worker ends expired sessions, audited (accounts.services.sessions_end_expired) --------
+
+
+def _expired_entries() -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(action="accounts.session_expired").order_by("sequence"))
+
+
+def test_an_expired_session_is_deleted_and_audited_as_its_users_timeout() -> None:
+    client, session = _signed_in(Role.STREET_OPERATOR, STREET)
+    _still, kept = _signed_in(Role.COMMUNITY_STAFF, COMMUNITY)
+    _age(session, 31 * 60)
+    session.refresh_from_db()
+    user_id = int(session.get_decoded()[SESSION_KEY])
+
+    assert sessions_end_expired(now=timezone.now()) == 1
+    assert not Session.objects.filter(pk=session.pk).exists()
+    assert Session.objects.filter(pk=kept.pk).exists()
+    [entry] = _expired_entries()
+    assert (entry.actor_id, entry.object_id, entry.ip) == (user_id, str(user_id), None)
+    assert entry.after["expired_at"].startswith(f"{session.expire_date:%Y-%m-%dT%H:%M:%S}")
+    assert entry.after["last_active"].startswith(
+        f"{(timezone.now() - timedelta(minutes=31)):%Y-%m-%dT%H:%M}"
+    )
+    # Once: a second pass finds nothing, and the client is signed out.
+    assert sessions_end_expired(now=timezone.now()) == 0
+    assert len(_expired_entries()) == 1
+    assert client.get("/api/v1/incidents/").status_code == 403
+
+
+def test_sessions_without_a_user_go_unaudited_and_a_batch_is_a_limit() -> None:
+    anonymous = Client().session.__class__()
+    anonymous["django_language"] = "en"
+    anonymous.save()
+    sessions = [_signed_in(Role.STREET_OPERATOR, STREET)[1] for _ in range(3)]
+    past = timezone.now() - timedelta(seconds=1)
+    Session.objects.update(expire_date=past)
+    stored = Session.objects.count()
+    assert stored > len(sessions)
+
+    assert sessions_end_expired(now=timezone.now(), batch=2) == 2
+    assert sessions_end_expired(now=timezone.now(), batch=10) == stored - 2
+    assert not Session.objects.exists()
+    assert len(_expired_entries()) == len(sessions)
+
+
+def test_the_escalation_workers_pass_ends_expired_sessions() -> None:
+    _client, session = _signed_in(Role.STREET_OPERATOR, STREET)
+    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now())
+    call_command("dispatch_escalate", "--once")
+    assert not Session.objects.filter(pk=session.pk).exists()
+    assert len(_expired_entries()) == 1

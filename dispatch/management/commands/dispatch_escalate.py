@@ -10,6 +10,10 @@ PostgreSQL with SKIP LOCKED; on SQLite one writer at a time) and no case is warn
 twice. When a pass used up its batch, the next one starts at once; otherwise the worker waits
 `--interval` seconds. SIGTERM or SIGINT stops it after the case in hand. One log line per pass.
 docs/escalation.md.
+
+Each pass also ends the sign-in sessions that expired (accounts.services.sessions_end_expired:
+deleted, and each user's audited as 超时退出), the clean-up Django leaves to `clearsessions`,
+so a deployment runs one periodic worker, not two.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
+from accounts.services import sessions_end_expired
 from incidents.services.escalation import DEFAULT_BATCH, escalation_run_once
 
 log = logging.getLogger("dispatch.escalate")
@@ -78,9 +83,9 @@ class Command(BaseCommand):
                 if not once:  # a long-running loop: drop a broken or expired connection
                     close_old_connections()
                 try:
-                    done = escalation_run_once(
-                        now=timezone.now(), batch=batch, stop=stopping.is_set
-                    )
+                    now = timezone.now()
+                    done = escalation_run_once(now=now, batch=batch, stop=stopping.is_set)
+                    sessions = sessions_end_expired(now=now)
                 except DatabaseError:
                     if once:
                         raise
@@ -88,6 +93,8 @@ class Command(BaseCommand):
                     self._sleep(interval, stopping)
                     continue
                 log.info("escalation pass: %s", done.as_text())
+                if sessions:
+                    log.info("expired sessions ended: %s", sessions)
                 if once:
                     break
                 if not done.more:
