@@ -6,9 +6,17 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh runtime
 mkdir -p var
 [ -f var/secret_key ] || (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
-export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
+HOST="${CITYOPS_DEMO_HOST:-127.0.0.1}"; PORT="${CITYOPS_DEMO_PORT:-8000}"
+# The demo runs as a deployment does (DEBUG off: the site's own error pages, no tracebacks or
+# settings shown, the browsable API off), except that it speaks plain HTTP on this machine:
+# no redirect to HTTPS, cookies not marked Secure, no HSTS (each can be set in the environment).
+export DJANGO_DEBUG="${DJANGO_DEBUG:-0}"
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(cat var/secret_key)}"
-export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost}"
+export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost,$HOST}"
+export DJANGO_SECURE_SSL_REDIRECT="${DJANGO_SECURE_SSL_REDIRECT:-0}"
+export DJANGO_SESSION_COOKIE_SECURE="${DJANGO_SESSION_COOKIE_SECURE:-0}"
+export DJANGO_CSRF_COOKIE_SECURE="${DJANGO_CSRF_COOKIE_SECURE:-0}"
+export DJANGO_SECURE_HSTS_SECONDS="${DJANGO_SECURE_HSTS_SECONDS:-0}"
 PY=.venv/bin/python
 $PY manage.py migrate --no-input -v0
 $PY manage.py gridmap_demo
@@ -16,7 +24,6 @@ $PY manage.py incidents_load_categories
 $PY manage.py incidents_load_calendar
 $PY manage.py collectstatic --no-input -v0
 $PY manage.py cityops_demo_users
-HOST="${CITYOPS_DEMO_HOST:-127.0.0.1}"; PORT="${CITYOPS_DEMO_PORT:-8000}"
 # A fresh database gets a demo day of cases, moved through the loop by the real services, and a
 # kiosk token for the wall screen (its URL is kept in var/demo_wall_url: the token is shown once).
 if [ "$($PY manage.py shell -v0 -c 'from incidents.models import Incident; print(Incident.objects.exists())')" = "False" ]; then
