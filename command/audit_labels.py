@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -329,15 +330,14 @@ class AuditChange:
 
 
 def audit_changes(object_type: str, before: Any, after: Any) -> list[AuditChange]:
-    """An entry's before/after as changes key by key: the keys of `before` in its order, then
-    those only `after` has. A value that is not a JSON object is one change, keyed WHOLE_VALUE.
-    No query: the words come from the tables above, the models' fields and the department
-    list shipped with the code."""
+    """An entry's before/after as changes key by key, in `_key_order`. A value that is not a
+    JSON object is one change, keyed WHOLE_VALUE. No query: the words come from the tables
+    above, the models' fields and the department list shipped with the code."""
     if not isinstance(before, dict | None) or not isinstance(after, dict | None):
         return [_change(object_type, WHOLE_VALUE, True, before, True, after)]
     before_map = before or {}
     after_map = after or {}
-    keys = [*before_map, *(key for key in after_map if key not in before_map)]
+    keys = sorted({*before_map, *after_map}, key=_key_order(object_type))
     return [
         _change(
             object_type,
@@ -349,6 +349,26 @@ def audit_changes(object_type: str, before: Any, after: Any) -> list[AuditChange
         )
         for key in keys
     ]
+
+
+@functools.cache
+def _key_order(object_type: str) -> Callable[[str], tuple[int, int, str]]:
+    """The order an entry's keys are read in, the same on every database (PostgreSQL's jsonb
+    keeps an object's keys by their length, SQLite as written): the model's fields in the
+    model's order, then the keys of AUDIT_KEY_LABELS in the table's order, then any other key
+    alphabetically."""
+    model = _model(object_type)
+    fields = [field.name for field in model._meta.get_fields()] if model is not None else []
+    ranks = {
+        **{key: (1, index) for index, key in enumerate(AUDIT_KEY_LABELS.get(object_type, {}))},
+        **{name: (0, index) for index, name in enumerate(fields)},
+    }
+
+    def order(key: str) -> tuple[int, int, str]:
+        rank = ranks.get(key, (2, 0))
+        return (rank[0], rank[1], key)
+
+    return order
 
 
 def audit_changes_text(object_type: str, before: Any, after: Any) -> str:
