@@ -291,7 +291,8 @@ def _wall_strings() -> dict[str, Any]:
         "emergency": _("突发"),
         "late": _("已超时"),
         "left": _("剩余"),
-        "days": _("%(n)s天"),
+        # A countdown past a day: days and hours, the hours two digits ("3天05时").
+        "daysHours": _("%(days)s天%(hours)s时"),
         "overdueCount": _("超时 %(n)s"),
         "dueSoonCount": _("临期 %(n)s"),
         "noOverdue": _("当前没有超时或临期案件"),

@@ -166,6 +166,11 @@
     return timeFormat.format(new Date(ms));
   }
 
+  // A countdown as the wall shows it: under a day, hours, minutes and seconds ("01:23:45"), the
+  // seconds showing the clock runs; from a day on, days and hours only ("3天05时", "3d 05h"): read
+  // from across the room, the seconds of a clock days past its limit say nothing, and the short
+  // text leaves the row's room to where the case is. Hours are always two digits, so the text
+  // keeps its width (the countdowns are monospaced) until it changes format.
   function duration(ms) {
     var total = Math.max(0, Math.floor(ms / 1000));
     var days = Math.floor(total / 86400);
@@ -175,8 +180,10 @@
     var pad = function (n) {
       return (n < 10 ? "0" : "") + n;
     };
-    var hms = pad(h) + ":" + pad(m) + ":" + pad(s);
-    return days > 0 ? format(T.days, { n: days }) + " " + hms : hms;
+    if (days > 0) {
+      return format(T.daysHours, { days: days, hours: pad(h) });
+    }
+    return pad(h) + ":" + pad(m) + ":" + pad(s);
   }
 
   function inToday(ms) {
@@ -189,12 +196,6 @@
 
   function isOverdue(c, at) {
     return isOpen(c) && c.deadline !== null && c.deadline < at;
-  }
-
-  function placeName(c) {
-    var street = streetName(c.street);
-    var community = state.communities[c.community] || c.community;
-    return street + " · " + community;
   }
 
   function streetName(code) {
@@ -797,14 +798,28 @@
     return nodes.length;
   }
 
-  // The line under a row's title: where the case is, then its number. The number is what an
-  // operator reads out on the radio, so it is never cut: when the line is too long the place
-  // gives way (it ends in "…"), the number stays whole.
-  function placeAndNumber(className, place, number) {
+  // The line under a row's title: where the case is (its street, then its community, and what
+  // `after` adds: where an escalation sent it), then its number. The number is what an operator
+  // reads out on the radio and `after` is short, so neither is cut; the community says where to
+  // send help, so when the line is too long the street gives way first (it ends in "…"), the
+  // community only when the street has.
+  function placeAndNumber(className, c, after) {
     var line = el("span", className);
-    line.appendChild(el("span", "row-place", place));
-    line.appendChild(el("span", "row-sep", "·"));
-    line.appendChild(el("span", "row-number", number));
+    var community = state.communities[c.community] || c.community;
+    if (c.street) {
+      line.appendChild(el("span", "row-street", streetName(c.street)));
+      line.appendChild(el("span", "row-sep", "·"));
+    }
+    if (community) {
+      line.appendChild(el("span", "row-community", community));
+    }
+    if (after) {
+      line.appendChild(el("span", "row-after", after));
+    }
+    if (community || after) {
+      line.appendChild(el("span", "row-sep", "·"));
+    }
+    line.appendChild(el("span", "row-number", c.number));
     return line;
   }
 
@@ -835,11 +850,11 @@
     }
     li.appendChild(badge);
     li.appendChild(el("span", "ticker-what", c.category.name));
-    var where = placeName(c);
+    var to = "";
     if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
-      where += " → " + T.ownerLevels[item.to];
+      to = "→ " + T.ownerLevels[item.to];
     }
-    li.appendChild(placeAndNumber("ticker-where", where, c.number));
+    li.appendChild(placeAndNumber("ticker-where", c, to));
     return li;
   }
 
@@ -891,7 +906,7 @@
         format(T.escalations, { n: c.escalations })));
     }
     li.appendChild(what);
-    li.appendChild(placeAndNumber("overdue-where", placeName(c), c.number));
+    li.appendChild(placeAndNumber("overdue-where", c));
     return li;
   }
 

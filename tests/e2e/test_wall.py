@@ -15,7 +15,10 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
   are clustered among themselves — and drawn one by one again when zoomed in; the street names
   are drawn over those clusters and let clicks through to them;
 * every row of the ticker and of the overdue list shows its whole case number (what an operator
-  reads out on the radio), at 1920×1080 and 3840×2160, in Chinese and in English.
+  reads out on the radio), at 1920×1080 and 3840×2160, in Chinese and in English;
+* a case days past its limit counts down in days and hours ("+2天03时"), and its row in the
+  overdue list shows its community whole (三联社区, where to send help) beside its whole number,
+  in Chinese and in English.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from playwright.sync_api import expect
 from accounts.models import Role, User
 from accounts.services import api_key_issue
 from command.services import screen_token_issue
+from gridmap.models import Region
 from incidents.models import Incident
 from incidents.services import calendar_load, categories_load
 from incidents.services.escalation import incident_escalate
 from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401
 from tests.incidents.cases import (
+    COMMUNITY,
     DISTRICT,
     FIRE,
     GRID,
@@ -427,24 +432,25 @@ def test_street_names_are_drawn_over_the_clusters_and_let_clicks_through(
     assert errors == []
 
 
-# Each row of the ticker and of the overdue list whose case number (its data-number) is not
-# drawn whole: not shown at all, broken over two lines, or reaching past a box that cuts what
-# overflows it (a "…" included), up to its panel.
-NUMBERS_CUT = """
-() => {
+# Each row of `rows` (a selector) whose `text` — by default its case number, its data-number —
+# is not drawn whole: not shown at all, broken over two lines, or reaching past a box that cuts
+# what overflows it (a "…" included), up to its panel. Each is listed as "<number>: <why>".
+TEXT_CUT = """
+({rows, text: wanted}) => {
   const cut = [];
-  for (const li of document.querySelectorAll('#ticker-list li, #overdue-list li')) {
+  for (const li of document.querySelectorAll(rows)) {
     const number = li.dataset.number;
+    const whole = wanted || number;
     const walker = document.createTreeWalker(li, NodeFilter.SHOW_TEXT);
     let text = null;
     while (walker.nextNode()) {
-      if (walker.currentNode.data.includes(number)) { text = walker.currentNode; break; }
+      if (walker.currentNode.data.includes(whole)) { text = walker.currentNode; break; }
     }
     if (!text) { cut.push(number + ': not shown'); continue; }
     const range = document.createRange();
-    const start = text.data.indexOf(number);
+    const start = text.data.indexOf(whole);
     range.setStart(text, start);
-    range.setEnd(text, start + number.length);
+    range.setEnd(text, start + whole.length);
     // Where a "…" cuts it, Chromium gives the text's whole box and the part left visible.
     const parts = [...range.getClientRects()];
     if (parts.some(part => Math.abs(part.top - parts[0].top) > 1)) {
@@ -509,7 +515,52 @@ def test_every_row_shows_its_whole_case_number(
         assert page.evaluate("document.documentElement.lang") == lang
         assert page.locator("#ticker-list li[data-kind=escalated]").count() >= 1
         assert page.locator("#overdue-list li").count() >= 4
-        assert page.evaluate(NUMBERS_CUT) == []
+        assert page.evaluate(TEXT_CUT, {"rows": "#ticker-list li, #overdue-list li"}) == []
+        assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize(("locale", "lang"), [("zh-CN", "zh-Hans"), ("en-US", "en")])
+def test_the_overdue_list_shows_where_a_case_days_overdue_is(
+    browser: Any,
+    asgi_server: str,  # noqa: F811
+    locale: str,
+    lang: str,
+) -> None:
+    # Cases of 三联社区 (龙华街道) two days and three hours past their limit and escalated: the
+    # longest countdowns and the longest rows the overdue list draws. The community is where to
+    # send help, and the case number what is read out on the radio: both whole.
+    assert Region.objects.get(generation__status="active", code=COMMUNITY).name == "三联社区"
+    for _ in range(4):
+        case = report(grid=GRID)
+        now = timezone.now()
+        Incident.objects.filter(pk=case.pk).update(
+            stage_deadline=now - timedelta(days=2, hours=3, minutes=10)
+        )
+        case.refresh_from_db()
+        incident_escalate(incident=case, now=now)
+    context = browser.new_context(locale=locale, timezone_id="Asia/Shanghai", viewport=WALL)
+    try:
+        page, errors = _open_wall(context, asgi_server)
+        assert page.evaluate("document.documentElement.lang") == lang
+        rows = page.locator("#overdue-list li")
+        assert rows.count() == 4
+        overdue = "#overdue-list li"
+        assert page.evaluate(TEXT_CUT, {"rows": overdue, "text": "三联社区"}) == []
+        assert page.evaluate(TEXT_CUT, {"rows": overdue}) == []
+        # Past a day a countdown reads days and hours ("+2天03时"; in English as the catalogue
+        # words it), with no seconds.
+        template = page.evaluate(
+            "JSON.parse(document.getElementById('wall-strings').textContent).daysHours"
+        )
+        late = "+" + template.replace("%(days)s", "2").replace("%(hours)s", "03")
+        if lang == "zh-Hans":
+            assert late == "+2天03时"
+        for clock in rows.locator(".countdown").all_inner_texts():
+            assert clock.splitlines()[-1] == late
         assert errors == []
     finally:
         context.close()
