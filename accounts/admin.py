@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.departments import known_departments
+from accounts.departments import department_names
 from accounts.models import ApiKey, User
 from accounts.services import api_key_revoke, user_delete, user_password_changed, user_save
 from accounts.signin import AdminSignInForm
@@ -41,7 +41,7 @@ class CityOpsUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "department_code" in self.fields:
-            known = " · ".join(f"{code} {name}" for code, name in known_departments().items())
+            known = " · ".join(f"{code} {name}" for code, name in department_names().items())
             hint = gettext("职能部门处置人员必填。已知部门：%(known)s")
             self.fields["department_code"].help_text = hint % {"known": known}
 

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from accounts.departments import known_departments
+from accounts.departments import department_name
 from accounts.services import PASSWORD_CHANGED, PASSWORD_NONE, PASSWORD_SET
 from gridmap.models import Level
 from incidents.models import OwnerLevel, SendBackReason
@@ -198,7 +198,8 @@ _PASSWORD_WORDS = {
 
 
 def _department_words(code: Any) -> str | None:
-    return known_departments().get(code) if isinstance(code, str) else None
+    """A department's full name in the reader's language; None for what is not a department."""
+    return (department_name(code) or None) if isinstance(code, str) else None
 
 
 def _owner_words(owner: Any) -> str | None:

@@ -294,8 +294,11 @@ def test_the_audit_exports_words_are_english_when_the_user_reads_english(people:
     dispatched = next(row for row in rows if row["Action identifier"] == entry.action)
     lines = dispatched["Changes"].split("\n")
     assert "Status: Registered (to dispatch) → Dispatched (to accept)" in lines
-    # The department's name is data, in Chinese only.
-    assert "Department: (empty) → 龙华区城市管理和综合执法局" in lines
+    # The department's name is its English one (accounts/data/departments.csv).
+    assert (
+        "Department: (empty) → "
+        "Longhua District Urban Management and Comprehensive Law Enforcement Bureau"
+    ) in lines
     assert "Current stage: Dispatch → Accept" in lines
     assert json.loads(dispatched["Before"]) == entry.before
 
