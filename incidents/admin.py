@@ -2,10 +2,11 @@
 settings, and the working calendar — and a read-only view of cases with their timelines and
 photos.
 
-Categories and their codes come from the shipped catalogue (incidents_load_categories); here an
-administrator adjusts the local settings — default department, default severity, active — and
-the time limit of each stage. Holidays and make-up days are added, corrected or confirmed here
-(provisional rows are flagged until someone checks them against the State Council notice).
+Categories, their codes and their names (Chinese and English) come from the shipped catalogue
+(incidents_load_categories) and are shown, not edited; here an administrator adjusts the local
+settings — default department, default severity, active — and the time limit of each stage.
+Holidays and make-up days are added, corrected or confirmed here (provisional rows are flagged
+until someone checks them against the State Council notice).
 Every save goes through incidents.services, which marks the row as edited so that reloading the
 shipped data keeps it.
 """
@@ -25,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from accounts.departments import known_departments
+from accounts.departments import department_names, known_departments
 from audit.services import request_ip
 from incidents.models import (
     AlarmSource,
@@ -79,7 +80,7 @@ class CategoryForm(ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        known = " · ".join(f"{code} {name}" for code, name in known_departments().items())
+        known = " · ".join(f"{code} {name}" for code, name in department_names().items())
         self.fields["department_code"].help_text = gettext("已知部门代码：%(codes)s") % {
             "codes": known
         }
@@ -112,15 +113,18 @@ class CategoryAdmin(admin.ModelAdmin):
     )
     list_display_links = ("code", "name")
     list_filter = ("kind", "major_name", "department_code", "is_local", "active")
-    search_fields = ("^code", "name", "component_name", "department_code")
+    search_fields = ("^code", "name", "name_en", "component_name", "department_code")
     list_per_page = 100
     inlines = [StageLimitInline]
     readonly_fields = (
         "code",
         "name",
+        "name_en",
         "kind",
         "major",
+        "major_name_en",
         "component_name",
+        "component_name_en",
         "is_local",
         "source",
         "edited_at",
@@ -128,7 +132,22 @@ class CategoryAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("code", "name", "kind", "major", "component_name", "is_local")}),
+        (
+            None,
+            {
+                "fields": (
+                    "code",
+                    "name",
+                    "name_en",
+                    "kind",
+                    "major",
+                    "major_name_en",
+                    "component_name",
+                    "component_name_en",
+                    "is_local",
+                )
+            },
+        ),
         (
             _("本地设定"),
             {

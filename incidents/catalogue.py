@@ -9,6 +9,8 @@ Inputs (incidents/data/, provenance in docs/incidents.md):
   "<部件名>异常" under the same code.
 * emergency_categories.csv — CityOps' local 突发事件 class 90, with default severity, department
   and handling limit.
+* category_names_en.csv — CityOps' English names of the major classes (2-digit codes), the
+  components and the matters, each beside the Chinese it translates (ADR 0016).
 
 Departments (codes and names) are accounts' data (accounts.departments): a category's default
 department must be one of them.
@@ -21,7 +23,7 @@ category in the admin afterwards; the comments say why each was chosen.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from accounts.departments import DEPARTMENTS_FILE, known_departments
@@ -40,6 +42,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 EVENTS_FILE = "event_categories.csv"
 COMPONENTS_FILE = "component_categories.csv"
 EMERGENCIES_FILE = "emergency_categories.csv"
+NAMES_EN_FILE = "category_names_en.csv"
 
 LOCAL_SOURCE = "本地扩展（CityOps）：GB/T 47678.5-2026 未设突发事件类，本类代码90xxx仅用于本系统"
 COMPONENT_DEPARTMENT_NOTE = "按部件权属推定，非标准内容"
@@ -74,6 +77,9 @@ class CategoryDefault:
     is_local: bool = False
     default_severity: str = ""
     department_inferred: bool = True
+    name_en: str = ""
+    major_name_en: str = ""
+    component_name_en: str = ""
 
 
 # --- departments ---------------------------------------------------------------------------
@@ -413,6 +419,62 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         ]
 
 
+# --- English names ------------------------------------------------------------------------------
+
+# The standard's matter of a component is "<部件名>异常"; in English, "<component> problem".
+COMPONENT_MATTER_EN = "{component} problem"
+
+
+def _with_english_names(
+    categories: list[CategoryDefault], rows: list[dict[str, str]]
+) -> list[CategoryDefault]:
+    """`categories` with their English names from category_names_en.csv. Each row names the
+    Chinese it translates — a major class (2-digit code), a component (its matter's code) or a
+    matter — and a row whose Chinese is not the catalogue's is refused: the standard's data
+    changed under it, and an English name of something else is worse than none. A category or
+    class the file leaves out keeps blank English names (pages show the Chinese); a row of a code
+    the catalogue no longer has is not used (that category is deactivated by the load)."""
+    translating: dict[str, str] = {}
+    for category in categories:
+        translating.setdefault(category.major_code, category.major_name)
+        translating[category.code] = category.component_name or category.name
+    english: dict[str, str] = {}
+    for row in rows:
+        code, name, name_en = row["code"], row["name"], row["name_en"]
+        if code not in translating:
+            continue
+        if name != translating[code]:
+            raise CatalogueError(
+                f"{NAMES_EN_FILE}: {code} translates {name!r}, but the catalogue names it "
+                f"{translating[code]!r}: translate the new name"
+            )
+        if code in english:
+            raise CatalogueError(f"{NAMES_EN_FILE}: {code} appears twice")
+        english[code] = name_en
+    named = []
+    for category in categories:
+        name_en = english.get(category.code, "")
+        component_en = ""
+        if category.component_name:
+            component_en = name_en
+            # A matter named otherwise than "<部件名>异常" has no English name of its own here.
+            standard = category.name == f"{category.component_name}异常"
+            name_en = (
+                COMPONENT_MATTER_EN.format(component=component_en)
+                if (component_en and standard)
+                else ""
+            )
+        named.append(
+            replace(
+                category,
+                name_en=name_en,
+                major_name_en=english.get(category.major_code, ""),
+                component_name_en=component_en,
+            )
+        )
+    return named
+
+
 def read_catalogue(data_dir: Path = DATA_DIR) -> list[CategoryDefault]:
     """Every category with its defaults, in code order; raises CatalogueError on bad data."""
     departments = known_departments()
@@ -433,7 +495,7 @@ def read_catalogue(data_dir: Path = DATA_DIR) -> list[CategoryDefault]:
                 component_name=component,
                 source=row["code_and_names_source"],
                 department_code=department,
-                department_text=f"{departments[department]}（{COMPONENT_DEPARTMENT_NOTE}）",
+                department_text=f"{departments[department].name}（{COMPONENT_DEPARTMENT_NOTE}）",
                 limits=_limits(handle, stages, stage_note),
             )
         )
@@ -494,6 +556,8 @@ def read_catalogue(data_dir: Path = DATA_DIR) -> list[CategoryDefault]:
                 limits=_limits(handle, EMERGENCY_STAGES, STAGE_NOTES["emergency"]),
             )
         )
+
+    categories = _with_english_names(categories, _read_csv(data_dir / NAMES_EN_FILE))
 
     seen: set[str] = set()
     for category in categories:

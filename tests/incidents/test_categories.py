@@ -4,6 +4,7 @@ default departments and stage limits, and reloads that keep what the admin edite
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
+from django.utils import translation
 
 from accounts.departments import read_departments
-from incidents.catalogue import DATA_DIR
+from incidents.catalogue import DATA_DIR, NAMES_EN_FILE
 from incidents.models import (
     STAGE_ORDER,
     Category,
@@ -253,5 +255,106 @@ def test_bad_catalogue_data_is_refused_with_the_reason(tmp_path: Path):
         encoding="utf-8",
     )
     with pytest.raises(CommandError, match="90001 has severity 'V'"):
+        call_command("incidents_load_categories", "--data-dir", str(data), verbosity=0)
+    assert not Category.objects.exists()
+
+
+# --- English names (category_names_en.csv, ADR 0016) --------------------------------------------
+
+CHINESE = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def test_every_category_and_class_is_stored_with_its_english_name(catalogue):
+    for category in Category.objects.all():
+        assert category.name_en and category.major_name_en, category
+        assert not CHINESE.search(category.name_en + category.major_name_en), category
+        if category.kind == CategoryKind.COMPONENT:
+            # "<部件名>异常" is "<component> problem".
+            assert category.name_en == f"{category.component_name_en} problem", category
+        else:
+            assert category.component_name_en == "", category
+    rubbish = Category.objects.get(code="06010")
+    assert (rubbish.name_en, rubbish.major_name_en) == (
+        "Exposed garbage",
+        "City appearance and environment",
+    )
+    cover = Category.objects.get(code="01001")
+    assert (cover.name_en, cover.component_name_en, cover.major_name_en) == (
+        "Water supply manhole cover problem",
+        "Water supply manhole cover",
+        "Municipal utilities",
+    )
+    fire = Category.objects.get(code="90001")
+    assert (fire.name_en, fire.major_name_en) == ("Fire", "Emergencies")
+
+
+def test_a_category_is_named_in_the_readers_language(catalogue):
+    rubbish = Category.objects.get(code="06010")
+    with translation.override("en"):
+        assert (rubbish.label, rubbish.major_label) == (
+            "Exposed garbage",
+            "City appearance and environment",
+        )
+        # An English search still finds it by its Chinese names.
+        assert rubbish.search_aliases == "暴露垃圾 市容环境类"
+        assert Category.objects.get(code="01001").component_label == "Water supply manhole cover"
+    with translation.override("zh-hans"):
+        assert (rubbish.label, rubbish.major_label) == ("暴露垃圾", "市容环境类")
+        assert rubbish.search_aliases == ""
+    assert rubbish.label == "暴露垃圾"  # outside a request: LANGUAGE_CODE
+
+
+def test_a_category_without_an_english_name_reads_in_chinese():
+    category = Category(code="06010", name="暴露垃圾", major_name="市容环境类")
+    with translation.override("en"):
+        assert (category.label, category.major_label) == ("暴露垃圾", "市容环境类")
+        assert category.search_aliases == ""
+
+
+def test_a_reload_stores_the_english_names_of_rows_loaded_without_them(catalogue, admin_user):
+    # Rows as the migration that added the English names left them (blank), one of them edited
+    # in the admin: the names are reference data and follow the file all the same.
+    Category.objects.update(name_en="", major_name_en="", component_name_en="")
+    edited = Category.objects.get(code="06027")
+    edited.department_code = "CGJ"
+    category_save(category=edited, by=admin_user, changed=["department_code"])
+
+    report = categories_load()
+    assert (report.categories.updated, report.categories.unchanged) == (260, 0)
+    assert report.categories.kept_edited == 1  # its department, not its names
+    edited.refresh_from_db()
+    assert (edited.name_en, edited.department_code) == ("Cooking fume pollution", "CGJ")
+    assert not Category.objects.filter(name_en="").exists()
+
+    again = categories_load()
+    assert (again.categories.created, again.categories.updated) == (0, 0)
+    assert again.categories.unchanged + again.categories.kept_edited == 260
+
+
+def test_a_category_the_english_file_leaves_out_reads_in_chinese(catalogue, tmp_path: Path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    names = data / NAMES_EN_FILE
+    lines = names.read_text(encoding="utf-8").splitlines(keepends=True)
+    names.write_text("".join(line for line in lines if not line.startswith("06010,")), "utf-8")
+
+    categories_load(data_dir=data)
+    rubbish = Category.objects.get(code="06010")
+    assert rubbish.name_en == "" and rubbish.major_name_en == "City appearance and environment"
+    with translation.override("en"):
+        assert rubbish.label == "暴露垃圾"
+    assert Category.objects.filter(name_en="").count() == 1
+
+
+def test_an_english_name_of_a_renamed_category_is_refused(tmp_path: Path):
+    from django.core.management.base import CommandError
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    names = data / NAMES_EN_FILE
+    names.write_text(
+        names.read_text(encoding="utf-8").replace("06010,暴露垃圾,", "06010,裸露垃圾,"), "utf-8"
+    )
+    with pytest.raises(CommandError, match="06010 translates '裸露垃圾'"):
         call_command("incidents_load_categories", "--data-dir", str(data), verbosity=0)
     assert not Category.objects.exists()
