@@ -8,7 +8,9 @@ every page of them, up to `CITYOPS_EXPORT_MAX_ROWS`. Reporter phones are masked 
 page for roles without a need. Each export is recorded in the audit chain (who, which console,
 which filters, how many rows): the file leaves the system with reporters' names in it.
 
-The file is UTF-8 with a byte-order mark (Excel, which most stations open it in, reads UTF-8
+The file is in the reader's language, as the page it is exported from: the column headings, the
+choices' labels, and the category's and department's names (ADR 0016); what people typed stays
+as typed. It is UTF-8 with a byte-order mark (Excel, which most stations open it in, reads UTF-8
 without one as the local code page) and cells a spreadsheet would run as a formula (starting
 with =, +, -, @, a tab or a carriage return) are prefixed with an apostrophe: a citizen's
 description is text, never a formula (CSV injection).
@@ -115,7 +117,7 @@ def _rows(
                 _when(case.created_at),
                 case.get_channel_display(),
                 case.category.code,
-                case.category.name,
+                case.category.label,
                 case.get_severity_display() if case.severity else "",
                 case.get_status_display(),
                 case.street_name,

@@ -174,6 +174,7 @@ def _strings() -> dict[str, Any]:
         "photoCount": _("%(n)s 张照片"),
         "noPhoto": _("无照片"),
         "noResults": _("没有匹配的事项"),
+        "categoryChosen": _("%(name)s（%(code)s）"),
         "recent": _("最近使用"),
         "common": _("常用"),
         "remaining": _("剩余 %(span)s"),
@@ -269,12 +270,17 @@ def report(request: HttpRequest) -> HttpResponse:
     """上报: category, description, GPS, photos; queued on the phone while offline."""
     if not _may_use(request.user):
         return _refused(request)
-    # Compact: the class (大类) of each category is named once, in `majors`.
+    # Compact: the class (大类) of each category is named once, in `majors`. Names are in the
+    # reader's language; on an English page `zh` holds the Chinese ones, which the search also
+    # matches.
     categories: list[dict[str, str]] = []
     majors: dict[str, dict[str, str]] = {}
     for c in selectors.categories_for_picker():
-        majors.setdefault(c.major_code, {"name": c.major_name, "kind": c.kind})
-        row = {"code": c.code, "name": c.name, "major": c.major_code}
+        major = majors.setdefault(c.major_code, {"name": c.major_label, "kind": c.kind})
+        row = {"code": c.code, "name": c.label, "major": c.major_code}
+        if c.search_aliases:
+            row["zh"] = c.name
+            major["zh"] = c.major_name
         if c.default_severity:
             row["severity"] = c.default_severity
         categories.append(row)
@@ -372,6 +378,7 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
     except Incident.DoesNotExist:
         raise Http404(_("没有这个案件，或您无权查看。")) from None
     actions = selectors.incident_actions_for(request.user, incident)
+    departments = selectors.departments()
     timeline = list(selectors.incident_timeline(incident))
     steps = [
         {
@@ -397,7 +404,8 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             forms=_action_forms(incident, actions),
             steps=list(reversed(steps)),
             send_back_reasons=SendBackReason.choices,
-            departments=selectors.departments(),
+            departments=departments,
+            department_name=dict(departments).get(incident.assigned_department_code, ""),
             photos=[
                 {
                     "url": reverse("incident-photo", args=[incident.number, photo.pk]),

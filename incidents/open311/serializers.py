@@ -67,26 +67,28 @@ def handling_limit_text(category: Category) -> str | None:
 
 
 def service_out(category: Category) -> dict[str, Any]:
-    """One entry of GET services: a category (事项) as an Open311 service."""
+    """One entry of GET services: a category (事项) as an Open311 service. GeoReport has no
+    language: the names are the request's (`Category.label`: Chinese unless the client asks for
+    English with `Accept-Language: en`, as for refusals; ADR 0016)."""
     kind = _KIND_TEXT[CategoryKind(category.kind)]
-    parts = [kind, f"{category.major_code} {category.major_name}", category.name]
+    parts = [kind, f"{category.major_code} {category.major_label}", category.label]
     limit = handling_limit_text(category)
     if limit:
         parts.append(limit)
     if category.is_emergency:
         parts.append(EMERGENCY_NOTICE)
-    keywords = [kind, category.major_name]
+    keywords = [kind, category.major_label]
     if category.component_name:
-        keywords.append(category.component_name)
+        keywords.append(category.component_label)
     return {
         "service_code": category.code,
-        "service_name": category.name,
+        "service_name": category.label,
         "description": " · ".join(parts),
         # No attributes are defined: the service definition would add nothing to ask.
         "metadata": False,
         "type": "realtime",
         "keywords": ", ".join(keywords),
-        "group": category.major_name,
+        "group": category.major_label,
     }
 
 
@@ -369,7 +371,7 @@ def request_out(incident: Incident) -> dict[str, Any]:
         "service_request_id": incident.number,
         "status": open311_status(incident),
         "status_notes": status_notes(incident),
-        "service_name": incident.category.name,
+        "service_name": incident.category.label,
         "service_code": incident.category.code,
         "description": description,
         "agency_responsible": incident.assigned_department_code or None,
@@ -398,10 +400,11 @@ def created_out(incident: Incident) -> dict[str, Any]:
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # The media types of the formats every endpoint answers in (.json, .xml).
 FORMAT_MEDIA_TYPES = ["application/json", "text/xml"]
-# When this server's Open311 interface last changed (2026-11-25 00:00 +08:00: service discovery
-# and the paging extension). Move it forward with any change to the endpoints, their parameters
-# or their answers: discovery's changeset is never earlier than this.
-INTERFACE_CHANGED = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+# When this server's Open311 interface last changed (2026-11-26 00:00 +08:00: services and
+# requests name the category in English for a client that asks for English; before, 2026-11-25:
+# service discovery and the paging extension). Move it forward with any change to the
+# endpoints, their parameters or their answers: discovery's changeset is never earlier than this.
+INTERFACE_CHANGED = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 CONTACT = (
     "区指挥中心 CityOps 管理员 — the CityOps administrators of the district command centre "
     "that runs this server"

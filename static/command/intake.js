@@ -1,12 +1,12 @@
 /* CityOps intake form (/command/intake/): a call to the 12345 hotline, or a report at the
  * console, typed in by an operator.
  *
- * The category picker filters ~260 categories (grouped by major class) as the operator types; a
- * click on the map (the district's own boundaries, no internet tiles) sets the point and asks the
- * locate API which street, community and grid cell it is in. Submitting posts the report to
- * POST /api/v1/incidents/ (session + CSRF + Idempotency-Key); a 4xx answer is shown beside the
- * field it names, a 201 shows the new case's number, owner and possible duplicates and empties
- * the form for the next call.
+ * The category picker filters ~260 categories (grouped by major class) as the operator types (in
+ * either language on an English page); a click on the map (the district's own boundaries, no
+ * internet tiles) sets the point and asks the locate API which street, community and grid cell
+ * it is in. Submitting posts the report to POST /api/v1/incidents/ (session + CSRF +
+ * Idempotency-Key); a 4xx answer is shown beside the field it names, a 201 shows the new case's
+ * number, owner and possible duplicates and empties the form for the next call.
  *
  * Uses the helpers of console.js (window.CityOpsConsole). window.cityopsIntake exposes the
  * state for the browser tests.
@@ -32,11 +32,14 @@
   // ---------------------------------------------------------------------------------------------
   // Category picker
 
+  // A search matches the code, the name and the class as shown, and (on an English page) the
+  // Chinese names too (data-aliases), so "垃圾" finds "Exposed garbage".
   var options = Array.prototype.map.call(select.querySelectorAll("option"), function (option) {
+    var words = [option.textContent, option.dataset.major, option.dataset.aliases || ""];
     return {
       option: option,
       group: option.parentNode,
-      text: (option.textContent + " " + option.dataset.major).toLowerCase()
+      text: words.join(" ").toLowerCase()
     };
   });
 

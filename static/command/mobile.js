@@ -571,6 +571,7 @@
     for (const category of picker.categories) {
       const major = picker.majors[category.major];
       category.majorName = major.name;
+      category.majorZh = major.zh || "";
       category.kind = major.kind;
     }
     const byCode = new Map(picker.categories.map((c) => [c.code, c]));
@@ -586,7 +587,8 @@
       if (text) message.scrollIntoView({ block: "nearest" });
     }
 
-    // Category picker: recent and common first, then every class; search over name and code.
+    // Category picker: recent and common first, then every class; search over name and code
+    // (on an English page over the Chinese names too: `zh`).
     const sheet = $("picker");
     const search = $("picker-search");
     const list = $("picker-list");
@@ -612,7 +614,13 @@
     }
 
     function matches(category, terms) {
-      const text = `${category.code} ${category.name} ${category.majorName}`;
+      const text = [
+        category.code,
+        category.name,
+        category.majorName,
+        category.zh || "",
+        category.majorZh,
+      ].join(" ");
       return terms.every((term) => text.toLowerCase().includes(term));
     }
 
@@ -694,7 +702,7 @@
     function choose(category) {
       state.category = category;
       $("category-input").value = category.code;
-      chosen.textContent = `${category.name}（${category.code}）`;
+      chosen.textContent = fmt(T.categoryChosen, category);
       button.dataset.empty = "false";
       rememberCategory(category.code);
       severityField.hidden = category.kind !== "emergency";
@@ -906,7 +914,7 @@
         createdAt: new Date().toISOString(),
         fields,
         label: {
-          category: `${state.category.name}（${state.category.code}）`,
+          category: fmt(T.categoryChosen, state.category),
           grid: state.location ? state.location.grid.name : "",
         },
         photos: state.photos.slice(),

@@ -11,7 +11,7 @@ Against pytest-django's live server (a WSGI thread, committed data):
   range, and resets;
 * the hotline operator files a call by clicking the map; the new case's number, owner and a
   possible duplicate are shown, and the form is empty for the next call (a second click files
-  nothing).
+  nothing); on an English page the category search finds English words, Chinese and codes.
 
 Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
 * a case reported through the API appears in the street console's queue without a reload; a case
@@ -99,12 +99,18 @@ def _user(username: str, role: str, place: str = "", department: str = "") -> Us
 
 
 class Desk:
-    """A browser context at a desk (1440×900, zh-CN), signed in as one user."""
+    """A browser context at a desk (1440×900, zh-CN unless told), signed in as one user."""
 
-    def __init__(self, browser: Any, base_url: str, timezone_id: str = "Asia/Shanghai") -> None:
+    def __init__(
+        self,
+        browser: Any,
+        base_url: str,
+        timezone_id: str = "Asia/Shanghai",
+        locale: str = "zh-CN",
+    ) -> None:
         self.base_url = base_url
         self.context = browser.new_context(
-            locale="zh-CN", timezone_id=timezone_id, viewport={"width": 1440, "height": 900}
+            locale=locale, timezone_id=timezone_id, viewport={"width": 1440, "height": 900}
         )
         self.context.set_default_timeout(20_000)
         self.page = self.context.new_page()
@@ -140,8 +146,15 @@ def desks(browser: Any) -> Iterator[list[Desk]]:
         desk.close()
 
 
-def _desk(desks: list[Desk], browser: Any, base_url: str, user: User, next_url: str) -> Desk:
-    desk = Desk(browser, base_url)
+def _desk(
+    desks: list[Desk],
+    browser: Any,
+    base_url: str,
+    user: User,
+    next_url: str,
+    locale: str = "zh-CN",
+) -> Desk:
+    desk = Desk(browser, base_url, locale=locale)
     desks.append(desk)
     desk.sign_in(user, next_url)
     return desk
@@ -488,6 +501,30 @@ def test_the_hotline_files_a_call_by_clicking_the_map(
     expect(page.locator('[data-error-for="category"]')).to_have_text("请选择事项分类。")
     expect(page.get_by_test_id("created-number")).to_have_text(created.number)
     assert Incident.objects.exclude(pk=earlier.pk).count() == 1
+    assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_the_intake_category_search_reads_english_and_chinese_on_an_english_page(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    operator = _user("e2e-hotline-en", Role.DISTRICT_OPERATOR, DISTRICT)
+    desk = _desk(desks, browser, live_server.url, operator, "/command/intake/", locale="en-GB")
+    page = desk.page
+    page.wait_for_function("window.cityopsIntake && window.cityopsIntake.ready")
+    shown = page.locator("#category-select option:not([hidden])")
+
+    for words in ("exposed garbage", "暴露垃圾", "06010"):
+        page.fill("#category-search", words)
+        page.press("#category-search", "Enter")
+        expect(shown).to_have_count(1)
+        expect(shown).to_have_text("06010 Exposed garbage")
+    expect(page.locator("#category-chosen")).to_have_text("06010 Exposed garbage")
+    page.fill("#category-search", "manhole cover")
+    expect(shown.first).to_have_text("01001 Water supply manhole cover problem")
+    expect(page.locator("#category-select optgroup:not([hidden])")).to_have_attribute(
+        "label", "01 Municipal utilities"
+    )
     assert desk.errors == []
 
 

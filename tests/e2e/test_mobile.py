@@ -6,7 +6,8 @@ Against pytest-django's live server with committed data (the server is another t
 report with GPS and a photo; report while offline, see it pending, go back online and see it
 delivered exactly once — also when the first answer is lost on the way back; a refused report
 shows its error and is not sent again; my tasks with a case to accept, handle and feed back
-(with an after-photo), and a second grid worker verifying the fix.
+(with an after-photo), and a second grid worker verifying the fix; on an English phone the
+category picker finds a category by English or Chinese words.
 """
 
 from __future__ import annotations
@@ -73,14 +74,16 @@ def _jpeg(path: Path, colour: str = "#3a7bd5", label: str = "before") -> Path:
 class Phone:
     """A browser context shaped like a phone, signed in as one user."""
 
-    def __init__(self, browser: Any, base_url: str, lon: float, lat: float) -> None:
+    def __init__(
+        self, browser: Any, base_url: str, lon: float, lat: float, locale: str = "zh-CN"
+    ) -> None:
         self.base_url = base_url
         self.context = browser.new_context(
             viewport=PHONE,
             device_scale_factor=2,
             is_mobile=True,
             has_touch=True,
-            locale="zh-CN",
+            locale=locale,
             timezone_id="Asia/Shanghai",
             geolocation={"longitude": lon, "latitude": lat, "accuracy": 12},
             permissions=["geolocation"],
@@ -127,9 +130,9 @@ def phone_at(
 ) -> Iterator[Any]:
     opened: list[Phone] = []
 
-    def open_phone(grid: str = GRID) -> Phone:
+    def open_phone(grid: str = GRID, locale: str = "zh-CN") -> Phone:
         lon, lat = point_in(grid)
-        phone = Phone(browser, live_server.url, lon, lat)
+        phone = Phone(browser, live_server.url, lon, lat, locale)
         opened.append(phone)
         return phone
 
@@ -180,6 +183,30 @@ def test_report_with_gps_and_a_photo_makes_a_case_with_that_photo(
     assert [(r.response_status, r.response_body["number"]) for r in records] == [(201, number)]
     expect(page.locator("#delivered-list [data-number]")).to_have_attribute("data-number", number)
     expect(page.locator("#outbox")).to_be_hidden()
+    assert phone.errors == []
+
+
+def test_the_english_picker_finds_a_category_by_english_or_chinese_words(phone_at: Any) -> None:
+    worker = _worker("gw-english")
+    phone = phone_at(locale="en-GB")
+    phone.sign_in(worker)
+    page = phone.page
+    page.click("#category-button")
+    expect(page.locator("#picker")).to_be_visible()
+    expect(page.locator('#picker-list [data-group="06"] summary')).to_contain_text(
+        "City appearance and environment"
+    )
+    found = page.locator("#picker-list .m-option")
+    for words in ("exposed garbage", "暴露垃圾", "06010 garbage"):
+        page.fill("#picker-search", words)
+        expect(found).to_have_count(1)
+        expect(found).to_contain_text("Exposed garbage")
+        expect(found).to_contain_text("City appearance and environment")
+    page.fill("#picker-search", "water manhole")
+    expect(found.first).to_contain_text("Water supply manhole cover problem")
+    page.fill("#picker-search", "garbage")
+    page.click("#picker-list .m-option[data-code='06010']")
+    expect(page.locator("#category-chosen")).to_have_text("Exposed garbage (06010)")
     assert phone.errors == []
 
 

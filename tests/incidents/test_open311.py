@@ -248,6 +248,36 @@ def test_services_list_the_active_categories_in_json_and_xml(http):
     assert rubbish_xml["description"] == rubbish["description"]
 
 
+def test_services_and_requests_name_the_category_in_english_when_the_client_asks(http):
+    """GeoReport has no language: names are Chinese, or English for Accept-Language: en."""
+    services_en = {s["service_code"]: s for s in http.get("services.json", headers=EN).json()}
+    rubbish = services_en[RUBBISH]
+    assert (rubbish["service_name"], rubbish["group"]) == (
+        "Exposed garbage",
+        "City appearance and environment",
+    )
+    assert "06 City appearance and environment · Exposed garbage" in rubbish["description"]
+    cover = services_en["01001"]
+    assert cover["service_name"] == "Water supply manhole cover problem"
+    assert cover["keywords"] == ("部件 component, Municipal utilities, Water supply manhole cover")
+    records = _xml_records(http.get("services.xml", headers=EN).xml(), "service")
+    assert next(r for r in records if r["service_code"] == RUBBISH)["service_name"] == (
+        "Exposed garbage"
+    )
+    services_zh = {s["service_code"]: s for s in http.get("services.json").json()}
+    assert (services_zh[RUBBISH]["service_name"], services_zh[RUBBISH]["group"]) == (
+        "暴露垃圾",
+        "市容环境类",
+    )
+    assert services_zh["01001"]["keywords"] == "部件 component, 市政公用设施, 供水井盖"
+
+    case = report(channel=Channel.OPEN311)
+    (english,) = http.get(f"requests/{case.number}.json", headers=EN).json()
+    assert english["service_name"] == "Exposed garbage"
+    (chinese,) = http.get(f"requests/{case.number}.json").json()
+    assert chinese["service_name"] == "暴露垃圾"
+
+
 def test_a_service_definition_has_no_attributes_and_an_unknown_code_is_404(http):
     definition = http.get(f"services/{RUBBISH}.json")
     assert definition.status == 200
