@@ -69,6 +69,7 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
 from accounts.models import mask_phone as mask_phone  # a reporter's phone as most roles see it
+from config.languages import in_reader_language
 
 # Roles that call reporters back (回访) and see their phone number in full; everyone else sees
 # `masked_phone` (138****1234) unless they reported the case themselves (Incident.phone_for).
@@ -138,6 +139,11 @@ class Category(models.Model):
     Code and name of the standard's matters come from the shipped CSVs and are not edited here;
     the department, default severity, active flag and the stage limits are local settings that
     the admin may change (`edited_at` records that they were, and a reload keeps them).
+
+    Each name has an English spelling beside it (`name_en`, `major_name_en`,
+    `component_name_en`), shipped in incidents/data/category_names_en.csv and stored by the
+    same loader; pages show `label` and `major_label`, the name in the reader's language
+    (ADR 0016). A blank English name reads as the Chinese.
     """
 
     code = models.CharField(
@@ -147,13 +153,16 @@ class Category(models.Model):
         validators=[RegexValidator(r"^\d{5}$", _("事项代码为5位数字"))],
     )
     name = models.CharField(_("事项名称"), max_length=100)
+    name_en = models.CharField(_("英文事项名称"), max_length=100, blank=True)
     kind = models.CharField(
         pgettext_lazy("field", "类型"), max_length=16, choices=CategoryKind.choices
     )
     major_code = models.CharField(_("大类代码"), max_length=2)
     major_name = models.CharField(_("大类名称"), max_length=50)
+    major_name_en = models.CharField(_("英文大类名称"), max_length=100, blank=True)
     # For a component matter, the component (部件) whose abnormality it is: 01001 → 供水井盖.
     component_name = models.CharField(_("部件名称"), max_length=100, blank=True)
+    component_name_en = models.CharField(_("英文部件名称"), max_length=100, blank=True)
     # True for CityOps' own categories (the emergency class 90), which are not in the standard.
     is_local = models.BooleanField(_("本地扩展"), default=False)
     # Where code and name come from (the standard via a transcription, or "local").
@@ -200,6 +209,30 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    @property
+    def label(self) -> str:
+        """The name in the reader's language: "暴露垃圾" or "Exposed garbage"."""
+        return in_reader_language(self.name, self.name_en)
+
+    @property
+    def major_label(self) -> str:
+        """The major class's name in the reader's language: "市容环境类" or "City appearance
+        and environment"."""
+        return in_reader_language(self.major_name, self.major_name_en)
+
+    @property
+    def component_label(self) -> str:
+        """A component matter's component in the reader's language ("" for other matters)."""
+        return in_reader_language(self.component_name, self.component_name_en)
+
+    @property
+    def search_aliases(self) -> str:
+        """What a category search matches besides the code, `label` and `major_label`: the
+        Chinese names when those are English, so an operator reading English may still type
+        "垃圾"; nothing when they are the Chinese already."""
+        names = (self.name, self.major_name)
+        return " ".join(names) if (self.label, self.major_label) != names else ""
 
     @property
     def is_emergency(self) -> bool:

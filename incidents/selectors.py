@@ -32,7 +32,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from accounts.departments import known_departments
+from accounts.departments import department_names
 from accounts.models import Role
 from incidents import calendar, workflow
 from incidents.models import (
@@ -243,8 +243,9 @@ def incident_queue(
     district's own are its triage, what escalation raised to it and arbitration). `status` is a
     status, a tuple of statuses, OPEN (the default) or "" for all;
     `overdue` True keeps the cases whose running clock is past its deadline, False those that
-    are not; `text` matches the case number, category name, description, address, community or
-    grid name; `since` and `until` keep the cases received on those local days and between."""
+    are not; `text` matches the case number, category name (Chinese or English), description,
+    address, community or grid name; `since` and `until` keep the cases received on those local
+    days and between."""
     cases = incidents_visible_to(user).select_related("category", "assignee")
     if district_code:
         cases = cases.filter(district_code=district_code)
@@ -273,6 +274,7 @@ def incident_queue(
         cases = cases.filter(
             Q(number__icontains=text)
             | Q(category__name__icontains=text)
+            | Q(category__name_en__icontains=text)
             | Q(description__icontains=text)
             | Q(address__icontains=text)
             | Q(community_name__icontains=text)
@@ -303,9 +305,9 @@ def categories_for_picker() -> QuerySet[Category]:
 
 
 def departments() -> list[tuple[str, str]]:
-    """(code, name) of the departments a case can be dispatched to, in the order of
-    accounts/data/departments.csv (there is no department model)."""
-    return list(known_departments().items())
+    """(code, full name in the reader's language) of the departments a case can be dispatched
+    to, in the order of accounts/data/departments.csv (there is no department model)."""
+    return list(department_names().items())
 
 
 # --- the audit page (command.views.audit): cases named in audit entries --------------------------

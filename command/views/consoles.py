@@ -38,6 +38,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.departments import department_short_names
 from accounts.models import Role
 from audit.services import request_ip
 from command.exports import ExportTooLarge, export_limit, queue_export
@@ -580,12 +581,13 @@ def _statuses(name: str) -> str | tuple[str, ...]:
 
 
 def _categories_grouped() -> list[dict[str, Any]]:
-    """The active categories grouped by major class, for pickers and filters."""
+    """The active categories grouped by major class, for pickers and filters; classes and
+    categories are named in the reader's language (`Category.major_label`, `label`)."""
     groups: dict[str, dict[str, Any]] = {}
     for category in incident_selectors.categories_for_picker():
         group = groups.setdefault(
             category.major_code,
-            {"code": category.major_code, "name": category.major_name, "items": []},
+            {"code": category.major_code, "name": category.major_label, "items": []},
         )
         group["items"].append(category)
     return list(groups.values())
@@ -616,16 +618,21 @@ class QueueRow:
     incident: Incident
     deadline_state: str
     department_name: str
+    # The queue's column names the department short ("水务", "Water Affairs"), the full name
+    # and code in its title.
+    department_short_name: str
     extension_pending: bool
 
 
 def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[QueueRow]:
     now = timezone.now()
+    short_names = department_short_names()
     return [
         QueueRow(
             incident=incident,
             deadline_state=_deadline_state(incident, now),
             department_name=departments.get(incident.assigned_department_code, ""),
+            department_short_name=short_names.get(incident.assigned_department_code, ""),
             extension_pending=incident.extension_pending,
         )
         for incident in incidents

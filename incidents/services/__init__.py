@@ -87,13 +87,17 @@ Event = tuple[str, dict[str, Any], list[str]]
 
 HOLIDAYS_FILE = DATA_DIR / "holidays.csv"
 
-# Fields of a category that come from the standard (or the local class) and are always refreshed.
+# Fields of a category that come from the standard (or the local class), with their English names
+# (category_names_en.csv): always refreshed from the data, never edited in the admin.
 CATEGORY_REFERENCE_FIELDS = (
     "name",
+    "name_en",
     "kind",
     "major_code",
     "major_name",
+    "major_name_en",
     "component_name",
+    "component_name_en",
     "is_local",
     "source",
 )
@@ -180,10 +184,13 @@ def _assign(obj: Any, values: dict[str, Any]) -> bool:
 def _category_values(default: CategoryDefault) -> tuple[dict[str, Any], dict[str, Any]]:
     reference = {
         "name": default.name,
+        "name_en": default.name_en,
         "kind": default.kind,
         "major_code": default.major_code,
         "major_name": default.major_name,
+        "major_name_en": default.major_name_en,
         "component_name": default.component_name,
+        "component_name_en": default.component_name_en,
         "is_local": default.is_local,
         "source": default.source,
     }
