@@ -1,5 +1,5 @@
-"""Responders' positions: report (share) and clear (stop sharing). The only writers of
-`ResponderPosition`.
+"""Responders' positions: report (share) and clear (stop sharing), the only writers of
+`ResponderPosition`; and starting a response plan on a case (plan_activate, 一键调派).
 
 A position is telemetry, not a case: each report replaces the responder's previous one and is
 announced on the live feed (`dispatch.responder_moved`) to the district, street and community
@@ -19,7 +19,10 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Role
 from audit.services import audit_record
+from dispatch.plans import known_plans
 from gridmap.locator import InvalidCoordinates, NoActiveGeneration, OutsideJurisdiction, locate
+from incidents.models import Incident, IncidentStatus
+from incidents.services import IncidentInputError, incident_dispatch, incident_register
 from realtime.outbox import publish, publish_batch
 
 from .models import ResponderPosition
@@ -201,3 +204,42 @@ def responder_position_clear(*, user: Any, ip: str | None = None) -> bool:
             type="dispatch.responder_cleared", payload={"responder": {"id": user.pk}}, scopes=scopes
         )
     return True
+
+
+# --- response plans (应急预案, 一键调派) ------------------------------------------------------
+
+
+def plan_activate(
+    *, incident: Incident, plan_code: str, by: Any, note: str = "", ip: str | None = None
+) -> Incident:
+    """一键调派: start the response plan `plan_code` on an emergency case. The case is dispatched
+    to the plan's lead department with its supporting departments called out beside it (协办),
+    through incidents.services.incident_dispatch: one step, one timeline row, one audit entry,
+    one event that reaches every department called out. A case still 已上报 is registered
+    first (立案, its own step: an emergency that waits for a separate click waits too long);
+    if the dispatch is then refused, the case stays registered and the refusal is raised.
+
+    Raises IncidentInputError("plan", …) for a code no plan has or a plan that is not for this
+    case's category and severity; the workflow's refusals as incident_dispatch raises them."""
+    plan = known_plans().get((plan_code or "").strip())
+    if plan is None:
+        raise IncidentInputError(
+            "plan",
+            _("“%(code)s”不是已知的应急预案。") % {"code": plan_code},
+        )
+    if not plan.applies_to(incident.category.code, incident.severity):
+        raise IncidentInputError(
+            "plan",
+            _("预案“%(plan)s”不适用于这个案件（事项分类或事件级别不符）。") % {"plan": plan.label},
+        )
+    if incident.status == IncidentStatus.REPORTED:
+        incident = incident_register(incident=incident, by=by, note=note, ip=ip)
+    return incident_dispatch(
+        incident=incident,
+        by=by,
+        department_code=plan.lead,
+        supports=plan.supports,
+        plan_code=plan.code,
+        note=note,
+        ip=ip,
+    )

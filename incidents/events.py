@@ -48,15 +48,17 @@ def incident_scopes(
     users: Iterable[int | None] = (),
 ) -> list[str]:
     """Who may see an event about the case: its district, street, community and grid cell, the
-    assigned department and assignee, plus any `departments` and `users` the change concerns
-    (the department that just sent it back, the reporter)."""
+    assigned department, the departments a response plan called out (协办) and the assignee,
+    plus any `departments` and `users` the change concerns (the department that just sent it
+    back, the reporter)."""
     scopes = {
         f"district:{incident.district_code}",
         f"street:{incident.street_code}",
         f"community:{incident.community_code}",
         f"grid:{incident.grid_code}",
     }
-    for code in (incident.assigned_department_code, *departments):
+    called_out = incident.support_department_codes
+    for code in (incident.assigned_department_code, *called_out, *departments):
         if code:
             scopes.add(f"department:{code}")
     for user_id in (incident.assignee_id, *users):

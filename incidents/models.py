@@ -479,9 +479,16 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
         if role == Role.DEPARTMENT_HANDLER:
             department = getattr(user, "department_code", "") or ""
             if department:
-                return self.filter(Q(assigned_department_code=department) | mine)
+                return self.filter(for_department(department) | mine)
             return self.filter(mine)
         return self.none()
+
+
+def for_department(code: str) -> Q:
+    """The cases of a department: dispatched to it, or on which a response plan called it out
+    beside the department dispatched (协办, IncidentSupport)."""
+    supported = IncidentSupport.objects.filter(department_code=code).values("incident_id")
+    return Q(assigned_department_code=code) | Q(pk__in=supported)
 
 
 class Incident(models.Model):
@@ -603,6 +610,9 @@ class Incident(models.Model):
     owner_code = models.CharField(_("责任单位代码"), max_length=15)
     # Whom it is dispatched to: a department (dispatch.Department code) and/or a person.
     assigned_department_code = models.CharField(_("处置部门代码"), max_length=32, blank=True)
+    # The departments a response plan called out beside it (协办部门), as codes: the case's
+    # events reach them without a query (IncidentSupport has who called each and when).
+    support_department_codes = models.JSONField(_("协办部门代码"), default=list, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("处置人"),
@@ -878,6 +888,38 @@ class AlarmSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_ref} ({self.channel})"
+
+
+class IncidentSupport(models.Model):
+    """A department a response plan called out on a case beside the one it was dispatched to
+    (协办部门: 应急, 消防, 交警 beside 水务 for a flood). It sees the case and hears of it from then
+    on; the case's handling stays with the department dispatched. dispatch.plans has the plans."""
+
+    incident = models.ForeignKey(
+        Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="supports"
+    )
+    department_code = models.CharField(_("协办部门代码"), max_length=32)
+    plan_code = models.CharField(_("应急预案"), max_length=32, blank=True)
+    called_at = models.DateTimeField(_("调派时间"))
+    called_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("调派人"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = pgettext_lazy("model", "协办部门")
+        verbose_name_plural = pgettext_lazy("models", "协办部门")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "department_code"], name="incidents_support_once"
+            )
+        ]
+        indexes = [models.Index(fields=["department_code"], name="incidents_support_department")]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.department_code}"
 
 
 class IncidentTransition(models.Model):

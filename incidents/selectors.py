@@ -32,7 +32,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from accounts.departments import department_names
+from accounts.departments import department_names, known_departments
 from accounts.models import Role
 from incidents import calendar, workflow
 from incidents.models import (
@@ -44,19 +44,22 @@ from incidents.models import (
     Incident,
     IncidentPhoto,
     IncidentStatus,
+    IncidentSupport,
     IncidentTransition,
     OwnerLevel,
     Stage,
     StageLimit,
     Supervision,
+    for_department,
 )
 
 
 def incidents_visible_to(user: Any) -> QuerySet[Incident]:
     """The cases `user` may see: district operators, auditors, admins all; a street operator
     their street's; community staff their community's; a grid worker their grid cell's and their
-    own reports; a department handler their department's; everyone also those assigned to them
-    personally. A user without a role (or inactive, or anonymous) none."""
+    own reports; a department handler their department's (dispatched to it, or 协办);
+    everyone also those assigned to them personally. A user without a role (or inactive, or
+    anonymous) none."""
     return Incident.objects.visible_to(user)
 
 
@@ -256,7 +259,7 @@ def incident_queue(
     if community_code:
         cases = cases.filter(community_code=community_code)
     if department_code:
-        cases = cases.filter(assigned_department_code=department_code)
+        cases = cases.filter(for_department(department_code))
     if status == OPEN:
         cases = cases.exclude(status__in=FINISHED_STATUSES)
     elif isinstance(status, tuple):
@@ -842,3 +845,24 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
         .only("pk", "number", "channel", "created_at")  # what the list shows
     )
     return MergedCases(visible=visible, total=total)
+
+
+def incident_supports(incident: Incident) -> list[dict[str, Any]]:
+    """The departments a response plan called out on the case (协办), in the order called: code,
+    short name in the reader's language, the plan, when and by whom."""
+    departments = known_departments()
+    rows = IncidentSupport.objects.filter(incident=incident).select_related("called_by")
+    return [
+        {
+            "code": row.department_code,
+            "name": (
+                departments[row.department_code].short_label
+                if row.department_code in departments
+                else row.department_code
+            ),
+            "plan": row.plan_code,
+            "called_at": row.called_at,
+            "called_by": row.called_by.get_username(),
+        }
+        for row in rows.order_by("called_at", "id")
+    ]

@@ -44,6 +44,7 @@ from audit.services import request_ip
 from command.exports import ExportTooLarge, export_limit, queue_export
 from command.live import scopes_for_connection
 from command.views.labels import api_field_labels
+from dispatch.plans import ResponsePlan, known_plans, plans_for
 from dispatch.selectors import may_see_responders, responders_near, responders_visible_to
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
@@ -983,6 +984,8 @@ def department_console(request: HttpRequest) -> HttpResponse:
 # worker's steps have their own: _clock_details).
 DETAIL_LABELS: dict[str, Any] = {
     "department": gettext_lazy("部门"),
+    "plan": gettext_lazy("应急预案"),
+    "supports": gettext_lazy("协办部门"),
     "stage_deadline": gettext_lazy("新时限"),
     "requested_until": gettext_lazy("申请延期至"),
     "granted_until": gettext_lazy("批准延期至"),
@@ -997,6 +1000,11 @@ DETAIL_LABELS: dict[str, Any] = {
 def _detail_value(key: str, value: Any, departments: dict[str, str]) -> str:
     if key == "department" and value:
         return f"{value} {departments.get(value, '')}".strip()
+    if key == "supports" and isinstance(value, list):
+        short = department_short_names()
+        return _("、").join(short.get(str(code), str(code)) for code in value)
+    if key == "plan" and value in known_plans():
+        return known_plans()[value].label
     if key in ("stage_deadline", "requested_until", "granted_until") and value:
         moment = value if isinstance(value, datetime) else _parse_iso(str(value))
         if moment is not None:
@@ -1106,6 +1114,57 @@ def _action_forms(
     return forms
 
 
+# 一键调派: the response plan form, first on the case page of an emergency that may be dispatched
+# now (dispatch.services.plan_activate registers a case still 已上报 first). Posted to
+# /api/v1/incidents/<number>/plans/.
+PLAN_FORM = ActionForm(
+    "plans",
+    gettext_lazy("一键调派（启动应急预案）"),
+    (
+        FormField("plan", gettext_lazy("应急预案"), "select", True),
+        _note(gettext_lazy("调派说明")),
+    ),
+)
+_PLAN_STATUSES = (S.REPORTED, S.REGISTERED, S.RETURNED)
+
+
+def _plan_words(plan: ResponsePlan) -> str:
+    """A plan in words: "内涝积水一般响应：水务牵头，街道、交警协办。" and what each does."""
+    names = department_short_names()
+    return _("%(plan)s：%(lead)s牵头，%(supports)s协办。%(instructions)s") % {
+        "plan": plan.label,
+        "lead": names[plan.lead],
+        "supports": _("、").join(names[code] for code in plan.supports),
+        "instructions": plan.instructions_label,
+    }
+
+
+def _plan_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
+    """The 一键调派 form, when plans apply to the case and the user may register or dispatch it
+    now; its choices the plans, the one the case's severity calls for first and chosen."""
+    if incident.status not in _PLAN_STATUSES or not {"register", "dispatch"} & set(actions):
+        return []
+    plans = plans_for(incident.category.code, incident.severity)
+    if not plans:
+        return []
+    plan_field, note_field = PLAN_FORM.fields
+    hint = " ".join(_plan_words(plan) for plan in plans)
+    return [
+        {
+            "form": PLAN_FORM,
+            "label": PLAN_FORM.label,
+            "fields": [
+                {
+                    "spec": replace(plan_field, hint=hint),
+                    "choices": tuple((plan.code, plan.label) for plan in plans),
+                    "initial": plans[0].code,
+                },
+                {"spec": note_field, "choices": (), "initial": ""},
+            ],
+        }
+    ]
+
+
 def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     user = request.user
     departments = _department_names()
@@ -1122,7 +1181,15 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
         "reporter_phone": incident.phone_for(user),
         "timeline": _timeline(incident, departments),
         "actions": actions,
-        "action_forms": _action_forms(actions, incident, departments),
+        "action_forms": [
+            *_plan_forms(incident, actions),
+            *_action_forms(actions, incident, departments),
+        ],
+        "called_out": (
+            incident_selectors.incident_supports(incident)
+            if incident.support_department_codes
+            else []
+        ),
         "may_merge": "merge" in actions,
         "merged": incident_selectors.incident_merged_cases(incident, user),
     }

@@ -19,7 +19,21 @@ from rest_framework.views import APIView
 
 from audit.services import request_ip
 from dispatch import selectors, services
-from incidents.api.views import LenientJSONParser
+from dispatch.plans import plan_as_dict, plans_for
+from incidents.api import serializers as io
+from incidents.api.idempotency import idempotent
+from incidents.api.views import (
+    _ERRORS,
+    _IDEMPOTENCY_PARAM,
+    _REFUSALS,
+    LenientJSONParser,
+    _incident_out,
+    _not_found,
+    _parsed,
+    _refusal,
+)
+from incidents.models import Incident
+from incidents.selectors import incident_for_user, incident_supports
 
 FIELDS = ("lon", "lat", "accuracy_m")
 
@@ -107,3 +121,78 @@ class PositionListView(APIView):
         if not selectors.may_see_responders(request.user):
             raise PermissionDenied(_("响应人员的位置只向区、街道、社区的工作人员显示。"))
         return Response({"results": selectors.responders_visible_to(request.user)})
+
+
+class PlanIn(io.StrictSerializer):
+    plan = io.TextField(max_length=32, help_text="the plan's code, e.g. FLOOD-III")
+    note = io.TextField(required=False, allow_blank=True, default="")
+
+
+class IncidentPlansView(APIView):
+    """The response plans (应急预案) for a case, and starting one on it (一键调派)."""
+
+    parser_classes = [LenientJSONParser]
+
+    @extend_schema(
+        operation_id="incidents_plans",
+        summary="应急预案 the response plans for a case, the one its severity calls for first",
+        responses={
+            200: inline_serializer(
+                "IncidentPlans",
+                {
+                    "plans": serializers.ListField(child=serializers.DictField()),
+                    "called_out": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            404: OpenApiResponse(description="no such case, or not yours to see"),
+        },
+    )
+    def get(self, request: Request, number: str) -> Response:
+        try:
+            incident = incident_for_user(request.user, number)
+        except Incident.DoesNotExist:
+            return _not_found(number)
+        return Response(
+            {
+                "plans": [
+                    plan_as_dict(plan)
+                    for plan in plans_for(incident.category.code, incident.severity)
+                ],
+                "called_out": incident_supports(incident),
+            }
+        )
+
+    @extend_schema(
+        operation_id="incidents_plan_activate",
+        summary="一键调派 start a response plan: dispatch to its lead, call out its supports",
+        request=PlanIn,
+        parameters=[_IDEMPOTENCY_PARAM],
+        responses={
+            200: io.IncidentOut,
+            **_ERRORS,
+            404: OpenApiResponse(description="no such case, or not yours to see"),
+            409: io.IllegalTransitionOut,
+        },
+    )
+    def post(self, request: Request, number: str) -> Response:
+        return _parsed(request) or idempotent(request, lambda: self._activate(request, number))
+
+    def _activate(self, request: Request, number: str) -> Response:
+        try:
+            incident = incident_for_user(request.user, number)
+        except Incident.DoesNotExist:
+            return _not_found(number)
+        form = PlanIn(data=request.data)
+        if not form.is_valid():
+            return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            incident = services.plan_activate(
+                incident=incident,
+                plan_code=form.validated_data["plan"],
+                by=request.user,
+                note=form.validated_data["note"],
+                ip=request_ip(request),
+            )
+        except _REFUSALS as exc:
+            return _refusal(exc)
+        return _incident_out(incident, request)

@@ -268,6 +268,8 @@ class IncidentListOut(serializers.Serializer):
     owner_level = serializers.CharField()
     owner_code = serializers.CharField()
     assigned_department_code = serializers.CharField()
+    # The departments a response plan called out beside it (协办), as codes.
+    support_department_codes = serializers.ListField(child=serializers.CharField())
     stage = serializers.CharField()
     stage_deadline = serializers.DateTimeField(allow_null=True)
     overdue = serializers.SerializerMethodField()

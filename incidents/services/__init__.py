@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -70,6 +70,7 @@ from incidents.models import (
     Incident,
     IncidentNumberCounter,
     IncidentStatus,
+    IncidentSupport,
     IncidentTransition,
     OwnerLevel,
     SendBackReason,
@@ -952,6 +953,7 @@ def _snapshot(incident: Incident) -> dict[str, Any]:
         "status": incident.status,
         "owner": [incident.owner_level, incident.owner_code],
         "department": incident.assigned_department_code,
+        "supports": incident.support_department_codes,
         "assignee": incident.assignee_id,
         "severity": incident.severity,
         "stage": incident.stage,
@@ -1182,6 +1184,19 @@ def dispatch_department(department_code: str, assignee: User | None = None) -> s
     return department_code
 
 
+def _support_departments(codes: Sequence[str]) -> list[str]:
+    """The 协办 departments of a dispatch, each a known department's code, once."""
+    known = known_departments()
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise IncidentInputError(
+            "supports",
+            _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
+            % {"code": unknown[0], "known": ", ".join(known)},
+        )
+    return list(dict.fromkeys(codes))
+
+
 def incident_dispatch(
     *,
     incident: Incident,
@@ -1189,12 +1204,19 @@ def incident_dispatch(
     department_code: str = "",
     assignee: User | None = None,
     note: str = "",
+    supports: Sequence[str] = (),
+    plan_code: str = "",
     ip: str | None = None,
 ) -> Incident:
     """派遣: give the case to a department (its code: CGJ, SWJ …) and/or a person — a department
     handler, or a grid worker or community/street staff whose place covers the case. Starts the
-    accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched."""
+    accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched.
+
+    A response plan (dispatch.services.plan_activate, `plan_code`) also calls out `supports`,
+    the departments that work beside the one dispatched (协办): each not yet called out on the
+    case gets an IncidentSupport row, sees the case and hears of it from then on."""
     department_code = dispatch_department(department_code, assignee)
+    supports = _support_departments(supports)
     step = _Step(
         reason=_optional_text("note", note),
         data={
@@ -1208,6 +1230,26 @@ def incident_dispatch(
         case.assignee = assignee
         case.handled_by = None
         case.feedback = ""
+        called = [
+            code
+            for code in supports
+            if code != department_code and code not in case.support_department_codes
+        ]
+        if plan_code:
+            step.data["plan"] = plan_code
+        if called:
+            step.data["supports"] = called
+            case.support_department_codes = [*case.support_department_codes, *called]
+            IncidentSupport.objects.bulk_create(
+                IncidentSupport(
+                    incident=case,
+                    department_code=code,
+                    plan_code=plan_code,
+                    called_at=now,
+                    called_by=by,
+                )
+                for code in called
+            )
 
     check = _check_assignee(assignee, department_code) if assignee is not None else None
     return _move(incident, by=by, action="dispatch", ip=ip, step=step, check=check, change=change)
