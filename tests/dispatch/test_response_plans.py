@@ -196,3 +196,20 @@ def test_the_case_page_offers_the_plan_first_and_then_lists_the_departments_call
     assert [f'data-department="{code}"' in called for code in ("YJGLJ", "XF")] == [True, True]
     # Dispatched: the plan is not offered again (the case may not be dispatched now).
     assert 'data-action="plans"' not in page
+
+
+def test_a_called_out_departments_queue_marks_the_case_as_support_and_offers_no_accept(
+    cast,
+) -> None:
+    case = report(code=FLOOD, severity="III")
+    client_for(cast.district).post(plans_url(case.number), {"plan": "FLOOD-III"}, format="json")
+    lead = make_user(Role.DEPARTMENT_HANDLER, department="SWJ")
+    emergency = make_user(Role.DEPARTMENT_HANDLER, department="YJGLJ")
+
+    lead_page = client_for(lead).get("/command/department/").content.decode()
+    assert f'data-quick-action="accept" data-number="{case.number}"' in lead_page
+    assert 'class="flag flag-support"' not in lead_page
+    support_page = client_for(emergency).get("/command/department/").content.decode()
+    assert case.number in support_page
+    assert 'data-quick-action="accept"' not in support_page
+    assert 'class="flag flag-support"' in support_page
