@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from django.utils.translation import gettext
 
 from config.languages import in_reader_language
 
@@ -73,6 +76,14 @@ def department_short_names() -> dict[str, str]:
     """Department code → short name in the reader's language ("水务", "Water Affairs"), for
     where a full name does not fit (a queue's column)."""
     return {code: department.short_label for code, department in known_departments().items()}
+
+
+def department_short_names_text(codes: Iterable[str]) -> str:
+    """Departments by their short names in the reader's language, as a list reads in the
+    page's language ("应急、街道、交警" / "Emergency Management, Street Office"); a code that is
+    not a department as it is."""
+    names = department_short_names()
+    return gettext("、").join(names.get(code, code) for code in codes)
 
 
 def department_name(code: str) -> str:

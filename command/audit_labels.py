@@ -32,7 +32,7 @@ from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from accounts.departments import department_name
+from accounts.departments import department_name, department_short_names_text
 from accounts.services import PASSWORD_CHANGED, PASSWORD_NONE, PASSWORD_SET
 from gridmap.models import Level
 from incidents.models import OwnerLevel, SendBackReason
@@ -139,6 +139,7 @@ AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
     "incidents.incident": {
         "owner": _("责任单位"),
         "department": _("处置部门"),
+        "supports": _("协办部门"),
         "grid": _("网格"),
         "raw": _("原始输入（经度、纬度、坐标系）"),
         "location": _("位置（经度、纬度）"),
@@ -202,6 +203,14 @@ def _department_words(code: Any) -> str | None:
     return (department_name(code) or None) if isinstance(code, str) else None
 
 
+def _departments_words(codes: Any) -> str | None:
+    """Departments called out on a case (a list of codes): their short names, "应急、街道";
+    none as （空）."""
+    if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+        return None
+    return department_short_names_text(codes) if codes else gettext_now("（空）")
+
+
 def _owner_words(owner: Any) -> str | None:
     """A case's owner as the entry stores it, [level, region code]: "社区工作站 440309001001"."""
     if isinstance(owner, list) and len(owner) == 2 and owner[0] in OwnerLevel.values:
@@ -221,6 +230,7 @@ def _choice_words(choices: Any) -> Any:
 # Values that are codes of keys that are not fields with choices, by kind of object and key.
 _VALUE_WORDS: dict[tuple[str, str], Any] = {
     ("incidents.incident", "department"): _department_words,
+    ("incidents.incident", "supports"): _departments_words,
     ("incidents.incident", "owner"): _owner_words,
     ("incidents.incident", "reason_code"): _choice_words(SendBackReason.choices),
     ("incidents.category", "department_code"): _department_words,
@@ -359,7 +369,9 @@ def _key_order(object_type: str) -> Callable[[str], tuple[int, int, str]]:
     model's order, then the keys of AUDIT_KEY_LABELS in the table's order, then any other key
     alphabetically."""
     model = _model(object_type)
-    fields = [field.name for field in model._meta.get_fields()] if model is not None else []
+    # Concrete fields only: a reverse relation (a case's `supports`) is not where a key of that
+    # name comes from.
+    fields = [field.name for field in model._meta.concrete_fields] if model is not None else []
     ranks = {
         **{key: (1, index) for index, key in enumerate(AUDIT_KEY_LABELS.get(object_type, {}))},
         **{name: (0, index) for index, name in enumerate(fields)},

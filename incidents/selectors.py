@@ -32,7 +32,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from accounts.departments import department_names, known_departments
+from accounts.departments import department_names, department_short_names
 from accounts.models import Role
 from incidents import calendar, workflow
 from incidents.models import (
@@ -850,16 +850,12 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
 def incident_supports(incident: Incident) -> list[dict[str, Any]]:
     """The departments a response plan called out on the case (协办), in the order called: code,
     short name in the reader's language, the plan, when and by whom."""
-    departments = known_departments()
+    names = department_short_names()
     rows = IncidentSupport.objects.filter(incident=incident).select_related("called_by")
     return [
         {
             "code": row.department_code,
-            "name": (
-                departments[row.department_code].short_label
-                if row.department_code in departments
-                else row.department_code
-            ),
+            "name": names.get(row.department_code, row.department_code),
             "plan": row.plan_code,
             "called_at": row.called_at,
             "called_by": row.called_by.get_username(),

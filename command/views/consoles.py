@@ -38,7 +38,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.departments import department_short_names
+from accounts.departments import department_short_names, department_short_names_text
 from accounts.models import Role
 from audit.services import request_ip
 from command.exports import ExportTooLarge, export_limit, queue_export
@@ -1001,8 +1001,7 @@ def _detail_value(key: str, value: Any, departments: dict[str, str]) -> str:
     if key == "department" and value:
         return f"{value} {departments.get(value, '')}".strip()
     if key == "supports" and isinstance(value, list):
-        short = department_short_names()
-        return _("、").join(short.get(str(code), str(code)) for code in value)
+        return department_short_names_text(str(code) for code in value)
     if key == "plan" and value in known_plans():
         return known_plans()[value].label
     if key in ("stage_deadline", "requested_until", "granted_until") and value:
@@ -1130,11 +1129,10 @@ _PLAN_STATUSES = (S.REPORTED, S.REGISTERED, S.RETURNED)
 
 def _plan_words(plan: ResponsePlan) -> str:
     """A plan in words: "内涝积水一般响应：水务牵头，街道、交警协办。" and what each does."""
-    names = department_short_names()
     return _("%(plan)s：%(lead)s牵头，%(supports)s协办。%(instructions)s") % {
         "plan": plan.label,
-        "lead": names[plan.lead],
-        "supports": _("、").join(names[code] for code in plan.supports),
+        "lead": department_short_names_text([plan.lead]),
+        "supports": department_short_names_text(plan.supports),
         "instructions": plan.instructions_label,
     }
 

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.departments import department_name
 from accounts.models import Role
 from command.live import user_scopes
 from command.views.labels import api_field_labels
@@ -378,7 +379,6 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
     except Incident.DoesNotExist:
         raise Http404(_("没有这个案件，或您无权查看。")) from None
     actions = selectors.incident_actions_for(request.user, incident)
-    departments = selectors.departments()
     timeline = list(selectors.incident_timeline(incident))
     steps = [
         {
@@ -404,8 +404,8 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             forms=_action_forms(incident, actions),
             steps=list(reversed(steps)),
             send_back_reasons=SendBackReason.choices,
-            departments=departments,
-            department_name=dict(departments).get(incident.assigned_department_code, ""),
+            departments=selectors.departments(),
+            department_name=department_name(incident.assigned_department_code),
             photos=[
                 {
                     "url": reverse("incident-photo", args=[incident.number, photo.pk]),

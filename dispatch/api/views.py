@@ -21,16 +21,13 @@ from audit.services import request_ip
 from dispatch import selectors, services
 from dispatch.plans import plan_as_dict, plans_for
 from incidents.api import serializers as io
-from incidents.api.idempotency import idempotent
 from incidents.api.views import (
     _ERRORS,
     _IDEMPOTENCY_PARAM,
-    _REFUSALS,
+    ActionSpec,
+    IncidentActionView,
     LenientJSONParser,
-    _incident_out,
     _not_found,
-    _parsed,
-    _refusal,
 )
 from incidents.models import Incident
 from incidents.selectors import incident_for_user, incident_supports
@@ -128,10 +125,18 @@ class PlanIn(io.StrictSerializer):
     note = io.TextField(required=False, allow_blank=True, default="")
 
 
-class IncidentPlansView(APIView):
-    """The response plans (应急预案) for a case, and starting one on it (一键调派)."""
+def _activate(incident: Incident, by: Any, data: dict[str, Any], ip: str | None) -> Incident:
+    return services.plan_activate(
+        incident=incident, plan_code=data["plan"], by=by, note=data["note"], ip=ip
+    )
 
-    parser_classes = [LenientJSONParser]
+
+class IncidentPlansView(IncidentActionView):
+    """The response plans (应急预案) for a case, and starting one on it (一键调派): a POST is
+    answered as the one-case actions are (IncidentActionView: body, Idempotency-Key, the case
+    looked up in the user's scope, the form, the service's refusals)."""
+
+    spec = ActionSpec("plans", "一键调派 start a response plan", PlanIn, _activate)
 
     @extend_schema(
         operation_id="incidents_plans",
@@ -175,24 +180,4 @@ class IncidentPlansView(APIView):
         },
     )
     def post(self, request: Request, number: str) -> Response:
-        return _parsed(request) or idempotent(request, lambda: self._activate(request, number))
-
-    def _activate(self, request: Request, number: str) -> Response:
-        try:
-            incident = incident_for_user(request.user, number)
-        except Incident.DoesNotExist:
-            return _not_found(number)
-        form = PlanIn(data=request.data)
-        if not form.is_valid():
-            return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)
-        try:
-            incident = services.plan_activate(
-                incident=incident,
-                plan_code=form.validated_data["plan"],
-                by=request.user,
-                note=form.validated_data["note"],
-                ip=request_ip(request),
-            )
-        except _REFUSALS as exc:
-            return _refusal(exc)
-        return _incident_out(incident, request)
+        return super().post(request, number)

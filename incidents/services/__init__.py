@@ -1173,27 +1173,27 @@ def dispatch_department(department_code: str, assignee: User | None = None) -> s
         raise IncidentInputError("department_code", _("请指定承办部门或承办人。"))
     if not department_code and assignee is not None and assignee.role == Role.DEPARTMENT_HANDLER:
         department_code = assignee.department_code
-    if department_code and department_code not in known_departments():
+    if department_code:
         # A case given to a code no department answers to would wait, unseen by any handler,
         # until its clock ran out.
-        raise IncidentInputError(
-            "department_code",
-            _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
-            % {"code": department_code, "known": ", ".join(known_departments())},
-        )
+        _check_department("department_code", department_code)
     return department_code
+
+
+def _check_department(field_name: str, code: str) -> None:
+    """Raises IncidentInputError on `field_name` when no department has the code `code`."""
+    if code not in known_departments():
+        raise IncidentInputError(
+            field_name,
+            _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
+            % {"code": code, "known": ", ".join(known_departments())},
+        )
 
 
 def _support_departments(codes: Sequence[str]) -> list[str]:
     """The 协办 departments of a dispatch, each a known department's code, once."""
-    known = known_departments()
-    unknown = [code for code in codes if code not in known]
-    if unknown:
-        raise IncidentInputError(
-            "supports",
-            _("“%(code)s”不是已知的部门代码；已知：%(known)s。")
-            % {"code": unknown[0], "known": ", ".join(known)},
-        )
+    for code in codes:
+        _check_department("supports", code)
     return list(dict.fromkeys(codes))
 
 

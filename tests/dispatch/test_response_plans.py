@@ -11,6 +11,7 @@ import pytest
 from accounts.departments import known_departments
 from accounts.models import Role
 from audit.models import AuditEntry
+from command.audit_labels import audit_changes_text
 from dispatch.plans import PlanDataError, known_plans, plans_for, read_plans
 from incidents.models import Category, CategoryKind, IncidentStatus, IncidentSupport
 from incidents.selectors import incident_queue
@@ -88,6 +89,9 @@ def test_one_click_registers_dispatches_to_the_lead_and_calls_out_the_supports(c
     )
     dispatch = AuditEntry.objects.filter(action="incidents.incident_dispatch").get()
     assert dispatch.after["supports"] == supports and dispatch.before["supports"] == []
+    # The audit page and export say who was called out in words.
+    words = audit_changes_text("incidents.incident", dispatch.before, dispatch.after)
+    assert "协办部门：（空） → 应急、街道、交警、消防、供电" in words.split("\n")
     event = last_event(case)
     assert {f"department:{code}" for code in ["SWJ", *supports]} <= event_scopes(event)
     called = client_for(cast.district).get(plans_url(case.number)).json()["called_out"]
