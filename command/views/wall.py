@@ -11,6 +11,11 @@ may be applied twice, which the page's idempotent handling absorbs). The figures
 the wall selectors of incidents.selectors; the map's boundaries come from the open geography API;
 the responders sharing their position come from dispatch.selectors (and then the feed's
 dispatch.responder_moved / responder_cleared).
+
+Category names: the snapshot and the feed's events name a case's category in Chinese (one
+payload for every subscriber, ADR 0016); the page comes with every category's name in its
+reader's language by code (#wall-category-names), and the script shows that name, the payload's
+only for a code it does not know (a category added after the page was loaded).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from dispatch.selectors import responders_for_district
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level
 from incidents import selectors as incident_selectors
-from incidents.models import Stage
+from incidents.models import Category, Stage
 from realtime.outbox import latest_seqs
 
 # Rows of the wall's ticker and categories of its chart.
@@ -167,6 +172,7 @@ def wall(request: HttpRequest) -> HttpResponse:
             "generation": generation,
             "wall_config": config,
             "wall_strings": _wall_strings(),
+            "category_names": _category_names(),
             # The first snapshot comes with the page: the wall is drawn without waiting for a
             # second request; later reloads (resync, a new day) use the snapshot URL.
             "snapshot": wall_snapshot_data(viewer.district_code),
@@ -274,6 +280,16 @@ def wall_snapshot(request: HttpRequest) -> HttpResponse:
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _category_names() -> dict[str, str]:
+    """Every category's name in the reader's language, by code (`Category.label`). All of them,
+    the inactive too: an open case keeps a category that was switched off since, and any
+    category may arrive with the live feed's next event."""
+    return {
+        category.code: category.label
+        for category in Category.objects.only("code", "name", "name_en").order_by("code")
+    }
 
 
 def _wall_strings() -> dict[str, Any]:

@@ -29,6 +29,10 @@
 
   var config = readJson("wall-config");
   var T = readJson("wall-strings");
+  // Every category's name in the page's language, by code (command.views.wall): a case's
+  // summary — the snapshot's and the live events' — names its category in Chinese whatever the
+  // reader reads (one payload for every subscriber, docs/decisions/0016).
+  var CATEGORY_NAMES = readJson("wall-category-names");
   var SCOPE = config.scope;
 
   var OPEN_EXCLUDED = { rejected: 1, closed: 1, evaluated: 1, merged: 1 };
@@ -205,6 +209,15 @@
       }
     }
     return code;
+  }
+
+  // The name of a case's category (or of a row of the category chart) in the page's language;
+  // the summary's own name for a code the page does not know (a category added since it loaded).
+  function categoryName(category) {
+    if (Object.prototype.hasOwnProperty.call(CATEGORY_NAMES, category.code)) {
+      return CATEGORY_NAMES[category.code];
+    }
+    return category.name || category.code;
   }
 
   function streetColour(code) {
@@ -829,8 +842,8 @@
 
   function tickerKey(item) {
     var c = state.cases.get(item.number);
-    return item.key + "|" + (item.to || "") + "|" + c.category.name + "|" + (c.severity || "") +
-      "|" + c.street + "|" + c.community;
+    return item.key + "|" + (item.to || "") + "|" + categoryName(c.category) + "|" +
+      (c.severity || "") + "|" + c.street + "|" + c.community;
   }
 
   function tickerRow(item) {
@@ -849,7 +862,7 @@
       badge = el("span", "badge badge-reported", T.reported);
     }
     li.appendChild(badge);
-    li.appendChild(el("span", "ticker-what", c.category.name));
+    li.appendChild(el("span", "ticker-what", categoryName(c.category)));
     var to = "";
     if (item.kind === "escalated" && item.to && T.ownerLevels[item.to]) {
       to = "→ " + T.ownerLevels[item.to];
@@ -881,8 +894,8 @@
 
   function overdueKey(c) {
     return c.number + "|" + (c.deadline < overdueAt ? "late" : "soon") + "|" + (c.stage || "") +
-      "|" + c.category.name + "|" + (c.severity || "") + "|" + c.escalations + "|" + c.street +
-      "|" + c.community;
+      "|" + categoryName(c.category) + "|" + (c.severity || "") + "|" + c.escalations + "|" +
+      c.street + "|" + c.community;
   }
 
   function overdueRow(c) {
@@ -897,7 +910,7 @@
     li.cityopsClock = clock;
     li.appendChild(countdown);
     var what = el("span", "overdue-what");
-    what.appendChild(el("span", null, c.category.name));
+    what.appendChild(el("span", null, categoryName(c.category)));
     if (c.severity) {
       what.appendChild(el("span", "badge badge-emergency", ROMAN[c.severity] || c.severity));
     }
@@ -1005,8 +1018,9 @@
 
   // A category's name beside its bar, whole (never cut short with "…"): on one line in the
   // chart's type when it fits CATEGORY_LABEL_REM, else on one line in a smaller type (down to
-  // the smallest of LABEL_SIZES), else — a name longer than the catalogue's longest — on two
-  // lines in that type, split where the halves are most even, outside brackets if it can be,
+  // the smallest of LABEL_SIZES), else — a Chinese name longer than the catalogue's longest,
+  // the longer English ones — on two lines in that type, split where the halves are most even,
+  // outside brackets if it can be: a name in words (English) between two words, a Chinese one
   // never before a closing bracket or a pause mark.
   var CATEGORY_LABEL_REM = 12.5;
   var LABEL_SIZES = [["s1", 0.96], ["s2", 0.88]];
@@ -1032,17 +1046,19 @@
       }
     }
     var small = LABEL_SIZES[LABEL_SIZES.length - 1][1];
+    var words = name.indexOf(" ") > 0;
     var best = -1;
     var bestCost = Infinity;
     var depth = 0;
     for (var k = 1; k < name.length; k += 1) {
       var before = name.charAt(k - 1);
       depth += "（(".indexOf(before) >= 0 ? 1 : "）)".indexOf(before) >= 0 ? -1 : 0;
-      if ("）)、，,。：:；;".indexOf(name.charAt(k)) >= 0 || "（(".indexOf(before) >= 0) {
+      if (words ? before !== " " || name.charAt(k) === " "
+        : "）)、，,。：:；;".indexOf(name.charAt(k)) >= 0 || "（(".indexOf(before) >= 0) {
         continue;
       }
-      var cost = Math.abs(textWidth(name.slice(0, k), small) - textWidth(name.slice(k), small)) +
-        (depth > 0 ? room : 0);
+      var cost = Math.abs(textWidth(name.slice(0, k).trim(), small) -
+        textWidth(name.slice(k), small)) + (depth > 0 ? room : 0);
       if (cost < bestCost) {
         bestCost = cost;
         best = k;
@@ -1051,7 +1067,7 @@
     if (best < 0) {
       return "{" + LABEL_SIZES[LABEL_SIZES.length - 1][0] + "|" + name + "}";
     }
-    return "{two|" + name.slice(0, best) + "}\n{two|" + name.slice(best) + "}";
+    return "{two|" + name.slice(0, best).trim() + "}\n{two|" + name.slice(best) + "}";
   }
 
   function categoryRich() {
@@ -1094,7 +1110,7 @@
       xAxis: { type: "value", minInterval: 1, show: false },
       yAxis: {
         type: "category",
-        data: cats.map(function (c) { return c.name; }),
+        data: cats.map(categoryName),
         axisLine: { show: false },
         axisTick: { show: false },
         axisLabel: Object.assign(axisLabel(1.05), {

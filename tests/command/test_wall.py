@@ -31,7 +31,7 @@ from command.services import (
     screen_token_revoke,
     screen_token_scopes,
 )
-from incidents.models import Incident
+from incidents.models import Category, Incident
 from incidents.services import (
     incident_accept,
     incident_close,
@@ -313,6 +313,27 @@ def test_a_district_operator_may_open_the_wall_of_their_district(people):
     config = _json_script(page.content.decode(), "wall-config")
     assert config["district"] == DISTRICT and config["kiosk"] is False
     assert client.get(SNAPSHOT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("lang", "rubbish", "fire"),
+    [("zh-hans", "暴露垃圾", "火灾"), ("en", "Exposed garbage", "Fire")],
+)
+def test_the_page_names_every_category_in_its_reader_language(lang, rubbish, fire):
+    # The snapshot and the feed's events name a case's category in Chinese for every reader;
+    # the page brings the names in its own language, by code — switched-off categories too (an
+    # open case keeps its category).
+    Category.objects.filter(code=FIRE).update(active=False)
+    report()
+    client = _kiosk(_issue())
+    client.get(f"{WALL}?lang={lang}")
+    html = client.get(WALL).content.decode()
+    names = _json_script(html, "wall-category-names")
+    assert names["06010"] == rubbish
+    assert names[FIRE] == fire
+    assert len(names) == Category.objects.count()
+    snapshot = _json_script(html, "wall-snapshot")
+    assert snapshot["cases"][0]["category"] == {"code": "06010", "name": "暴露垃圾"}
 
 
 @pytest.mark.parametrize(

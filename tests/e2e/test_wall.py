@@ -18,7 +18,10 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
   reads out on the radio), at 1920×1080 and 3840×2160, in Chinese and in English;
 * a case days past its limit counts down in days and hours ("+2天03时"), and its row in the
   overdue list shows its community whole (三联社区, where to send help) beside its whole number,
-  in Chinese and in English.
+  in Chinese and in English;
+* on an English wall every category name is English — the TOP chart, the ticker and the overdue
+  list, for the cases the page came with and for a case reported live (whose event names its
+  category in Chinese).
 """
 
 from __future__ import annotations
@@ -561,6 +564,64 @@ def test_the_overdue_list_shows_where_a_case_days_overdue_is(
             assert late == "+2天03时"
         for clock in rows.locator(".countdown").all_inner_texts():
             assert clock.splitlines()[-1] == late
+        assert errors == []
+    finally:
+        context.close()
+
+
+def _category_chart_names(page: Any) -> list[str]:
+    """The names beside the bars of the TOP categories chart (drawn on a canvas), top first."""
+    return page.evaluate(
+        """() => echarts.getInstanceByDom(document.getElementById('chart-category'))
+        .getOption().yAxis[0].data.slice().reverse()"""
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_an_english_wall_names_the_categories_in_english(
+    browser: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    # Two cases of 暴露垃圾 (Exposed garbage) reported today, one of them overdue: the page comes
+    # with them (the snapshot names their category in Chinese).
+    late = report(grid=GRID)
+    report(grid=OTHER_STREET_GRID)
+    Incident.objects.filter(pk=late.pk).update(stage_deadline=timezone.now() - timedelta(hours=1))
+    worker = _user("e2e-wall-en-worker", Role.GRID_WORKER, GRID)
+    context = browser.new_context(locale="en-US", timezone_id="Asia/Shanghai", viewport=WALL)
+    try:
+        page, errors = _open_wall(context, asgi_server)
+        assert page.evaluate("document.documentElement.lang") == "en"
+        ticker = page.locator("#ticker-list li")
+        expect(ticker).to_have_count(2)
+        for name in ticker.locator(".ticker-what").all_inner_texts():
+            assert name == "Exposed garbage"
+        overdue = page.locator(f'#overdue-list li[data-number="{late.number}"]')
+        expect(overdue.locator(".overdue-what")).to_have_text("Exposed garbage")
+        assert _category_chart_names(page) == ["Exposed garbage"]
+
+        # A fire reported live by a grid worker: its event names the category 火灾.
+        lon, lat = point_in(GRID)
+        answer = _api_post(
+            browser,
+            asgi_server,
+            worker,
+            "/api/v1/incidents/",
+            {"category": FIRE, "lon": lon, "lat": lat},
+        )
+        assert answer["status"] == 201, answer
+        first = ticker.first
+        expect(first).to_have_attribute("data-number", answer["body"]["number"])
+        expect(first.locator(".ticker-what")).to_have_text("Fire")
+        page.wait_for_function(
+            "() => echarts.getInstanceByDom(document.getElementById('chart-category'))"
+            ".getOption().yAxis[0].data.length === 2"
+        )
+        assert _category_chart_names(page) == ["Exposed garbage", "Fire"]
+        assert "暴露垃圾" not in page.locator("#wall").inner_text()
+        assert "火灾" not in page.locator("#wall").inner_text()
+        assert page.evaluate("window.cityopsWall.mismatches") == []
         assert errors == []
     finally:
         context.close()
