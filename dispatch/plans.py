@@ -9,7 +9,8 @@ column beside each text): a district's plans are its emergency office's document
 a deployment, not at a desk.
 
 `plans_for(category_code, severity)` lists the plans that apply to a case, the gravest first (the
-one to start); dispatch.services.plan_activate starts one on a case.
+one to start), and `graver_plans` those that would raise it (升级响应);
+dispatch.services.plan_activate starts one on a case.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class ResponsePlan:
     @property
     def instructions_label(self) -> str:
         return in_reader_language(self.instructions, self.instructions_en)
+
+    def raises(self, severity: str) -> bool:
+        """Whether starting the plan on a case of `severity` raises the case's severity to the
+        plan's (升级响应: a graver response than the case was graded for)."""
+        grade = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else -1
+        return SEVERITY_ORDER.index(self.min_severity) > grade
 
     def applies_to(self, category_code: str, severity: str) -> bool:
         """Whether the plan is for a case of this category and severity ("" counts as the
@@ -103,6 +110,17 @@ def plans_for(category_code: str, severity: str) -> list[ResponsePlan]:
     first is the one the case's severity calls for, the others are lesser responses."""
     applying = [plan for plan in known_plans().values() if plan.applies_to(category_code, severity)]
     return sorted(applying, key=lambda plan: -SEVERITY_ORDER.index(plan.min_severity))
+
+
+def graver_plans(category_code: str, severity: str) -> list[ResponsePlan]:
+    """The plans for the case's category graver than its severity, the least grave first: the
+    responses it can be raised to (升级响应), each raising its severity to the plan's."""
+    graver = [
+        plan
+        for plan in known_plans().values()
+        if plan.category_code == category_code and plan.raises(severity)
+    ]
+    return sorted(graver, key=lambda plan: SEVERITY_ORDER.index(plan.min_severity))
 
 
 def plan_as_dict(plan: ResponsePlan) -> dict[str, object]:

@@ -22,7 +22,13 @@ from audit.services import audit_record
 from dispatch.plans import known_plans
 from gridmap.locator import InvalidCoordinates, NoActiveGeneration, OutsideJurisdiction, locate
 from incidents.models import Incident, IncidentStatus
-from incidents.services import IncidentInputError, incident_dispatch, incident_register
+from incidents.services import (
+    IncidentInputError,
+    incident_call_out,
+    incident_dispatch,
+    incident_register,
+)
+from incidents.workflow import IN_HAND
 from realtime.outbox import publish, publish_batch
 
 from .models import ResponderPosition
@@ -212,25 +218,42 @@ def responder_position_clear(*, user: Any, ip: str | None = None) -> bool:
 def plan_activate(
     *, incident: Incident, plan_code: str, by: Any, note: str = "", ip: str | None = None
 ) -> Incident:
-    """一键调派: start the response plan `plan_code` on an emergency case. The case is dispatched
-    to the plan's lead department with its supporting departments called out beside it (协办),
-    through incidents.services.incident_dispatch: one step, one timeline row, one audit entry,
-    one event that reaches every department called out. A case still 已上报 is registered
-    first (立案, its own step: an emergency that waits for a separate click waits too long);
-    if the dispatch is then refused, the case stays registered and the refusal is raised.
+    """一键调派: start the response plan `plan_code` on an emergency case, through the workflow.
 
-    Raises IncidentInputError("plan", …) for a code no plan has or a plan that is not for this
-    case's category and severity; the workflow's refusals as incident_dispatch raises them."""
+    * A case not yet in a department's hands is dispatched to the plan's lead department with
+      its supporting departments called out beside it (协办), through
+      incidents.services.incident_dispatch: one step, one timeline row, one audit entry, one
+      event that reaches every department called out. A case still 已上报 is registered first
+      (立案, its own step: an emergency that waits for a separate click waits too long); if
+      the dispatch is then refused, the case stays registered and the refusal is raised.
+    * A case in hand (dispatched, accepted, handling) stays with its department: the plan's
+      lead and supports are called out beside it (incidents.services.incident_call_out, 增派).
+
+    A plan graver than the case's severity raises the severity to the plan's (升级响应). The
+    plan becomes the case's plan in force.
+
+    Raises IncidentInputError("plan", …) for a code no plan has or a plan of another category;
+    the workflow's refusals as incident_dispatch and incident_call_out raise them."""
     plan = known_plans().get((plan_code or "").strip())
     if plan is None:
         raise IncidentInputError(
             "plan",
             _("“%(code)s”不是已知的应急预案。") % {"code": plan_code},
         )
-    if not plan.applies_to(incident.category.code, incident.severity):
+    if plan.category_code != incident.category.code:
         raise IncidentInputError(
             "plan",
-            _("预案“%(plan)s”不适用于这个案件（事项分类或事件级别不符）。") % {"plan": plan.label},
+            _("预案“%(plan)s”不适用于这个案件（事项分类不符）。") % {"plan": plan.label},
+        )
+    if incident.status in IN_HAND:
+        return incident_call_out(
+            incident=incident,
+            by=by,
+            supports=(plan.lead, *plan.supports),
+            plan_code=plan.code,
+            severity=plan.min_severity,
+            note=note,
+            ip=ip,
         )
     if incident.status == IncidentStatus.REPORTED:
         incident = incident_register(incident=incident, by=by, note=note, ip=ip)
@@ -240,6 +263,7 @@ def plan_activate(
         department_code=plan.lead,
         supports=plan.supports,
         plan_code=plan.code,
+        severity=plan.min_severity,
         note=note,
         ip=ip,
     )

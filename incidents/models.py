@@ -484,11 +484,16 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
         return self.none()
 
 
-def for_department(code: str) -> Q:
-    """The cases of a department: dispatched to it, or on which a response plan called it out
-    beside the department dispatched (协办, IncidentSupport)."""
-    supported = IncidentSupport.objects.filter(department_code=code).values("incident_id")
-    return Q(assigned_department_code=code) | Q(pk__in=supported)
+def for_department(code: str, share: str = "") -> Q:
+    """The cases of a department: dispatched to it (`share` "lead", 承办), or on which it was
+    called out beside the department dispatched ("support", 协办, IncidentSupport); "" both."""
+    lead = Q(assigned_department_code=code)
+    supported = Q(pk__in=IncidentSupport.objects.filter(department_code=code).values("incident_id"))
+    if share == "lead":
+        return lead
+    if share == "support":
+        return supported & ~lead
+    return lead | supported
 
 
 class Incident(models.Model):
@@ -613,6 +618,11 @@ class Incident(models.Model):
     # The departments a response plan called out beside it (协办部门), as codes: the case's
     # events reach them without a query (IncidentSupport has who called each and when).
     support_department_codes = models.JSONField(_("协办部门代码"), default=list, blank=True)
+    # Those of them that have confirmed they are on the scene (确认到场), as codes: who still
+    # owes a confirmation is known, and offered the step, without a query.
+    support_arrived_codes = models.JSONField(_("已到场协办部门代码"), default=list, blank=True)
+    # The response plan in force (应急预案, dispatch.plans): the last one started on the case.
+    plan_code = models.CharField(_("应急预案"), max_length=32, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("处置人"),
@@ -891,9 +901,10 @@ class AlarmSource(models.Model):
 
 
 class IncidentSupport(models.Model):
-    """A department a response plan called out on a case beside the one it was dispatched to
-    (协办部门: 应急, 消防, 交警 beside 水务 for a flood). It sees the case and hears of it from then
-    on; the case's handling stays with the department dispatched. dispatch.plans has the plans."""
+    """A department called out on a case beside the one it was dispatched to (协办部门: 应急,
+    消防, 交警 beside 水务 for a flood), by a response plan or by hand (增派协办). It sees the case
+    and hears of it from then on, and confirms when it is on the scene (确认到场); the case's
+    handling stays with the department dispatched. dispatch.plans has the plans."""
 
     incident = models.ForeignKey(
         Incident, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="supports"
@@ -904,6 +915,16 @@ class IncidentSupport(models.Model):
     called_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("调派人"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # 确认到场: a handler of the department says it is on the scene (support_arrived_codes).
+    arrived_at = models.DateTimeField(_("到场时间"), null=True, blank=True)
+    arrived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("到场确认人"),
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="+",
     )

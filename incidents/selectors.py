@@ -91,6 +91,8 @@ def incident_actions_for(user: Any, incident: Incident) -> list[str]:
     them."""
     actions = workflow.actions_for(user, incident)
     refused = four_eyes_refusals(user, incident, actions)
+    if getattr(user, "department_code", "") in incident.support_arrived_codes:
+        refused["confirm_arrival"] = True  # their department has confirmed (once per department)
     return [action for action in actions if action not in refused]
 
 
@@ -231,6 +233,7 @@ def incident_queue(
     street_code: str = "",
     community_code: str = "",
     department_code: str = "",
+    department_share: str = "",
     owner_level: str = "",
     status: str | tuple[str, ...] = OPEN,
     category_code: str = "",
@@ -241,10 +244,12 @@ def incident_queue(
     order: str = "deadline",
 ) -> QuerySet[Incident]:
     """A console's queue: the cases `user` may see (never more — this starts from
-    incidents_visible_to), narrowed to a district, street, community or department and by the
-    console's filters. `owner_level` keeps the cases a tier owns now (社区, 街道 or 区: the
-    district's own are its triage, what escalation raised to it and arbitration). `status` is a
-    status, a tuple of statuses, OPEN (the default) or "" for all;
+    incidents_visible_to), narrowed to a district, street, community or department (with
+    `department_share` "lead" the cases dispatched to it, "support" those it was called out on,
+    models.for_department) and by the console's filters. `owner_level` keeps the cases a tier
+    owns now (社区, 街道 or 区: the district's own are its triage, what escalation raised to it
+    and arbitration). `status` is a status, a tuple of statuses, OPEN (the default) or "" for
+    all;
     `overdue` True keeps the cases whose running clock is past its deadline, False those that
     are not; `text` matches the case number, category name (Chinese or English), description,
     address, community or grid name; `since` and `until` keep the cases received on those local
@@ -259,7 +264,7 @@ def incident_queue(
     if community_code:
         cases = cases.filter(community_code=community_code)
     if department_code:
-        cases = cases.filter(for_department(department_code))
+        cases = cases.filter(for_department(department_code, department_share))
     if status == OPEN:
         cases = cases.exclude(status__in=FINISHED_STATUSES)
     elif isinstance(status, tuple):
@@ -372,7 +377,8 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
     phone's 我的任务 lists), most urgent deadline first, at most `limit`.
 
     A case is listed when it is assigned to them (or to their department) and waits for a
-    handler; when it lies in their grid cell and its fix waits for verification by a grid
+    handler, or their department was called out on it (协办) and has not confirmed its arrival;
+    when it lies in their grid cell and its fix waits for verification by a grid
     worker — unless they accepted, handled or fed it back in any round (核查须由他人进行); when
     their centre owns it and it waits for a decision (register, dispatch, extension, close).
     Only cases they may see and act on appear."""
@@ -414,6 +420,9 @@ def _waiting_for(user: Any) -> QuerySet[Incident] | None:
     department = getattr(user, "department_code", "") or ""
     if role == Role.DEPARTMENT_HANDLER and department:
         waiting |= Q(assigned_department_code=department, status__in=_HANDLER_WAITING)
+        # Called out on a case in hand (协办) and not yet there: its 确认到场 waits.
+        owed = IncidentSupport.objects.filter(department_code=department, arrived_at__isnull=True)
+        waiting |= Q(pk__in=owed.values("incident_id"), status__in=_HANDLER_WAITING)
     if role == Role.GRID_WORKER and place:
         handled_by_me = IncidentTransition.objects.filter(
             incident=OuterRef("pk"), actor_id=user.pk, action__in=_HANDLED_ACTIONS
@@ -848,10 +857,13 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
 
 
 def incident_supports(incident: Incident) -> list[dict[str, Any]]:
-    """The departments a response plan called out on the case (协办), in the order called: code,
-    short name in the reader's language, the plan, when and by whom."""
+    """The departments called out on the case (协办), in the order called: code, short name in
+    the reader's language, the plan, when and by whom; when it confirmed it is on the scene
+    (确认到场) and who said so (None, None while it has not)."""
     names = department_short_names()
-    rows = IncidentSupport.objects.filter(incident=incident).select_related("called_by")
+    rows = IncidentSupport.objects.filter(incident=incident).select_related(
+        "called_by", "arrived_by"
+    )
     return [
         {
             "code": row.department_code,
@@ -859,6 +871,8 @@ def incident_supports(incident: Incident) -> list[dict[str, Any]]:
             "plan": row.plan_code,
             "called_at": row.called_at,
             "called_by": row.called_by.get_username(),
+            "arrived_at": row.arrived_at,
+            "arrived_by": row.arrived_by.get_username() if row.arrived_by is not None else None,
         }
         for row in rows.order_by("called_at", "id")
     ]

@@ -10,6 +10,10 @@ may take it.
           挂账 park / unpark (registered … handling)      评价 evaluate ◄── 结案 close ◄───┘
           重新打开 reopen (closed, evaluated → registered)
 
+          While a case is in hand (dispatched … handling), beside the loop: 增派协办 call out
+          more departments (and 升级响应, a graver response plan and severity); each department
+          called out confirms it is on the scene, 确认到场 confirm arrival.
+
 Each row of `TRANSITIONS` names the statuses an action is allowed from, the status it leads to
 (`SAME`: the status does not change — an extension request; `PREVIOUS`: back to where the case
 was before it was parked or merged), an optional guard on the case, and the kinds of actor who
@@ -26,8 +30,11 @@ The actor kinds, checked against the user's role and place (accounts.User, ADR 0
   assigned user.
 * FIELD — a grid worker whose place covers the case's grid cell (on-site verification).
 * REPORTER — the user who reported the case (evaluation).
+* SUPPORT — handlers of a department called out beside the one dispatched (协办部门,
+  Incident.support_department_codes): they see the case and confirm their arrival, nothing else.
 
-An admin may take any action a row allows; an auditor never acts; a user without a role neither.
+An admin may take any action a row allows but those in `OWN_WORD`; an auditor never acts; a
+user without a role neither.
 Who may *report* is decided at intake (incidents.services.incident_report), not here.
 
 Two steps are the system's, not a user's, and are therefore not rows of `TRANSITIONS` (so no
@@ -64,6 +71,7 @@ class Actor(StrEnum):
     HANDLER = "handler"
     FIELD = "field"
     REPORTER = "reporter"
+    SUPPORT = "support"
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,11 @@ def _not_pending(incident: Incident) -> bool:
     return not incident.extension_pending
 
 
+def _arrival_owed(incident: Incident) -> bool:
+    """Some department called out on the case has not yet confirmed it is on the scene."""
+    return bool(set(incident.support_department_codes) - set(incident.support_arrived_codes))
+
+
 def _row(
     action: str,
     label: Any,
@@ -104,6 +117,7 @@ def _row(
 
 
 C, H, F, R = Actor.COMMAND, Actor.HANDLER, Actor.FIELD, Actor.REPORTER
+SUP = Actor.SUPPORT
 
 # Who an actor kind is, as a refusal names them ("只有案件 … 的承办部门或承办人可以办理").
 ACTOR_LABELS: dict[Actor, Any] = {
@@ -111,9 +125,13 @@ ACTOR_LABELS: dict[Actor, Any] = {
     H: gettext_lazy("承办部门或承办人"),
     F: gettext_lazy("所在网格的网格员"),
     R: pgettext_lazy("who may act", "上报人"),
+    SUP: gettext_lazy("协办部门"),
 }
 # Statuses in which a case can be parked: registered and not yet handled to the end.
 PARKABLE: set[str] = {S.REGISTERED, S.RETURNED, S.DISPATCHED, S.ACCEPTED, S.HANDLING}
+# Statuses in which a case is in a department's hands: more departments may be called out
+# beside it (增派协办) and those called out confirm their arrival.
+IN_HAND: set[str] = {S.DISPATCHED, S.ACCEPTED, S.HANDLING}
 
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
@@ -159,10 +177,24 @@ TRANSITIONS: dict[str, Transition] = {
             _pending,
             gettext_lazy("有待审批的延期申请"),
         ),
+        _row("call_out", gettext_lazy("增派协办"), IN_HAND, SAME, {C}),
+        _row(
+            "confirm_arrival",
+            gettext_lazy("确认到场"),
+            IN_HAND,
+            SAME,
+            {SUP},
+            _arrival_owed,
+            gettext_lazy("有尚未确认到场的协办部门"),
+        ),
         _row("park", gettext_lazy("挂账"), PARKABLE, S.PARKED, {C}),
         _row("unpark", gettext_lazy("取消挂账"), {S.PARKED}, PREVIOUS, {C}),
     )
 }
+
+# Actions that are a statement only their actors can make (a department saying it is on the
+# scene): an admin, who may take any other action, may not take these for them.
+OWN_WORD: frozenset[str] = frozenset({"confirm_arrival"})
 
 # The statuses an action's PREVIOUS may restore: where park and merge can come from.
 RESTORABLE: dict[str, frozenset[str]] = {
@@ -311,6 +343,15 @@ def _is_handler(user: Any, incident: Incident) -> bool:
     )
 
 
+def _is_support(user: Any, incident: Incident) -> bool:
+    department = getattr(user, "department_code", "") or ""
+    return (
+        getattr(user, "role", "") == Role.DEPARTMENT_HANDLER
+        and bool(department)
+        and department in incident.support_department_codes
+    )
+
+
 def _is_field(user: Any, incident: Incident) -> bool:
     place = getattr(user, "place_code", "") or ""
     return (
@@ -331,6 +372,8 @@ def actor_kinds(user: Any, incident: Incident) -> set[Actor]:
         kinds.add(Actor.HANDLER)
     if _is_field(user, incident):
         kinds.add(Actor.FIELD)
+    if _is_support(user, incident):
+        kinds.add(Actor.SUPPORT)
     if incident.reporter_id is not None and incident.reporter_id == user.pk:
         kinds.add(Actor.REPORTER)
     return kinds
@@ -343,7 +386,7 @@ def may(user: Any, action: str, incident: Incident) -> bool:
         return False
     if not user.is_active:
         return False
-    if role == Role.ADMIN:
+    if role == Role.ADMIN and action not in OWN_WORD:
         return True
     return bool(TRANSITIONS[action].actors & actor_kinds(user, incident))
 

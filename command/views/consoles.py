@@ -44,7 +44,7 @@ from audit.services import request_ip
 from command.exports import ExportTooLarge, export_limit, queue_export
 from command.live import scopes_for_connection
 from command.views.labels import api_field_labels
-from dispatch.plans import ResponsePlan, known_plans, plans_for
+from dispatch.plans import ResponsePlan, graver_plans, known_plans, plans_for
 from dispatch.selectors import may_see_responders, responders_near, responders_visible_to
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level, Region
@@ -64,7 +64,7 @@ from incidents.models import (
 )
 from incidents.selectors import OPEN, QUEUE_ORDERS
 from incidents.services import DESCRIPTION_MAX
-from incidents.workflow import action_label
+from incidents.workflow import IN_HAND, action_label
 from realtime.outbox import latest_seqs
 
 # Rows per page of a queue (?size=): the first is the default.
@@ -253,6 +253,22 @@ ACTION_FORMS: dict[str, ActionForm] = {
             tone="secondary",
         ),
         ActionForm("unmerge", gettext_lazy("撤销合并"), (_reason(required=False),), "secondary"),
+        ActionForm(
+            "call_out",
+            gettext_lazy("增派协办"),
+            (
+                FormField(
+                    "supports",
+                    gettext_lazy("增派部门"),
+                    "checkboxes",
+                    True,
+                    hint=gettext_lazy("所选部门与处置部门协同，可查看本案并接收动态，到场后确认。"),
+                ),
+                _note(gettext_lazy("增派说明")),
+            ),
+            tone="secondary",
+        ),
+        ActionForm("confirm_arrival", gettext_lazy("确认到场"), (_note(gettext_lazy("到场情况")),)),
         ActionForm("park", gettext_lazy("挂账"), (_reason(gettext_lazy("挂账理由")),), "secondary"),
         ActionForm("unpark", gettext_lazy("取消挂账"), (_note(),), tone="secondary"),
         ActionForm(
@@ -466,7 +482,10 @@ FILTER_LABELS = {
     "order": gettext_lazy("排序"),
     "size": gettext_lazy("每页"),
     "owner": gettext_lazy("负责层级"),
+    "share": gettext_lazy("承办或协办"),
 }
+# A department's part in its cases (部门工作台): dispatched to it, or called out beside (协办).
+DEPARTMENT_SHARES = ("", "lead", "support")
 
 
 @dataclass
@@ -474,6 +493,7 @@ class QueueFilters:
     status: str = OPEN
     category: str = ""
     owner: str = ""  # "" or an OwnerLevel: the tier that owns the case now
+    share: str = ""  # a department's console: "" all, "lead" dispatched to it, "support" 协办
     overdue: str = ""  # "", "true", "false"
     q: str = ""
     since: str = ""  # received on or after this local day (YYYY-MM-DD)
@@ -500,6 +520,7 @@ class QueueFilters:
         return {
             "category_code": self.category,
             "owner_level": self.owner,
+            "department_share": self.share,
             "text": self.q,
             "since": since,
             "until": until,
@@ -507,7 +528,7 @@ class QueueFilters:
 
     @property
     def narrows(self) -> bool:
-        return bool(self.category or self.owner or self.q or self.since or self.until)
+        return bool(self.category or self.owner or self.share or self.q or self.since or self.until)
 
     def query(self, **changes: str) -> str:
         """The query string of these filters with `changes` (empty values left out)."""
@@ -515,6 +536,7 @@ class QueueFilters:
             "status": self.status,
             "category": self.category,
             "owner": self.owner,
+            "share": self.share,
             "overdue": self.overdue,
             "q": self.q,
             "since": self.since,
@@ -556,6 +578,11 @@ def _filters(request: HttpRequest) -> QueueFilters:
         filters.owner = owner
     else:
         filters.errors["owner"] = _("只能为社区、街道或区")
+    share = params.get("share", "")
+    if share in DEPARTMENT_SHARES:
+        filters.share = share
+    else:
+        filters.errors["share"] = _("只能为“承办”或“协办”")
     overdue = params.get("overdue", "")
     if overdue in ("", "true", "false"):
         filters.overdue = overdue
@@ -641,13 +668,23 @@ def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[Qu
 
 
 def _chips(
-    user: Any, area: dict[str, Any], chips: Iterable[tuple[str, Any]], filters: QueueFilters
+    user: Any,
+    area: dict[str, Any],
+    chips: Iterable[tuple[str, Any]],
+    filters: QueueFilters,
+    *,
+    department: bool = False,
 ) -> list[dict[str, Any]]:
     """The counts above a queue: open cases per stage of the loop, and the overdue ones, within
     the queue's other filters (category, search, received days), so that a console narrowed to
     积水 on a typhoon day reads how many of those wait at each stage. Each chip's link keeps
-    those filters and picks its stage (the overdue chip: every open case past its time)."""
-    narrowed = {**filters.narrowing(), **area}
+    those filters and picks its stage (the overdue chip: every open case past its time).
+
+    A department's console (`department`) counts at each stage the cases dispatched to it, the
+    ones it is to accept and handle, and has one more chip, 协办: the open cases it was called
+    out on beside another department."""
+    share = "lead" if department else filters.share
+    narrowed = {**filters.narrowing(), **area, "department_share": share}
     counts = incident_selectors.incident_status_counts(
         incident_selectors.incident_queue(user, status=OPEN, **narrowed)
     )
@@ -656,8 +693,8 @@ def _chips(
             "name": name,
             "label": label,
             "count": sum(counts.get(s, 0) for s in _statuses(name)),
-            "href": "?" + filters.query(status=name, overdue="", page="1"),
-            "current": filters.status == name and not filters.overdue,
+            "href": "?" + filters.query(status=name, share=share, overdue="", page="1"),
+            "current": filters.status == name and filters.share == share and not filters.overdue,
         }
         for name, label in chips
     ]
@@ -667,10 +704,25 @@ def _chips(
             "name": "overdue",
             "label": _("超过时限"),
             "count": overdue,
-            "href": "?" + filters.query(status=OPEN, overdue="true", page="1"),
-            "current": filters.status == OPEN and filters.overdue == "true",
+            "href": "?" + filters.query(status=OPEN, share=share, overdue="true", page="1"),
+            "current": filters.status == OPEN
+            and filters.share == share
+            and filters.overdue == "true",
         }
     )
+    if department:
+        supported = {**narrowed, "department_share": "support"}
+        result.append(
+            {
+                "name": "support",
+                "label": _("协办"),
+                "count": incident_selectors.incident_queue(user, status=OPEN, **supported).count(),
+                "href": "?" + filters.query(status=OPEN, share="support", overdue="", page="1"),
+                "current": filters.status == OPEN
+                and filters.share == "support"
+                and not filters.overdue,
+            }
+        )
     return result
 
 
@@ -761,7 +813,7 @@ def _queue_page(
         "filters": filters,
         "page": page,
         "rows": _rows(page.object_list, departments),
-        "chips": _chips(user, area, chips, filters),
+        "chips": _chips(user, area, chips, filters, department="department_code" in area),
         "feed": feed,
         "status_filters": [(name, label) for name, label, _kept in STATUS_FILTERS],
         "category_groups": _categories_grouped(),
@@ -971,6 +1023,7 @@ def department_console(request: HttpRequest) -> HttpResponse:
             "nav": "console",
             "kind": "department",
             "department_code": department,
+            "in_hand": sorted(IN_HAND),
             "department_name": name,
             "live_match": {"department": department},
             "title": name,
@@ -1105,6 +1158,11 @@ def _action_forms(
                     choices = (("", _("请选择部门")), *choices)
                 else:
                     initial = incident.assigned_department_code or incident.category.department_code
+            if action == "call_out" and spec.name == "supports" and incident is not None:
+                on_case = {incident.assigned_department_code, *incident.support_department_codes}
+                choices = tuple(
+                    (code, name) for code, name in departments.items() if code not in on_case
+                )
             if action == "merge" and spec.name == "into" and incident is None:
                 spec = replace(spec, kind="select", hint=BATCH_MERGE_HINT)
             fields.append({"spec": spec, "choices": choices, "initial": initial})
@@ -1124,6 +1182,9 @@ PLAN_FORM = ActionForm(
         _note(gettext_lazy("调派说明")),
     ),
 )
+# On a case in hand a plan calls its departments out beside the one handling it (增派), and a
+# graver one raises the response (升级响应): a deliberate step, not the page's first.
+PLAN_IN_HAND_FORM = replace(PLAN_FORM, label=gettext_lazy("启动或升级应急预案"), tone="secondary")
 _PLAN_STATUSES = (S.REPORTED, S.REGISTERED, S.RETURNED)
 
 
@@ -1137,25 +1198,53 @@ def _plan_words(plan: ResponsePlan) -> str:
     }
 
 
+def _plan_choice(plan: ResponsePlan, severity: str) -> tuple[str, str]:
+    """A plan as the form offers it; one graver than the case says it raises the severity."""
+    if plan.raises(severity):
+        return plan.code, _("%(plan)s（升级为%(severity)s）") % {
+            "plan": plan.label,
+            "severity": Severity(plan.min_severity).label,
+        }
+    return plan.code, plan.label
+
+
 def _plan_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
-    """The 一键调派 form, when plans apply to the case and the user may register or dispatch it
-    now; its choices the plans, the one the case's severity calls for first and chosen."""
-    if incident.status not in _PLAN_STATUSES or not {"register", "dispatch"} & set(actions):
+    """The 一键调派 form, when plans exist for the case's category and the user may register or
+    dispatch it now, or call departments out on it in hand (增派). Its choices: the plans that
+    apply, gravest first, then those that would raise the case's severity (升级响应) — on a case
+    in hand only those that would call out a department or raise the severity. Chosen
+    first: the plan the case's severity calls for; on a case in hand that already has a plan,
+    the next graver one."""
+    if incident.status in _PLAN_STATUSES and {"register", "dispatch"} & set(actions):
+        form = PLAN_FORM
+    elif incident.status in IN_HAND and "call_out" in actions:
+        form = PLAN_IN_HAND_FORM
+    else:
         return []
-    plans = plans_for(incident.category.code, incident.severity)
+    applying = plans_for(incident.category.code, incident.severity)
+    graver = graver_plans(incident.category.code, incident.severity)
+    plans = [*applying, *graver]
+    if form is PLAN_IN_HAND_FORM:  # only a plan that would change something
+        on_case = {incident.assigned_department_code, *incident.support_department_codes}
+        plans = [
+            plan
+            for plan in plans
+            if plan.raises(incident.severity) or {plan.lead, *plan.supports} - on_case
+        ]
     if not plans:
         return []
-    plan_field, note_field = PLAN_FORM.fields
+    initial = graver[0].code if incident.plan_code and graver else plans[0].code
+    plan_field, note_field = form.fields
     hint = " ".join(_plan_words(plan) for plan in plans)
     return [
         {
-            "form": PLAN_FORM,
-            "label": PLAN_FORM.label,
+            "form": form,
+            "label": form.label,
             "fields": [
                 {
                     "spec": replace(plan_field, hint=hint),
-                    "choices": tuple((plan.code, plan.label) for plan in plans),
-                    "initial": plans[0].code,
+                    "choices": tuple(_plan_choice(plan, incident.severity) for plan in plans),
+                    "initial": initial,
                 },
                 {"spec": note_field, "choices": (), "initial": ""},
             ],
@@ -1167,6 +1256,12 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     user = request.user
     departments = _department_names()
     actions = incident_selectors.incident_actions_for(user, incident)
+    called_out = (
+        incident_selectors.incident_supports(incident) if incident.support_department_codes else []
+    )
+    plans = known_plans()
+    for row in called_out:
+        row["plan_label"] = plans[row["plan"]].label if row["plan"] in plans else row["plan"]
     return {
         "incident": incident,
         "row": _rows([incident], departments)[0],
@@ -1183,11 +1278,8 @@ def _case_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
             *_plan_forms(incident, actions),
             *_action_forms(actions, incident, departments),
         ],
-        "called_out": (
-            incident_selectors.incident_supports(incident)
-            if incident.support_department_codes
-            else []
-        ),
+        "called_out": called_out,
+        "arrived_count": sum(1 for row in called_out if row["arrived_at"] is not None),
         "may_merge": "merge" in actions,
         "merged": incident_selectors.incident_merged_cases(incident, user),
     }

@@ -83,7 +83,19 @@ def _label(action: str) -> str:
 
 
 # Actions whose button is the main one on a task (the next step of the loop for its actor).
-PRIMARY_ACTIONS = ("accept", "handle", "feed_back", "verify", "register", "dispatch", "close")
+PRIMARY_ACTIONS = (
+    "accept",
+    "handle",
+    "feed_back",
+    "verify",
+    "register",
+    "dispatch",
+    "close",
+    "confirm_arrival",
+)
+# Actions the phone leaves to the console's case page: 增派协办 picks departments from a list
+# of tick boxes, and response plans are started there.
+CONSOLE_ONLY = frozenset({"call_out"})
 
 
 def _may_use(user: Any) -> bool:
@@ -353,6 +365,7 @@ def tasks(request: HttpRequest) -> HttpResponse:
 
 def _action_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
     """A form per action, the next step of the loop first (in the workflow's order)."""
+    actions = [action for action in actions if action not in CONSOLE_ONLY]
     ordered = sorted(actions, key=lambda a: (a not in PRIMARY_ACTIONS, actions.index(a)))
     return [
         {

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from audit.services import request_ip
 from dispatch import selectors, services
-from dispatch.plans import plan_as_dict, plans_for
+from dispatch.plans import graver_plans, plan_as_dict, plans_for
 from incidents.api import serializers as io
 from incidents.api.views import (
     _ERRORS,
@@ -140,12 +140,16 @@ class IncidentPlansView(IncidentActionView):
 
     @extend_schema(
         operation_id="incidents_plans",
-        summary="应急预案 the response plans for a case, the one its severity calls for first",
+        summary=(
+            "应急预案 the response plans for a case, the one its severity calls for first; "
+            "escalations: the graver plans, each raising the case's severity (升级响应)"
+        ),
         responses={
             200: inline_serializer(
                 "IncidentPlans",
                 {
                     "plans": serializers.ListField(child=serializers.DictField()),
+                    "escalations": serializers.ListField(child=serializers.DictField()),
                     "called_out": serializers.ListField(child=serializers.DictField()),
                 },
             ),
@@ -163,13 +167,21 @@ class IncidentPlansView(IncidentActionView):
                     plan_as_dict(plan)
                     for plan in plans_for(incident.category.code, incident.severity)
                 ],
+                "escalations": [
+                    plan_as_dict(plan)
+                    for plan in graver_plans(incident.category.code, incident.severity)
+                ],
                 "called_out": incident_supports(incident),
             }
         )
 
     @extend_schema(
         operation_id="incidents_plan_activate",
-        summary="一键调派 start a response plan: dispatch to its lead, call out its supports",
+        summary=(
+            "一键调派 start a response plan: dispatch to its lead, call out its supports; on a "
+            "case in hand, call them out beside its department (增派); a graver plan raises "
+            "the case's severity"
+        ),
         request=PlanIn,
         parameters=[_IDEMPOTENCY_PARAM],
         responses={

@@ -190,6 +190,16 @@ class DispatchIn(StrictSerializer):
     note = _text()
 
 
+class CallOutIn(StrictSerializer):
+    supports = serializers.ListField(
+        child=serializers.CharField(max_length=32),
+        min_length=1,
+        max_length=30,
+        help_text="the codes of the departments to call out beside the one dispatched (协办)",
+    )
+    note = _text()
+
+
 class SendBackIn(StrictSerializer):
     reason_code = serializers.ChoiceField(choices=SendBackReason.choices)
     reason = _text(help_text="required for reason_code other")
@@ -268,8 +278,11 @@ class IncidentListOut(serializers.Serializer):
     owner_level = serializers.CharField()
     owner_code = serializers.CharField()
     assigned_department_code = serializers.CharField()
-    # The departments a response plan called out beside it (协办), as codes.
+    # The departments called out beside it (协办), as codes; those that confirmed their arrival
+    # (确认到场); the response plan in force (应急预案), "" for none.
     support_department_codes = serializers.ListField(child=serializers.CharField())
+    support_arrived_codes = serializers.ListField(child=serializers.CharField())
+    plan_code = serializers.CharField()
     stage = serializers.CharField()
     stage_deadline = serializers.DateTimeField(allow_null=True)
     overdue = serializers.SerializerMethodField()

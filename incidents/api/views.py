@@ -639,6 +639,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
             incident=i, by=by, approved=False, note=d["note"], ip=ip
         ),
     ),
+    ActionSpec(
+        "call_out",
+        "增派协办 call out more departments",
+        io.CallOutIn,
+        _simple(services.incident_call_out),
+    ),
+    ActionSpec(
+        "confirm_arrival",
+        "确认到场 a department called out confirms it is on the scene",
+        io.NoteIn,
+        _simple(services.incident_confirm_arrival),
+    ),
     ActionSpec("park", "挂账 park", io.ReasonIn, _simple(services.incident_park)),
     ActionSpec("unpark", "取消挂账 unpark", io.NoteIn, _simple(services.incident_unpark)),
     ActionSpec("merge", "合并 merge into another case", io.MergeIn, _merge),

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.departments import known_departments
+from accounts.departments import department_short_names_text, known_departments
 from accounts.models import Role, User
 from audit.services import audit_record
 from config.db_backends.bulk import increment_counters
@@ -63,6 +63,7 @@ from incidents.models import (
     FINISHED_STATUSES,
     SATISFACTION_MAX,
     SATISFACTION_MIN,
+    SEVERITY_ORDER,
     CalendarDay,
     CalendarDayKind,
     Category,
@@ -954,6 +955,8 @@ def _snapshot(incident: Incident) -> dict[str, Any]:
         "owner": [incident.owner_level, incident.owner_code],
         "department": incident.assigned_department_code,
         "supports": incident.support_department_codes,
+        "supports_arrived": incident.support_arrived_codes,
+        "plan": incident.plan_code,
         "assignee": incident.assignee_id,
         "severity": incident.severity,
         "stage": incident.stage,
@@ -1197,6 +1200,58 @@ def _support_departments(codes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def _raise_severity(case: Incident, severity: str, step: _Step) -> None:
+    """升级响应: raise an emergency's severity to `severity` when that is graver (a response plan
+    of a graver level was started); never lowers it. The step records before and after."""
+    if not severity or severity == case.severity:
+        return
+    if severity not in Severity.values:
+        raise IncidentInputError("severity", _not_one_of(severity, Severity.values))
+    if not case.category.is_emergency:
+        raise IncidentInputError("severity", _("只有突发事件（第 90 大类）分严重程度。"))
+    current = SEVERITY_ORDER.index(case.severity) if case.severity in SEVERITY_ORDER else -1
+    if SEVERITY_ORDER.index(severity) > current:
+        step.data["severity"] = [case.severity, severity]
+        case.severity = severity
+
+
+def _call_out(
+    case: Incident,
+    now: datetime,
+    *,
+    by: User,
+    step: _Step,
+    supports: Sequence[str],
+    plan_code: str,
+    severity: str,
+) -> None:
+    """Call out `supports` beside the department the case is with (协办): each not yet called
+    out gets an IncidentSupport row, sees the case and hears of it from then on. A plan's code
+    becomes the plan in force; a plan's severity raises the case's (_raise_severity)."""
+    called = [
+        code
+        for code in supports
+        if code != case.assigned_department_code and code not in case.support_department_codes
+    ]
+    if plan_code:
+        step.data["plan"] = plan_code
+        case.plan_code = plan_code
+    _raise_severity(case, severity, step)
+    if called:
+        step.data["supports"] = called
+        case.support_department_codes = [*case.support_department_codes, *called]
+        IncidentSupport.objects.bulk_create(
+            IncidentSupport(
+                incident=case,
+                department_code=code,
+                plan_code=plan_code,
+                called_at=now,
+                called_by=by,
+            )
+            for code in called
+        )
+
+
 def incident_dispatch(
     *,
     incident: Incident,
@@ -1206,6 +1261,7 @@ def incident_dispatch(
     note: str = "",
     supports: Sequence[str] = (),
     plan_code: str = "",
+    severity: str = "",
     ip: str | None = None,
 ) -> Incident:
     """派遣: give the case to a department (its code: CGJ, SWJ …) and/or a person — a department
@@ -1213,8 +1269,8 @@ def incident_dispatch(
     accept clock. Also how a returned case, or one sent back for arbitration, is re-dispatched.
 
     A response plan (dispatch.services.plan_activate, `plan_code`) also calls out `supports`,
-    the departments that work beside the one dispatched (协办): each not yet called out on the
-    case gets an IncidentSupport row, sees the case and hears of it from then on."""
+    the departments that work beside the one dispatched (协办, _call_out), and may raise the
+    case's severity to the plan's (`severity`, 升级响应)."""
     department_code = dispatch_department(department_code, assignee)
     supports = _support_departments(supports)
     step = _Step(
@@ -1230,29 +1286,77 @@ def incident_dispatch(
         case.assignee = assignee
         case.handled_by = None
         case.feedback = ""
-        called = [
-            code
-            for code in supports
-            if code != department_code and code not in case.support_department_codes
-        ]
-        if plan_code:
-            step.data["plan"] = plan_code
-        if called:
-            step.data["supports"] = called
-            case.support_department_codes = [*case.support_department_codes, *called]
-            IncidentSupport.objects.bulk_create(
-                IncidentSupport(
-                    incident=case,
-                    department_code=code,
-                    plan_code=plan_code,
-                    called_at=now,
-                    called_by=by,
-                )
-                for code in called
-            )
+        _call_out(
+            case, now, by=by, step=step, supports=supports, plan_code=plan_code, severity=severity
+        )
 
     check = _check_assignee(assignee, department_code) if assignee is not None else None
     return _move(incident, by=by, action="dispatch", ip=ip, step=step, check=check, change=change)
+
+
+def incident_call_out(
+    *,
+    incident: Incident,
+    by: User,
+    supports: Sequence[str] = (),
+    plan_code: str = "",
+    severity: str = "",
+    note: str = "",
+    ip: str | None = None,
+) -> Incident:
+    """增派协办: call out more departments beside the one a case in hand is with (dispatched,
+    accepted, handling), without taking it from that department — a flood that grows, a fire
+    that cut the power. With a response plan (dispatch.services.plan_activate on a case in
+    hand) the plan's departments are called out, the plan becomes the one in force and a
+    graver plan raises the case's severity (升级响应). The status and its clock do not change.
+
+    Raises IncidentInputError on `supports` (or `plan`, when one is given) when it would change
+    nothing: every department named is already on the case."""
+    supports = _support_departments(supports)
+    step = _Step(reason=_optional_text("note", note))
+
+    def change(case: Incident, now: datetime) -> None:
+        before = (case.support_department_codes, case.plan_code, case.severity)
+        _call_out(
+            case, now, by=by, step=step, supports=supports, plan_code=plan_code, severity=severity
+        )
+        if (case.support_department_codes, case.plan_code, case.severity) == before:
+            named = department_short_names_text(supports) or _("（未指定）")
+            raise IncidentInputError(
+                "plan" if plan_code else "supports",
+                _("%(departments)s 已在处置或协办本案，没有新增的部门。") % {"departments": named},
+            )
+
+    return _move(incident, by=by, action="call_out", ip=ip, step=step, change=change)
+
+
+def incident_confirm_arrival(
+    *, incident: Incident, by: User, note: str = "", ip: str | None = None
+) -> Incident:
+    """确认到场: a handler of a department called out on the case (协办) says the department is
+    on the scene; once per department. The command centre sees who has arrived and who not."""
+    step = _Step(reason=_optional_text("note", note))
+    code = getattr(by, "department_code", "") or ""
+
+    def check(case: Incident) -> None:
+        if code in case.support_arrived_codes:
+            raise IllegalTransition(
+                action="confirm_arrival",
+                status=case.status,
+                allowed=workflow.allowed_actions(case),
+                needs=_("本部门尚未确认到场"),
+            )
+
+    def change(case: Incident, now: datetime) -> None:
+        step.data["department"] = code
+        case.support_arrived_codes = [*case.support_arrived_codes, code]
+        IncidentSupport.objects.filter(incident=case, department_code=code).update(
+            arrived_at=now, arrived_by=by
+        )
+
+    return _move(
+        incident, by=by, action="confirm_arrival", ip=ip, step=step, check=check, change=change
+    )
 
 
 def incident_accept(

@@ -1680,6 +1680,13 @@
           files = Array.prototype.slice.call(input.files || []);
           return;
         }
+        if (input.type === "checkbox") { // a group of them is a list of the values ticked
+          body[input.name] = body[input.name] || [];
+          if (input.checked) {
+            body[input.name].push(input.value);
+          }
+          return;
+        }
         var value = input.value;
         if (input.dataset.kind === "datetime") {
           if (!value) {
@@ -1711,14 +1718,17 @@
       var empty = Array.prototype.filter.call(
         form.querySelectorAll('[aria-required="true"]'),
         function (input) {
+          if (input.getAttribute("role") === "group") { // tick boxes: at least one ticked
+            return !input.querySelector("input:checked");
+          }
           return !input.disabled && !String(input.value || "").trim();
         }
       );
       empty.forEach(function (input) {
-        showError(form, input.name, T.required);
+        showError(form, input.name || input.dataset.name, T.required);
       });
       if (empty.length) {
-        empty[0].focus();
+        (empty[0].querySelector("input") || empty[0]).focus();
       }
       return empty.length > 0;
     }

@@ -114,8 +114,11 @@ def test_a_called_out_department_sees_the_case_and_others_do_not(cast) -> None:
     ]
     assert client_for(urban).get(detail_url(case.number)).status_code == 404
     assert client_for(urban).get(plans_url(case.number)).status_code == 404
-    # Seeing is not handling: the case's steps stay with the department dispatched.
-    assert client_for(emergency).get(detail_url(case.number)).json()["allowed_actions"] == []
+    # Seeing is not handling: the case's steps stay with the department dispatched; a
+    # department called out only confirms it is on the scene.
+    assert client_for(emergency).get(detail_url(case.number)).json()["allowed_actions"] == [
+        "confirm_arrival"
+    ]
 
 
 def test_a_graver_plan_afterwards_calls_out_only_the_departments_not_yet_called(cast) -> None:
@@ -141,7 +144,6 @@ def test_a_graver_plan_afterwards_calls_out_only_the_departments_not_yet_called(
     [
         ({"plan": "NOPE"}, "plan", "不是已知的应急预案"),
         ({"plan": "FIRE-IV"}, "plan", "不适用于这个案件"),
-        ({"plan": "FLOOD-III"}, "plan", "不适用于这个案件"),  # a Ⅳ case: not graver than Ⅳ
         ({"plan": "FLOOD-IV", "status": "closed"}, "status", "未知字段"),
         ({"plan": 12}, "plan", ""),
         ({}, "plan", ""),
@@ -217,3 +219,222 @@ def test_a_called_out_departments_queue_marks_the_case_as_support_and_offers_no_
     assert case.number in support_page
     assert 'data-quick-action="accept"' not in support_page
     assert 'class="flag flag-support"' in support_page
+
+
+# --- 升级响应, 增派协办 and 确认到场: a case in hand ---------------------------------------------
+
+
+def call_out_url(number: str) -> str:
+    return f"{LIST}{number}/call-out/"
+
+
+def arrival_url(number: str) -> str:
+    return f"{LIST}{number}/confirm-arrival/"
+
+
+def accepted_flood(cast, severity: str = "IV", plan: str = "FLOOD-IV"):
+    """A flood case started on `plan`, then accepted by 水务: in hand."""
+    case = report(code=FLOOD, severity=severity)
+    started = client_for(cast.district).post(plans_url(case.number), {"plan": plan}, format="json")
+    assert started.status_code == 200, started.json()
+    swj = make_user(Role.DEPARTMENT_HANDLER, department="SWJ")
+    accepted = client_for(swj).post(f"{LIST}{case.number}/accept/", {}, format="json")
+    assert accepted.status_code == 200, accepted.json()
+    case.refresh_from_db()
+    return case, swj
+
+
+def test_a_graver_plan_raises_the_severity_of_a_case_not_yet_dispatched(cast) -> None:
+    case = report(code=FLOOD, severity="IV")
+    listed = client_for(cast.district).get(plans_url(case.number)).json()
+    assert [plan["code"] for plan in listed["plans"]] == ["FLOOD-IV"]
+    assert [plan["code"] for plan in listed["escalations"]] == ["FLOOD-III"]
+
+    response = client_for(cast.district).post(
+        plans_url(case.number), {"plan": "FLOOD-III"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["severity"] == "III" and body["plan_code"] == "FLOOD-III"
+    dispatch = AuditEntry.objects.filter(action="incidents.incident_dispatch").get()
+    assert (dispatch.before["severity"], dispatch.after["severity"]) == ("IV", "III")
+    assert last_event(case).payload["incident"]["plan"] == "FLOOD-III"
+
+
+def test_a_graver_plan_on_a_case_in_hand_calls_out_beside_the_department_without_moving_it(
+    cast,
+) -> None:
+    case, _swj = accepted_flood(cast)
+    deadline, before = case.stage_deadline, trail(case)
+    assert set(case.support_department_codes) == {"JD", "JJ"}
+    # The page offers the graver plan on the case in hand, marked as raising the severity.
+    page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
+    form = page.split('<form class="action-form" data-action="plans"')[1].split("</form>")[0]
+    assert '<option value="FLOOD-III" selected>' in form and "升级为较大（Ⅲ级）" in form
+
+    response = client_for(cast.district).post(
+        plans_url(case.number), {"plan": "FLOOD-III", "note": "水位上涨"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    # Still 水务's, still accepted, the same clock; three more departments beside it.
+    assert body["status"] == IncidentStatus.ACCEPTED
+    assert body["assigned_department_code"] == "SWJ"
+    assert body["support_department_codes"] == ["JD", "JJ", "YJGLJ", "XF", "GDJ"]
+    assert (body["severity"], body["plan_code"]) == ("III", "FLOOD-III")
+    case.refresh_from_db()
+    assert case.stage_deadline == deadline
+    # One step: its timeline row, audit entry and event, which reaches the new departments.
+    assert trail(case) == before._replace(
+        transitions=before.transitions + 1, audits=before.audits + 1, events=before.events + 1
+    )
+    step = case.transitions.order_by("-id").first()
+    assert (step.action, step.from_status, step.to_status) == ("call_out", "accepted", "accepted")
+    assert step.data["supports"] == ["YJGLJ", "XF", "GDJ"]
+    assert step.data["severity"] == ["IV", "III"]
+    assert {"department:YJGLJ", "department:XF", "department:GDJ"} <= event_scopes(
+        last_event(case)
+    )
+    audit = AuditEntry.objects.filter(action="incidents.incident_call_out").get()
+    assert audit.after["supports"] == ["JD", "JJ", "YJGLJ", "XF", "GDJ"]
+    # Nothing more to call out: the page offers no plan, and starting it again is refused.
+    page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
+    assert 'data-action="plans"' not in page
+    again = client_for(cast.district).post(
+        plans_url(case.number), {"plan": "FLOOD-III"}, format="json"
+    )
+    assert again.status_code == 400 and "没有新增的部门" in again.json()["plan"][0]
+
+
+def test_departments_called_out_by_hand_on_a_case_in_hand(cast) -> None:
+    case, swj = accepted_flood(cast)
+    response = client_for(cast.district).post(
+        call_out_url(case.number), {"supports": ["GDJ", "SWJ", "GDJ"], "note": "倒杆"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    # The department handling it is not its own support; a code named twice is called once.
+    assert response.json()["support_department_codes"] == ["JD", "JJ", "GDJ"]
+    row = IncidentSupport.objects.get(incident=case, department_code="GDJ")
+    assert (row.plan_code, row.called_by) == ("", cast.district)
+    # The handler handles; calling out is the command centre's.
+    refused = client_for(swj).post(call_out_url(case.number), {"supports": ["XF"]}, format="json")
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"supports": ["NOPE"]}, "supports", "不是已知的部门代码"),
+        ({"supports": ["JD"]}, "supports", "没有新增的部门"),
+        ({"supports": []}, "supports", ""),
+        ({"supports": "GDJ"}, "supports", ""),
+        ({"supports": ["GDJ"], "status": "closed"}, "status", "未知字段"),
+        ({"supports": ["GDJ"], "note": "很" * 2001}, "note", ""),
+    ],
+)
+def test_bad_call_outs_are_refused_naming_the_field_and_nothing_changes(
+    cast, body: dict, field: str, words: str
+) -> None:
+    case, _swj = accepted_flood(cast)
+    before = trail(case)
+    response = client_for(cast.district).post(call_out_url(case.number), body, format="json")
+    assert response.status_code == 400, response.json()
+    assert words in str(response.json()[field])
+    assert trail(case) == before
+    assert IncidentSupport.objects.filter(incident=case).count() == 2
+
+
+def test_a_case_not_in_hand_cannot_have_departments_called_out(cast) -> None:
+    case = report(code=FLOOD, severity="IV")
+    response = client_for(cast.district).post(
+        call_out_url(case.number), {"supports": ["GDJ"]}, format="json"
+    )
+    assert response.status_code == 409
+    assert "register" in response.json()["allowed_actions"]
+
+
+def test_a_department_called_out_confirms_its_arrival_once(cast) -> None:
+    case, swj = accepted_flood(cast)
+    street = make_user(Role.DEPARTMENT_HANDLER, department="JD")
+    before = trail(case)
+
+    response = client_for(street).post(
+        arrival_url(case.number), {"note": "三防队伍 12 人到场"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["support_arrived_codes"] == ["JD"]
+    assert response.json()["status"] == IncidentStatus.ACCEPTED
+    assert trail(case) == before._replace(
+        transitions=before.transitions + 1, audits=before.audits + 1, events=before.events + 1
+    )
+    row = IncidentSupport.objects.get(incident=case, department_code="JD")
+    assert row.arrived_by == street and row.arrived_at is not None
+    assert last_event(case).payload["incident"]["supports_arrived"] == ["JD"]
+    # Once: the department is no longer offered the step, and a second is refused.
+    detail = client_for(street).get(detail_url(case.number)).json()
+    assert detail["allowed_actions"] == []
+    again = client_for(street).post(arrival_url(case.number), {}, format="json")
+    assert again.status_code == 409 and "本部门尚未确认到场" in again.json()["detail"]
+    # Only a department called out says it is there: not the lead, not an admin for it.
+    for user in (swj, cast.admin, cast.district):
+        assert client_for(user).post(arrival_url(case.number), {}, format="json").status_code == 403
+    # The command centre's page reads who is there and who is not.
+    page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
+    called = page.split('data-testid="called-out"')[1].split("</section>")[0]
+    assert "1/2 已到场" in called
+    assert 'data-department="JD" class="is-arrived"' in called
+    assert 'data-department="JJ" class="is-owed"' in called
+
+
+def test_a_supporting_departments_queue_offers_its_arrival_then_shows_it(cast) -> None:
+    case, _swj = accepted_flood(cast)
+    police = make_user(Role.DEPARTMENT_HANDLER, department="JJ")
+    page = client_for(police).get("/command/department/").content.decode()
+    assert f'data-quick-action="confirm-arrival" data-number="{case.number}"' in page
+    client_for(police).post(arrival_url(case.number), {}, format="json")
+    page = client_for(police).get("/command/department/").content.decode()
+    assert 'data-quick-action="confirm-arrival"' not in page
+    assert 'class="flag flag-arrived"' in page
+
+
+def chip_count(page: str, name: str) -> int:
+    chip = page.split(f'data-testid="chip-{name}"')[1]
+    return int(chip.split('class="chip-count">')[1].split("<")[0])
+
+
+def test_a_departments_chips_count_its_own_cases_and_its_support_apart(cast) -> None:
+    case = report(code=FLOOD, severity="III")
+    client_for(cast.district).post(plans_url(case.number), {"plan": "FLOOD-III"}, format="json")
+    own = report(code=FLOOD, severity="IV")
+    client_for(cast.district).post(plans_url(own.number), {"plan": "FLOOD-IV"}, format="json")
+    police = make_user(Role.DEPARTMENT_HANDLER, department="JJ")
+    client = client_for(police)
+    # 交警 is called out on both: nothing for it to accept, two it supports.
+    page = client.get("/command/department/").content.decode()
+    assert (chip_count(page, "dispatched"), chip_count(page, "support")) == (0, 2)
+    lead = client_for(make_user(Role.DEPARTMENT_HANDLER, department="SWJ"))
+    page = lead.get("/command/department/").content.decode()
+    assert (chip_count(page, "dispatched"), chip_count(page, "support")) == (2, 0)
+    # The 协办 chip's link keeps those cases; the stage chips' keep the department's own.
+    page = client.get("/command/department/?share=support").content.decode()
+    assert case.number in page and own.number in page
+    assert 'data-testid="chip-support" aria-current="true"' in page
+    page = client.get("/command/department/?share=lead").content.decode()
+    assert case.number not in page
+    wrong = client.get("/command/department/?share=boss")
+    assert wrong.status_code == 400 and "承办或协办" in wrong.content.decode()
+
+
+def test_a_supporting_departments_phone_lists_the_arrival_it_owes_until_confirmed(cast) -> None:
+    case, _swj = accepted_flood(cast)
+    street = make_user(Role.DEPARTMENT_HANDLER, department="JD")
+    phone = client_for(street)
+    tasks = phone.get("/m/tasks/").content.decode()
+    assert case.number in tasks
+    task = phone.get(f"/m/tasks/{case.number}/").content.decode()
+    assert 'data-action="confirm_arrival"' in task
+    phone.post(arrival_url(case.number), {}, format="json")
+    assert case.number not in phone.get("/m/tasks/").content.decode()
+    # 增派 is the console's (tick boxes of departments): the phone does not offer it.
+    command = client_for(cast.district).get(f"/m/tasks/{case.number}/").content.decode()
+    assert 'data-action="call_out"' not in command

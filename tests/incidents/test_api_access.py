@@ -108,7 +108,7 @@ def test_actions_by_role(cast, cases, role, action, expected):
     after = IncidentTransition.objects.filter(incident=case).count()
     assert after == steps + (1 if expected == 200 else 0)
     if expected == 409:
-        assert response.json()["allowed_actions"] == ["accept", "send_back", "park"]
+        assert response.json()["allowed_actions"] == ["accept", "send_back", "call_out", "park"]
 
 
 def test_another_streets_operator_cannot_touch_our_cases(cast, cases):

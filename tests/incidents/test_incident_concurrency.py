@@ -74,7 +74,7 @@ def test_two_dispatchers_at_once_exactly_one_wins():
         assert len(won) == 1 and len(lost) == 1
         (winner,) = won
         assert lost[0].status == IncidentStatus.DISPATCHED
-        assert lost[0].allowed == ["accept", "send_back", "park"]
+        assert lost[0].allowed == ["accept", "send_back", "call_out", "park"]
         stored = Incident.objects.get(pk=case.pk)
         assert stored.status == IncidentStatus.DISPATCHED
         assert stored.assigned_department_code == winner.assigned_department_code

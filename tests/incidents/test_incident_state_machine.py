@@ -26,6 +26,8 @@ from incidents.services import (
     IncidentInputError,
     incident_accept,
     incident_approve_extension,
+    incident_call_out,
+    incident_confirm_arrival,
     incident_close,
     incident_dispatch,
     incident_evaluate,
@@ -122,6 +124,10 @@ class IncidentMachine(RuleBasedStateMachine):
             return incident_approve_extension(
                 incident=case, by=by, approved=action == "approve_extension", note="另行安排"
             )
+        if action == "call_out":
+            return incident_call_out(incident=case, by=by, supports=["SWJ"])
+        if action == "confirm_arrival":
+            return incident_confirm_arrival(incident=case, by=by, note="已到场")
         if action == "park":
             return incident_park(incident=case, by=by, reason="需立项")
         if action == "unpark":
@@ -138,10 +144,12 @@ class IncidentMachine(RuleBasedStateMachine):
             action in ("approve_extension", "decline_extension") and user.pk == self.requester
         )
         bad_score = action == "evaluate" and not 1 <= score <= 5
+        # 增派 of a department already called out changes nothing: refused as input.
+        nothing_new = action == "call_out" and "SWJ" in current.support_department_codes
         try:
             moved = self.call(action, user, flag, score)
         except IncidentInputError:
-            assert bad_score, f"{action} by {who}: unexpected input error"
+            assert bad_score or nothing_new, f"{action} by {who}: unexpected input error"
             return
         except IllegalTransition as refusal:
             assert not bad_score
@@ -153,6 +161,7 @@ class IncidentMachine(RuleBasedStateMachine):
             assert not permitted or four_eyes, f"{action} by {who} wrongly refused"
             return
         assert allowed and permitted and not four_eyes and not bad_score, (action, who)
+        assert not nothing_new, (action, who)
         self.follow(action, user, current, flag)
         assert moved.status == self.status
 

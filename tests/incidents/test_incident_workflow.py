@@ -277,9 +277,9 @@ def test_what_each_user_may_do_now(cast: Cast):
     case = incident_register(incident=report(), by=cast.community)
     case = incident_dispatch(incident=case, by=cast.community, department_code="CGJ")
     assert incident_actions_for(cast.handler, case) == ["accept", "send_back"]
-    assert incident_actions_for(cast.street, case) == ["park"]
+    assert incident_actions_for(cast.street, case) == ["call_out", "park"]
     assert incident_actions_for(cast.other_department, case) == []
-    assert incident_actions_for(cast.admin, case) == ["accept", "send_back", "park"]
+    assert incident_actions_for(cast.admin, case) == ["accept", "send_back", "call_out", "park"]
 
 
 # --- send-back and arbitration -----------------------------------------------------------------
