@@ -58,6 +58,7 @@ class CityOpsUserAdmin(UserAdmin):
 
     # Every change to a user is audited (accounts.services): the row, its groups and its
     # permissions are saved by user_save in save_related, so one entry covers them all.
+    # Deactivating an account ends its sessions there too (accounts.sessions_revoked).
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         pass
 
@@ -69,6 +70,7 @@ class CityOpsUserAdmin(UserAdmin):
             save_related=lambda: super(CityOpsUserAdmin, self).save_related(
                 request, form, formsets, change
             ),
+            session_key=request.session.session_key,
         )
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
@@ -81,13 +83,19 @@ class CityOpsUserAdmin(UserAdmin):
     def user_change_password(
         self, request: HttpRequest, id: str, form_url: str = ""
     ) -> HttpResponse:
-        # Django's page sets the password; its audit entry is written in the same transaction.
+        # Django's page sets the password; its audit entry is written, and the user's sessions
+        # ended (but the administrator's own, when it is their password: Django has just given
+        # that session a new key), in the same transaction.
         with transaction.atomic():
             user = self.get_object(request, unquote(id)) if request.method == "POST" else None
             response = super().user_change_password(request, id, form_url)
             if user is not None:
                 user_password_changed(
-                    user=user, by=request.user, ip=request_ip(request), previous_hash=user.password
+                    user=user,
+                    by=request.user,
+                    ip=request_ip(request),
+                    previous_hash=user.password,
+                    session_key=request.session.session_key,
                 )
         return response
 

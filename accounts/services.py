@@ -18,14 +18,17 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
+from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiKey, Role, SignInFailure, User, mask_phone
 from accounts.selectors import user_id_for_username
@@ -175,6 +178,7 @@ def user_save(
     by: Any = None,
     ip: str | None = None,
     save_related: Callable[[], None] | None = None,
+    session_key: str | None = None,
 ) -> User:
     """Create or change a user as an administrator does, audited: `accounts.user_create` with
     the new account, or `accounts.user_change` with the fields that changed, before and after.
@@ -182,6 +186,10 @@ def user_save(
     `save_related` saves what the form holds beside the row (groups, permissions) after the row
     is saved, so one entry covers both. The caller has run the form's checks (User.clean). A
     save that changes nothing writes no entry.
+
+    A change that deactivates the account, or changes its password, ends the account's
+    sessions in the same transaction (`accounts.sessions_revoked`, see `_sessions_end`), but
+    for `session_key`, the session making the change, when it is the user's own.
     """
     with transaction.atomic():
         stored = User.objects.filter(pk=user.pk).first() if user.pk else None
@@ -190,13 +198,25 @@ def user_save(
         if save_related is not None:
             save_related()
         after = user_facts(user)
-        if before is None:
+        if stored is None or before is None:
             _audit_user(user, "accounts.user_create", None, after, by=by, ip=ip)
             return user
         changed = [name for name in after if after[name] != before[name]]
-        if stored is not None and stored.password != user.password and "password" not in changed:
+        if stored.password != user.password and "password" not in changed:
             changed.append("password")
             after["password"] = PASSWORD_CHANGED
+        revoke_reason = None
+        if stored.is_active and not user.is_active:
+            revoke_reason = SESSIONS_DEACTIVATED
+        elif stored.password != user.password:
+            revoke_reason = _password_reason(user, by)
+        # Found before the entries are written: the scan is the slow part, and the first entry
+        # locks the audit chain's head until commit.
+        sessions = (
+            _user_sessions(user, keep=_kept(session_key, user, by))
+            if revoke_reason is not None
+            else None
+        )
         if changed:
             _audit_user(
                 user,
@@ -206,27 +226,42 @@ def user_save(
                 by=by,
                 ip=ip,
             )
+        if sessions is not None and revoke_reason is not None:
+            _sessions_end(user, sessions, reason=revoke_reason, by=by, ip=ip)
     return user
 
 
 def user_password_changed(
-    *, user: User, by: Any = None, ip: str | None = None, previous_hash: str
+    *,
+    user: User,
+    by: Any = None,
+    ip: str | None = None,
+    previous_hash: str,
+    session_key: str | None = None,
 ) -> None:
     """Audit a password Django's password forms have just set (the admin's 修改密码 page, the
     user's own): `accounts.user_password_change`, in the form's transaction. The entry says
     whether the user now has a password, never what it is or its hash. Nothing is written when
-    the stored hash is still `previous_hash`."""
-    stored = User.objects.filter(pk=user.pk).first()
-    if stored is None or stored.password == previous_hash:
-        return
-    _audit_user(
-        stored,
-        "accounts.user_password_change",
-        {"password": PASSWORD_SET if is_password_usable(previous_hash) else PASSWORD_NONE},
-        {"password": PASSWORD_CHANGED if stored.has_usable_password() else PASSWORD_NONE},
-        by=by,
-        ip=ip,
-    )
+    the stored hash is still `previous_hash`.
+
+    The user's other sessions, which the new password has made invalid, are ended at once in
+    the same transaction (`_sessions_end`): `session_key` is the session making the
+    change, kept (as Django's update_session_auth_hash keeps it signed in) when it is the
+    user's own, that is when `by` is the user."""
+    with transaction.atomic():
+        stored = User.objects.filter(pk=user.pk).first()
+        if stored is None or stored.password == previous_hash:
+            return
+        sessions = _user_sessions(stored, keep=_kept(session_key, stored, by))
+        _audit_user(
+            stored,
+            "accounts.user_password_change",
+            {"password": PASSWORD_SET if is_password_usable(previous_hash) else PASSWORD_NONE},
+            {"password": PASSWORD_CHANGED if stored.has_usable_password() else PASSWORD_NONE},
+            by=by,
+            ip=ip,
+        )
+        _sessions_end(stored, sessions, reason=_password_reason(stored, by), by=by, ip=ip)
 
 
 def user_delete(*, user: User, by: Any = None, ip: str | None = None) -> None:
@@ -394,6 +429,105 @@ def signed_out(*, user: User, ip: str | None) -> None:
         )
 
 
+# --- sessions ended before their time -----------------------------------------------------------
+#
+# Django signs a session in only while its stored auth hash (HASH_SESSION_KEY, an HMAC of the
+# password's hash) is the user's and the account is active: a new password, or a deactivated
+# account, makes every other session of the user read as signed out, but leaves its row. Here
+# those rows are deleted at the change, and the trail says that the devices were signed out.
+
+# Why a user's sessions were ended (`reason` of accounts.sessions_revoked): the user changed
+# their own password, an administrator set it, the account was deactivated; or, found by the
+# worker among the expired sessions, one those had already made invalid (STALE: left from
+# before sessions were ended at the change, or signed in with the old password while it changed).
+# (Codes, not passwords: ruff's S105 goes by the names.)
+SESSIONS_PASSWORD_CHANGED = "password_changed"  # noqa: S105
+SESSIONS_PASSWORD_SET = "password_set"  # noqa: S105
+SESSIONS_DEACTIVATED = "deactivated"
+SESSIONS_STALE = "stale"
+# Sessions read from the database at a time while a user's are looked for.
+_SESSIONS_SCAN_CHUNK = 2000
+
+
+@dataclass
+class _UserSessions:
+    """One user's stored sessions: the keys of the live ones, and the expired ones (key, when it
+    expired, its data) that the worker has not deleted yet."""
+
+    live: list[str] = field(default_factory=list)
+    expired: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
+
+
+def _kept(session_key: str | None, user: User, by: Any) -> str | None:
+    """The session making a change, when it is `user`'s own session (the user acting): it stays
+    signed in. An administrator's session is not the user's, and keeps nothing."""
+    return session_key if getattr(by, "pk", None) == user.pk else None
+
+
+def _password_reason(user: User, by: Any) -> str:
+    return (
+        SESSIONS_PASSWORD_CHANGED if getattr(by, "pk", None) == user.pk else SESSIONS_PASSWORD_SET
+    )
+
+
+def _user_sessions(user: User, *, keep: str | None) -> _UserSessions:
+    """`user`'s stored sessions but `keep`: the keys of the live ones, and the expired ones
+    the worker has not deleted yet.
+
+    Cost: django_session has no user column, so finding one user's sessions reads every stored
+    session (key, data and expiry, in chunks of _SESSIONS_SCAN_CHUNK) and decodes it (an HMAC
+    check and a JSON parse, about 15 µs). A district's few thousand sessions cost a few tens of
+    milliseconds, once per password change or deactivation, which are rare; only the user's
+    rows are then deleted. Callers scan before writing their first audit entry, which locks the
+    audit chain's head until commit, so other audited changes do not wait for the scan (on
+    SQLite the change's write lock is held meanwhile anyway). Were sessions to reach the
+    hundreds of thousands, a session engine whose model has a user column (Django's
+    AbstractBaseSession, "extending database-backed session engines") would make this one
+    indexed query."""
+    store = SessionStore()  # what Session.get_decoded decodes with, made once
+    now = timezone.now()
+    found = _UserSessions()
+    rows = Session.objects.values_list("session_key", "session_data", "expire_date")
+    if keep:
+        rows = rows.exclude(session_key=keep)
+    for key, encoded, expire_date in rows.iterator(chunk_size=_SESSIONS_SCAN_CHUNK):
+        data = store.decode(encoded)  # {} when it does not verify
+        if _session_user_id(data) != user.pk:
+            continue
+        if expire_date > now:
+            found.live.append(key)
+        else:
+            found.expired.append((key, expire_date, data))
+    return found
+
+
+def _sessions_end(
+    user: User, sessions: _UserSessions, *, reason: str, by: Any, ip: str | None
+) -> int:
+    """End `user`'s `sessions` (from `_user_sessions`): delete the rows, and audit the live
+    ones' end once, `accounts.sessions_revoked` (by `by`, with the `reason` and how many
+    `sessions` ended), when any ended; returns how many. An expired one the worker had not yet
+    deleted is audited as the worker would, 超时退出 (`accounts.session_expired`): it ended by
+    its limit, before the change. Only rows this call's deletes removed count (a session signed
+    out meanwhile, or taken by the worker, is not audited twice)."""
+    with transaction.atomic():
+        for key, expire_date, data in sessions.expired:
+            if Session.objects.filter(pk=key).delete()[0]:
+                _audit_session_expired(user, expire_date, data)
+        ended = Session.objects.filter(pk__in=sessions.live).delete()[0] if sessions.live else 0
+        if ended:
+            audit_record(
+                actor=by,
+                action="accounts.sessions_revoked",
+                obj_type="accounts.user",
+                obj_id=user.pk,
+                before=None,
+                after={"username": user.username, "reason": reason, "sessions": ended},
+                ip=ip,
+            )
+    return ended
+
+
 # --- sessions that ended on their own ------------------------------------------------------------
 
 # Most expired sessions one call ends; each chunk is one transaction.
@@ -406,6 +540,16 @@ def sessions_end_expired(*, now: datetime, batch: int = SESSIONS_BATCH) -> int:
     and audit each one that was a user's as `accounts.session_expired` (by that user, with when
     it expired and when it was last used): a sign-out nobody asked for, 登录连接超时自动退出,
     is in the trail beside the sign-in it ends. Returns how many were deleted.
+
+    A session that no longer signed its user in when it expired (its auth hash is not the
+    password's, or the account is inactive) did not time out: a password change or a
+    deactivation had ended it before those ended the user's sessions at once
+    (`user_password_changed`, `user_save`), or it signed in with the old password while the
+    password changed. It is audited as
+    `accounts.sessions_revoked` with the reason `stale` (by that user, one session, its expiry
+    and last use), not silently deleted: the trail then still has an end for every sign-in, and
+    says truthfully that it was not a timeout. Its entry's time is the clean-up's, not the
+    moment it stopped working, which the change's own entry dates.
 
     Django keeps an expired session's row (it only reads as empty) until something deletes it;
     this is that something (Django's `clearsessions`, with the audit). Several callers may run at
@@ -431,24 +575,60 @@ def sessions_end_expired(*, now: datetime, batch: int = SESSIONS_BATCH) -> int:
                 user = users.get(user_id) if user_id is not None else None
                 if user is None:
                     continue  # no one's, or an account since deleted
-                active_at = data.get(ACTIVE_AT)
+                if _session_signs_in(data, user):
+                    _audit_session_expired(user, row.expire_date, data)
+                    continue
                 audit_record(
                     actor=user,
-                    action="accounts.session_expired",
+                    action="accounts.sessions_revoked",
                     obj_type="accounts.user",
                     obj_id=user.pk,
                     before=None,
                     after={
-                        "expired_at": row.expire_date,
-                        "last_active": (
-                            datetime.fromtimestamp(active_at, tz=UTC)
-                            if isinstance(active_at, int)
-                            else None
-                        ),
+                        "username": user.username,
+                        "reason": SESSIONS_STALE,
+                        "sessions": 1,
+                        **_session_end_facts(row.expire_date, data),
                     },
                     ip=None,
                 )
     return ended
+
+
+def _audit_session_expired(user: User, expire_date: datetime, data: dict[str, Any]) -> None:
+    audit_record(
+        actor=user,
+        action="accounts.session_expired",
+        obj_type="accounts.user",
+        obj_id=user.pk,
+        before=None,
+        after=_session_end_facts(expire_date, data),
+        ip=None,
+    )
+
+
+def _session_end_facts(expire_date: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """When a session expired, and when its user last used it (accounts.sessions.ACTIVE_AT)."""
+    active_at = data.get(ACTIVE_AT)
+    return {
+        "expired_at": expire_date,
+        "last_active": (
+            datetime.fromtimestamp(active_at, tz=UTC) if isinstance(active_at, int) else None
+        ),
+    }
+
+
+def _session_signs_in(data: dict[str, Any], user: User) -> bool:
+    """Whether a session's data still signs `user` in, as django.contrib.auth.get_user decides:
+    the account is active (the sign-in backend refuses an inactive one) and the session's auth
+    hash is the one of the user's password, under SECRET_KEY or one of SECRET_KEY_FALLBACKS."""
+    stored = data.get(HASH_SESSION_KEY)
+    if not user.is_active or not isinstance(stored, str) or not stored:
+        return False
+    return any(
+        constant_time_compare(stored, expected)
+        for expected in (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash())
+    )
 
 
 def _session_user_id(data: dict[str, Any]) -> int | None:

@@ -33,7 +33,15 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.departments import department_name, department_short_names_text
-from accounts.services import PASSWORD_CHANGED, PASSWORD_NONE, PASSWORD_SET
+from accounts.services import (
+    PASSWORD_CHANGED,
+    PASSWORD_NONE,
+    PASSWORD_SET,
+    SESSIONS_DEACTIVATED,
+    SESSIONS_PASSWORD_CHANGED,
+    SESSIONS_PASSWORD_SET,
+    SESSIONS_STALE,
+)
 from gridmap.models import Level
 from incidents.models import OwnerLevel, SendBackReason
 from incidents.workflow import SYSTEM_STEPS, TRANSITIONS, action_label
@@ -84,6 +92,7 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "accounts.sign_in_locked": _("登录锁定"),
     "accounts.old_password_failed": _("旧密码错误"),
     "accounts.session_expired": _("超时退出"),
+    "accounts.sessions_revoked": _("强制下线"),
     "accounts.api_key_issue": _("签发接口密钥"),
     "accounts.api_key_revoke": _("吊销接口密钥"),
 }
@@ -184,6 +193,8 @@ AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
         "until": _("锁定至"),
         "expired_at": _("会话到期时间"),
         "last_active": _("最后使用时间"),
+        "reason": _("原因"),
+        "sessions": _("退出的会话数"),
     },
     "command.screentoken": {"district": _("区")},
     "command.console": {"filters": _("筛选条件"), "rows": _("导出行数")},
@@ -195,6 +206,15 @@ _PASSWORD_WORDS = {
     PASSWORD_SET: _("已设置"),
     PASSWORD_NONE: _("未设置（不能登录）"),
     PASSWORD_CHANGED: _("已更改"),
+}
+
+
+# Why a user's sessions were ended (accounts.sessions_revoked).
+_SESSIONS_REASON_WORDS = {
+    SESSIONS_PASSWORD_CHANGED: _("本人修改密码"),
+    SESSIONS_PASSWORD_SET: _("管理员设置密码"),
+    SESSIONS_DEACTIVATED: _("账号停用"),
+    SESSIONS_STALE: _("已失效（密码已更改或账号已停用）"),
 }
 
 
@@ -236,6 +256,7 @@ _VALUE_WORDS: dict[tuple[str, str], Any] = {
     ("incidents.category", "department_code"): _department_words,
     ("accounts.user", "department_code"): _department_words,
     ("accounts.user", "password"): _choice_words(_PASSWORD_WORDS.items()),
+    ("accounts.user", "reason"): _choice_words(_SESSIONS_REASON_WORDS.items()),
     ("gridmap.generation", "level"): _choice_words(Level.choices),
 }
 

@@ -51,7 +51,9 @@ class SignInView(LoginView):
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     """A signed-in user's own 修改密码, in the site's look; audited
-    (accounts.user_password_change, by the user, in the change's transaction)."""
+    (accounts.user_password_change, by the user, in the change's transaction), and the user's
+    other sessions ended in that transaction (accounts.sessions_revoked): this one stays signed
+    in under the new key Django's update_session_auth_hash gave it."""
 
     form_class = PasswordChangeForm
 
@@ -63,7 +65,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             previous = form.user.password
             response = super().form_valid(form)
             user_password_changed(
-                user=form.user, by=form.user, ip=request_ip(self.request), previous_hash=previous
+                user=form.user,
+                by=form.user,
+                ip=request_ip(self.request),
+                previous_hash=previous,
+                session_key=self.request.session.session_key,
             )
         return response
 
