@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.utils.translation import gettext
+from django.utils.translation import pgettext
 
 from config.languages import in_reader_language
 
@@ -83,7 +83,7 @@ def department_short_names_text(codes: Iterable[str]) -> str:
     page's language ("应急、街道、交警" / "Emergency Management, Street Office"); a code that is
     not a department as it is."""
     names = department_short_names()
-    return gettext("、").join(names.get(code, code) for code in codes)
+    return pgettext("list separator", "、").join(names.get(code, code) for code in codes)
 
 
 def department_name(code: str) -> str:

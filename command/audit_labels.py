@@ -42,6 +42,7 @@ from accounts.services import (
     SESSIONS_PASSWORD_SET,
     SESSIONS_STALE,
 )
+from dispatch.plans import known_plans
 from gridmap.models import Level
 from incidents.models import OwnerLevel, SendBackReason
 from incidents.workflow import SYSTEM_STEPS, TRANSITIONS, action_label
@@ -149,6 +150,8 @@ AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
         "owner": _("责任单位"),
         "department": _("处置部门"),
         "supports": _("协办部门"),
+        "supports_arrived": _("已到场的协办部门"),
+        "plan": _("应急预案"),
         "grid": _("网格"),
         "raw": _("原始输入（经度、纬度、坐标系）"),
         "location": _("位置（经度、纬度）"),
@@ -238,6 +241,12 @@ def _owner_words(owner: Any) -> str | None:
     return None
 
 
+def _plan_words(code: Any) -> str | None:
+    """A response plan's code as its name (应急预案: "内涝积水较大及以上响应（三防联动）")."""
+    plan = known_plans().get(code) if isinstance(code, str) else None
+    return plan.label if plan is not None else None
+
+
 def _choice_words(choices: Any) -> Any:
     table = dict(choices)
 
@@ -251,6 +260,8 @@ def _choice_words(choices: Any) -> Any:
 _VALUE_WORDS: dict[tuple[str, str], Any] = {
     ("incidents.incident", "department"): _department_words,
     ("incidents.incident", "supports"): _departments_words,
+    ("incidents.incident", "supports_arrived"): _departments_words,
+    ("incidents.incident", "plan"): _plan_words,
     ("incidents.incident", "owner"): _owner_words,
     ("incidents.incident", "reason_code"): _choice_words(SendBackReason.choices),
     ("incidents.category", "department_code"): _department_words,

@@ -1038,6 +1038,7 @@ def department_console(request: HttpRequest) -> HttpResponse:
 DETAIL_LABELS: dict[str, Any] = {
     "department": gettext_lazy("部门"),
     "plan": gettext_lazy("应急预案"),
+    "severity": gettext_lazy("事件级别"),
     "supports": gettext_lazy("协办部门"),
     "stage_deadline": gettext_lazy("新时限"),
     "requested_until": gettext_lazy("申请延期至"),
@@ -1057,6 +1058,8 @@ def _detail_value(key: str, value: Any, departments: dict[str, str]) -> str:
         return department_short_names_text(str(code) for code in value)
     if key == "plan" and value in known_plans():
         return known_plans()[value].label
+    if key == "severity" and isinstance(value, list):  # raised by a graver plan: [before, after]
+        return " → ".join(str(Severity(level).label) if level else _("（空）") for level in value)
     if key in ("stage_deadline", "requested_until", "granted_until") and value:
         moment = value if isinstance(value, datetime) else _parse_iso(str(value))
         if moment is not None:
@@ -1111,10 +1114,13 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
         if step.action in CLOCK_STEPS:
             details = _clock_details(incident, step.action, data)
         else:
+            # A step that keeps the status keeps its clock: no "new deadline" unless an
+            # extension was granted.
+            kept = step.from_status == step.to_status and "granted_until" not in data
             details = [
-                (label, _detail_value(key, data[key], departments))
+                (capfirst(str(label)), _detail_value(key, data[key], departments))
                 for key, label in DETAIL_LABELS.items()
-                if data.get(key) not in (None, "")
+                if data.get(key) not in (None, "") and not (kept and key == "stage_deadline")
             ]
         if data.get("arbitration"):
             details.append((_("仲裁"), _("退单满三次，转区指挥中心")))
@@ -1160,8 +1166,11 @@ def _action_forms(
                     initial = incident.assigned_department_code or incident.category.department_code
             if action == "call_out" and spec.name == "supports" and incident is not None:
                 on_case = {incident.assigned_department_code, *incident.support_department_codes}
+                short_names = department_short_names()
                 choices = tuple(
-                    (code, name) for code, name in departments.items() if code not in on_case
+                    (code, short_names.get(code) or name)
+                    for code, name in departments.items()
+                    if code not in on_case
                 )
             if action == "merge" and spec.name == "into" and incident is None:
                 spec = replace(spec, kind="select", hint=BATCH_MERGE_HINT)

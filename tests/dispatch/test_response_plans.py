@@ -292,11 +292,16 @@ def test_a_graver_plan_on_a_case_in_hand_calls_out_beside_the_department_without
     assert (step.action, step.from_status, step.to_status) == ("call_out", "accepted", "accepted")
     assert step.data["supports"] == ["YJGLJ", "XF", "GDJ"]
     assert step.data["severity"] == ["IV", "III"]
-    assert {"department:YJGLJ", "department:XF", "department:GDJ"} <= event_scopes(
-        last_event(case)
-    )
+    # The timeline names the plan, the departments and the severity raised; the clock is kept.
+    page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
+    row = page.split("增派协办</strong>")[-1].split("</li>")[0]
+    assert "事件级别：一般（Ⅳ级） → 较大（Ⅲ级）" in row and "应急、消防、供电" in row
+    assert "新时限" not in row
+    assert {"department:YJGLJ", "department:XF", "department:GDJ"} <= event_scopes(last_event(case))
     audit = AuditEntry.objects.filter(action="incidents.incident_call_out").get()
     assert audit.after["supports"] == ["JD", "JJ", "YJGLJ", "XF", "GDJ"]
+    words = audit_changes_text("incidents.incident", audit.before, audit.after).split("\n")
+    assert "应急预案：内涝积水一般响应 → 内涝积水较大及以上响应（三防联动）" in words
     # Nothing more to call out: the page offers no plan, and starting it again is refused.
     page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
     assert 'data-action="plans"' not in page
@@ -309,7 +314,9 @@ def test_a_graver_plan_on_a_case_in_hand_calls_out_beside_the_department_without
 def test_departments_called_out_by_hand_on_a_case_in_hand(cast) -> None:
     case, swj = accepted_flood(cast)
     response = client_for(cast.district).post(
-        call_out_url(case.number), {"supports": ["GDJ", "SWJ", "GDJ"], "note": "倒杆"}, format="json"
+        call_out_url(case.number),
+        {"supports": ["GDJ", "SWJ", "GDJ"], "note": "倒杆"},
+        format="json",
     )
     assert response.status_code == 200, response.json()
     # The department handling it is not its own support; a code named twice is called once.

@@ -39,7 +39,14 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
 from accounts.models import Role, User
-from incidents.models import Channel, Incident, IncidentStatus, IncidentTransition, PhotoKind
+from incidents.models import (
+    Channel,
+    Incident,
+    IncidentStatus,
+    IncidentTransition,
+    OwnerLevel,
+    PhotoKind,
+)
 from incidents.services import (
     calendar_load,
     categories_load,
@@ -407,7 +414,14 @@ def test_the_street_queue_narrows_to_received_days_and_exports_them(
     today = report(description="今天受理的案件")
     earlier = report(description="上周受理的案件")
     last_week = timezone.now() - timedelta(days=7)
-    Incident.objects.filter(pk=earlier.pk).update(created_at=last_week)
+    # Left a week: late and escalated (督办) to the district, the widest row a queue has.
+    Incident.objects.filter(pk=earlier.pk).update(
+        created_at=last_week,
+        stage_deadline=last_week + timedelta(hours=2),
+        stage_breached=True,
+        owner_level=OwnerLevel.DISTRICT,
+        owner_code=DISTRICT,
+    )
     desk = _desk(desks, browser, live_server.url, street, f"/command/street/{STREET}/")
     page = desk.page
     queue = page.locator("#queue")
@@ -438,6 +452,29 @@ def test_the_street_queue_narrows_to_received_days_and_exports_them(
     page.locator("#queue-filters a.button-quiet").click()  # 重置
     expect(queue.locator("tr[data-number]")).to_have_count(2)
     assert page.locator("input[name=since]").input_value() == ""
+
+    # In English (a status, a deadline, a flag two or three times as wide as in Chinese) the
+    # queue still fits its box beside 在岗响应人员, at 1440 px and at 1280 px, and shows every
+    # case's number whole.
+    page.locator("form.lang-switch button[value=en]").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(queue.locator(".flag-escalated")).to_contain_text("District command centre")
+    for width in (1440, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        fit = page.evaluate(
+            """() => {
+                const table = document.querySelector('#queue table.queue');
+                const numbers = [...table.querySelectorAll('.case-link')];
+                return {
+                    table: table.scrollWidth,
+                    box: table.parentElement.clientWidth,
+                    // on one line each (an inline box broken in two has two rectangles)
+                    numbersWhole: numbers.every((a) => a.getClientRects().length === 1),
+                };
+            }"""
+        )
+        assert fit["table"] <= fit["box"], (width, fit)
+        assert fit["numbersWhole"], (width, fit)
     assert desk.errors == []
 
 

@@ -12,8 +12,9 @@ twice. When a pass used up its batch, the next one starts at once; otherwise the
 docs/escalation.md.
 
 Each pass also ends the sign-in sessions that expired (accounts.services.sessions_end_expired:
-deleted, and each user's audited as 超时退出), the clean-up Django leaves to `clearsessions`,
-so a deployment runs one periodic worker, not two.
+deleted, and each user's audited as 超时退出, or as 强制下线 when a password change or a
+deactivation had already made it invalid), the clean-up Django leaves to `clearsessions`, so a
+deployment runs one periodic worker, not two.
 """
 
 from __future__ import annotations
