@@ -479,6 +479,47 @@ def test_the_street_queue_narrows_to_received_days_and_exports_them(
 
 
 @pytest.mark.usefixtures("reference", "plain_static_storage")
+def test_an_opened_audit_entry_leaves_its_number_in_sight(
+    browser: Any, live_server: Any, desks: list[Desk]
+) -> None:
+    auditor = _user("e2e-auditor", Role.AUDITOR, DISTRICT)
+    street = _user("e2e-audit-street", Role.STREET_OPERATOR, STREET)
+    incident_register(incident=report(), by=street)  # an entry with a before and an after
+    for locale in ("zh-CN", "en-GB"):
+        desk = _desk(desks, browser, live_server.url, auditor, "/command/audit/", locale=locale)
+        page = desk.page
+        for width in (1440, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.reload()
+            entry = page.locator("details.audit-change:has(table.audit-diff)").first
+            entry.locator("summary").click()  # the click first brings the summary into view
+            expect(entry.locator("table.audit-diff")).to_be_visible()
+            seen = entry.evaluate(
+                """(entry) => {
+                    const box = entry.closest('.table-scroll');
+                    const number = entry.closest('tr').querySelector('.col-sequence');
+                    return {
+                        table: box.scrollWidth,
+                        box: box.clientWidth,
+                        scrolled: box.scrollLeft,
+                        numberLeft: number.getBoundingClientRect().left,
+                        boxLeft: box.getBoundingClientRect().left,
+                    };
+                }"""
+            )
+            # The table fits its box, and the entry's "#" is where it was, not scrolled out.
+            assert seen["table"] <= seen["box"], (locale, width, seen)
+            assert seen["scrolled"] == 0 and seen["numberLeft"] >= seen["boxLeft"], seen
+        # Narrower, the table scrolls sideways and the "#" column stays in sight.
+        page.set_viewport_size({"width": 1024, "height": 800})
+        page.locator(".audit .table-scroll").evaluate("(box) => { box.scrollLeft = 300; }")
+        number = page.locator(".audit-table tbody .col-sequence").first
+        box = page.locator(".audit .table-scroll").bounding_box()
+        assert number.bounding_box()["x"] >= box["x"], (locale, number.bounding_box(), box)
+        assert desk.errors == []
+
+
+@pytest.mark.usefixtures("reference", "plain_static_storage")
 def test_the_hotline_files_a_call_by_clicking_the_map(
     browser: Any, live_server: Any, desks: list[Desk]
 ) -> None:
