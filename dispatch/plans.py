@@ -54,6 +54,14 @@ class ResponsePlan:
         grade = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else -1
         return SEVERITY_ORDER.index(self.min_severity) > grade
 
+    def lesser_than(self, code: str) -> bool:
+        """Whether the plan is a lesser response than the plan `code` (a case's plan in force;
+        "" or an unknown code: no plan, nothing is lesser)."""
+        other = known_plans().get(code)
+        return other is not None and SEVERITY_ORDER.index(self.min_severity) < SEVERITY_ORDER.index(
+            other.min_severity
+        )
+
     def applies_to(self, category_code: str, severity: str) -> bool:
         """Whether the plan is for a case of this category and severity ("" counts as the
         least grave level: a case without one is not graver than any plan asks)."""

@@ -232,8 +232,9 @@ def plan_activate(
     A plan graver than the case's severity raises the severity to the plan's (升级响应). The
     plan becomes the case's plan in force.
 
-    Raises IncidentInputError("plan", …) for a code no plan has or a plan of another category;
-    the workflow's refusals as incident_dispatch and incident_call_out raise them."""
+    Raises IncidentInputError("plan", …) for a code no plan has, a plan of another category or
+    one lesser than the case's plan in force (a response is raised, never lowered); the
+    workflow's refusals as incident_dispatch and incident_call_out raise them."""
     plan = known_plans().get((plan_code or "").strip())
     if plan is None:
         raise IncidentInputError(
@@ -244,6 +245,12 @@ def plan_activate(
         raise IncidentInputError(
             "plan",
             _("预案“%(plan)s”不适用于这个案件（事项分类不符）。") % {"plan": plan.label},
+        )
+    if plan.lesser_than(incident.plan_code):
+        raise IncidentInputError(
+            "plan",
+            _("本案已启动“%(current)s”，不能改用较低级别的“%(plan)s”。")
+            % {"current": known_plans()[incident.plan_code].label, "plan": plan.label},
         )
     if incident.status in IN_HAND:
         return incident_call_out(

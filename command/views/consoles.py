@@ -1232,7 +1232,7 @@ def _plan_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
         return []
     applying = plans_for(incident.category.code, incident.severity)
     graver = graver_plans(incident.category.code, incident.severity)
-    plans = [*applying, *graver]
+    plans = [plan for plan in (*applying, *graver) if not plan.lesser_than(incident.plan_code)]
     if form is PLAN_IN_HAND_FORM:  # only a plan that would change something
         on_case = {incident.assigned_department_code, *incident.support_department_codes}
         plans = [

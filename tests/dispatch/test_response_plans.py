@@ -309,6 +309,13 @@ def test_a_graver_plan_on_a_case_in_hand_calls_out_beside_the_department_without
         plans_url(case.number), {"plan": "FLOOD-III"}, format="json"
     )
     assert again.status_code == 400 and "没有新增的部门" in again.json()["plan"][0]
+    # A response is raised, never lowered: the lesser plan is refused, the plan in force kept.
+    lesser = client_for(cast.district).post(
+        plans_url(case.number), {"plan": "FLOOD-IV"}, format="json"
+    )
+    assert lesser.status_code == 400 and "不能改用较低级别" in lesser.json()["plan"][0]
+    case.refresh_from_db()
+    assert case.plan_code == "FLOOD-III"
 
 
 def test_departments_called_out_by_hand_on_a_case_in_hand(cast) -> None:
