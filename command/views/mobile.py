@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.departments import department_name
+from accounts.departments import department_name, department_short_names
 from accounts.models import Role
 from command.live import user_scopes
 from command.views.labels import api_field_labels
@@ -363,6 +363,18 @@ def tasks(request: HttpRequest) -> HttpResponse:
     return render(request, template or "command/mobile_tasks.html", context)
 
 
+def _dispatch_departments() -> list[dict[str, str]]:
+    """The departments of the dispatch form, each with its short name: the phone's select, 360 px
+    wide and unable to wrap, names them "Urban Management" / "城管" (a full English name,
+    "Longhua District Urban Management and Comprehensive Law Enforcement Bureau (CGJ)", was cut
+    to its first words) and the chosen one's full name and code are written under it."""
+    short_names = department_short_names()
+    return [
+        {"code": code, "name": name, "short_name": short_names.get(code) or name}
+        for code, name in selectors.departments()
+    ]
+
+
 def _action_forms(incident: Incident, actions: list[str]) -> list[dict[str, Any]]:
     """A form per action, the next step of the loop first (in the workflow's order)."""
     actions = [action for action in actions if action not in CONSOLE_ONLY]
@@ -417,7 +429,7 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             forms=_action_forms(incident, actions),
             steps=list(reversed(steps)),
             send_back_reasons=SendBackReason.choices,
-            departments=selectors.departments(),
+            departments=_dispatch_departments(),
             department_name=department_name(incident.assigned_department_code),
             photos=[
                 {

@@ -1188,6 +1188,17 @@
       const photos = [];
       const photoInput = form.querySelector("[data-role=photo]");
       const previews = form.querySelector("[data-role=previews]");
+      // 派遣: the select names a department by its short name (a closed select cannot wrap);
+      // the chosen one's full name and code (the option's title) are written under it.
+      const department = form.querySelector("[data-role=department]");
+      const departmentName = form.querySelector("[data-role=department-name]");
+
+      if (department && departmentName) {
+        department.addEventListener("change", () => {
+          const option = department.selectedOptions[0];
+          departmentName.textContent = option && option.value ? option.title : "";
+        });
+      }
 
       function say(text, kind = "error") {
         message.hidden = !text;

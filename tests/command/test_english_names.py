@@ -182,14 +182,21 @@ def test_the_phones_tasks_name_the_category_and_departments_in_english(people: C
     chinese = _html(people.handler, f"/m/tasks/{dispatched.number}/", "zh-hans")
     assert f"<dd>{CGJ_ZH} (CGJ)</dd>" in chinese
 
-    # The community station dispatches from the phone: the departments by their English names.
+    # The community station dispatches from the phone: the departments by their short names in
+    # the select (a full English name does not fit a 360 px select, which cannot wrap), the
+    # chosen one's full name and code under it.
     registered = report()
     incident_register(incident=registered, by=people.community)
     url = f"/m/tasks/{registered.number}/"
     english = _html(people.community, url, "en")
-    assert '<option value="SWJ">Longhua District Water Affairs Bureau (SWJ)</option>' in english
+    assert (
+        '<option value="SWJ" title="Longhua District Water Affairs Bureau (SWJ)">Water Affairs'
+        "</option>"
+    ) in english
+    assert f'data-role="department-name">{CGJ_EN} (CGJ)</p>' in english
     chinese = _html(people.community, url, "zh-hans")
-    assert '<option value="SWJ">龙华区水务局 (SWJ)</option>' in chinese
+    assert '<option value="SWJ" title="龙华区水务局 (SWJ)">水务</option>' in chinese
+    assert f'data-role="department-name">{CGJ_ZH} (CGJ)</p>' in chinese
     assert '<h1 class="m-h1">暴露垃圾 <small class="m-code">06010</small></h1>' in chinese
 
 

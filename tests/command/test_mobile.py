@@ -316,4 +316,4 @@ def test_community_staff_register_and_dispatch_from_the_phone(people: Cast) -> N
     html = client.get(f"/m/tasks/{case.number}/").content.decode()
     assert re.findall(r'<form class="m-action-form" data-action="([^"]+)"', html)[0] == "dispatch"
     # The category's department is the one proposed (暴露垃圾 → 城管 CGJ).
-    assert re.search(r'<option value="CGJ" selected>', html)
+    assert re.search(r'<option value="CGJ" title="[^"]*" selected>', html)

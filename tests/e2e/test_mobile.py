@@ -33,7 +33,14 @@ from incidents.services import (
     incident_register,
 )
 from tests.asgi_server import asgi_server  # noqa: F401  (fixture)
-from tests.incidents.cases import GRID, OTHER_STREET_GRID, make_user, point_in, report
+from tests.incidents.cases import (
+    COMMUNITY,
+    GRID,
+    OTHER_STREET_GRID,
+    make_user,
+    point_in,
+    report,
+)
 from tests.threads import in_thread
 
 pytestmark = pytest.mark.e2e
@@ -207,6 +214,44 @@ def test_the_english_picker_finds_a_category_by_english_or_chinese_words(phone_a
     page.fill("#picker-search", "garbage")
     page.click("#picker-list .m-option[data-code='06010']")
     expect(page.locator("#category-chosen")).to_have_text("Exposed garbage (06010)")
+    assert phone.errors == []
+
+
+def test_an_english_phone_names_the_departments_to_dispatch_to_so_they_fit(
+    phone_at: Any,
+) -> None:
+    staff = _worker("cs-english")
+    staff.role, staff.place_code = Role.COMMUNITY_STAFF, COMMUNITY
+    staff.save()
+    case = report(grid=GRID)
+    incident_register(incident=case, by=staff)
+    phone = phone_at(locale="en-GB")
+    phone.sign_in(staff, f"/m/tasks/{case.number}/")
+    page = phone.page
+    select = page.locator('form[data-action="dispatch"] select[name=department]')
+    full_name = page.locator('form[data-action="dispatch"] [data-role=department-name]')
+    # The category's department, by its short name: a closed select cannot wrap, and the full
+    # English name ("Longhua District Urban Management and Comprehensive Law Enforcement
+    # Bureau") was cut after its first words. The full name and code are written under it.
+    expect(select.locator("option:checked")).to_have_text("Urban Management")
+    expect(full_name).to_have_text(
+        "Longhua District Urban Management and Comprehensive Law Enforcement Bureau (CGJ)"
+    )
+    shown = select.evaluate(
+        """(select) => {
+            const style = getComputedStyle(select);
+            const context = document.createElement("canvas").getContext("2d");
+            context.font = style.font;
+            const room = select.clientWidth - parseFloat(style.paddingLeft)
+                - parseFloat(style.paddingRight) - 20;  // the arrow
+            return {text: context.measureText(select.selectedOptions[0].text).width, room};
+        }"""
+    )
+    assert shown["text"] <= shown["room"], shown
+    select.select_option("SWJ")
+    expect(full_name).to_have_text("Longhua District Water Affairs Bureau (SWJ)")
+    select.select_option("")
+    expect(full_name).to_be_hidden()
     assert phone.errors == []
 
 
