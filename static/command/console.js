@@ -978,6 +978,9 @@
         return true;
       }
       return Object.keys(match).every(function (key) {
+        if (key === "department" && (incident.supports || []).indexOf(match.department) >= 0) {
+          return true; // a case the department was called out on (协办) is in its queue too
+        }
         return incident[key] === match[key];
       });
     }

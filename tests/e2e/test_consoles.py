@@ -677,6 +677,50 @@ def test_a_reported_case_appears_in_the_street_queue_without_reload(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("reference")
+def test_a_department_called_out_sees_the_case_arrive_live_and_confirms_its_arrival(
+    browser: Any, daphne_url: str, desks: list[Desk]
+) -> None:
+    street = _user("e2e-callout-street", Role.STREET_OPERATOR, STREET)
+    police = _user("e2e-callout-police", Role.DEPARTMENT_HANDLER, department="JJ")
+    desk = _desk(desks, browser, daphne_url, police, "/command/department/")
+    page = desk.page
+    _wait_live(page)
+    page.evaluate("window.__notReloaded = true")
+    expect(page.get_by_test_id("queue-empty")).to_be_visible()
+
+    # A flood dispatched to 水务 by hand; then 交警 is called out beside it (增派协办).
+    command = _desk(desks, browser, daphne_url, street, "/")
+    lon, lat = point_in(GRID)
+    answer = command.post_json(
+        "/api/v1/incidents/",
+        {"category": "90002", "lon": lon, "lat": lat, "description": "路口积水"},
+    )
+    assert answer.status == 201, answer.text()
+    number = answer.json()["number"]
+    for action, body in (
+        ("register", {}),
+        ("dispatch", {"department": "SWJ"}),
+        ("call-out", {"supports": ["JJ"], "note": "请交警疏导"}),
+    ):
+        answer = command.post_json(f"/api/v1/incidents/{number}/{action}/", body)
+        assert answer.status == 200, (action, answer.text())
+
+    # The police's queue shows it without a reload, as 协办, with its 确认到场.
+    row = page.locator(f'tr[data-number="{number}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".flag-support")).to_be_visible()
+    expect(page.get_by_test_id("chip-support")).to_contain_text("1")
+    expect(page.get_by_test_id("chip-dispatched")).to_contain_text("0")
+    row.locator('button[data-quick-action="confirm-arrival"]').click()
+    expect(row.locator(".flag-arrived")).to_be_visible()
+    expect(row.locator('button[data-quick-action="confirm-arrival"]')).to_have_count(0)
+    assert page.evaluate("window.__notReloaded") is True
+    assert Incident.objects.get(number=number).support_arrived_codes == ["JJ"]
+    assert desk.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
 def test_the_case_page_follows_its_case(browser: Any, daphne_url: str, desks: list[Desk]) -> None:
     street = _user("e2e-case-street", Role.STREET_OPERATOR, STREET)
     district = _user("e2e-case-district", Role.DISTRICT_OPERATOR, DISTRICT)
