@@ -1064,13 +1064,19 @@ def _apply(
         data={**step.data, "stage_deadline": incident.stage_deadline},
         created_at=now,
     )
+    words = {"reason_code": step.reason_code, "reason": step.reason}
     audit_record(
         actor=by,
         action=f"incidents.incident_{action}",
         obj_type="incidents.incident",
         obj_id=incident.pk,
         before=before,
-        after={**_snapshot(incident), "reason_code": step.reason_code, "reason": step.reason},
+        # The step's reason and reason code when it has them (an empty one would read on the
+        # audit page as a change from nothing to （空）).
+        after={
+            **_snapshot(incident),
+            **{key: value for key, value in words.items() if value},
+        },
         ip=ip,
     )
     if action in events.REPORTER_ACTIONS:

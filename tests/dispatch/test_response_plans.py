@@ -406,6 +406,11 @@ def test_a_supporting_departments_queue_offers_its_arrival_then_shows_it(cast) -
     page = client_for(police).get("/command/department/").content.decode()
     assert f'data-quick-action="confirm-arrival" data-number="{case.number}"' in page
     client_for(police).post(arrival_url(case.number), {}, format="json")
+    # Its audit entry reads as the one change it is (no empty reason beside it).
+    entry = AuditEntry.objects.filter(action="incidents.incident_confirm_arrival").get()
+    assert audit_changes_text("incidents.incident", entry.before, entry.after) == (
+        "已到场的协办部门：（空） → 交警"
+    )
     page = client_for(police).get("/command/department/").content.decode()
     assert 'data-quick-action="confirm-arrival"' not in page
     assert 'class="flag flag-arrived"' in page
