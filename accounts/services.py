@@ -516,16 +516,23 @@ def _sessions_end(
                 _audit_session_expired(user, expire_date, data)
         ended = Session.objects.filter(pk__in=sessions.live).delete()[0] if sessions.live else 0
         if ended:
-            audit_record(
-                actor=by,
-                action="accounts.sessions_revoked",
-                obj_type="accounts.user",
-                obj_id=user.pk,
-                before=None,
-                after={"username": user.username, "reason": reason, "sessions": ended},
-                ip=ip,
-            )
+            _audit_sessions_revoked(user, by=by, reason=reason, sessions=ended, ip=ip)
     return ended
+
+
+def _audit_sessions_revoked(
+    user: User, *, by: Any, reason: str, sessions: int, ip: str | None, **facts: Any
+) -> None:
+    """`accounts.sessions_revoked` 强制下线: `sessions` of `user`'s sessions ended for `reason`."""
+    audit_record(
+        actor=by,
+        action="accounts.sessions_revoked",
+        obj_type="accounts.user",
+        obj_id=user.pk,
+        before=None,
+        after={"username": user.username, "reason": reason, "sessions": sessions, **facts},
+        ip=ip,
+    )
 
 
 # --- sessions that ended on their own ------------------------------------------------------------
@@ -578,19 +585,13 @@ def sessions_end_expired(*, now: datetime, batch: int = SESSIONS_BATCH) -> int:
                 if _session_signs_in(data, user):
                     _audit_session_expired(user, row.expire_date, data)
                     continue
-                audit_record(
-                    actor=user,
-                    action="accounts.sessions_revoked",
-                    obj_type="accounts.user",
-                    obj_id=user.pk,
-                    before=None,
-                    after={
-                        "username": user.username,
-                        "reason": SESSIONS_STALE,
-                        "sessions": 1,
-                        **_session_end_facts(row.expire_date, data),
-                    },
+                _audit_sessions_revoked(
+                    user,
+                    by=user,
+                    reason=SESSIONS_STALE,
+                    sessions=1,
                     ip=None,
+                    **_session_end_facts(row.expire_date, data),
                 )
     return ended
 

@@ -392,6 +392,9 @@ class IncidentAdmin(admin.ModelAdmin):
                 "fields": (
                     "owner",
                     "assigned_department_code",
+                    "support_department_codes",
+                    "support_arrived_codes",
+                    "plan_code",
                     "assignee",
                     "handled_by",
                     "feedback",

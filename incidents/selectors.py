@@ -91,8 +91,6 @@ def incident_actions_for(user: Any, incident: Incident) -> list[str]:
     them."""
     actions = workflow.actions_for(user, incident)
     refused = four_eyes_refusals(user, incident, actions)
-    if getattr(user, "department_code", "") in incident.support_arrived_codes:
-        refused["confirm_arrival"] = True  # their department has confirmed (once per department)
     return [action for action in actions if action not in refused]
 
 

@@ -413,5 +413,11 @@ def check_permitted(user: Any, action: str, incident: Incident) -> None:
 def actions_for(user: Any, incident: Incident) -> list[str]:
     """The actions `user` may take on the case now: allowed by the table and by role and place
     (what a console shows as buttons). The four-eyes rule of verification is checked by the
-    service itself."""
-    return [action for action in allowed_actions(incident) if may(user, action, incident)]
+    service itself. A department called out that has confirmed its arrival is not offered
+    确认到场 again (once per department: incident_confirm_arrival refuses a second)."""
+    arrived = (getattr(user, "department_code", "") or "") in incident.support_arrived_codes
+    return [
+        action
+        for action in allowed_actions(incident)
+        if may(user, action, incident) and not (arrived and action == "confirm_arrival")
+    ]

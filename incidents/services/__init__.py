@@ -1230,10 +1230,12 @@ def _call_out(
     supports: Sequence[str],
     plan_code: str,
     severity: str,
-) -> None:
+) -> bool:
     """Call out `supports` beside the department the case is with (协办): each not yet called
     out gets an IncidentSupport row, sees the case and hears of it from then on. A plan's code
-    becomes the plan in force; a plan's severity raises the case's (_raise_severity)."""
+    becomes the plan in force; a plan's severity raises the case's (_raise_severity). Returns
+    whether anything changed."""
+    before = (case.plan_code, case.severity)
     called = [
         code
         for code in supports
@@ -1256,6 +1258,7 @@ def _call_out(
             )
             for code in called
         )
+    return bool(called) or (case.plan_code, case.severity) != before
 
 
 def incident_dispatch(
@@ -1322,11 +1325,9 @@ def incident_call_out(
     step = _Step(reason=_optional_text("note", note))
 
     def change(case: Incident, now: datetime) -> None:
-        before = (case.support_department_codes, case.plan_code, case.severity)
-        _call_out(
+        if not _call_out(
             case, now, by=by, step=step, supports=supports, plan_code=plan_code, severity=severity
-        )
-        if (case.support_department_codes, case.plan_code, case.severity) == before:
+        ):
             named = department_short_names_text(supports) or _("（未指定）")
             raise IncidentInputError(
                 "plan" if plan_code else "supports",
