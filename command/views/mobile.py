@@ -30,7 +30,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.departments import department_name, department_short_names
+from accounts.departments import (
+    department_name,
+    department_short_names,
+    department_short_names_text,
+)
 from accounts.models import Role
 from command.live import user_scopes
 from command.views.labels import api_field_labels
@@ -431,6 +435,9 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             send_back_reasons=SendBackReason.choices,
             departments=_dispatch_departments(),
             department_name=department_name(incident.assigned_department_code),
+            supports_text=department_short_names_text(incident.support_department_codes),
+            own_support=getattr(request.user, "department_code", "")
+            in incident.support_department_codes,
             photos=[
                 {
                     "url": reverse("incident-photo", args=[incident.number, photo.pk]),

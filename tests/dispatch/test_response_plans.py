@@ -452,6 +452,8 @@ def test_a_supporting_departments_phone_lists_the_arrival_it_owes_until_confirme
     assert case.number in tasks
     task = phone.get(f"/m/tasks/{case.number}/").content.decode()
     assert 'data-action="confirm_arrival"' in task
+    supports = task.split('data-testid="supports"')[1].split("</div>")[0]
+    assert "街道、交警" in supports and "本部门协办" in supports
     phone.post(arrival_url(case.number), {}, format="json")
     assert case.number not in phone.get("/m/tasks/").content.decode()
     # 增派 is the console's (tick boxes of departments): the phone does not offer it.
