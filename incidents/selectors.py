@@ -22,6 +22,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -481,8 +482,10 @@ def wall_cases(*, district_code: str, since: datetime) -> list[dict[str, Any]]:
     """The cases a wall draws and counts: every open case of the district, and every case that
     changed since `since` (reported, registered, closed, rejected … today), oldest first. Map and
     queue facts in the shape of the events' case summary (incidents.events.incident_summary),
-    plus `closed_at`; never the reporter, the description or the address."""
-    rows = (
+    plus `closed_at` and, for a case with departments called out (协办: a response plan, 增派),
+    `response_at`, when the first was called out; never the reporter, the description or the
+    address."""
+    rows = list(
         _wall_district(district_code)
         .filter(
             ~Q(status__in=FINISHED_STATUSES) | Q(created_at__gte=since) | Q(updated_at__gte=since)
@@ -507,7 +510,21 @@ def wall_cases(*, district_code: str, since: datetime) -> list[dict[str, Any]]:
             "closed_at",
             "category__code",
             "category__name",
+            "id",
+            "assigned_department_code",
+            "support_department_codes",
+            "support_arrived_codes",
+            "plan_code",
         )
+    )
+    called_out = [row["id"] for row in rows if row["support_department_codes"]]
+    response_at = dict(
+        IncidentSupport.objects.filter(incident_id__in=called_out)
+        .values("incident_id")
+        .annotate(first=Min("called_at"))
+        .values_list("incident_id", "first")
+        if called_out
+        else []
     )
     return [
         {
@@ -527,6 +544,11 @@ def wall_cases(*, district_code: str, since: datetime) -> list[dict[str, Any]]:
             "escalations": row["escalations"],
             "created_at": row["created_at"],
             "closed_at": row["closed_at"],
+            "department": row["assigned_department_code"] or None,
+            "supports": row["support_department_codes"],
+            "supports_arrived": row["support_arrived_codes"],
+            "plan": row["plan_code"] or None,
+            "response_at": response_at.get(row["id"]),
         }
         for row in rows
     ]

@@ -9,10 +9,13 @@ the demo users move them through the closed loop with the real services — regi
 accept, handle, feed back, verify, close, some rejected or parked — a few minutes apart, each
 step at the moment it happened: the server's clock (django.utils.timezone.now) is set to that
 moment while the service runs, so deadlines, numbers and the day's figures are what they would
-have been. A few cases from the afternoon before are still open. The escalation worker's pass
-runs every five simulated minutes along the way and once more at the real time, warning (预警)
-and escalating (督办) the clocks that ran out. Last, five responders (the demo grid worker, three
-patrolling colleagues, the 城管 handler) share their position now, for the wall's responders layer.
+have been. The emergencies are dispatched by their response plan (一键调派), which calls out the
+supporting departments, and some of those confirm their arrival (确认到场) minutes later, each
+by a handler of its own (demo colleagues who never sign in). A few cases from the afternoon
+before are still open. The escalation worker's pass runs every five simulated minutes along the
+way and once more at the real time, warning (预警) and escalating (督办) the clocks that ran out.
+Last, five responders (the demo grid worker, three patrolling colleagues, the 城管 handler) share
+their position now, for the wall's responders layer.
 Nothing else is faked: every case, step, audit entry and event is written by the services.
 """
 
@@ -25,13 +28,17 @@ from typing import Any
 import shapely
 from django.utils import timezone
 
-from accounts.models import User
-from dispatch.services import responder_position_report
+from accounts.departments import known_departments
+from accounts.models import Role, User
+from accounts.services import user_save
+from dispatch.plans import plans_for as response_plans_for
+from dispatch.services import plan_activate, responder_position_report
 from gridmap.models import Region
 from incidents.models import Category, Channel, Incident
 from incidents.services import (
     incident_accept,
     incident_close,
+    incident_confirm_arrival,
     incident_dispatch,
     incident_feed_back,
     incident_handle,
@@ -144,6 +151,16 @@ def plan(reported_at: datetime, outcome: str, *, category: Category, severity: s
         if at >= real_now - timedelta(minutes=1):
             break
         steps.append((at, action))
+    # An emergency is dispatched by its response plan (一键调派); some of the departments it
+    # calls out confirm they are on the scene minutes later, one at least still on the way.
+    response = response_plans_for(category.code, severity)[0] if severity else None
+    dispatched = [moment for moment, action in steps if action == "dispatch"]
+    if response is not None and dispatched:
+        arriving = rng.sample(response.supports, rng.randint(0, len(response.supports) - 1))
+        for code in arriving:
+            arrival = dispatched[0] + timedelta(minutes=rng.randint(3, 30))
+            if arrival < real_now - timedelta(minutes=1):
+                steps.append((arrival, "arrive:" + code))
     plans.append(
         {
             "reported_at": reported_at,
@@ -152,6 +169,7 @@ def plan(reported_at: datetime, outcome: str, *, category: Category, severity: s
             "grid": rng.choice(grids),
             "channel": rng.choice(CHANNELS),
             "steps": steps,
+            "response": response,
         }
     )
 
@@ -186,6 +204,23 @@ for index, case_plan in enumerate(plans):
     for at, action in case_plan["steps"]:
         timeline.append((at, index, action))
 timeline.sort(key=lambda item: (item[0], item[1]))
+
+
+def colleague(department_code: str) -> User:
+    """A demo handler of a department a plan calls out, who confirms its arrival (确认到场 is a
+    department's own word: the admin may not say it for them). One who never signs in here."""
+    user = User.objects.filter(username=f"hd-{department_code.lower()}").first()
+    if user is None:
+        user = User(
+            username=f"hd-{department_code.lower()}",
+            first_name=f"{known_departments()[department_code].short_name}值班员",
+            role=Role.DEPARTMENT_HANDLER,
+            department_code=department_code,
+        )
+        user.set_unusable_password()
+        user_save(user=user)  # audited (accounts.user_create), by the system
+    return user
+
 
 timezone.now = lambda: moment["now"]  # type: ignore[assignment]
 cases: dict[int, Incident] = {}
@@ -224,7 +259,15 @@ try:
             )
             continue
         case = cases[index]
-        if action == "register":
+        if action.startswith("arrive:"):
+            case = incident_confirm_arrival(
+                incident=case, by=colleague(action.split(":", 1)[1]), note="已到达现场"
+            )
+        elif action == "dispatch" and case_plan["response"] is not None:
+            case = plan_activate(
+                incident=case, plan_code=case_plan["response"].code, by=district_operator
+            )
+        elif action == "register":
             case = incident_register(incident=case, by=district_operator)
         elif action == "dispatch":
             case = incident_dispatch(

@@ -35,9 +35,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET
 from shapely.ops import polylabel
 
+from accounts.departments import department_short_names
 from accounts.models import Role
 from command.models import ScreenToken
 from command.services import (
@@ -45,6 +47,7 @@ from command.services import (
     screen_token_authenticate,
     screen_token_for_session,
 )
+from dispatch.plans import known_plans
 from dispatch.selectors import responders_for_district
 from gridmap import selectors as gridmap_selectors
 from gridmap.models import Level
@@ -173,6 +176,7 @@ def wall(request: HttpRequest) -> HttpResponse:
             "wall_config": config,
             "wall_strings": _wall_strings(),
             "category_names": _category_names(),
+            "response_names": _response_names(),
             # The first snapshot comes with the page: the wall is drawn without waiting for a
             # second request; later reloads (resync, a new day) use the snapshot URL.
             "snapshot": wall_snapshot_data(viewer.district_code),
@@ -292,6 +296,18 @@ def _category_names() -> dict[str, str]:
     }
 
 
+def _response_names() -> dict[str, Any]:
+    """What the responses panel names by code, in the reader's language: the response plans
+    (name and the level they start from) and the departments (short names: "水务", "Fire")."""
+    return {
+        "plans": {
+            plan.code: {"name": plan.label, "severity": plan.min_severity}
+            for plan in known_plans().values()
+        },
+        "departments": department_short_names(),
+    }
+
+
 def _wall_strings() -> dict[str, Any]:
     """Text the wall's script shows, translated on the server (Django i18n)."""
     return {
@@ -322,6 +338,16 @@ def _wall_strings() -> dict[str, Any]:
         "chartOpen": _("在办"),
         "chartOverdue": _("超时"),
         "hour": _("%(h)s时"),
+        # The responses panel (应急响应): cases with departments called out (协办).
+        "responseCount": _("%(n)s 起"),
+        "responseArrived": _("%(arrived)s/%(called)s 到场"),
+        "responseLead": _("牵头"),
+        # A response without a plan: departments called out by hand (增派协办).
+        "responseByHand": pgettext("wall response without a plan", "增派协办"),
+        "responseSince": _("已响应"),
+        "responseMore": _("另有 %(n)s 起"),
+        "responseArrivedTitle": _("已到场"),
+        "responsePendingTitle": _("未到场"),
         "respondersOnDuty": _("在岗网格员 %(n)s"),
         "handlersOnDuty": _("部门人员 %(n)s"),
         "responderRoles": {

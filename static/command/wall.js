@@ -33,6 +33,9 @@
   // summary — the snapshot's and the live events' — names its category in Chinese whatever the
   // reader reads (one payload for every subscriber, docs/decisions/0016).
   var CATEGORY_NAMES = readJson("wall-category-names");
+  // The response plans (name, and the level each starts from) and the departments' short
+  // names, by code, in the page's language: the responses panel names them.
+  var RESPONSE_NAMES = readJson("wall-response-names");
   var SCOPE = config.scope;
 
   var OPEN_EXCLUDED = { rejected: 1, closed: 1, evaluated: 1, merged: 1 };
@@ -232,12 +235,21 @@
   // ---------------------------------------------------------------------------------------------
   // The model: cases by number, the day's numbers per figure, the ticker
 
-  function caseFrom(summary, previous) {
+  // A case as the wall keeps it, from a summary (the snapshot's, or a live event's at `at`).
+  // A case with departments called out (协办) keeps when the first was called out: the
+  // snapshot says (response_at); live, it is the moment of the event that first called one out.
+  function caseFrom(summary, previous, at) {
     var status = summary.status;
     var closedAt = null;
     if (CLOSED[status]) {
       closedAt = summary.closed_at !== undefined ? parseTime(summary.closed_at)
         : (previous ? previous.closedAt : null);
+    }
+    var supports = summary.supports || [];
+    var responseAt = null;
+    if (supports.length) {
+      responseAt = summary.response_at !== undefined ? parseTime(summary.response_at)
+        : (previous && previous.responseAt) || at || null;
     }
     return {
       number: summary.number,
@@ -255,7 +267,12 @@
       warned: Boolean(summary.stage_warned),
       escalations: summary.escalations || 0,
       createdAt: parseTime(summary.created_at),
-      closedAt: closedAt
+      closedAt: closedAt,
+      department: summary.department || null,
+      supports: supports,
+      arrived: summary.supports_arrived || [],
+      plan: summary.plan || null,
+      responseAt: responseAt
     };
   }
 
@@ -289,10 +306,12 @@
   // figures' next change (the next clock to run out) read it every second; it is sorted again
   // only after the cases changed (a snapshot, an event), not every second.
   var deadlineIndex = null;
+  var responseIndex = null;
   var figuresDirty = true;
 
   function casesChanged() {
     deadlineIndex = null;
+    responseIndex = null;
     figuresDirty = true;
   }
 
@@ -396,9 +415,9 @@
     }
     var number = summary.number;
     var previous = state.cases.get(number) || null;
-    var c = caseFrom(summary, previous);
     var step = payload.transition || null;
     var at = parseTime((step && step.at) || event.occurred_at) || now();
+    var c = caseFrom(summary, previous, at);
     var type = event.event_type;
     if (type === "incidents.incident_reported") {
       if (inToday(c.createdAt)) {
@@ -699,6 +718,7 @@
     if (fitsTimer === null && state.ready) {
       fitsTimer = window.setTimeout(function () {
         fitsTimer = null;
+        renderResponses();
         renderTicker();
         renderOverdue();
       }, 0);
@@ -981,6 +1001,118 @@
     if ($("overdue-empty").textContent !== T.noOverdue) {
       $("overdue-empty").textContent = T.noOverdue;
     }
+  }
+
+  // --- the responses panel (应急响应): the open cases with departments called out beside the
+  // one handling them (a response plan, or 增派协办 by hand), the gravest first, then the
+  // longest running; for each, the plan, who leads, which of those called out have confirmed
+  // they are on the scene (确认到场), and how long the response has run. The panel shows only
+  // while there is a response: on a quiet day the ticker keeps the whole column. ---
+
+  var responseFit = null;
+  var responseTickAt = 0;
+
+  function responseRows() {
+    if (responseIndex === null) {
+      responseIndex = [];
+      state.cases.forEach(function (c) {
+        if (isOpen(c) && c.supports.length) {
+          responseIndex.push(c);
+        }
+      });
+      responseIndex.sort(function (a, b) {
+        return (SEVERITY_RANK[a.severity] || 9) - (SEVERITY_RANK[b.severity] || 9) ||
+          (a.responseAt || 0) - (b.responseAt || 0) ||
+          (a.number < b.number ? -1 : a.number > b.number ? 1 : 0);
+      });
+    }
+    return responseIndex;
+  }
+
+  function departmentName(code) {
+    return RESPONSE_NAMES.departments[code] || code;
+  }
+
+  function responseTitle(c) {
+    var plan = c.plan && RESPONSE_NAMES.plans[c.plan];
+    if (plan) {
+      return plan.name;
+    }
+    return categoryName(c.category) + " · " + T.responseByHand;
+  }
+
+  function responseKey(c) {
+    return [c.number, c.plan || "", c.severity || "", c.department || "", c.supports.join(","),
+      c.arrived.join(","), responseTitle(c), c.street, c.community].join("|");
+  }
+
+  function responseRow(c) {
+    var li = el("li", "sev-" + (c.severity || "none"));
+    li.dataset.number = c.number;
+    var head = el("span", "response-head");
+    if (c.severity) {
+      head.appendChild(el("span", "response-level", ROMAN[c.severity] || c.severity));
+    }
+    head.appendChild(el("span", "response-title", responseTitle(c)));
+    li.appendChild(head);
+    var arrivedCount = c.supports.filter(function (code) {
+      return c.arrived.indexOf(code) >= 0;
+    }).length;
+    var tally = el("span", "response-tally",
+      format(T.responseArrived, { arrived: arrivedCount, called: c.supports.length }));
+    tally.classList.toggle("is-all", arrivedCount === c.supports.length);
+    li.appendChild(tally);
+    var departments = el("span", "response-departments");
+    if (c.department) {
+      var lead = el("span", "dept dept-lead", departmentName(c.department));
+      lead.appendChild(el("small", null, T.responseLead));
+      departments.appendChild(lead);
+    }
+    c.supports.forEach(function (code) {
+      var here = c.arrived.indexOf(code) >= 0;
+      var chip = el("span", "dept " + (here ? "is-arrived" : "is-pending"), departmentName(code));
+      chip.title = here ? T.responseArrivedTitle : T.responsePendingTitle;
+      departments.appendChild(chip);
+    });
+    li.appendChild(departments);
+    li.appendChild(placeAndNumber("response-where", c));
+    var since = el("span", "response-since");
+    since.appendChild(el("span", "response-since-label", T.responseSince));
+    var clock = document.createTextNode("");
+    since.appendChild(clock);
+    li.cityopsClock = clock;
+    li.appendChild(since);
+    return li;
+  }
+
+  function responseTick(li, c) {
+    var text = c.responseAt ? duration(responseTickAt - c.responseAt) : "";
+    if (li.cityopsClock.nodeValue !== text) {
+      li.cityopsClock.nodeValue = text;
+    }
+  }
+
+  function renderResponses() {
+    var rows = responseRows();
+    var panel = $("panel-responses");
+    if (panel.hidden !== (rows.length === 0)) {
+      panel.hidden = rows.length === 0; // the ticker below is resized: its rows are fitted again
+    }
+    if (!rows.length) {
+      return;
+    }
+    if (responseFit === null) {
+      responseFit = fitList($("responses-list"), responseKey, responseRow, responseTick);
+    }
+    responseTickAt = now();
+    var count = format(T.responseCount, { n: rows.length });
+    if ($("responses-count").textContent !== count) {
+      $("responses-count").textContent = count;
+    }
+    var shown = fitRender(responseFit, rows);
+    var more = $("responses-more");
+    more.hidden = shown === rows.length;
+    more.textContent = format(T.responseMore, { n: rows.length - shown });
   }
 
   // --- charts (ECharts) ---
@@ -2028,6 +2160,7 @@
     var figures = currentFigures(now());
     renderKpis(figures);
     renderStreets(figures);
+    renderResponses();
     renderTicker();
     renderOverdue();
     var mapCount = format(T.mapCount, { open: figures.open, closed: state.today.closed.size });
@@ -2065,6 +2198,7 @@
     renderKpis(figures);
     renderStreets(figures); // a clock that ran out moves a case into 超时
     renderOverdue(); // the countdowns, in place; rows only when the cases to show changed
+    renderResponses(); // how long each response has run, in place
     ticks += 1;
     if (ticks % 30 === 0) {
       renderCharts(figures, false); // the current hour, and overdue cases, move on their own

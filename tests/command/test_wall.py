@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import Role
 from audit.models import AuditEntry
 from command.live import scopes_for_connection
 from command.models import ScreenToken
@@ -31,10 +32,13 @@ from command.services import (
     screen_token_revoke,
     screen_token_scopes,
 )
+from dispatch.services import plan_activate
 from incidents.models import Category, Incident
 from incidents.services import (
     incident_accept,
+    incident_call_out,
     incident_close,
+    incident_confirm_arrival,
     incident_dispatch,
     incident_feed_back,
     incident_handle,
@@ -52,6 +56,7 @@ from tests.incidents.cases import (
     STREET,
     Cast,
     make_cast,
+    make_user,
     report,
 )
 from tests.incidents.clock import at
@@ -564,7 +569,48 @@ def test_the_snapshot_and_the_page_carry_no_personal_data(people, day):
         "escalations",
         "created_at",
         "closed_at",
+        "department",
+        "supports",
+        "supports_arrived",
+        "plan",
+        "response_at",
     }
+
+
+def test_the_snapshot_carries_responses_and_the_page_names_plans_and_departments(people, clock):
+    # A Ⅲ fire: FIRE-III dispatches it to 消防 and calls out five departments at 10:00; 交警
+    # confirms its arrival; at 10:20 the centre calls 城管 out by hand as well. A rubbish case
+    # has no response.
+    clock(at(*DAY, 10, 0))
+    fire = report(code=FIRE, severity="III")
+    fire = plan_activate(incident=fire, plan_code="FIRE-III", by=people.district)
+    clock(at(*DAY, 10, 5))
+    fire = incident_confirm_arrival(
+        incident=fire, by=make_user(Role.DEPARTMENT_HANDLER, department="JJ")
+    )
+    clock(at(*DAY, 10, 20))
+    fire = incident_call_out(incident=fire, by=people.district, supports=["CGJ"])
+    rubbish = report()
+
+    client = _kiosk(_issue())
+    cases = {case["number"]: case for case in client.get(SNAPSHOT).json()["cases"]}
+    response = cases[fire.number]
+    assert response["plan"] == "FIRE-III"
+    assert response["department"] == "XF"
+    assert response["supports"] == ["YJGLJ", "JD", "JJ", "WJJ", "GA", "CGJ"]
+    assert response["supports_arrived"] == ["JJ"]
+    assert _moment(response["response_at"]) == at(*DAY, 10, 0)  # the first call-out
+    quiet = cases[rubbish.number]
+    assert (quiet["plan"], quiet["supports"], quiet["response_at"]) == (None, [], None)
+
+    client.get(f"{WALL}?lang=zh-hans")
+    names = _json_script(client.get(WALL).content.decode(), "wall-response-names")
+    assert names["plans"]["FIRE-III"] == {"name": "火灾较大及以上响应", "severity": "III"}
+    assert names["departments"]["XF"] == "消防"
+    client.get(f"{WALL}?lang=en")
+    names = _json_script(client.get(WALL).content.decode(), "wall-response-names")
+    assert names["plans"]["FIRE-III"]["name"] == "Fire: major response"
+    assert names["departments"]["JJ"] == "Traffic Police"
 
 
 def test_the_snapshot_reads_the_feed_position_before_the_data(people, clock):

@@ -19,6 +19,9 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
 * a case days past its limit counts down in days and hours ("+2天03时"), and its row in the
   overdue list shows its community whole (三联社区, where to send help) beside its whole number,
   in Chinese and in English;
+* a response (应急响应): a plan started on a fire puts the case in the responses panel live,
+  with its plan, its lead and the departments called out; a department's 确认到场 marks it
+  arrived and counts it; the case's 结案 takes it out, and the panel goes with its last row;
 * on an English wall every category name is English — the TOP chart, the ticker and the overdue
   list, for the cases the page came with and for a case reported live (whose event names its
   category in Chinese).
@@ -41,7 +44,14 @@ from accounts.services import api_key_issue
 from command.services import screen_token_issue
 from gridmap.models import Region
 from incidents.models import Incident
-from incidents.services import calendar_load, categories_load
+from incidents.services import (
+    calendar_load,
+    categories_load,
+    incident_accept,
+    incident_feed_back,
+    incident_handle,
+    incident_verify,
+)
 from incidents.services.escalation import incident_escalate
 from tests.asgi_server import asgi_server, daphne_server, private_redis  # noqa: F401
 from tests.incidents.cases import (
@@ -625,3 +635,72 @@ def test_an_english_wall_names_the_categories_in_english(
         assert errors == []
     finally:
         context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_a_response_is_followed_live_from_its_plan_to_its_close(
+    wall_context: Any,
+    asgi_server: str,  # noqa: F811
+) -> None:
+    fire = report(grid=GRID, code=FIRE, severity="III")  # registered at once (an emergency)
+    district = _user("e2e-wall-resp-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    police = _user("e2e-wall-resp-police", Role.DEPARTMENT_HANDLER, "")
+    police.department_code = "JJ"
+    police.save()
+    page, errors = _open_wall(wall_context, asgi_server)
+    panel = page.locator("#panel-responses")
+    expect(panel).to_be_hidden()  # a quiet day: the ticker keeps the column
+    page.evaluate("window.__notReloaded = true")
+
+    # The centre starts the fire's major response: 消防 leads, five departments are called out.
+    answer = _api_post(
+        wall_context.browser,
+        asgi_server,
+        district,
+        f"/api/v1/incidents/{fire.number}/plans/",
+        {"plan": "FIRE-III"},
+    )
+    assert answer["status"] == 200, answer
+    expect(panel).to_be_visible()
+    row = page.locator(f'#responses-list li[data-number="{fire.number}"]')
+    expect(row.locator(".response-title")).to_have_text("火灾较大及以上响应")
+    expect(row.locator(".response-level")).to_have_text("Ⅲ")
+    expect(row.locator(".dept-lead")).to_have_text("消防牵头")
+    expect(row.locator(".dept.is-pending")).to_have_count(5)
+    expect(row.locator(".response-tally")).to_have_text("0/5 到场")
+    expect(row.locator(".response-where")).to_contain_text(fire.number)
+    expect(page.locator("#responses-count")).to_have_text("1 起")
+    # How long it has run, by the second.
+    since = row.locator(".response-since").inner_text()
+    page.wait_for_timeout(1500)
+    assert row.locator(".response-since").inner_text() != since
+
+    # 交警 confirms its arrival from the scene.
+    answer = _api_post(
+        wall_context.browser,
+        asgi_server,
+        police,
+        f"/api/v1/incidents/{fire.number}/confirm-arrival/",
+        {"note": "已到场维持秩序"},
+    )
+    assert answer["status"] == 200, answer
+    expect(row.locator(".response-tally")).to_have_text("1/5 到场")
+    expect(row.locator(".dept.is-arrived")).to_have_text("交警")
+    expect(row.locator(".dept.is-pending")).to_have_count(4)
+
+    # The fire is put out and the case closed: it leaves the panel, and the panel goes.
+    fire.refresh_from_db()
+    admin = make_user(Role.ADMIN)
+    fire = incident_accept(incident=fire, by=admin)
+    fire = incident_handle(incident=fire, by=admin)
+    fire = incident_feed_back(incident=fire, by=admin, feedback="明火已扑灭")
+    incident_verify(incident=fire, by=district, passed=True)
+    answer = _api_post(
+        wall_context.browser, asgi_server, district, f"/api/v1/incidents/{fire.number}/close/", {}
+    )
+    assert answer["status"] == 200, answer
+    expect(panel).to_be_hidden()
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.evaluate("window.cityopsWall.mismatches") == []
+    assert errors == []
