@@ -346,8 +346,13 @@
     return low < index.length ? index[low].deadline : null;
   }
 
-  function applySnapshot(data) {
-    state.offset = (parseTime(data.generated_at) || Date.now()) - Date.now();
+  // The server's clock against the kiosk's: the snapshot's generated_at was the server's time when
+  // the answer left it, about when it arrived here (`receivedAt`, the kiosk's clock) — not when
+  // it is applied: the page's first snapshot comes in its HTML, applied only once the map and
+  // the scripts are up, seconds later, and every clock on the wall would run those seconds slow.
+  function applySnapshot(data, receivedAt) {
+    var received = receivedAt || Date.now();
+    state.offset = (parseTime(data.generated_at) || received) - received;
     state.dayStart = parseTime(data.day.start);
     state.dayEnd = parseTime(data.day.end);
     state.streets = data.streets;
@@ -2236,11 +2241,13 @@
     if (loading) {
       return loading;
     }
+    var receivedAt = null;
     loading = fetch(config.snapshotUrl, {
       credentials: "same-origin",
       cache: "no-store",
       headers: { Accept: "application/json" }
     }).then(function (response) {
+      receivedAt = Date.now();
       if (response.status === 403) {
         showRefused();
         throw new Error("refused");
@@ -2252,7 +2259,7 @@
     }).then(function (data) {
       state.refused = false;
       $("wall-refused").hidden = true;
-      applySnapshot(data);
+      applySnapshot(data, receivedAt);
       // Events that arrived while the snapshot was on its way: those after its position.
       var pending = queued;
       queued = [];
@@ -2330,12 +2337,22 @@
     }
   }
 
+  // When the page's HTML (and the snapshot in it) began to arrive, on the kiosk's clock.
+  function pageReceivedAt() {
+    var entries = window.performance && performance.getEntriesByType
+      ? performance.getEntriesByType("navigation") : [];
+    if (entries.length && entries[0].responseStart > 0 && performance.timeOrigin) {
+      return performance.timeOrigin + entries[0].responseStart;
+    }
+    return Date.now();
+  }
+
   function start() {
     setStatus("connecting");
     var first = readJson("wall-snapshot");
     initMap();
     initCharts();
-    applySnapshot(first);
+    applySnapshot(first, pageReceivedAt());
     state.ready = true;
     document.getElementById("wall").dataset.state = "ready";
     renderAll();
