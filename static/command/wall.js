@@ -1644,8 +1644,14 @@
     return Boolean(CLOSED[c.status]) && state.today.closed.has(c.number);
   }
 
+  // A case with departments called out (a response running: the responses panel's) is ringed.
+  function inResponse(c) {
+    return c.supports.length > 0 && isOpen(c);
+  }
+
   function markerKey(c, at) {
-    return [markerGroup(c), c.severity || "", isOverdue(c, at) ? 1 : 0].join("|");
+    return [markerGroup(c), c.severity || "", isOverdue(c, at) ? 1 : 0, inResponse(c) ? 1 : 0]
+      .join("|");
   }
 
   function markerIcon(c, at, fresh) {
@@ -1653,6 +1659,9 @@
     var classes = ["mk", "mk-" + markerGroup(c)];
     if (isOverdue(c, at)) {
       classes.push("mk-overdue");
+    }
+    if (inResponse(c)) {
+      classes.push("mk-response");
     }
     var html;
     var size = 1.1;

@@ -20,8 +20,9 @@ Daphne (tests/asgi_server.py: WebSockets, Redis, the test database).
   overdue list shows its community whole (三联社区, where to send help) beside its whole number,
   in Chinese and in English;
 * a response (应急响应): a plan started on a fire puts the case in the responses panel live,
-  with its plan, its lead and the departments called out; a department's 确认到场 marks it
-  arrived and counts it; the case's 结案 takes it out, and the panel goes with its last row;
+  with its plan, its lead and the departments called out, and rings its marker on the map; a
+  department's 确认到场 marks it arrived and counts it; the case's 结案 takes it out, and the
+  panel goes with its last row;
 * on an English wall every category name is English — the TOP chart, the ticker and the overdue
   list, for the cases the page came with and for a case reported live (whose event names its
   category in Chinese).
@@ -671,6 +672,7 @@ def test_a_response_is_followed_live_from_its_plan_to_its_close(
     expect(row.locator(".response-tally")).to_have_text("0/5 到场")
     expect(row.locator(".response-where")).to_contain_text(fire.number)
     expect(page.locator("#responses-count")).to_have_text("1 起")
+    expect(page.locator("#wall-map .mk-response")).to_have_count(1)  # ringed on the map
     # How long it has run, by the second.
     since = row.locator(".response-since").inner_text()
     expect(row.locator(".response-since")).not_to_have_text(since)
@@ -700,6 +702,7 @@ def test_a_response_is_followed_live_from_its_plan_to_its_close(
     )
     assert answer["status"] == 200, answer
     expect(panel).to_be_hidden()
+    expect(page.locator("#wall-map .mk-response")).to_have_count(0)
     assert page.evaluate("window.__notReloaded") is True
     assert page.evaluate("window.cityopsWall.mismatches") == []
     assert errors == []
