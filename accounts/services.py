@@ -179,9 +179,12 @@ def user_save(
     ip: str | None = None,
     save_related: Callable[[], None] | None = None,
     session_key: str | None = None,
+    via: str | None = None,
 ) -> User:
     """Create or change a user as an administrator does, audited: `accounts.user_create` with
     the new account, or `accounts.user_change` with the fields that changed, before and after.
+    `via` names what made the change when no one signed in made it (a command, see
+    `_audit_user`).
 
     `save_related` saves what the form holds beside the row (groups, permissions) after the row
     is saved, so one entry covers both. The caller has run the form's checks (User.clean). A
@@ -199,7 +202,7 @@ def user_save(
             save_related()
         after = user_facts(user)
         if stored is None or before is None:
-            _audit_user(user, "accounts.user_create", None, after, by=by, ip=ip)
+            _audit_user(user, "accounts.user_create", None, after, by=by, ip=ip, via=via)
             return user
         changed = [name for name in after if after[name] != before[name]]
         if stored.password != user.password and "password" not in changed:
@@ -225,9 +228,10 @@ def user_save(
                 {name: after[name] for name in changed},
                 by=by,
                 ip=ip,
+                via=via,
             )
         if sessions is not None and revoke_reason is not None:
-            _sessions_end(user, sessions, reason=revoke_reason, by=by, ip=ip)
+            _sessions_end(user, sessions, reason=revoke_reason, by=by, ip=ip, via=via)
     return user
 
 
@@ -238,11 +242,12 @@ def user_password_changed(
     ip: str | None = None,
     previous_hash: str,
     session_key: str | None = None,
+    via: str | None = None,
 ) -> None:
-    """Audit a password Django's password forms have just set (the admin's 修改密码 page, the
-    user's own): `accounts.user_password_change`, in the form's transaction. The entry says
-    whether the user now has a password, never what it is or its hash. Nothing is written when
-    the stored hash is still `previous_hash`.
+    """Audit a password just set (by Django's password forms: the admin's 修改密码 page, the
+    user's own; or by `manage.py changepassword`, with `via`): `accounts.user_password_change`,
+    in the transaction that set it. The entry says whether the user now has a password, never
+    what it is or its hash. Nothing is written when the stored hash is still `previous_hash`.
 
     The user's other sessions, which the new password has made invalid, are ended at once in
     the same transaction (`_sessions_end`): `session_key` is the session making the
@@ -260,8 +265,9 @@ def user_password_changed(
             {"password": PASSWORD_CHANGED if stored.has_usable_password() else PASSWORD_NONE},
             by=by,
             ip=ip,
+            via=via,
         )
-        _sessions_end(stored, sessions, reason=_password_reason(stored, by), by=by, ip=ip)
+        _sessions_end(stored, sessions, reason=_password_reason(stored, by), by=by, ip=ip, via=via)
 
 
 def user_delete(*, user: User, by: Any = None, ip: str | None = None) -> None:
@@ -290,17 +296,24 @@ def _audit_user(
     *,
     by: Any,
     ip: str | None,
+    via: str | None = None,
 ) -> None:
     """An entry about a user, naming them by username on both sides (the id alone says little to
-    whoever reads the trail; a renamed user's `before` keeps the old name)."""
+    whoever reads the trail; a renamed user's `before` keeps the old name).
+
+    `via`, when given, is kept in `after` (`"via": "manage.py changepassword"`): what made a
+    change that no signed-in user made. Such an entry's actor is the system (none): an operator
+    at the server's command line is not an account, and who was signed in to the server then is
+    in the server's own logs, not here."""
     which = {"username": user.username}
+    said = {"via": via} if via else {}
     audit_record(
         actor=by,
         action=action,
         obj_type="accounts.user",
         obj_id=user.pk,
         before={**which, **before} if before is not None else None,
-        after={**which, **after} if after is not None else None,
+        after={**which, **after, **said} if after is not None else None,
         ip=ip,
     )
 
@@ -502,21 +515,29 @@ def _user_sessions(user: User, *, keep: str | None) -> _UserSessions:
 
 
 def _sessions_end(
-    user: User, sessions: _UserSessions, *, reason: str, by: Any, ip: str | None
+    user: User,
+    sessions: _UserSessions,
+    *,
+    reason: str,
+    by: Any,
+    ip: str | None,
+    via: str | None = None,
 ) -> int:
     """End `user`'s `sessions` (from `_user_sessions`): delete the rows, and audit the live
-    ones' end once, `accounts.sessions_revoked` (by `by`, with the `reason` and how many
-    `sessions` ended), when any ended; returns how many. An expired one the worker had not yet
-    deleted is audited as the worker would, 超时退出 (`accounts.session_expired`): it ended by
-    its limit, before the change. Only rows this call's deletes removed count (a session signed
-    out meanwhile, or taken by the worker, is not audited twice)."""
+    ones' end once, `accounts.sessions_revoked` (by `by`, with the `reason`, how many
+    `sessions` ended and the change's `via`), when any ended; returns how many. An expired one
+    the worker had not yet deleted is audited as the worker would, 超时退出
+    (`accounts.session_expired`): it ended by its limit, before the change. Only rows this
+    call's deletes removed count (a session signed out meanwhile, or taken by the worker, is
+    not audited twice)."""
     with transaction.atomic():
         for key, expire_date, data in sessions.expired:
             if Session.objects.filter(pk=key).delete()[0]:
                 _audit_session_expired(user, expire_date, data)
         ended = Session.objects.filter(pk__in=sessions.live).delete()[0] if sessions.live else 0
         if ended:
-            _audit_sessions_revoked(user, by=by, reason=reason, sessions=ended, ip=ip)
+            said = {"via": via} if via else {}
+            _audit_sessions_revoked(user, by=by, reason=reason, sessions=ended, ip=ip, **said)
     return ended
 
 
