@@ -151,6 +151,14 @@ def test_text_is_text_and_a_time_carries_its_zone(cast):
     assert client_for(cast.grid_worker).post(LIST, aware, format="json").status_code == 201
 
 
+def test_a_nul_in_text_is_named_in_words_a_reader_understands(cast):
+    # Django's own Chinese for its NUL validator reads 不允许是用空字符串 ("empty strings are not
+    # allowed", with a typo): locale/zh_Hans says what is wrong.
+    body = report_body() | {"description": "路边\x00堆放垃圾"}
+    answer = _refused(client_for(cast.grid_worker), body, field="description")
+    assert answer == {"description": ["不能包含空字符（NUL）。"]}
+
+
 def test_swapped_coordinates_are_named(cast):
     body = report_body()
     body["lon"], body["lat"] = body["lat"], body["lon"]
