@@ -1021,7 +1021,7 @@
     if (responseIndex === null) {
       responseIndex = [];
       state.cases.forEach(function (c) {
-        if (isOpen(c) && c.supports.length) {
+        if (inResponse(c)) {
           responseIndex.push(c);
         }
       });
