@@ -198,6 +198,8 @@ AUDIT_KEY_LABELS: dict[str, dict[str, Any]] = {
         "last_active": _("最后使用时间"),
         "reason": _("原因"),
         "sessions": _("退出的会话数"),
+        # How a change was made when no account made it (`manage.py changepassword`).
+        "via": _("操作途径"),
     },
     "command.screentoken": {"district": _("区")},
     "command.console": {"filters": _("筛选条件"), "rows": _("导出行数")},

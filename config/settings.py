@@ -31,6 +31,9 @@ CSRF_FAILURE_VIEW = "command.views.errors.csrf_failure"
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
+    # Before django.contrib.auth: its changepassword and createsuperuser are the audited ones
+    # (accounts/management/commands), which manage.py runs in place of Django's.
+    "accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,7 +48,6 @@ INSTALLED_APPS = [
     "realtime",
     "audit",
     "gridmap",
-    "accounts",
     "incidents",
     "dispatch",
     "command",
