@@ -63,6 +63,19 @@ def _fresh_locator() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Each test starts in the site's default language: a request in English through the test
+    client leaves English active in the thread (LocaleMiddleware activates, nothing resets), and
+    a later test reading names in "the reader's language" outside a request would read English."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def _channel_layer_not_resting() -> Iterator[None]:
     """Each test starts with the after-commit hooks trying the channel layer: a test that made
     it fail (Redis unreachable) leaves the process's LayerGate resting otherwise."""
