@@ -376,11 +376,11 @@ def incidents_needing_action_by(user: Any, *, limit: int = 200) -> list[tuple[In
     phone's 我的任务 lists), most urgent deadline first, at most `limit`.
 
     A case is listed when it is assigned to them (or to their department) and waits for a
-    handler, or their department was called out on it (协办) and has not confirmed its arrival;
-    when it lies in their grid cell and its fix waits for verification by a grid
-    worker — unless they accepted, handled or fed it back in any round (核查须由他人进行); when
-    their centre owns it and it waits for a decision (register, dispatch, extension, close).
-    Only cases they may see and act on appear."""
+    handler, or their department was called out on it (协办) and it is in hand (to confirm the
+    arrival, then to report: 协办反馈); when it lies in their grid cell and its fix waits for
+    verification by a grid worker — unless they accepted, handled or fed it back in any round
+    (核查须由他人进行); when their centre owns it and it waits for a decision (register,
+    dispatch, extension, close). Only cases they may see and act on appear."""
     return incidents_needing_action_page(user, limit=limit)[0]
 
 
@@ -419,9 +419,10 @@ def _waiting_for(user: Any) -> QuerySet[Incident] | None:
     department = getattr(user, "department_code", "") or ""
     if role == Role.DEPARTMENT_HANDLER and department:
         waiting |= Q(assigned_department_code=department, status__in=_HANDLER_WAITING)
-        # Called out on a case in hand (协办) and not yet there: its 确认到场 waits.
-        owed = IncidentSupport.objects.filter(department_code=department, arrived_at__isnull=True)
-        waiting |= Q(pk__in=owed.values("incident_id"), status__in=_HANDLER_WAITING)
+        # Called out on a case in hand (协办): its 确认到场 waits, then its 协办反馈 (news from
+        # the scene, as often as there is any) until the case leaves the departments' hands.
+        called_out = IncidentSupport.objects.filter(department_code=department)
+        waiting |= Q(pk__in=called_out.values("incident_id"), status__in=_HANDLER_WAITING)
     if role == Role.GRID_WORKER and place:
         handled_by_me = IncidentTransition.objects.filter(
             incident=OuterRef("pk"), actor_id=user.pk, action__in=_HANDLED_ACTIONS

@@ -12,7 +12,8 @@ may take it.
 
           While a case is in hand (dispatched … handling), beside the loop: 增派协办 call out
           more departments (and 升级响应, a graver response plan and severity); each department
-          called out confirms it is on the scene, 确认到场 confirm arrival.
+          called out confirms it is on the scene, 确认到场 confirm arrival, and says what it
+          has done as often as it has news, 协办反馈 support report.
 
 Each row of `TRANSITIONS` names the statuses an action is allowed from, the status it leads to
 (`SAME`: the status does not change — an extension request; `PREVIOUS`: back to where the case
@@ -31,7 +32,8 @@ The actor kinds, checked against the user's role and place (accounts.User, ADR 0
 * FIELD — a grid worker whose place covers the case's grid cell (on-site verification).
 * REPORTER — the user who reported the case (evaluation).
 * SUPPORT — handlers of a department called out beside the one dispatched (协办部门,
-  Incident.support_department_codes): they see the case and confirm their arrival, nothing else.
+  Incident.support_department_codes): they see the case, confirm their arrival and report what
+  they have done (协办反馈), nothing else.
 
 An admin may take any action a row allows but those in `OWN_WORD`; an auditor never acts; a
 user without a role neither.
@@ -102,6 +104,11 @@ def _arrival_owed(incident: Incident) -> bool:
     return bool(set(incident.support_department_codes) - set(incident.support_arrived_codes))
 
 
+def _called_out(incident: Incident) -> bool:
+    """Some department is called out on the case beside the one handling it (协办)."""
+    return bool(incident.support_department_codes)
+
+
 def _row(
     action: str,
     label: Any,
@@ -130,7 +137,7 @@ ACTOR_LABELS: dict[Actor, Any] = {
 # Statuses in which a case can be parked: registered and not yet handled to the end.
 PARKABLE: set[str] = {S.REGISTERED, S.RETURNED, S.DISPATCHED, S.ACCEPTED, S.HANDLING}
 # Statuses in which a case is in a department's hands: more departments may be called out
-# beside it (增派协办) and those called out confirm their arrival.
+# beside it (增派协办) and those called out confirm their arrival and report.
 IN_HAND: set[str] = {S.DISPATCHED, S.ACCEPTED, S.HANDLING}
 
 TRANSITIONS: dict[str, Transition] = {
@@ -187,14 +194,34 @@ TRANSITIONS: dict[str, Transition] = {
             _arrival_owed,
             gettext_lazy("有尚未确认到场的协办部门"),
         ),
+        # Any number of times, arrived or not: a report is news from a department at work on
+        # the case (已疏散群众 12 人), wherever it is made (供电 cuts the power from its own
+        # dispatch room). Refusing one because nobody tapped 确认到场 would lose the news. The
+        # guard keeps it out of the allowed actions of a case no department is called out on.
+        _row(
+            "support_report",
+            gettext_lazy("协办反馈"),
+            IN_HAND,
+            SAME,
+            {SUP},
+            _called_out,
+            gettext_lazy("有协办部门"),
+        ),
         _row("park", gettext_lazy("挂账"), PARKABLE, S.PARKED, {C}),
         _row("unpark", gettext_lazy("取消挂账"), {S.PARKED}, PREVIOUS, {C}),
     )
 }
 
+# The steps of a department called out (确认到场, 协办反馈): the step's data names the
+# department that spoke (its `department`), not the one handling the case.
+SUPPORT_STEPS: frozenset[str] = frozenset(
+    action for action, row in TRANSITIONS.items() if Actor.SUPPORT in row.actors
+)
+
 # Actions that are a statement only their actors can make (a department saying it is on the
-# scene): an admin, who may take any other action, may not take these for them.
-OWN_WORD: frozenset[str] = frozenset({"confirm_arrival"})
+# scene, or what it has done there): an admin, who may take any other action, may not take
+# these for them.
+OWN_WORD: frozenset[str] = frozenset({"confirm_arrival", "support_report"})
 
 # The statuses an action's PREVIOUS may restore: where park and merge can come from.
 RESTORABLE: dict[str, frozenset[str]] = {
@@ -245,8 +272,9 @@ class WorkflowError(Exception):
 class IllegalTransition(WorkflowError):
     """The action is not allowed in the case's current status (the API answers 409).
 
-    `allowed` lists the actions the table allows now, whoever may take them; `needs` is the
-    row's condition on the case that is not met (e.g. no extension request is pending).
+    `allowed` lists the actions the table allows now, whoever may take them, less a step the
+    asking user's department has already taken (`allowed_actions(incident, user)`); `needs` is
+    the row's condition that is not met (e.g. no extension request is pending).
     """
 
     def __init__(self, *, action: str, status: str, allowed: list[str], needs: Any = "") -> None:
@@ -295,14 +323,33 @@ def _join(words: Iterable[Any]) -> str:
     return pgettext("list separator", "、").join(str(word) for word in words)
 
 
-def allowed_actions(incident: Incident) -> list[str]:
-    """The actions the table allows in the case's current state, in table order."""
-    return [action for action, row in TRANSITIONS.items() if row.allows(incident)]
+def _arrived_already(user: Any, action: str, incident: Incident) -> bool:
+    """确认到场 is said once per department: whether `action` is it and `user`'s department has
+    said it on this case (the row stays allowed while other departments still owe theirs)."""
+    department = getattr(user, "department_code", "") or ""
+    return (
+        action == "confirm_arrival"
+        and bool(department)
+        and department in incident.support_arrived_codes
+    )
 
 
-def transition_for(action: str, incident: Incident) -> Transition:
-    """The row of `action` if it is allowed in the case's current state; IllegalTransition
-    (with the allowed actions) otherwise."""
+def allowed_actions(incident: Incident, user: Any = None) -> list[str]:
+    """The actions the table allows in the case's current state, in table order, whoever may
+    take them; with `user`, less a step their department has already taken (确认到场, once per
+    department), so that a refusal does not tell them to take it again."""
+    return [
+        action
+        for action, row in TRANSITIONS.items()
+        if row.allows(incident)
+        and not (user is not None and _arrived_already(user, action, incident))
+    ]
+
+
+def transition_for(action: str, incident: Incident, user: Any = None) -> Transition:
+    """The row of `action` if it is allowed in the case's current state, and for `user` (when
+    given) not a step their department has already taken; IllegalTransition (with the actions
+    allowed, for `user`) otherwise."""
     row = TRANSITIONS.get(action)
     if row is None:
         raise ValueError(f"unknown workflow action {action!r}")
@@ -311,8 +358,15 @@ def transition_for(action: str, incident: Incident) -> Transition:
         raise IllegalTransition(
             action=action,
             status=incident.status,
-            allowed=allowed_actions(incident),
+            allowed=allowed_actions(incident, user),
             needs=row.guard_text if unmet else "",
+        )
+    if user is not None and _arrived_already(user, action, incident):
+        raise IllegalTransition(
+            action=action,
+            status=incident.status,
+            allowed=allowed_actions(incident, user),
+            needs=_("本部门尚未确认到场"),
         )
     return row
 
@@ -414,10 +468,5 @@ def actions_for(user: Any, incident: Incident) -> list[str]:
     """The actions `user` may take on the case now: allowed by the table and by role and place
     (what a console shows as buttons). The four-eyes rule of verification is checked by the
     service itself. A department called out that has confirmed its arrival is not offered
-    确认到场 again (once per department: incident_confirm_arrival refuses a second)."""
-    arrived = (getattr(user, "department_code", "") or "") in incident.support_arrived_codes
-    return [
-        action
-        for action in allowed_actions(incident)
-        if may(user, action, incident) and not (arrived and action == "confirm_arrival")
-    ]
+    确认到场 again (once per department: transition_for refuses a second)."""
+    return [action for action in allowed_actions(incident, user) if may(user, action, incident)]

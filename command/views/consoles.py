@@ -64,7 +64,7 @@ from incidents.models import (
 )
 from incidents.selectors import OPEN, QUEUE_ORDERS
 from incidents.services import DESCRIPTION_MAX
-from incidents.workflow import IN_HAND, action_label
+from incidents.workflow import IN_HAND, SUPPORT_STEPS, action_label
 from realtime.outbox import latest_seqs
 
 # Rows per page of a queue (?size=): the first is the default.
@@ -121,6 +121,9 @@ DEPARTMENT_CHIPS = QUEUE_CHIPS[2:5]
 # checked on its own (a case the district owns refuses a street operator's 立案, for one).
 AREA_BATCH = ("register", "dispatch", "merge", "reject", "close")
 DEPARTMENT_BATCH = ("accept",)
+# Steps a department's queue offers on one row with a form to fill in (console_row_forms.html):
+# 协办反馈 on a case it was called out on.
+DEPARTMENT_ROW_FORMS = ("support_report",)
 BATCH_MERGE_HINT = gettext_lazy("从已选案件中选一件作为主案件，其余并入它")
 BATCH_LABELS = {"merge": gettext_lazy("合并重复件")}
 
@@ -269,6 +272,19 @@ ACTION_FORMS: dict[str, ActionForm] = {
             tone="secondary",
         ),
         ActionForm("confirm_arrival", gettext_lazy("确认到场"), (_note(gettext_lazy("到场情况")),)),
+        ActionForm(
+            "support_report",
+            gettext_lazy("协办反馈"),
+            (
+                FormField(
+                    "note",
+                    gettext_lazy("处置情况"),
+                    "textarea",
+                    True,
+                    hint=gettext_lazy("例：已疏散群众 12 人，水泵 2 台到位。"),
+                ),
+            ),
+        ),
         ActionForm("park", gettext_lazy("挂账"), (_reason(gettext_lazy("挂账理由")),), "secondary"),
         ActionForm("unpark", gettext_lazy("取消挂账"), (_note(),), tone="secondary"),
         ActionForm(
@@ -1024,6 +1040,7 @@ def department_console(request: HttpRequest) -> HttpResponse:
             "kind": "department",
             "department_code": department,
             "in_hand": sorted(IN_HAND),
+            "row_forms": _action_forms(DEPARTMENT_ROW_FORMS, None, {}),
             "department_name": name,
             "live_match": {"department": department},
             "title": name,
@@ -1051,7 +1068,9 @@ DETAIL_LABELS: dict[str, Any] = {
 }
 
 
-def _detail_value(key: str, value: Any, departments: dict[str, str]) -> str:
+def _detail_value(key: str, value: Any, departments: dict[str, str], *, short: bool = False) -> str:
+    if key == "department" and value and short:
+        return department_short_names().get(value) or value
     if key == "department" and value:
         return f"{value} {departments.get(value, '')}".strip()
     if key == "supports" and isinstance(value, list):
@@ -1117,8 +1136,10 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
             # A step that keeps the status keeps its clock: no "new deadline" unless an
             # extension was granted.
             kept = step.from_status == step.to_status and "granted_until" not in data
+            # A 协办 step's department is the one that spoke, named as the 协办 list names it.
+            short = step.action in SUPPORT_STEPS
             details = [
-                (capfirst(str(label)), _detail_value(key, data[key], departments))
+                (capfirst(str(label)), _detail_value(key, data[key], departments, short=short))
                 for key, label in DETAIL_LABELS.items()
                 if data.get(key) not in (None, "") and not (kept and key == "stage_deadline")
             ]

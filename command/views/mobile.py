@@ -49,7 +49,7 @@ from incidents.models import (
     Severity,
 )
 from incidents.services import DESCRIPTION_MAX
-from incidents.workflow import action_label
+from incidents.workflow import SUPPORT_STEPS, action_label
 from realtime.outbox import latest_seqs
 
 # Who the phone pages are for: grid workers above all, and the staff who work in the field with
@@ -96,6 +96,7 @@ PRIMARY_ACTIONS = (
     "dispatch",
     "close",
     "confirm_arrival",
+    "support_report",
 )
 # Actions the phone leaves to the console's case page: 增派协办 picks departments from a list
 # of tick boxes, and response plans are started there.
@@ -409,18 +410,27 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
         raise Http404(_("没有这个案件，或您无权查看。")) from None
     actions = selectors.incident_actions_for(request.user, incident)
     timeline = list(selectors.incident_timeline(incident))
+    short_names = department_short_names()
     steps = [
         {
             "label": _label(step.action),
-            "to": IncidentStatus(step.to_status).label if step.to_status else "",
+            # A step that keeps the status (确认到场, 协办反馈, 申请延期 …) moves nothing: no arrow.
+            "to": IncidentStatus(step.to_status).label
+            if step.to_status and step.to_status != step.from_status
+            else "",
             "actor": (step.actor.get_full_name() or step.actor.get_username())
             if step.actor
+            else "",
+            # The department that spoke in a 协办 step (确认到场, 协办反馈), by its short name.
+            "department": short_names.get(code, code)
+            if step.action in SUPPORT_STEPS and (code := (step.data or {}).get("department"))
             else "",
             "reason": step.reason,
             "at": step.created_at,
         }
         for step in timeline
     ]
+    own_department = getattr(request.user, "department_code", "") or ""
     return render(
         request,
         "command/mobile_task.html",
@@ -436,8 +446,8 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             departments=_dispatch_departments(),
             department_name=department_name(incident.assigned_department_code),
             supports_text=department_short_names_text(incident.support_department_codes),
-            own_support=getattr(request.user, "department_code", "")
-            in incident.support_department_codes,
+            own_support=own_department in incident.support_department_codes,
+            own_arrived=own_department in incident.support_arrived_codes,
             photos=[
                 {
                     "url": reverse("incident-photo", args=[incident.number, photo.pk]),

@@ -200,6 +200,14 @@ class CallOutIn(StrictSerializer):
     note = _text()
 
 
+class SupportReportIn(StrictSerializer):
+    note = _text(
+        required=True,
+        help_text="what the department called out has done or found (协办反馈), at most 2,000 "
+        "characters",
+    )
+
+
 class SendBackIn(StrictSerializer):
     reason_code = serializers.ChoiceField(choices=SendBackReason.choices)
     reason = _text(help_text="required for reason_code other")
@@ -450,5 +458,7 @@ class IllegalTransitionOut(serializers.Serializer):
     detail = serializers.CharField()
     status = serializers.CharField(help_text="the case's current status")
     allowed_actions = serializers.ListField(
-        child=serializers.CharField(), help_text="what the workflow allows in this status"
+        child=serializers.CharField(),
+        help_text="what the workflow allows in this status, less a step your department has "
+        "already taken (确认到场)",
     )

@@ -651,6 +651,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         io.NoteIn,
         _simple(services.incident_confirm_arrival),
     ),
+    ActionSpec(
+        "support_report",
+        "协办反馈 a department called out reports what it has done",
+        io.SupportReportIn,
+        _simple(services.incident_support_report),
+    ),
     ActionSpec("park", "挂账 park", io.ReasonIn, _simple(services.incident_park)),
     ActionSpec("unpark", "取消挂账 unpark", io.NoteIn, _simple(services.incident_unpark)),
     ActionSpec("merge", "合并 merge into another case", io.MergeIn, _merge),

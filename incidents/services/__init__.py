@@ -1002,6 +1002,9 @@ class _Step:
     reason: str = ""
     reason_code: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    # Keys the audit entry has besides the case's state (which department spoke, where the
+    # state does not say it).
+    audit: dict[str, Any] = field(default_factory=dict)
     # Scopes the event must reach besides the case's own (who just lost the assignment …).
     departments: list[str] = field(default_factory=list)
     users: list[int | None] = field(default_factory=list)
@@ -1023,7 +1026,7 @@ def _apply(
     timeline row, the audit entry and the event, in this order (audit and publish last: they
     serialise writers until commit). `also` makes one more event, after the change is saved,
     published with the case's in one go (a transaction publishes once: realtime.outbox)."""
-    row: Transition = workflow.transition_for(action, incident)
+    row: Transition = workflow.transition_for(action, incident, by)
     workflow.check_permitted(by, action, incident)
     refusal = selectors.four_eyes_refusals(by, incident, (action,)).get(action)
     if refusal:
@@ -1075,6 +1078,7 @@ def _apply(
         # audit page as a change from nothing to （空）).
         after={
             **_snapshot(incident),
+            **step.audit,
             **{key: value for key, value in words.items() if value},
         },
         ip=ip,
@@ -1341,18 +1345,10 @@ def incident_confirm_arrival(
     *, incident: Incident, by: User, note: str = "", ip: str | None = None
 ) -> Incident:
     """确认到场: a handler of a department called out on the case (协办) says the department is
-    on the scene; once per department. The command centre sees who has arrived and who not."""
+    on the scene; once per department (a second is refused by workflow.transition_for, 409).
+    The command centre sees who has arrived and who not."""
     step = _Step(reason=_optional_text("note", note))
     code = getattr(by, "department_code", "") or ""
-
-    def check(case: Incident) -> None:
-        if code in case.support_arrived_codes:
-            raise IllegalTransition(
-                action="confirm_arrival",
-                status=case.status,
-                allowed=workflow.allowed_actions(case),
-                needs=_("本部门尚未确认到场"),
-            )
 
     def change(case: Incident, now: datetime) -> None:
         step.data["department"] = code
@@ -1361,9 +1357,22 @@ def incident_confirm_arrival(
             arrived_at=now, arrived_by=by
         )
 
-    return _move(
-        incident, by=by, action="confirm_arrival", ip=ip, step=step, check=check, change=change
-    )
+    return _move(incident, by=by, action="confirm_arrival", ip=ip, step=step, change=change)
+
+
+def incident_support_report(
+    *, incident: Incident, by: User, note: str, ip: str | None = None
+) -> Incident:
+    """协办反馈: a handler of a department called out on the case (协办) says what the
+    department has done or found ("已疏散群众 12 人，水泵 2 台到位"), as often as it has news,
+    while the case is in hand. The note is required. Nothing else changes — not the status,
+    not its clock, not who has arrived: a report does not stand for 确认到场, nor needs it
+    (docs/response-plans.md). The timeline row's data and the audit entry name the department
+    (the user's, when the report was made)."""
+    text = _required_text("note", note)
+    code = getattr(by, "department_code", "") or ""
+    step = _Step(reason=text, data={"department": code}, audit={"support_department": code})
+    return _move(incident, by=by, action="support_report", ip=ip, step=step)
 
 
 def incident_accept(

@@ -10,6 +10,8 @@
  *    responder_cleared; "3 分钟前" is refreshed and positions past the max age dropped every 30 s;
  *    a case page keeps its 附近的响应人员 (within the radius of the case, nearest first, also
  *    marked on its map) live the same way;
+ *  - a department's queue takes a step from a row: 签收 and 确认到场 at once, 协办反馈 in a
+ *    dialog outside the queue (a live reload does not take what is being written);
  *  - the case page posts each action form to the REST API (session + CSRF token +
  *    Idempotency-Key), shows a 4xx answer beside the field it names, and fetches its state again
  *    (?fragment=case) after an action or when a live event about the case arrives;
@@ -188,6 +190,72 @@
     if (first) {
       first.focus();
     }
+  }
+
+  /* An action form's fields as the API takes them: JSON, or multipart when files are chosen
+   * (the photos of 反馈). */
+  function collect(form) {
+    var body = {};
+    var files = [];
+    Array.prototype.forEach.call(form.elements, function (input) {
+      if (!input.name || input.disabled) {
+        return;
+      }
+      if (input.type === "file") {
+        files = Array.prototype.slice.call(input.files || []);
+        return;
+      }
+      if (input.type === "checkbox") { // a group of them is a list of the values ticked
+        body[input.name] = body[input.name] || [];
+        if (input.checked) {
+          body[input.name].push(input.value);
+        }
+        return;
+      }
+      var value = input.value;
+      if (input.dataset.kind === "datetime") {
+        if (!value) {
+          return; // left out: the API says when it is required
+        }
+        var moment = new Date(value);
+        value = isNaN(moment.getTime()) ? value : moment.toISOString();
+      } else if (input.name === "satisfaction") {
+        value = value ? Number(value) : value;
+      }
+      body[input.name] = value;
+    });
+    if (files.length) {
+      var data = new FormData();
+      Object.keys(body).forEach(function (name) {
+        data.append(name, body[name]);
+      });
+      files.forEach(function (file) {
+        data.append("photos", file);
+      });
+      return data;
+    }
+    return body;
+  }
+
+  /* Every required field left empty, each named beside itself at once (the server would name
+   * only the first), and nothing sent; false when none is. */
+  function saysWhatIsMissing(form) {
+    var empty = Array.prototype.filter.call(
+      form.querySelectorAll('[aria-required="true"]'),
+      function (input) {
+        if (input.getAttribute("role") === "group") { // tick boxes: at least one ticked
+          return !input.querySelector("input:checked");
+        }
+        return !input.disabled && !String(input.value || "").trim();
+      }
+    );
+    empty.forEach(function (input) {
+      showError(form, input.name || input.dataset.name, T.required);
+    });
+    if (empty.length) {
+      (empty[0].querySelector("input") || empty[0]).focus();
+    }
+    return empty.length > 0;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -781,6 +849,78 @@
     };
   }
 
+  /* Forms opened from one row of a queue (协办反馈 on a department's: console_row_forms.html):
+   * a dialog outside the queue, so that a live reload of the queue does not take what is being
+   * written. The answer to a refusal is shown in the dialog, each field's beside it; a success
+   * closes it. Returns the function that opens the form of a row's button; `hooks.done(number,
+   * label)` after a success, `hooks.stale(number)` after a 404 or 409 (the row has changed). */
+  function setupRowForms(hooks) {
+    var dialogs = {};
+    document.querySelectorAll("dialog[data-row-form]").forEach(function (dialog) {
+      var form = dialog.querySelector("form");
+      var button = form.querySelector("button[type=submit]");
+      dialogs[dialog.dataset.rowForm] = dialog;
+      dialog.querySelector("[data-row-form-cancel]").addEventListener("click", function () {
+        dialog.close();
+      });
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var number = form.dataset.number;
+        clearErrors(form);
+        if (saysWhatIsMissing(form)) {
+          return;
+        }
+        if (!form.dataset.key) {
+          form.dataset.key = newKey(); // the same key on every retry of this submission
+        }
+        button.disabled = true;
+        form.classList.add("is-busy");
+        var url = "/api/v1/incidents/" + encodeURIComponent(number) + "/" +
+          form.dataset.slug + "/";
+        api("POST", url, collect(form), form.dataset.key).then(function (res) {
+          delete form.dataset.key; // an answer came: a corrected request is a new one
+          button.disabled = false;
+          form.classList.remove("is-busy");
+          if (res.ok) {
+            form.reset();
+            dialog.close();
+            hooks.done(number, form.dataset.label);
+            return;
+          }
+          showAnswer(form, res);
+          if (res.status === 404 || res.status === 409) {
+            hooks.stale(number);
+          }
+        }, function () {
+          button.disabled = false;
+          form.classList.remove("is-busy");
+          showError(form, "__all__", T.networkError);
+        });
+      });
+    });
+
+    return function open(opener) {
+      var dialog = dialogs[opener.dataset.rowForm];
+      if (!dialog) {
+        return;
+      }
+      var form = dialog.querySelector("form");
+      if (form.dataset.number !== opener.dataset.number) { // another case: a blank form
+        form.reset();
+        clearErrors(form);
+        delete form.dataset.key;
+        form.dataset.number = opener.dataset.number;
+      }
+      dialog.querySelector("[data-row-number]").textContent = opener.dataset.number;
+      dialog.querySelector("[data-row-summary]").textContent = opener.dataset.summary || "";
+      dialog.showModal();
+      var first = form.querySelector("textarea, input, select");
+      if (first) {
+        first.focus();
+      }
+    };
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Queues
 
@@ -792,6 +932,26 @@
     var again = false;
     var touched = {};
     var errorEl = document.getElementById("queue-error");
+    var noticeEl = document.getElementById("queue-notice");
+    var noticeTimer = null;
+    var openRowForm = setupRowForms({
+      done: function (number, label) {
+        touched[number] = true;
+        reload();
+        if (noticeEl) {
+          noticeEl.textContent = number + ": " + format(T.done, { action: label });
+          noticeEl.hidden = false;
+          window.clearTimeout(noticeTimer);
+          noticeTimer = window.setTimeout(function () {
+            noticeEl.hidden = true;
+          }, 8000);
+        }
+      },
+      stale: function (number) {
+        touched[number] = true;
+        reload();
+      }
+    });
     var batch = setupBatch(queueEl, {
       reload: function () {
         return reload();
@@ -942,6 +1102,10 @@
       var quick = event.target.closest("button[data-quick-action]");
       if (quick) {
         quickAction(quick);
+      }
+      var opener = event.target.closest("button[data-row-form]");
+      if (opener) {
+        openRowForm(opener);
       }
     });
 
@@ -1670,70 +1834,6 @@
         var actions = document.getElementById("case-actions").dataset.actions.split(",");
         renderDuplicates(res.body.possible_duplicates, actions.indexOf("merge") >= 0);
       });
-    }
-
-    function collect(form) {
-      var body = {};
-      var files = [];
-      Array.prototype.forEach.call(form.elements, function (input) {
-        if (!input.name || input.disabled) {
-          return;
-        }
-        if (input.type === "file") {
-          files = Array.prototype.slice.call(input.files || []);
-          return;
-        }
-        if (input.type === "checkbox") { // a group of them is a list of the values ticked
-          body[input.name] = body[input.name] || [];
-          if (input.checked) {
-            body[input.name].push(input.value);
-          }
-          return;
-        }
-        var value = input.value;
-        if (input.dataset.kind === "datetime") {
-          if (!value) {
-            return; // left out: the API says when it is required
-          }
-          var moment = new Date(value);
-          value = isNaN(moment.getTime()) ? value : moment.toISOString();
-        } else if (input.name === "satisfaction") {
-          value = value ? Number(value) : value;
-        }
-        body[input.name] = value;
-      });
-      if (files.length) {
-        var data = new FormData();
-        Object.keys(body).forEach(function (name) {
-          data.append(name, body[name]);
-        });
-        files.forEach(function (file) {
-          data.append("photos", file);
-        });
-        return data;
-      }
-      return body;
-    }
-
-    /* Every required field left empty, each named beside itself at once (the server would name
-     * only the first), and nothing sent; false when none is. */
-    function saysWhatIsMissing(form) {
-      var empty = Array.prototype.filter.call(
-        form.querySelectorAll('[aria-required="true"]'),
-        function (input) {
-          if (input.getAttribute("role") === "group") { // tick boxes: at least one ticked
-            return !input.querySelector("input:checked");
-          }
-          return !input.disabled && !String(input.value || "").trim();
-        }
-      );
-      empty.forEach(function (input) {
-        showError(form, input.name || input.dataset.name, T.required);
-      });
-      if (empty.length) {
-        (empty[0].querySelector("input") || empty[0]).focus();
-      }
-      return empty.length > 0;
     }
 
     document.addEventListener("submit", function (event) {

@@ -115,9 +115,10 @@ def test_a_called_out_department_sees_the_case_and_others_do_not(cast) -> None:
     assert client_for(urban).get(detail_url(case.number)).status_code == 404
     assert client_for(urban).get(plans_url(case.number)).status_code == 404
     # Seeing is not handling: the case's steps stay with the department dispatched; a
-    # department called out only confirms it is on the scene.
+    # department called out only confirms it is on the scene and reports what it has done.
     assert client_for(emergency).get(detail_url(case.number)).json()["allowed_actions"] == [
-        "confirm_arrival"
+        "confirm_arrival",
+        "support_report",
     ]
 
 
@@ -384,11 +385,21 @@ def test_a_department_called_out_confirms_its_arrival_once(cast) -> None:
     row = IncidentSupport.objects.get(incident=case, department_code="JD")
     assert row.arrived_by == street and row.arrived_at is not None
     assert last_event(case).payload["incident"]["supports_arrived"] == ["JD"]
-    # Once: the department is no longer offered the step, and a second is refused.
+    # Once: the department is no longer offered the step (its reports still are), and a second
+    # is refused — its 409 does not list the step as allowed, though 交警 still owes its own.
     detail = client_for(street).get(detail_url(case.number)).json()
-    assert detail["allowed_actions"] == []
+    assert detail["allowed_actions"] == ["support_report"]
     again = client_for(street).post(arrival_url(case.number), {}, format="json")
     assert again.status_code == 409 and "本部门尚未确认到场" in again.json()["detail"]
+    assert "confirm_arrival" not in again.json()["allowed_actions"]
+    assert "support_report" in again.json()["allowed_actions"]
+    assert trail(case) == before._replace(
+        transitions=before.transitions + 1, audits=before.audits + 1, events=before.events + 1
+    )
+    # Another 409 on the case still lists 确认到场 for whoever has not said it (交警 owes it).
+    police = make_user(Role.DEPARTMENT_HANDLER, department="JJ")
+    late = client_for(police).post(f"{LIST}{case.number}/accept/", {}, format="json")
+    assert late.status_code == 409 and "confirm_arrival" in late.json()["allowed_actions"]
     # Only a department called out says it is there: not the lead, not an admin for it.
     for user in (swj, cast.admin, cast.district):
         assert client_for(user).post(arrival_url(case.number), {}, format="json").status_code == 403
@@ -444,7 +455,7 @@ def test_a_departments_chips_count_its_own_cases_and_its_support_apart(cast) -> 
     assert wrong.status_code == 400 and "承办或协办" in wrong.content.decode()
 
 
-def test_a_supporting_departments_phone_lists_the_arrival_it_owes_until_confirmed(cast) -> None:
+def test_a_supporting_departments_phone_lists_its_arrival_then_its_reports(cast) -> None:
     case, _swj = accepted_flood(cast)
     street = make_user(Role.DEPARTMENT_HANDLER, department="JD")
     phone = client_for(street)
@@ -455,7 +466,14 @@ def test_a_supporting_departments_phone_lists_the_arrival_it_owes_until_confirme
     supports = task.split('data-testid="supports"')[1].split("</div>")[0]
     assert "街道、交警" in supports and "本部门协办" in supports
     phone.post(arrival_url(case.number), {}, format="json")
-    assert case.number not in phone.get("/m/tasks/").content.decode()
+    # Arrived, the department stays on the case while it is in hand: its reports (协办反馈)
+    # are made from the phone on the scene, so the case stays in 我的任务 with that step.
+    tasks = phone.get("/m/tasks/").content.decode()
+    row = tasks.split(f'data-number="{case.number}"')[1].split("</li>")[0]
+    assert "协办反馈" in row and "确认到场" not in row
+    task = phone.get(f"/m/tasks/{case.number}/").content.decode()
+    assert 'data-action="confirm_arrival"' not in task
+    assert 'data-action="support_report"' in task and "本部门协办，已到场" in task
     # 增派 is the console's (tick boxes of departments): the phone does not offer it.
     command = client_for(cast.district).get(f"/m/tasks/{case.number}/").content.decode()
     assert 'data-action="call_out"' not in command

@@ -17,6 +17,8 @@ Against a real Daphne (tests/asgi_server.py, WebSockets, Redis):
 * a case reported through the API appears in the street console's queue without a reload; a case
   of another street never does; while the pointer is over the queue a change waits, with a note,
   until the pointer leaves;
+* a department called out writes its 协办反馈 in the dialog its queue row opens (kept while the
+  queue is fetched again under it), and the street's case page shows it without a reload;
 * the case page follows its case when someone else acts on it, or merges a case into it and
   takes it out again;
 * when the server goes away the "实时连接中断" banner is shown;
@@ -717,6 +719,72 @@ def test_a_department_called_out_sees_the_case_arrive_live_and_confirms_its_arri
     assert page.evaluate("window.__notReloaded") is True
     assert Incident.objects.get(number=number).support_arrived_codes == ["JJ"]
     assert desk.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
+def test_a_department_called_out_reports_from_its_queue_and_the_case_page_hears_it(
+    browser: Any, daphne_url: str, desks: list[Desk]
+) -> None:
+    street = _user("e2e-report-street", Role.STREET_OPERATOR, STREET)
+    fire = _user("e2e-report-fire", Role.DEPARTMENT_HANDLER, department="XF")
+    command = _desk(desks, browser, daphne_url, street, "/")
+    lon, lat = point_in(GRID)
+    answer = command.post_json(
+        "/api/v1/incidents/",
+        {"category": "90002", "lon": lon, "lat": lat, "description": "下穿通道积水"},
+    )
+    assert answer.status == 201, answer.text()
+    number = answer.json()["number"]
+    for action, body in (
+        ("register", {}),
+        ("dispatch", {"department": "SWJ"}),
+        ("call-out", {"supports": ["XF"], "note": "请消防排水"}),
+    ):
+        answer = command.post_json(f"/api/v1/incidents/{number}/{action}/", body)
+        assert answer.status == 200, (action, answer.text())
+    # The street's case page, open while the fire brigade works.
+    case_page = command.page
+    case_page.goto(f"{daphne_url}/command/cases/{number}/")
+    _wait_live(case_page)
+    case_page.evaluate("window.__notReloaded = true")
+
+    desk = _desk(desks, browser, daphne_url, fire, "/command/department/")
+    page = desk.page
+    _wait_live(page)
+    page.evaluate("window.__notReloaded = true")
+    row = page.locator(f'tr[data-number="{number}"]')
+    row.locator('button[data-row-form="support_report"]').click()
+    dialog = page.get_by_test_id("row-form-support-report")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(number)
+    # Nothing written: said beside the field, nothing sent.
+    dialog.locator("button[type=submit]").click()
+    expect(dialog.locator('[data-error-for="note"]')).to_have_text("不能为空。")
+    # What is being written stays while the queue is fetched again under it (增派 供电).
+    note = dialog.locator("textarea[name=note]")
+    note.fill("已疏散群众 12 人，水泵 2 台到位")
+    row.evaluate("node => { node.dataset.before = '1'; }")  # gone when the row is drawn anew
+    answer = command.post_json(f"/api/v1/incidents/{number}/call-out/", {"supports": ["GDJ"]})
+    assert answer.status == 200, answer.text()
+    expect(page.locator(f'tr[data-number="{number}"][data-before]')).to_have_count(0)
+    expect(note).to_have_value("已疏散群众 12 人，水泵 2 台到位")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#queue-notice")).to_contain_text("已完成：协办反馈")
+    step = IncidentTransition.objects.filter(incident__number=number).latest("id")
+    assert (step.action, step.reason, step.data["department"]) == (
+        "support_report",
+        "已疏散群众 12 人，水泵 2 台到位",
+        "XF",
+    )
+    # The street hears of it on the case page, without a reload: the report in the timeline.
+    report_row = case_page.get_by_test_id("timeline").locator("li.step-support_report")
+    expect(report_row).to_contain_text("已疏散群众 12 人，水泵 2 台到位")
+    expect(report_row).to_contain_text("部门：消防")
+    assert case_page.evaluate("window.__notReloaded") is True
+    assert page.evaluate("window.__notReloaded") is True
+    assert desk.errors == [] and command.errors == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -40,6 +40,7 @@ from incidents.services import (
     incident_reopen,
     incident_request_extension,
     incident_send_back,
+    incident_support_report,
     incident_unmerge,
     incident_unpark,
     incident_verify,
@@ -128,6 +129,8 @@ class IncidentMachine(RuleBasedStateMachine):
             return incident_call_out(incident=case, by=by, supports=["SWJ"])
         if action == "confirm_arrival":
             return incident_confirm_arrival(incident=case, by=by, note="已到场")
+        if action == "support_report":
+            return incident_support_report(incident=case, by=by, note="已排水 2 小时")
         if action == "park":
             return incident_park(incident=case, by=by, reason="需立项")
         if action == "unpark":
@@ -137,8 +140,8 @@ class IncidentMachine(RuleBasedStateMachine):
     def attempt(self, action: str, who: str, flag: bool, score: int) -> None:
         user = getattr(self.cast, who)
         current = Incident.objects.get(pk=self.case.pk)
-        row = TRANSITIONS[action]
-        allowed = row.allows(current)
+        # 确认到场 is once per department: a department that has said it may not again.
+        allowed = action in workflow.allowed_actions(current, user)
         permitted = workflow.may(user, action, current)
         four_eyes = (action in ("verify", "rework") and user.pk in self.handlers) or (
             action in ("approve_extension", "decline_extension") and user.pk == self.requester
@@ -154,7 +157,7 @@ class IncidentMachine(RuleBasedStateMachine):
         except IllegalTransition as refusal:
             assert not bad_score
             assert not allowed, f"{action} by {who} refused in {current.status}"
-            assert refusal.allowed == workflow.allowed_actions(current)
+            assert refusal.allowed == workflow.allowed_actions(current, user)
             return
         except ActionNotPermitted:
             assert allowed and not bad_score
