@@ -262,6 +262,17 @@ def test_a_task_page_offers_the_actions_the_api_lists_for_me(people: Cast) -> No
     assert "非本部门职责" in html  # the send-back reasons
 
 
+def test_a_steps_note_is_labelled_note_in_english(people: Cast) -> None:
+    # 说明 is also a model field's name (a description); on a step's form it is the step's note.
+    case = report(grid=GRID)
+    incident_register(incident=case, by=people.community)
+    client = _client(people.community)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/m/"})
+    html = client.get(f"/m/tasks/{case.number}/").content.decode()
+    assert re.search(r'<label class="m-label" for="f-dispatch-note">Note</label>', html), html
+    assert not re.search(r'class="m-label"[^>]*>[Dd]escription', html)
+
+
 def test_verification_is_offered_on_a_fix_in_my_grid(people: Cast) -> None:
     case = _fed_back(people)
     html = _client(people.grid_worker).get(f"/m/tasks/{case.number}/").content.decode()
