@@ -19,11 +19,11 @@ from django.utils.text import capfirst
 from accounts.management.commands import changepassword, createsuperuser
 from accounts.models import Role, User
 from audit.models import AuditEntry
-from tests.incidents.cases import GRID, STREET, make_user
+from tests.accounts.devices import OLD, signed_in, user_with_password
+from tests.incidents.cases import STREET
 
 pytestmark = pytest.mark.django_db
 
-OLD = "Longhua-2026-old"
 NEW = "Longhua-2026-typhoon"
 
 
@@ -57,21 +57,6 @@ class _Terminal(StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-def _user(role: str = Role.GRID_WORKER, place: str = GRID) -> User:
-    user = make_user(role, place)
-    user.set_password(OLD)
-    user.save()
-    return user
-
-
-def _signed_in(user: User, ip: str = "10.0.0.1") -> Client:
-    """A device signed in as `user` through the sign-in page."""
-    client = Client(REMOTE_ADDR=ip)
-    response = client.post("/accounts/login/", {"username": user.username, "password": OLD})
-    assert response.status_code == 302
-    return client
 
 
 def _signed_in_still(client: Client) -> bool:
@@ -123,9 +108,9 @@ def test_manage_py_runs_the_audited_commands() -> None:
 
 
 def test_changepassword_is_audited_and_signs_the_user_out_everywhere_at_once(typed) -> None:
-    worker = _user()
-    phone, tablet = _signed_in(worker), _signed_in(worker, ip="10.0.0.2")
-    someone_else = _signed_in(_user(Role.STREET_OPERATOR, STREET))
+    worker = user_with_password()
+    phone, tablet = signed_in(worker), signed_in(worker, ip="10.0.0.2")
+    someone_else = signed_in(user_with_password(Role.STREET_OPERATOR, STREET))
     typed["password"] = NEW
 
     call_command(changepassword.Command(), worker.username, stdout=StringIO())
@@ -163,7 +148,7 @@ def test_changepassword_is_audited_and_signs_the_user_out_everywhere_at_once(typ
 
 
 def test_changepassword_of_a_user_signed_in_nowhere_is_one_entry(typed) -> None:
-    worker = _user()
+    worker = user_with_password()
     typed["password"] = NEW
 
     call_command(changepassword.Command(), worker.username, stdout=StringIO())
@@ -176,8 +161,8 @@ def test_changepassword_of_a_user_signed_in_nowhere_is_one_entry(typed) -> None:
 
 
 def test_changepassword_changes_nothing_when_its_entry_cannot_be_written(typed) -> None:
-    worker = _user()
-    phone = _signed_in(worker)
+    worker = user_with_password()
+    phone = signed_in(worker)
     typed["password"] = NEW
     _refuse_audit_entries()
 

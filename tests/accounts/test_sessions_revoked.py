@@ -19,32 +19,17 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.services import sessions_end_expired, user_save
 from audit.models import AuditEntry
-from tests.incidents.cases import COMMUNITY, GRID, STREET, make_user
+from tests.accounts.devices import OLD, signed_in, user_with_password
+from tests.incidents.cases import COMMUNITY, STREET, make_user
 
 pytestmark = pytest.mark.django_db
 
-OLD = "Longhua-2026-old"
 NEW = "Longhua-2026-new!"
 
 
 @pytest.fixture(autouse=True)
 def _fast_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _user(role: str = Role.GRID_WORKER, place: str = GRID, **extra: Any) -> User:
-    user = make_user(role, place, **extra)
-    user.set_password(OLD)
-    user.save()
-    return user
-
-
-def _signed_in(user: User, ip: str = "10.0.0.1") -> Client:
-    """A device signed in as `user` through the sign-in page."""
-    client = Client(REMOTE_ADDR=ip)
-    response = client.post("/accounts/login/", {"username": user.username, "password": OLD})
-    assert response.status_code == 302
-    return client
 
 
 def _key(client: Client) -> str:
@@ -74,13 +59,13 @@ def _change_own_password(client: Client) -> Any:
 @pytest.fixture
 def admin_client() -> tuple[Client, User]:
     admin = User.objects.create_superuser("root", password=OLD, role=Role.ADMIN)
-    return _signed_in(admin, ip="10.9.9.9"), admin
+    return signed_in(admin, ip="10.9.9.9"), admin
 
 
 def test_changing_ones_own_password_signs_the_other_devices_out_at_once() -> None:
-    worker = _user()
-    phone, tablet, laptop = _signed_in(worker), _signed_in(worker), _signed_in(worker)
-    someone_else = _signed_in(_user(Role.STREET_OPERATOR, STREET))
+    worker = user_with_password()
+    phone, tablet, laptop = signed_in(worker), signed_in(worker), signed_in(worker)
+    someone_else = signed_in(user_with_password(Role.STREET_OPERATOR, STREET))
 
     response = _change_own_password(phone)
 
@@ -107,8 +92,8 @@ def test_changing_ones_own_password_signs_the_other_devices_out_at_once() -> Non
 
 
 def test_a_password_change_that_ends_no_other_session_writes_no_entry() -> None:
-    worker = _user()
-    phone = _signed_in(worker)
+    worker = user_with_password()
+    phone = signed_in(worker)
 
     assert _change_own_password(phone).status_code == 302
 
@@ -119,8 +104,8 @@ def test_a_password_change_that_ends_no_other_session_writes_no_entry() -> None:
 
 def test_a_password_the_admin_sets_signs_out_every_session_of_the_user(admin_client) -> None:
     client, admin = admin_client
-    worker = _user()
-    phone, tablet = _signed_in(worker), _signed_in(worker)
+    worker = user_with_password()
+    phone, tablet = signed_in(worker), signed_in(worker)
 
     response = client.post(
         f"/admin/accounts/user/{worker.pk}/password/",
@@ -137,7 +122,7 @@ def test_a_password_the_admin_sets_signs_out_every_session_of_the_user(admin_cli
 
 def test_an_admin_setting_their_own_password_keeps_the_page_that_did_it(admin_client) -> None:
     client, admin = admin_client
-    other_desk = _signed_in(admin)
+    other_desk = signed_in(admin)
 
     response = client.post(
         f"/admin/accounts/user/{admin.pk}/password/",
@@ -167,8 +152,8 @@ def _change_data(user: User, **changes: Any) -> dict[str, Any]:
 
 def test_deactivating_an_account_signs_it_out_everywhere(admin_client) -> None:
     client, admin = admin_client
-    staff = _user(Role.COMMUNITY_STAFF, COMMUNITY)
-    desk, phone = _signed_in(staff), _signed_in(staff)
+    staff = user_with_password(Role.COMMUNITY_STAFF, COMMUNITY)
+    desk, phone = signed_in(staff), signed_in(staff)
     data = _change_data(staff)
     data.pop("is_active")  # an unticked box is not posted
 
@@ -186,8 +171,8 @@ def test_a_change_that_neither_deactivates_nor_sets_a_password_signs_nobody_out(
     admin_client,
 ) -> None:
     client, _ = admin_client
-    staff = _user(Role.COMMUNITY_STAFF, COMMUNITY)
-    desk = _signed_in(staff)
+    staff = user_with_password(Role.COMMUNITY_STAFF, COMMUNITY)
+    desk = signed_in(staff)
 
     response = client.post(
         f"/admin/accounts/user/{staff.pk}/change/", _change_data(staff, first_name="王五")
@@ -202,8 +187,8 @@ def test_a_password_saved_through_user_save_signs_the_user_out_too(admin_client)
     # Any caller of the service that sets a password (a command, a future page) ends the
     # sessions as the admin's password page does.
     _, admin = admin_client
-    worker = _user()
-    phone = _signed_in(worker)
+    worker = user_with_password()
+    phone = signed_in(worker)
     worker.set_password(NEW)
 
     user_save(user=worker, by=admin)
@@ -223,8 +208,8 @@ def _expire(client: Client, ago: timedelta = timedelta(seconds=1)) -> None:
 
 def test_a_session_that_had_already_timed_out_is_audited_as_a_timeout() -> None:
     # The worker had not yet deleted it when the password changed: it ended by its limit.
-    worker = _user()
-    phone, forgotten, tablet = _signed_in(worker), _signed_in(worker), _signed_in(worker)
+    worker = user_with_password()
+    phone, forgotten, tablet = signed_in(worker), signed_in(worker), signed_in(worker)
     _expire(forgotten, timedelta(minutes=5))
 
     assert _change_own_password(phone).status_code == 302
@@ -243,8 +228,8 @@ def test_the_worker_does_not_call_a_session_a_new_password_ended_a_timeout() -> 
     # A password set past the services (as before sessions were ended at the change, or with
     # Django's changepassword command) leaves the old sessions' rows, no longer signed in
     # (until the device comes back: Django then deletes the row as it signs it out).
-    worker = _user()
-    tablet = _signed_in(worker)
+    worker = user_with_password()
+    tablet = signed_in(worker)
     worker.set_password(NEW)
     worker.save()
     _expire(tablet)
@@ -261,8 +246,8 @@ def test_the_worker_does_not_call_a_session_a_new_password_ended_a_timeout() -> 
 
 
 def test_the_worker_does_not_call_a_deactivated_accounts_session_a_timeout() -> None:
-    staff = _user(Role.COMMUNITY_STAFF, COMMUNITY)
-    desk = _signed_in(staff)
+    staff = user_with_password(Role.COMMUNITY_STAFF, COMMUNITY)
+    desk = signed_in(staff)
     User.objects.filter(pk=staff.pk).update(is_active=False)
     _expire(desk)
 
@@ -275,8 +260,8 @@ def test_the_worker_does_not_call_a_deactivated_accounts_session_a_timeout() -> 
 def test_a_session_signed_under_a_fallback_secret_key_still_timed_out(settings: Any) -> None:
     # Rotating SECRET_KEY with the old one in SECRET_KEY_FALLBACKS keeps sessions signed in
     # (Django checks their hash under the fallbacks too): such a one ends as a timeout.
-    worker = _user()
-    tablet = _signed_in(worker)
+    worker = user_with_password()
+    tablet = signed_in(worker)
     _expire(tablet)
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "rotated-" + settings.SECRET_KEY
@@ -291,9 +276,9 @@ def test_a_session_signed_under_a_fallback_secret_key_still_timed_out(settings: 
 
 
 def test_the_audit_page_names_the_entry_and_its_reason_in_words() -> None:
-    worker = _user()
-    phone = _signed_in(worker)
-    _signed_in(worker)
+    worker = user_with_password()
+    phone = signed_in(worker)
+    signed_in(worker)
     _change_own_password(phone)
     auditor = make_user(Role.AUDITOR)
     client = Client()
