@@ -234,7 +234,9 @@ class WorkingCalendar:
             if total <= 0:  # no working time in between: the whole limit passes at once
                 return deadline.astimezone(self.tz)
             moment = self._add_working_seconds(self._local(start), total * fraction)
-            return moment.replace(tzinfo=self.tz)
+            # Never past the deadline: adding the whole limit back in float seconds can come out
+            # a hair over the working period that ends it, and land on the next one's start.
+            return min(moment.replace(tzinfo=self.tz), deadline.astimezone(self.tz))
         return (start + (deadline - start) * fraction).astimezone(self.tz)
 
     # --- internals --------------------------------------------------------------------------

@@ -82,6 +82,14 @@ def test_the_ends_of_the_range_and_bad_arguments():
         FIXED.moment_at_fraction(datetime(2026, 11, 27, 16, 0), deadline, 0.8, unit=WH)
 
 
+def test_the_whole_limit_ends_at_the_deadline_not_at_the_next_periods_start():
+    # Found by the property below: a start with microseconds, one working day; the whole of it
+    # used up, in float seconds, came out a hair past 18:00 and landed on the next 08:30.
+    start = datetime(2026, 11, 2, 10, 0, 0, 64936, tzinfo=SHANGHAI)
+    deadline = FIXED.deadline(start, 1, WD)
+    assert FIXED.moment_at_fraction(start, deadline, 1.0, unit=WD) == deadline
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     start=st.datetimes(min_value=datetime(2026, 11, 1), max_value=datetime(2026, 12, 31)),
