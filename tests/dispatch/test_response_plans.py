@@ -370,7 +370,7 @@ def test_a_case_not_in_hand_cannot_have_departments_called_out(cast) -> None:
 
 def test_a_department_called_out_confirms_its_arrival_once(cast) -> None:
     case, swj = accepted_flood(cast)
-    street = make_user(Role.DEPARTMENT_HANDLER, department="JD")
+    street = make_user(Role.DEPARTMENT_HANDLER, department="JD", first_name="街道值班员")
     before = trail(case)
 
     response = client_for(street).post(
@@ -409,6 +409,7 @@ def test_a_department_called_out_confirms_its_arrival_once(cast) -> None:
     assert "1/2 已到场" in called
     assert 'data-department="JD" class="is-arrived"' in called
     assert 'data-department="JJ" class="is-owed"' in called
+    assert "街道值班员 确认" in called  # who said so, by name
 
 
 def test_a_supporting_departments_queue_offers_its_arrival_then_shows_it(cast) -> None:
