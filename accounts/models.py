@@ -62,6 +62,11 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return f"{self.username} ({self.get_role_display() or '-'})"
 
+    @property
+    def display_name(self) -> str:
+        """The name pages show for the user: the full name, else the username."""
+        return str(self.get_full_name() or self.get_username())
+
     def clean(self) -> None:
         """A role's place and a handler's department as the system will read them: a mistyped
         code would leave the account seeing no case at all (every form saving a user runs it;

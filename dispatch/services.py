@@ -78,7 +78,7 @@ def responder_as_dict(position: ResponderPosition) -> dict[str, Any]:
     user = position.user
     return {
         "id": user.pk,
-        "name": user.get_full_name() or user.get_username(),
+        "name": user.display_name,
         "role": user.role,
         "lon": round(position.point.x, 6),
         "lat": round(position.point.y, 6),

@@ -877,10 +877,6 @@ def incident_merged_cases(incident: Incident, user: Any) -> MergedCases:
     return MergedCases(visible=visible, total=total)
 
 
-def _person_name(user: Any) -> str:
-    return str(user.get_full_name() or user.get_username())
-
-
 def incident_supports(incident: Incident) -> list[dict[str, Any]]:
     """The departments called out on the case (协办), in the order called: code, short name in
     the reader's language, the plan, when and by whom; when it confirmed it is on the scene
@@ -899,8 +895,8 @@ def incident_supports(incident: Incident) -> list[dict[str, Any]]:
             "called_by": row.called_by.get_username(),
             "arrived_at": row.arrived_at,
             "arrived_by": row.arrived_by.get_username() if row.arrived_by is not None else None,
-            "called_by_name": _person_name(row.called_by),
-            "arrived_by_name": _person_name(row.arrived_by) if row.arrived_by is not None else None,
+            "called_by_name": row.called_by.display_name,
+            "arrived_by_name": row.arrived_by.display_name if row.arrived_by is not None else None,
         }
         for row in rows.order_by("called_at", "id")
     ]

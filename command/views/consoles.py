@@ -1152,7 +1152,7 @@ def _timeline(incident: Incident, departments: dict[str, str]) -> list[dict[str,
             {
                 "step": step,
                 "label": action_label(step.action),
-                "actor": (actor.get_full_name() or actor.get_username()) if actor else "",
+                "actor": actor.display_name if actor else "",
                 "role": roles.get(step.actor_role, step.actor_role),
                 "from": statuses.get(step.from_status, step.from_status),
                 "to": statuses.get(step.to_status, step.to_status),

@@ -418,9 +418,7 @@ def task(request: HttpRequest, number: str) -> HttpResponse:
             "to": IncidentStatus(step.to_status).label
             if step.to_status and step.to_status != step.from_status
             else "",
-            "actor": (step.actor.get_full_name() or step.actor.get_username())
-            if step.actor
-            else "",
+            "actor": step.actor.display_name if step.actor else "",
             # The department that spoke in a 协办 step (确认到场, 协办反馈), by its short name.
             "department": short_names.get(code, code)
             if step.action in SUPPORT_STEPS and (code := (step.data or {}).get("department"))

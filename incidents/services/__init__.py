@@ -820,7 +820,7 @@ def incident_report(
     reporter_name = _optional_text("reporter_name", reporter_name, 50)
     reporter_phone = (reporter_phone or "").strip()
     if reporter is not None:
-        reporter_name = (reporter_name or reporter.get_full_name() or reporter.get_username())[:50]
+        reporter_name = (reporter_name or reporter.display_name)[:50]
         reporter_phone = reporter_phone or reporter.phone
     if reporter_phone and not _PHONE.match(reporter_phone):
         raise IncidentInputError("reporter_phone", _("不是有效的电话号码。"))

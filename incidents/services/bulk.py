@@ -247,7 +247,7 @@ def _check_reporter(by: User) -> tuple[str, str]:
         raise ActionNotPermitted(action="report", reason=_("账号已停用。"))
     if by.role != Role.INTEGRATION:
         raise ActionNotPermitted(action="report", reason=_("批量上报只对系统接入账号开放。"))
-    name = (by.get_full_name() or by.get_username())[:50]
+    name = by.display_name[:50]
     phone = (by.phone or "").strip()
     if phone and not _PHONE.match(phone):
         raise IncidentInputError("reporter_phone", _("不是有效的电话号码。"))
