@@ -677,6 +677,26 @@ def test_a_reported_case_appears_in_the_street_queue_without_reload(
     assert console.errors == []
 
 
+def _flood_called_out(command: Desk, description: str, support: str, note: str) -> str:
+    """A flood reported from `command`'s desk through the API, registered, dispatched to 水务 by
+    hand, and `support` called out beside it (增派协办, with `note`); its number."""
+    lon, lat = point_in(GRID)
+    answer = command.post_json(
+        "/api/v1/incidents/",
+        {"category": "90002", "lon": lon, "lat": lat, "description": description},
+    )
+    assert answer.status == 201, answer.text()
+    number = str(answer.json()["number"])
+    for action, body in (
+        ("register", {}),
+        ("dispatch", {"department": "SWJ"}),
+        ("call-out", {"supports": [support], "note": note}),
+    ):
+        answer = command.post_json(f"/api/v1/incidents/{number}/{action}/", body)
+        assert answer.status == 200, (action, answer.text())
+    return number
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("reference")
 def test_a_department_called_out_sees_the_case_arrive_live_and_confirms_its_arrival(
@@ -692,20 +712,7 @@ def test_a_department_called_out_sees_the_case_arrive_live_and_confirms_its_arri
 
     # A flood dispatched to 水务 by hand; then 交警 is called out beside it (增派协办).
     command = _desk(desks, browser, daphne_url, street, "/")
-    lon, lat = point_in(GRID)
-    answer = command.post_json(
-        "/api/v1/incidents/",
-        {"category": "90002", "lon": lon, "lat": lat, "description": "路口积水"},
-    )
-    assert answer.status == 201, answer.text()
-    number = answer.json()["number"]
-    for action, body in (
-        ("register", {}),
-        ("dispatch", {"department": "SWJ"}),
-        ("call-out", {"supports": ["JJ"], "note": "请交警疏导"}),
-    ):
-        answer = command.post_json(f"/api/v1/incidents/{number}/{action}/", body)
-        assert answer.status == 200, (action, answer.text())
+    number = _flood_called_out(command, "路口积水", "JJ", "请交警疏导")
 
     # The police's queue shows it without a reload, as 协办, with its 确认到场.
     row = page.locator(f'tr[data-number="{number}"]')
@@ -729,20 +736,7 @@ def test_a_department_called_out_reports_from_its_queue_and_the_case_page_hears_
     street = _user("e2e-report-street", Role.STREET_OPERATOR, STREET)
     fire = _user("e2e-report-fire", Role.DEPARTMENT_HANDLER, department="XF")
     command = _desk(desks, browser, daphne_url, street, "/")
-    lon, lat = point_in(GRID)
-    answer = command.post_json(
-        "/api/v1/incidents/",
-        {"category": "90002", "lon": lon, "lat": lat, "description": "下穿通道积水"},
-    )
-    assert answer.status == 201, answer.text()
-    number = answer.json()["number"]
-    for action, body in (
-        ("register", {}),
-        ("dispatch", {"department": "SWJ"}),
-        ("call-out", {"supports": ["XF"], "note": "请消防排水"}),
-    ):
-        answer = command.post_json(f"/api/v1/incidents/{number}/{action}/", body)
-        assert answer.status == 200, (action, answer.text())
+    number = _flood_called_out(command, "下穿通道积水", "XF", "请消防排水")
     # The street's case page, open while the fire brigade works.
     case_page = command.page
     case_page.goto(f"{daphne_url}/command/cases/{number}/")
