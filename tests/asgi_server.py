@@ -304,7 +304,6 @@ def redis_for_tests() -> Iterator[str]:
     """settings.REDIS_URL when set; otherwise a private Redis that this process's channel layer
     also uses while it runs (so events published here reach the server's sockets)."""
     from django.conf import settings
-    from django.test.utils import override_settings
 
     from config.settings import channel_layers_for
 
@@ -313,8 +312,40 @@ def redis_for_tests() -> Iterator[str]:
         return
     with private_redis() as redis:
         layers = channel_layers_for(redis.url)
-        with override_settings(REDIS_URL=redis.url, CHANNEL_LAYERS=layers):
+        with underlying_settings(REDIS_URL=redis.url, CHANNEL_LAYERS=layers):
             yield redis.url
+
+
+@contextmanager
+def underlying_settings(**values: Any) -> Iterator[None]:
+    """Set `values` on the settings beneath every override active now, and put them back
+    afterwards: for a session-scoped fixture, which is set up inside the first test that asks
+    for it. override_settings would not do there: disabling an override restores the settings
+    object captured when it was enabled, so the end of that test's own overrides (pytest-django's
+    `settings` fixture, autouse in tests/conftest.py) would silently take the session's values
+    away with it — the channel layer of this process fell back to the in-memory one, and events
+    published here no longer reached the server's sockets."""
+    from django.conf import settings
+    from django.core.signals import setting_changed
+
+    root = settings._wrapped
+    while hasattr(root, "default_settings"):  # a UserSettingsHolder: an override
+        root = root.default_settings
+    previous = {name: getattr(root, name) for name in values}
+
+    def apply(changes: dict[str, Any], enter: bool) -> None:
+        for name, value in changes.items():
+            setattr(root, name, value)
+            settings.__dict__.pop(name, None)  # LazySettings caches what it has read
+            setting_changed.send(
+                sender=type(root), setting=name, value=getattr(settings, name), enter=enter
+            )
+
+    apply(values, True)
+    try:
+        yield
+    finally:
+        apply(previous, False)
 
 
 @pytest.fixture(scope="session")
