@@ -5,6 +5,9 @@
   responders sharing a position inside the area (live too).
 * `/command/department/` — a department handler's queue: the cases dispatched to their
   department.
+* Each queue answers `?fragment=queue` with the queue alone (what its script fetches again) and
+  `?fragment=numbers` with the numbers of every case its filters match, on every page, up to
+  SELECT_ALL_MAX (选择全部 for 批量办理).
 * `/command/cases/<number>/` — one case: details, timeline, photos, map, possible duplicates and
   a form for every action of the loop the user may take now.
 * `/command/intake/` — the 12345 hotline / console intake form.
@@ -30,10 +33,10 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -124,6 +127,11 @@ DEPARTMENT_BATCH = ("accept",)
 # Steps a department's queue offers on one row with a form to fill in (console_row_forms.html):
 # 协办反馈 on a case it was called out on.
 DEPARTMENT_ROW_FORMS = ("support_report",)
+# 选择全部: a queue's 批量办理 may take every case its filters match, on every page (the page
+# asks for their numbers, ?fragment=numbers), at most this many; beyond it the page asks the
+# user to narrow the filters. The page sends them to the batch endpoint BATCH_MAX at a time, one
+# request after the other (1,000 cases: ten requests), counting them and stoppable between two.
+SELECT_ALL_MAX = 1000
 BATCH_MERGE_HINT = gettext_lazy("从已选案件中选一件作为主案件，其余并入它")
 BATCH_LABELS = {"merge": gettext_lazy("合并重复件")}
 
@@ -666,6 +674,15 @@ class QueueRow:
     # and code in its title.
     department_short_name: str
     extension_pending: bool
+    summary: str  # its tick box's (pick_summary)
+
+
+def pick_summary(incident: Incident) -> str:
+    """What the batch bar calls a ticked case (the merge's list of primaries): its category,
+    grid and when it was received, "暴露垃圾 · 三联社区第1网格 · 11-26 09:14". The row's tick box
+    carries it (data-summary), and ?fragment=numbers gives it for the cases of the other pages."""
+    received = formats.date_format(timezone.localtime(incident.created_at), "m-d H:i")
+    return f"{incident.category.label} · {incident.grid_name} · {received}"
 
 
 def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[QueueRow]:
@@ -678,6 +695,7 @@ def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[Qu
             department_name=departments.get(incident.assigned_department_code, ""),
             department_short_name=short_names.get(incident.assigned_department_code, ""),
             extension_pending=incident.extension_pending,
+            summary=pick_summary(incident),
         )
         for incident in incidents
     ]
@@ -813,6 +831,8 @@ def _queue_page(
         **filters.narrowing(),
         **area,
     )
+    if request.GET.get("fragment") == "numbers":
+        return _queue_numbers(cases, filters)
     departments = _department_names()
     if request.GET.get("export") == "csv" and not filters.errors:
         return _export(request, cases, filters, area, departments)
@@ -845,9 +865,40 @@ def _queue_page(
         return render(request, "command/console_queue.html", context, status=status)
     context["batch_forms"] = _action_forms(batch, None, departments)
     context["batch_max"] = BATCH_MAX
+    context["select_max"] = SELECT_ALL_MAX
     if responders_area is not None:
         context["duty"] = _area_responders(user, responders_area)
     return render(request, template, context, status=status)
+
+
+def _queue_numbers(cases: QuerySet[Incident], filters: QueueFilters) -> JsonResponse:
+    """选择全部 (?fragment=numbers): every case the queue's filters match, on every page, in the
+    queue's order, as `{"total": n, "max": SELECT_ALL_MAX, "too_many": false, "cases":
+    [{"number": …, "summary": …}]}` (the summary its tick box carries); more than SELECT_ALL_MAX
+    → `too_many` true, their `total` and no cases. The same queryset as the queue: its filters
+    and the user's scope. A bad filter → 400 `{"<filter>": ["reason"]}` (the queue leaves it
+    out and says so; a selection must not silently take more than was asked for). One query
+    (two when there are too many: the count)."""
+    if filters.errors:
+        return JsonResponse(
+            {name: [message] for name, message in filters.errors.items()}, status=400
+        )
+    limit = SELECT_ALL_MAX
+    picked = list(
+        cases.select_related(None)
+        .select_related("category")
+        .only("number", "grid_name", "created_at", "category__name", "category__name_en")[
+            : limit + 1
+        ]
+    )
+    answer: dict[str, Any] = {"total": len(picked), "max": limit, "too_many": False, "cases": []}
+    if len(picked) > limit:
+        answer.update(total=cases.count(), too_many=True)
+    else:
+        answer["cases"] = [
+            {"number": case.number, "summary": pick_summary(case)} for case in picked
+        ]
+    return JsonResponse(answer)
 
 
 def _export(
