@@ -10,6 +10,9 @@
  *    responder_cleared; "3 分钟前" is refreshed and positions past the max age dropped every 30 s;
  *    a case page keeps its 附近的响应人员 (within the radius of the case, nearest first, also
  *    marked on its map) live the same way;
+ *  - a queue's 批量办理 acts on the ticked cases through the batch endpoint: ticked on the page,
+ *    or 选择全部 on every page of the filters (?fragment=numbers), sent BATCH_MAX at a time, one
+ *    request after the other, with a count, 停止 and a resume of what was not answered;
  *  - a department's queue takes a step from a row: 签收 and 确认到场 at once, 协办反馈 in a
  *    dialog outside the queue (a live reload does not take what is being written);
  *  - the case page posts each action form to the REST API (session + CSRF token +
@@ -526,29 +529,49 @@
   // ---------------------------------------------------------------------------------------------
   // 批量办理: tick cases in a queue, choose an action in the bar above it; the batch endpoint
   // (/api/v1/incidents/batch/<action>/, incidents.api.batch) acts on each case and answers each
-  // on its own. The ticks are case numbers kept across the queue's live reloads: a ticked case
-  // that leaves the page is unticked, and the bar says so; a change of filters or page unticks
-  // all. Shift-click ticks a range.
+  // on its own. The ticks are case numbers kept across the queue's live reloads; shift-click
+  // ticks a range. With the page's all-box ticked and more cases matching the filters than the
+  // page shows, the bar offers 选择全部 N 件: the numbers of every matching case, on every page
+  // (?fragment=numbers, at most data-select-max). More ticked cases than one request takes
+  // (data-batch-max) are sent in consecutive requests, one after the other, each with its own
+  // Idempotency-Key; the submit button counts them, 停止 stops before the next, and one report
+  // sums them all. A change of filters unticks all; so does a change of page, unless the
+  // selection was taken across the pages.
 
   function setupBatch(queueEl, hooks) {
     var bar = document.getElementById("batch-bar");
     if (!bar) {
       return null;
     }
-    var max = parseInt(bar.dataset.batchMax, 10) || 100;
+    var chunkSize = parseInt(bar.dataset.batchMax, 10) || 100;
+    var max = parseInt(bar.dataset.selectMax, 10) || chunkSize;
     var picked = {}; // number → what the merge's list of primaries shows of it
-    var order = []; // the ticked numbers, in the order ticked
+    var order = []; // the ticked numbers, in the order ticked (选择全部: the queue's order)
     var countEl = bar.querySelector("[data-batch-count]");
     var resultEl = bar.querySelector("[data-batch-result]");
+    var allEl = bar.querySelector("[data-batch-all]");
+    var allText = allEl.querySelector("[data-batch-all-text]");
+    var allButton = allEl.querySelector("[data-batch-all-button]");
     var noteEl = el("p", "batch-note");
     noteEl.hidden = true;
     noteEl.setAttribute("role", "status");
     bar.querySelector(".batch-head").appendChild(noteEl);
     var openForm = null;
     var last = null;
+    // 选择全部: `across` while the ticks were taken from every page of the filters (until they
+    // are cleared or narrowed to this page again); `allOf`, how many matched, while the ticks
+    // are still exactly those (null once one is unticked or acted on).
+    var across = false;
+    var allOf = null;
+    var fetchingAll = false;
     // The numbers of the batch being sent: their rows may leave the queue (the live feed reports
     // each step) before the answer comes, which settles them.
     var sending = {};
+    // The batch being sent, chunk after chunk, or the last one interrupted (停止, a network
+    // failure, a refusal) that submitting again resumes: {form, body, signature, chunks:
+    // [{numbers, key}], at (the next chunk), results (every case answered), failed (numbers
+    // answered as not done), total, busy, stopping}.
+    var run = null;
 
     function boxes() {
       return Array.prototype.slice.call(queueEl.querySelectorAll("input[data-pick]"));
@@ -564,14 +587,89 @@
       }
     }
 
+    function note(text) {
+      noteEl.textContent = text;
+      noteEl.hidden = !text;
+    }
+
+    function fields(form) {
+      var body = {};
+      new FormData(form).forEach(function (value, name) {
+        body[name] = String(value);
+      });
+      return body;
+    }
+
+    // The numbers the action is taken on: the ticked ones, a merge's primary left out.
+    function targets(form, body) {
+      if (form.dataset.batchForm !== "merge") {
+        return order.slice();
+      }
+      return order.filter(function (number) {
+        return number !== body.into;
+      });
+    }
+
     function acted(form) {
       // How many cases the action changes: a merge keeps its primary.
       return form.dataset.batchForm === "merge" ? Math.max(order.length - 1, 0) : order.length;
     }
 
+    function unanswered(r) {
+      var numbers = [];
+      r.chunks.slice(r.at).forEach(function (chunk) {
+        numbers = numbers.concat(chunk.numbers);
+      });
+      return numbers;
+    }
+
+    /* Whether submitting `form` now resumes the interrupted run, sending only what it has not
+     * had answered, each chunk with the key it was (or would have been) sent with: the same
+     * fields, and the ticks are what the run left (its unanswered cases, with or without those
+     * it answered as not done). Anything else is a new batch with new keys. */
+    function resumable(form, body) {
+      if (!run || run.busy || run.form !== form || run.at >= run.chunks.length ||
+          JSON.stringify(body) !== run.signature) {
+        return false;
+      }
+      var left = unanswered(run);
+      var ticked = {};
+      var allowed = {};
+      targets(form, body).forEach(function (number) {
+        ticked[number] = true;
+      });
+      left.concat(run.failed).forEach(function (number) {
+        allowed[number] = true;
+      });
+      return left.every(function (number) {
+        return ticked[number];
+      }) && Object.keys(ticked).every(function (number) {
+        return allowed[number];
+      });
+    }
+
     function label(form) {
-      form.querySelector("[data-batch-submit]").textContent =
-        format(T.batchSubmit, { action: form.dataset.label, n: acted(form) });
+      var button = form.querySelector("[data-batch-submit]");
+      var stop = form.querySelector("[data-batch-stop]");
+      var cancel = form.querySelector("[data-batch-cancel]");
+      var busy = run !== null && run.busy && run.form === form;
+      button.disabled = busy;
+      cancel.disabled = busy;
+      stop.hidden = !busy || run.chunks.length - run.at < 2;
+      stop.disabled = busy && run.stopping;
+      if (busy) {
+        button.textContent = run.stopping ? T.batchStopping :
+          run.chunks.length > 1 ?
+            format(T.batchProgress, { done: run.results.length, n: run.total }) :
+            format(T.batchRunning, { n: run.total });
+      } else if (run !== null && run.results.length && resumable(form, fields(form))) {
+        // "继续" once part of it is answered; before that a retry (still with its keys) keeps
+        // the usual label.
+        button.textContent = format(T.batchResume,
+          { action: form.dataset.label, n: unanswered(run).length });
+      } else {
+        button.textContent = format(T.batchSubmit, { action: form.dataset.label, n: acted(form) });
+      }
     }
 
     /* The merge's primary is one of the ticked cases: the earliest reported unless another was
@@ -591,14 +689,36 @@
       }
     }
 
+    /* The line under the count: with the page's all-box ticked and more cases matching than the
+     * page shows, the offer of them all (or, past the limit, to narrow the filters); once they
+     * are all ticked, the way back to this page's. */
+    function offerAll(allBox, shown) {
+      var total = hooks.total();
+      allButton.disabled = fetchingAll || (run !== null && run.busy);
+      allButton.hidden = true;
+      allEl.hidden = true;
+      if (allOf !== null) {
+        allText.textContent = format(T.batchAllChosen, { n: allOf });
+        allButton.textContent = format(T.batchPageOnly, { n: shown });
+        allButton.dataset.choose = "page";
+        allButton.hidden = shown === 0;
+        allEl.hidden = false;
+      } else if (allBox && allBox.checked && total > shown) {
+        allText.textContent = format(T.batchPageChosen, { n: shown });
+        if (total > max) {
+          allText.textContent += " " + format(T.batchAllTooMany, { n: total, max: max });
+        } else {
+          allButton.textContent = fetchingAll ? T.batchAllLoading : format(T.batchAll, { n: total });
+          allButton.dataset.choose = "all";
+          allButton.hidden = false;
+        }
+        allEl.hidden = false;
+      }
+    }
+
     function refresh() {
       var n = order.length;
-      countEl.textContent = format(T.batchSelected, { n: n }) +
-        (n > max ? " — " + format(T.batchTooMany, { max: max }) : "");
-      countEl.classList.toggle("is-over", n > max);
-      bar.querySelectorAll("[data-batch-action]").forEach(function (button) {
-        button.disabled = n === 0 || n > max;
-      });
+      var busy = run !== null && run.busy;
       // The boxes show what is ticked (a case done by a batch is unticked here at once).
       var list = boxes();
       var on = 0;
@@ -607,21 +727,30 @@
         box.closest("tr").classList.toggle("is-picked", box.checked);
         on += box.checked ? 1 : 0;
       });
+      countEl.textContent = format(T.batchSelected, { n: n }) +
+        (n > on ? format(T.batchElsewhere, { n: n - on }) : "") +
+        (n > max ? " — " + format(T.batchTooMany, { max: max }) : "");
+      countEl.classList.toggle("is-over", n > max);
+      bar.querySelectorAll("[data-batch-action]").forEach(function (button) {
+        button.disabled = n === 0 || n > max || busy;
+      });
+      bar.querySelector("[data-batch-clear]").disabled = busy;
       var all = queueEl.querySelector("input[data-pick-all]");
       if (all) {
         all.checked = list.length > 0 && on === list.length;
         all.indeterminate = on > 0 && on < list.length;
       }
-      if (openForm && (n === 0 || n > max)) {
+      offerAll(all, list.length);
+      if (openForm && !busy && (n === 0 || n > max)) {
         close();
       }
       if (openForm) {
-        if (openForm.dataset.batchForm === "merge") {
+        if (openForm.dataset.batchForm === "merge" && !busy) {
           fillPrimary(openForm);
         }
         label(openForm);
       }
-      bar.hidden = n === 0 && resultEl.hidden && noteEl.hidden;
+      bar.hidden = n === 0 && resultEl.hidden && noteEl.hidden && !busy;
     }
 
     function close() {
@@ -654,10 +783,65 @@
     function clear() {
       picked = {};
       order = [];
+      across = false;
+      allOf = null;
       noteEl.hidden = true;
-      resultEl.hidden = true;
+      if (!run || !run.busy) {
+        // A batch being sent goes on (its report comes); one stopped is forgotten with the
+        // ticks it would have resumed.
+        run = null;
+        resultEl.hidden = true;
+        close();
+      }
       last = null;
-      close();
+      refresh();
+    }
+
+    /* 选择全部: tick every case the filters match, in the queue's order. */
+    function selectAll() {
+      fetchingAll = true;
+      note("");
+      refresh();
+      hooks.numbers().then(function (res) {
+        fetchingAll = false;
+        if (res === null) { // signed out: the page says so
+          refresh();
+          return;
+        }
+        var body = res.body || {};
+        if (res.status === 400) {
+          note(T.batchAllBadFilters);
+        } else if (res.status !== 200 || !Array.isArray(body.cases)) {
+          note(T.batchAllFailed);
+        } else if (body.too_many) {
+          note(format(T.batchAllTooMany, { n: body.total, max: body.max }));
+        } else {
+          picked = {};
+          order = [];
+          body.cases.forEach(function (item) {
+            pick(item.number, item.summary, true);
+          });
+          across = true;
+          allOf = order.length;
+          last = null;
+        }
+        refresh();
+      }, function () {
+        fetchingAll = false;
+        note(T.batchAllFailed);
+        refresh();
+      });
+    }
+
+    /* Back from 选择全部 to this page's cases. */
+    function selectPage() {
+      picked = {};
+      order = [];
+      across = false;
+      allOf = null;
+      boxes().forEach(function (box) {
+        pick(box.value, box.dataset.summary, true);
+      });
       refresh();
     }
 
@@ -674,15 +858,18 @@
       }).join(" ");
     }
 
-    function report(actionLabel, answer, into) {
+    /* One report of a run, all its chunks summed: how many done, each case not done with its
+     * reason; and, when it did not finish (`why`: "stopped", or "interrupted"), how many are
+     * left, still ticked. */
+    function report(r, why) {
       resultEl.innerHTML = "";
-      var done = into ?
-        format(T.batchMerged, { action: actionLabel, done: answer.done, into: into }) :
-        format(T.batchDone, { action: actionLabel, done: answer.done });
-      resultEl.appendChild(el("p", "batch-done", done));
-      var failed = answer.results.filter(function (result) {
+      var failed = r.results.filter(function (result) {
         return result.result !== "done";
       });
+      var done = r.results.length - failed.length;
+      resultEl.appendChild(el("p", "batch-done", r.into ?
+        format(T.batchMerged, { action: r.label, done: done, into: r.into }) :
+        format(T.batchDone, { action: r.label, done: done })));
       if (failed.length) {
         resultEl.appendChild(el("p", "batch-failed",
           format(T.batchFailed, { failed: failed.length })));
@@ -698,6 +885,10 @@
         });
         resultEl.appendChild(list);
       }
+      if (why) {
+        resultEl.appendChild(el("p", "batch-left", format(
+          why === "stopped" ? T.batchStopped : T.batchLeft, { n: unanswered(r).length })));
+      }
       var dismiss = el("button", "button button-small button-quiet", T.dismiss);
       dismiss.type = "button";
       dismiss.addEventListener("click", function () {
@@ -705,73 +896,127 @@
         refresh();
       });
       resultEl.appendChild(dismiss);
-      resultEl.classList.toggle("has-failures", failed.length > 0);
+      resultEl.classList.toggle("has-failures", failed.length > 0 || Boolean(why));
       resultEl.hidden = false;
-      // Done cases are unticked (and a merge's primary); those not done stay ticked, to look
-      // at or try again.
-      if (into) {
-        pick(into, "", false);
-      }
-      answer.results.forEach(function (result) {
-        if (result.result === "done") {
-          pick(result.number, "", false);
+    }
+
+    /* The run is over (every chunk answered) or stopped before its next chunk. */
+    function finish() {
+      var r = run;
+      var form = r.form;
+      r.busy = false;
+      sending = {};
+      if (r.at >= r.chunks.length) {
+        run = null;
+        if (r.into) {
+          pick(r.into, "", false);
         }
-        hooks.touch(result.number);
-      });
+        form.reset();
+        close();
+        report(r, null);
+      } else {
+        report(r, "stopped");
+      }
       refresh();
       hooks.reload();
     }
 
-    function submit(form) {
-      clearErrors(form);
-      var body = {};
-      new FormData(form).forEach(function (value, name) {
-        body[name] = String(value);
+    /* A chunk got no answer (`res` null: the network) or not a batch's answer (a 400 of the
+     * whole batch, 409 while the same key is still at work, 5xx …): stop there. The run is kept:
+     * submitting again resends from this chunk, with its key (the server answers what it did,
+     * never does it twice). */
+    function interrupt(res) {
+      var r = run;
+      var form = r.form;
+      r.busy = false;
+      sending = {};
+      if (r.results.length) {
+        report(r, "interrupted");
+        hooks.reload();
+      }
+      refresh();
+      if (res === null) {
+        showError(form, "__all__", T.networkError);
+      } else {
+        showAnswer(form, res);
+      }
+    }
+
+    function sendNext() {
+      var r = run;
+      if (r.at >= r.chunks.length || r.stopping) {
+        finish();
+        return;
+      }
+      var chunk = r.chunks[r.at];
+      var body = { numbers: chunk.numbers };
+      Object.keys(r.body).forEach(function (name) {
+        body[name] = r.body[name];
       });
-      var numbers = order.slice();
-      if (form.dataset.batchForm === "merge") {
-        if (numbers.length < 2) {
-          showError(form, "__all__", T.batchMergeNeedsTwo);
+      label(r.form);
+      api("POST", "/api/v1/incidents/batch/" + r.slug + "/", body, chunk.key).then(function (res) {
+        if (res.status !== 200 || !res.body || !Array.isArray(res.body.results)) {
+          interrupt(res);
           return;
         }
-        numbers = numbers.filter(function (number) {
-          return number !== body.into;
+        r.at += 1;
+        res.body.results.forEach(function (result) {
+          r.results.push(result);
+          delete sending[result.number];
+          // Done cases are unticked at once; those not done stay ticked, to look at or try
+          // again.
+          if (result.result === "done") {
+            pick(result.number, "", false);
+          } else {
+            r.failed.push(result.number);
+          }
+          hooks.touch(result.number);
         });
+        refresh();
+        sendNext();
+      }, function () {
+        interrupt(null);
+      });
+    }
+
+    function submit(form) {
+      if (run && run.busy) {
+        return;
       }
-      body.numbers = numbers;
-      // A retry of this very batch (after a network failure) carries the same key: it is not
-      // done twice; anything else is a new request with a new key.
-      var signature = JSON.stringify(body);
-      if (form.dataset.signature !== signature) {
-        form.dataset.key = newKey();
-        form.dataset.signature = signature;
+      clearErrors(form);
+      var body = fields(form);
+      if (form.dataset.batchForm === "merge" && order.length < 2) {
+        showError(form, "__all__", T.batchMergeNeedsTwo);
+        return;
       }
-      var button = form.querySelector("[data-batch-submit]");
-      button.disabled = true;
-      button.textContent = format(T.batchRunning, { n: numbers.length });
-      numbers.forEach(function (number) {
+      if (!resumable(form, body)) {
+        var numbers = targets(form, body);
+        run = {
+          form: form,
+          slug: form.dataset.slug,
+          label: form.dataset.label,
+          body: body,
+          signature: JSON.stringify(body),
+          into: form.dataset.batchForm === "merge" ? body.into : "",
+          chunks: [],
+          at: 0,
+          results: [],
+          failed: [],
+          total: numbers.length
+        };
+        for (var i = 0; i < numbers.length; i += chunkSize) {
+          run.chunks.push({ numbers: numbers.slice(i, i + chunkSize), key: newKey() });
+        }
+      }
+      run.busy = true;
+      run.stopping = false;
+      allOf = null; // cases are acted on: the ticks will no longer be "all that match"
+      unanswered(run).forEach(function (number) {
         sending[number] = true;
       });
-      var url = "/api/v1/incidents/batch/" + form.dataset.slug + "/";
-      api("POST", url, body, form.dataset.key).then(function (res) {
-        sending = {};
-        button.disabled = false;
-        label(form);
-        if (res.status !== 200) {
-          showAnswer(form, res);
-          return;
-        }
-        delete form.dataset.key;
-        delete form.dataset.signature;
-        form.reset();
-        close();
-        report(form.dataset.label, res.body, body.into);
-      }, function () {
-        sending = {};
-        button.disabled = false;
-        label(form);
-        showError(form, "__all__", T.networkError);
-      });
+      resultEl.hidden = true;
+      refresh();
+      sendNext();
     }
 
     queueEl.addEventListener("click", function (event) {
@@ -786,6 +1031,7 @@
           list[i].checked = box.checked;
           pick(list[i].value, list[i].dataset.summary, box.checked);
         }
+        allOf = null;
         refresh();
       }
       last = at;
@@ -795,6 +1041,10 @@
       if (box.matches("input[data-pick]")) {
         pick(box.value, box.dataset.summary, box.checked);
       } else if (box.matches("input[data-pick-all]")) {
+        if (!box.checked && allOf !== null) {
+          clear(); // as it was ticked, every matching case was: unticking it unticks them all
+          return;
+        }
         boxes().forEach(function (each) {
           each.checked = box.checked;
           pick(each.value, each.dataset.summary, box.checked);
@@ -802,6 +1052,7 @@
       } else {
         return;
       }
+      allOf = null;
       noteEl.hidden = true;
       refresh();
     });
@@ -814,6 +1065,17 @@
         } else {
           open(button.dataset.batchAction);
         }
+      } else if (event.target.closest("[data-batch-all-button]")) {
+        if (allButton.dataset.choose === "all") {
+          selectAll();
+        } else {
+          selectPage();
+        }
+      } else if (event.target.closest("[data-batch-stop]")) {
+        if (run && run.busy) {
+          run.stopping = true;
+          label(run.form);
+        }
       } else if (event.target.closest("[data-batch-clear]")) {
         clear();
       } else if (event.target.closest("[data-batch-cancel]")) {
@@ -824,11 +1086,34 @@
       event.preventDefault();
       submit(event.target);
     });
+    // A changed field makes another batch (new keys): the button says so at once.
+    bar.addEventListener("input", function (event) {
+      var form = event.target.closest("form[data-batch-form]");
+      if (form && form === openForm) {
+        label(form);
+      }
+    });
 
     return {
       clear: clear,
-      // After the queue was fetched again: tick what is still listed, untick what left.
+      // Whether the ticks were taken from every page of the filters (a change of page keeps
+      // them then).
+      across: function () {
+        return across;
+      },
+      // After the queue was fetched again: tick what is still listed. With the ticks taken from
+      // this page, one that left it is unticked, and the bar says so.
       redraw: function () {
+        // Ticks taken across the pages (选择全部) all stay: most are on no page shown, so that
+        // one is not on this page says nothing about it, and asking the server again at every
+        // live event (many a minute in a surge, for each console open) would silently change
+        // what the operator chose. A case someone else has moved on meanwhile is then answered
+        // in the report as not done (409, with its status now): said, not hidden.
+        if (across) {
+          last = null;
+          refresh();
+          return;
+        }
         var listed = {};
         boxes().forEach(function (box) {
           listed[box.value] = true;
@@ -840,8 +1125,7 @@
           pick(number, "", false);
         });
         if (gone.length) {
-          noteEl.textContent = format(T.batchDropped, { n: gone.length });
-          noteEl.hidden = false;
+          note(format(T.batchDropped, { n: gone.length }));
         }
         last = null;
         refresh();
@@ -958,6 +1242,31 @@
       },
       touch: function (number) {
         touched[number] = true;
+      },
+      // How many cases the queue's filters match (its 共 N 件).
+      total: function () {
+        var summary = queueEl.querySelector("[data-total]");
+        return summary ? parseInt(summary.dataset.total, 10) || 0 : 0;
+      },
+      // 选择全部: the numbers of every case the filters match (consoles._queue_numbers).
+      // Resolves {status, body}, or null when the session has ended (the page says so).
+      numbers: function () {
+        var params = new URLSearchParams(query);
+        params.delete("page");
+        params.set("fragment", "numbers");
+        return fetch(window.location.pathname + "?" + params.toString(), {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" }
+        }).then(function (response) {
+          if (signedOutBy(response)) {
+            return null;
+          }
+          return response.json().then(function (body) {
+            return { status: response.status, body: body };
+          }, function () {
+            return { status: response.status, body: {} };
+          });
+        });
       }
     });
 
@@ -1032,9 +1341,21 @@
     }
     state.reloadQueue = reload;
 
+    // The query without what only pages through the same cases.
+    function filtersOf(text) {
+      var params = new URLSearchParams(text);
+      params.delete("page");
+      params.delete("size");
+      params.sort();
+      return params.toString();
+    }
+
     function go(newQuery) {
+      var before = query;
       query = newQuery.replace(/^\?/, "");
-      if (batch) {
+      // Other filters untick every case; another page (or page size) of the same filters only
+      // the ticks of the page left, not those taken from every page (选择全部).
+      if (batch && !(batch.across() && filtersOf(before) === filtersOf(query))) {
         batch.clear();
       }
       var url = window.location.pathname + (query ? "?" + query : "");
