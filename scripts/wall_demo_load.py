@@ -3,19 +3,22 @@
     DJANGO_DEBUG=1 .venv/bin/python manage.py shell < scripts/wall_demo_load.py
 
 Run after `gridmap_demo`, `incidents_load_categories`, `incidents_load_calendar` and
-`cityops_demo_users` (scripts/screenshots.sh does). Cases come in over the last hours (at least
-three, at most since midnight or ten hours) from the hotline, citizens, sensors and video AI, and
-the demo users move them through the closed loop with the real services — register, dispatch,
-accept, handle, feed back, verify, close, some rejected or parked — a few minutes apart, each
-step at the moment it happened: the server's clock (django.utils.timezone.now) is set to that
-moment while the service runs, so deadlines, numbers and the day's figures are what they would
-have been. The emergencies are dispatched by their response plan (一键调派), which calls out the
-supporting departments, and some of those confirm their arrival (确认到场) minutes later, each
-by a handler of its own (demo colleagues who never sign in). A few cases from the afternoon
-before are still open. The escalation worker's pass runs every five simulated minutes along the
-way and once more at the real time, warning (预警) and escalating (督办) the clocks that ran out.
-Last, five responders (the demo grid worker, three patrolling colleagues, the 城管 handler) share
-their position now, for the wall's responders layer.
+`cityops_demo_users` (scripts/screenshots.sh does). Cases come in over the last hours (at
+least three, at most since midnight or ten hours) from the hotline, citizens, sensors and
+video AI, and the demo users move them through the closed loop with the real services — the
+district centre registers, dispatches, verifies and closes (some are rejected or parked),
+and each department's own handler accepts, handles and feeds back (the demo's `dept` for 城管,
+a demo colleague who never signs in for the others) — a few minutes apart, each step at the
+moment it happened: the server's clock (django.utils.timezone.now) is set to that moment
+while the service runs, so deadlines, numbers and the day's figures are what they would have
+been. The emergencies are dispatched by their response plan (一键调派), which calls out the
+supporting departments, and some of those confirm their arrival (确认到场) minutes later and
+report what they have done there (协办反馈). Each case's description is one a reporter of its
+category would write. A few cases from the afternoon before are still open. The escalation
+worker's pass runs every five simulated minutes along the way and once more at the real
+time, warning (预警) and escalating (督办) the clocks that ran out. Last, five responders (the
+demo grid worker, three patrolling colleagues, the 城管 handler) share their position now, for
+the wall's responders layer.
 Nothing else is faked: every case, step, audit entry and event is written by the services.
 """
 
@@ -46,6 +49,7 @@ from incidents.services import (
     incident_register,
     incident_reject,
     incident_report,
+    incident_support_report,
     incident_verify,
 )
 from incidents.services.escalation import escalation_run_once
@@ -67,6 +71,36 @@ CATEGORIES = [
     ("02001", 1),  # 停车场异常
 ]
 EMERGENCIES = [("90001", "III"), ("90002", "IV"), ("90004", "II"), ("90005", "IV")]
+# What a reporter would write (one picked per case), so that a case page reads like a real one.
+DESCRIPTIONS = {
+    "06010": ["小区东门垃圾桶满溢，十几袋生活垃圾未清运", "路边绿化带内堆放建筑垃圾约 2 立方米"],
+    "06012": ["人行道上泥浆遍地，疑似工地车辆带出", "公交站台附近地面油污较多，行人易滑倒"],
+    "09001": ["地铁站 B 出口有流动摊贩占道卖水果", "学校门口三轮车摆卖早餐，占用人行道"],
+    "07001": ["小区围墙上张贴大量办证小广告", "路灯杆上喷涂疏通管道电话"],
+    "06020": ["绿化带内有人焚烧落叶，烟雾较大", "空地上焚烧废旧家具，有异味"],
+    "01001": ["供水井盖松动，车辆经过时有响声", "供水井盖缺失，已用锥桶临时围挡"],
+    "01002": ["污水井盖破损下沉，存在安全隐患", "污水井冒溢，路面有污水流淌"],
+    "08001": ["工地夜间 22 点后仍在施工，噪音扰民", "凌晨有泥头车进出工地，噪音很大"],
+    "06001": ["楼顶新搭建铁皮房约 20 平方米", "临街店铺在门前违规搭建雨棚"],
+    "04001": ["古树树枝断裂，悬挂在人行道上方", "古树周边被硬化铺装，树根裸露"],
+    "06016": ["路口斑马线磨损严重，基本看不清", "车道导向箭头模糊，车辆频繁变道"],
+    "02001": ["停车场道闸损坏，车辆排队进出", "停车场出入口照明失效"],
+    "90001": ["工业区厂房三楼冒出浓烟，有明火"],
+    "90002": ["下穿通道积水约 40 厘米，有车辆熄火"],
+    "90004": ["小区地下车库闻到浓烈燃气味，疑似管道泄漏"],
+    "90005": ["两车追尾，一人受伤，占用两条车道"],
+}
+# What a department called out by a plan reports from the scene (协办反馈), by its code.
+SUPPORT_REPORTS = {
+    "XF": "已设置警戒区，现场无人员被困",
+    "ZJJ": "已通知燃气公司和物业排查楼内管道",
+    "JD": "已疏散周边居民 30 余人，安排临时安置点",
+    "GA": "已封闭小区出入口，维持现场秩序",
+    "JJ": "已在路口设置绕行指引",
+    "WJJ": "救护车已到场，伤者送往区人民医院",
+    "JTJ": "已调度清障车前往",
+    "YJGLJ": "应急值班人员已到场统筹",
+}
 # How far each case of today gets, with weights.
 OUTCOMES = [
     ("reported", 7),
@@ -90,6 +124,9 @@ CHANNELS = [
 ]
 
 rng = random.Random(SEED)  # noqa: S311 (demo data, not a secret)
+# The descriptions and reports draw from their own sequence: the day (which cases, when, how
+# far) stays the one the screenshots show.
+wording = random.Random(SEED + 1)  # noqa: S311
 real_now = timezone.now()
 real_clock = timezone.now
 moment: dict[str, datetime] = {"now": real_now}
@@ -125,8 +162,7 @@ def random_point(region: Region) -> tuple[float, float]:
 
 
 district_operator = User.objects.get(username="district")
-handler = User.objects.get(username="dept")  # 城管 CGJ
-admin = User.objects.get(username="admin")  # acts for the other departments
+handler = User.objects.get(username="dept")  # 城管 CGJ; the other departments: colleague()
 # Not the demo grid worker's own cell: their phone's screenshots show the cases made for them.
 grids = list(
     Region.objects.filter(generation__status="active", level="grid")
@@ -161,6 +197,10 @@ def plan(reported_at: datetime, outcome: str, *, category: Category, severity: s
             arrival = dispatched[0] + timedelta(minutes=rng.randint(3, 30))
             if arrival < real_now - timedelta(minutes=1):
                 steps.append((arrival, "arrive:" + code))
+                # Some say what they have done there, a few minutes later.
+                report_at = arrival + timedelta(minutes=wording.randint(2, 15))
+                if code in SUPPORT_REPORTS and report_at < real_now - timedelta(minutes=1):
+                    steps.append((report_at, "report:" + code))
     plans.append(
         {
             "reported_at": reported_at,
@@ -207,8 +247,12 @@ timeline.sort(key=lambda item: (item[0], item[1]))
 
 
 def colleague(department_code: str) -> User:
-    """A demo handler of a department a plan calls out, who confirms its arrival (确认到场 is a
-    department's own word: the admin may not say it for them). One who never signs in here."""
+    """The department's handler: the demo's `dept` for 城管, else a demo handler of its own, who
+    never signs in here — it accepts, handles and feeds back the cases dispatched to it, and
+    confirms its arrival and reports (协办反馈) on those it is called out to (those are a
+    department's own word: the admin may not say them for it)."""
+    if department_code == handler.department_code:
+        return handler
     user = User.objects.filter(username=f"hd-{department_code.lower()}").first()
     if user is None:
         user = User(
@@ -246,7 +290,6 @@ try:
         moment["now"] = at
         case_plan = plans[index]
         category = case_plan["category"]
-        own = category.department_code == "CGJ"
         if action == "report":
             lon, lat = random_point(case_plan["grid"])
             cases[index] = incident_report(
@@ -254,7 +297,7 @@ try:
                 category=category,
                 lon=lon,
                 lat=lat,
-                description="演示数据",
+                description=wording.choice(DESCRIPTIONS[category.code]),
                 severity=case_plan["severity"] or None,
             )
             continue
@@ -262,6 +305,11 @@ try:
         if action.startswith("arrive:"):
             case = incident_confirm_arrival(
                 incident=case, by=colleague(action.split(":", 1)[1]), note="已到达现场"
+            )
+        elif action.startswith("report:"):
+            code = action.split(":", 1)[1]
+            case = incident_support_report(
+                incident=case, by=colleague(code), note=SUPPORT_REPORTS[code]
             )
         elif action == "dispatch" and case_plan["response"] is not None:
             case = plan_activate(
@@ -274,12 +322,12 @@ try:
                 incident=case, by=district_operator, department_code=category.department_code
             )
         elif action == "accept":
-            case = incident_accept(incident=case, by=handler if own else admin)
+            case = incident_accept(incident=case, by=colleague(case.assigned_department_code))
         elif action == "handle":
-            case = incident_handle(incident=case, by=handler if own else admin)
+            case = incident_handle(incident=case, by=colleague(case.assigned_department_code))
         elif action == "feed_back":
             case = incident_feed_back(
-                incident=case, by=handler if own else admin, feedback="已处置完毕"
+                incident=case, by=colleague(case.assigned_department_code), feedback="已处置完毕"
             )
         elif action == "verify":
             case = incident_verify(incident=case, by=district_operator, passed=True)
