@@ -689,8 +689,8 @@
       }
     }
 
-    /* The line under the count: with the page's all-box ticked and more cases matching than the
-     * page shows, the offer of them all (or, past the limit, to narrow the filters); once they
+    /* The line under the count: with the page's all-box ticked, nothing else ticked and more
+     * cases matching than the page shows, the offer of them all (or, past the limit, to narrow the filters); once they
      * are all ticked, the way back to this page's. */
     function offerAll(allBox, shown) {
       var total = hooks.total();
@@ -703,7 +703,9 @@
         allButton.dataset.choose = "page";
         allButton.hidden = shown === 0;
         allEl.hidden = false;
-      } else if (allBox && allBox.checked && total > shown) {
+      } else if (allBox && allBox.checked && total > shown && order.length === shown) {
+        // (Only while this page's are all that is ticked: with ticks on other pages too, after
+        // 停止 say, the count says so, and "all" may already be what is ticked.)
         allText.textContent = format(T.batchPageChosen, { n: shown });
         if (total > max) {
           allText.textContent += " " + format(T.batchAllTooMany, { n: total, max: max });
@@ -2056,6 +2058,17 @@
         document.getElementById("case-main").replaceWith(document.adoptNode(main));
         if (oldActions.dataset.actions !== actions.dataset.actions) {
           oldActions.replaceWith(document.adoptNode(actions));
+        } else {
+          // The same forms stay, with what may be being written in them; what the card only
+          // shows is drawn anew: the departments called out, their arrivals and reports.
+          var shownList = document.getElementById("called-out");
+          var newList = doc.getElementById("called-out");
+          if (shownList) {
+            shownList.remove();
+          }
+          if (newList) {
+            oldActions.appendChild(document.adoptNode(newList));
+          }
         }
         state.refreshes += 1;
         tick();
