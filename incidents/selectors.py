@@ -881,11 +881,29 @@ def incident_supports(incident: Incident) -> list[dict[str, Any]]:
     """The departments called out on the case (协办), in the order called: code, short name in
     the reader's language, the plan, when and by whom; when it confirmed it is on the scene
     (确认到场) and who said so (None, None while it has not): usernames, and the names a page
-    shows (`called_by_name`, `arrived_by_name`: the full name, else the username)."""
+    shows (`called_by_name`, `arrived_by_name`: the full name, else the username); and its
+    latest 协办反馈 (`last_report`: when, the note, who, how many reports in all; None before
+    the first)."""
     names = department_short_names()
     rows = IncidentSupport.objects.filter(incident=incident).select_related(
         "called_by", "arrived_by"
     )
+    reports: dict[str, dict[str, Any]] = {}
+    for step in (
+        IncidentTransition.objects.filter(incident=incident, action="support_report")
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+    ):
+        code = (step.data or {}).get("department", "")
+        if code in reports:
+            reports[code]["count"] += 1
+        else:
+            reports[code] = {
+                "at": step.created_at,
+                "note": step.reason,
+                "by_name": step.actor.display_name if step.actor is not None else None,
+                "count": 1,
+            }
     return [
         {
             "code": row.department_code,
@@ -897,6 +915,7 @@ def incident_supports(incident: Incident) -> list[dict[str, Any]]:
             "arrived_by": row.arrived_by.get_username() if row.arrived_by is not None else None,
             "called_by_name": row.called_by.display_name,
             "arrived_by_name": row.arrived_by.display_name if row.arrived_by is not None else None,
+            "last_report": reports.get(row.department_code),
         }
         for row in rows.order_by("called_at", "id")
     ]

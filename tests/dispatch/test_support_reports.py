@@ -237,6 +237,34 @@ def test_the_case_page_and_the_audit_page_read_the_report(cast) -> None:
         )
 
 
+def called_out_row(page: str, code: str) -> str:
+    return page.split(f'<li data-department="{code}"')[1].split("</li>")[0]
+
+
+def test_the_called_out_list_shows_each_departments_latest_report(cast) -> None:
+    case, _swj, fire = flood_with_fire_brigade(cast)
+    power = make_user(Role.DEPARTMENT_HANDLER, department="GDJ")
+    incident_support_report(incident=case, by=fire, note="已到达，正在侦察")
+    incident_support_report(incident=case, by=power, note="已切断地下配电房电源")
+    incident_support_report(incident=case, by=fire, note=FIRE_NOTE)
+
+    # The API's list: the latest report of each department, with how many it made; None for a
+    # department that has not reported.
+    answer = client_for(cast.district).get(f"{detail_url(case.number)}plans/").json()
+    reports = {row["code"]: row["last_report"] for row in answer["called_out"]}
+    assert (reports["XF"]["note"], reports["XF"]["count"]) == (FIRE_NOTE, 2)
+    assert (reports["GDJ"]["note"], reports["GDJ"]["count"]) == ("已切断地下配电房电源", 1)
+    assert reports["JJ"] is None
+
+    # The case page's 协办 list, under each department: its latest report, not an earlier one.
+    page = client_for(cast.district).get(f"/command/cases/{case.number}/").content.decode()
+    fire_row = called_out_row(page, "XF")
+    assert FIRE_NOTE in fire_row and "已到达，正在侦察" not in fire_row and "共 2 次" in fire_row
+    power_row = called_out_row(page, "GDJ")
+    assert "已切断地下配电房电源" in power_row and "共" not in power_row
+    assert "called-out-report" not in called_out_row(page, "JJ")
+
+
 def test_the_department_queue_offers_the_report_on_its_support_rows_only(cast) -> None:
     case, swj, fire = flood_with_fire_brigade(cast)
     page = client_for(fire).get("/command/department/").content.decode()

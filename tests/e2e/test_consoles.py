@@ -776,6 +776,14 @@ def test_a_department_called_out_reports_from_its_queue_and_the_case_page_hears_
     report_row = case_page.get_by_test_id("timeline").locator("li.step-support_report")
     expect(report_row).to_contain_text("已疏散群众 12 人，水泵 2 台到位")
     expect(report_row).to_contain_text("部门：消防")
+    # …and under 消防 in the 协办 list beside it (the street's actions are the same as before:
+    # the list is drawn anew all the same), then its arrival, each without a reload.
+    fire_row = case_page.get_by_test_id("called-out").locator('li[data-department="XF"]')
+    expect(fire_row.get_by_test_id("called-out-report")).to_contain_text("已疏散群众 12 人")
+    expect(fire_row.locator(".flag-owed")).to_be_visible()
+    row.locator('button[data-quick-action="confirm-arrival"]').click()
+    expect(fire_row.locator(".flag-arrived")).to_be_visible()
+    expect(case_page.get_by_test_id("called-out")).to_contain_text("1/2 已到场")
     assert case_page.evaluate("window.__notReloaded") is True
     assert page.evaluate("window.__notReloaded") is True
     assert desk.errors == [] and command.errors == []
