@@ -655,6 +655,7 @@
       var busy = run !== null && run.busy && run.form === form;
       button.disabled = busy;
       cancel.disabled = busy;
+      form.classList.toggle("is-running", busy);
       stop.hidden = !busy || run.chunks.length - run.at < 2;
       stop.disabled = busy && run.stopping;
       if (busy) {
@@ -703,7 +704,8 @@
         allButton.dataset.choose = "page";
         allButton.hidden = shown === 0;
         allEl.hidden = false;
-      } else if (allBox && allBox.checked && total > shown && order.length === shown) {
+      } else if (allBox && allBox.checked && total > shown && order.length === shown &&
+          !(run !== null && run.busy)) {
         // (Only while this page's are all that is ticked: with ticks on other pages too, after
         // 停止 say, the count says so, and "all" may already be what is ticked.)
         allText.textContent = format(T.batchPageChosen, { n: shown });
