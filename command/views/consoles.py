@@ -338,7 +338,7 @@ def _strings() -> dict[str, Any]:
         "batchProgress": _("正在办理 %(done)s / %(n)s 件…"),
         "batchStopping": _("正在停止…"),
         "batchStopped": _("已停止：%(n)s 件未发送，仍为选中状态。"),
-        "batchLeft": _("%(n)s 件尚未办理，仍为选中状态。"),
+        "batchLeft": _("%(n)s 件尚无结果，仍为选中状态。"),
         "batchResume": _("继续%(action)s（剩余 %(n)s 件）"),
         "batchElsewhere": _("（其中 %(n)s 件在其他页）"),
         "batchPageChosen": _("已选本页 %(n)s 件。"),

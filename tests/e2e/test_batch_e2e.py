@@ -260,7 +260,7 @@ def test_a_batch_in_chunks_stops_and_resumes_what_was_not_answered(
     # Resumed: the second chunk is done on the server but its answer is lost; the report says
     # what is known, the form why.
     submit.click()
-    expect(result).to_contain_text("15 件尚未办理，仍为选中状态。")
+    expect(result).to_contain_text("15 件尚无结果，仍为选中状态。")
     expect(form.locator('[data-error-for="__all__"]')).to_contain_text("网络中断")
     assert len(lost) == 1 and lost[0].status == 200
     assert _reported_floods() == 5
@@ -270,7 +270,7 @@ def test_a_batch_in_chunks_stops_and_resumes_what_was_not_answered(
     submit.click()
     expect(result).to_contain_text("立案：25 件已办理。")
     expect(result.locator(".batch-failures")).to_have_count(0)
-    expect(result).not_to_contain_text("尚未办理")
+    expect(result).not_to_contain_text("尚无结果")
     register_requests = [r for r in requests.sent if "reason" not in r["body"]]
     assert [len(r["numbers"]) for r in register_requests] == [10, 10, 10, 5]
     keys = [r["key"] for r in register_requests]
