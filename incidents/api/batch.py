@@ -1,4 +1,6 @@
-"""Batch actions (批量办理): one workflow action on up to BATCH_MAX cases, from a console's queue.
+"""Batch actions (批量办理): one workflow action on up to BATCH_MAX cases, from a console's queue
+(whose page sends a larger selection, up to its SELECT_ALL_MAX, as consecutive requests of at
+most BATCH_MAX numbers, each with its own Idempotency-Key: static/command/console.js).
 
 `POST /api/v1/incidents/batch/<action>/` with `{"numbers": [...], <the action's fields>}` — the
 fields of the one-case endpoint `POST /api/v1/incidents/<number>/<action>/`, checked once. What
