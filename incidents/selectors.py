@@ -237,6 +237,7 @@ def incident_queue(
     status: str | tuple[str, ...] = OPEN,
     category_code: str = "",
     overdue: bool | None = None,
+    in_response: bool | None = None,
     text: str = "",
     since: date | None = None,
     until: date | None = None,
@@ -248,11 +249,11 @@ def incident_queue(
     models.for_department) and by the console's filters. `owner_level` keeps the cases a tier
     owns now (社区, 街道 or 区: the district's own are its triage, what escalation raised to it
     and arbitration). `status` is a status, a tuple of statuses, OPEN (the default) or "" for
-    all;
-    `overdue` True keeps the cases whose running clock is past its deadline, False those that
-    are not; `text` matches the case number, category name (Chinese or English), description,
-    address, community or grid name; `since` and `until` keep the cases received on those local
-    days and between."""
+    all; `overdue` True keeps the cases whose running clock is past its deadline, False those
+    that are not; `in_response` True keeps the cases with departments called out (协办: a
+    response plan started, or 增派 by hand), False those without; `text` matches the case
+    number, category name (Chinese or English), description, address, community or grid name;
+    `since` and `until` keep the cases received on those local days and between."""
     cases = incidents_visible_to(user).select_related("category", "assignee")
     if district_code:
         cases = cases.filter(district_code=district_code)
@@ -275,6 +276,9 @@ def incident_queue(
     if overdue is not None:
         late = Q(stage_deadline__lt=timezone.now())
         cases = cases.filter(late) if overdue else cases.exclude(late)
+    if in_response is not None:
+        alone = Q(support_department_codes=[])
+        cases = cases.exclude(alone) if in_response else cases.filter(alone)
     cases = received_within(cases, since, until)
     text = text.strip()
     if text:

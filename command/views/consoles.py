@@ -515,6 +515,7 @@ FILTER_LABELS = {
     "status": gettext_lazy("办理状态"),
     "category": gettext_lazy("事项分类"),
     "overdue": gettext_lazy("时限"),
+    "response": gettext_lazy("应急响应"),
     "since": gettext_lazy("受理日期从"),
     "until": gettext_lazy("受理日期至"),
     "order": gettext_lazy("排序"),
@@ -533,6 +534,7 @@ class QueueFilters:
     owner: str = ""  # "" or an OwnerLevel: the tier that owns the case now
     share: str = ""  # a department's console: "" all, "lead" dispatched to it, "support" 协办
     overdue: str = ""  # "", "true", "false"
+    response: str = ""  # "", "true": only the cases with departments called out (应急响应)
     q: str = ""
     since: str = ""  # received on or after this local day (YYYY-MM-DD)
     until: str = ""  # received on or before this local day
@@ -576,6 +578,7 @@ class QueueFilters:
             "owner": self.owner,
             "share": self.share,
             "overdue": self.overdue,
+            "response": self.response,
             "q": self.q,
             "since": self.since,
             "until": self.until,
@@ -626,6 +629,11 @@ def _filters(request: HttpRequest) -> QueueFilters:
         filters.overdue = overdue
     else:
         filters.errors["overdue"] = _("只能为“已超时”或“未超时”")
+    response = params.get("response", "")
+    if response in ("", "true"):
+        filters.response = response
+    else:
+        filters.errors["response"] = _("只能为“应急响应中”")
     filters.since, filters.until, day_errors = days_filter(params)
     filters.errors.update(day_errors)
     order = params.get("order", "") or "deadline"
@@ -689,6 +697,25 @@ class QueueRow:
     department_short_name: str
     extension_pending: bool
     summary: str  # its tick box's (pick_summary)
+    response: dict[str, Any] | None = None  # _response: departments called out (应急响应)
+
+
+def _response(incident: Incident) -> dict[str, Any] | None:
+    """What a queue row says of a case with departments called out (协办: a response plan, or
+    增派 by hand): how many of them have confirmed their arrival, and in its title the plan,
+    who has arrived and who not, by short name. None for a case without."""
+    codes = incident.support_department_codes
+    if not codes:
+        return None
+    arrived = [code for code in codes if code in incident.support_arrived_codes]
+    owed = [code for code in codes if code not in arrived]
+    plan = known_plans().get(incident.plan_code)
+    parts = [plan.label if plan is not None else _("增派协办")]
+    if arrived:
+        parts.append(_("已到场：%(names)s") % {"names": department_short_names_text(arrived)})
+    if owed:
+        parts.append(_("未到场：%(names)s") % {"names": department_short_names_text(owed)})
+    return {"arrived": len(arrived), "called": len(codes), "title": " · ".join(parts)}
 
 
 def pick_summary(incident: Incident) -> str:
@@ -710,6 +737,7 @@ def _rows(incidents: Iterable[Incident], departments: dict[str, str]) -> list[Qu
             department_short_name=short_names.get(incident.assigned_department_code, ""),
             extension_pending=incident.extension_pending,
             summary=pick_summary(incident),
+            response=_response(incident),
         )
         for incident in incidents
     ]
@@ -728,9 +756,11 @@ def _chips(
     积水 on a typhoon day reads how many of those wait at each stage. Each chip's link keeps
     those filters and picks its stage (the overdue chip: every open case past its time).
 
-    A department's console (`department`) counts at each stage the cases dispatched to it, the
-    ones it is to accept and handle, and has one more chip, 协办: the open cases it was called
-    out on beside another department."""
+    A street's, community's or the district's console has one more chip, 应急响应: the open
+    cases with departments called out (a response plan started, or 增派协办), whose rows say
+    who is called out and who has arrived. A department's console (`department`) counts at each
+    stage the cases dispatched to it, the ones it is to accept and handle, and has one more chip
+    instead, 协办: the open cases it was called out on beside another department."""
     share = "lead" if department else filters.share
     narrowed = {**filters.narrowing(), **area, "department_share": share}
     counts = incident_selectors.incident_status_counts(
@@ -741,8 +771,12 @@ def _chips(
             "name": name,
             "label": label,
             "count": sum(counts.get(s, 0) for s in _statuses(name)),
-            "href": "?" + filters.query(status=name, share=share, overdue="", page="1"),
-            "current": filters.status == name and filters.share == share and not filters.overdue,
+            "href": "?"
+            + filters.query(status=name, share=share, overdue="", response="", page="1"),
+            "current": filters.status == name
+            and filters.share == share
+            and not filters.overdue
+            and not filters.response,
         }
         for name, label in chips
     ]
@@ -752,12 +786,31 @@ def _chips(
             "name": "overdue",
             "label": _("超过时限"),
             "count": overdue,
-            "href": "?" + filters.query(status=OPEN, share=share, overdue="true", page="1"),
+            "href": "?"
+            + filters.query(status=OPEN, share=share, overdue="true", response="", page="1"),
             "current": filters.status == OPEN
             and filters.share == share
-            and filters.overdue == "true",
+            and filters.overdue == "true"
+            and not filters.response,
         }
     )
+    if not department:
+        responding = incident_selectors.incident_queue(
+            user, status=OPEN, in_response=True, **narrowed
+        ).count()
+        result.append(
+            {
+                "name": "response",
+                "label": _("应急响应"),
+                "count": responding,
+                "href": "?"
+                + filters.query(status=OPEN, share=share, overdue="", response="true", page="1"),
+                "current": filters.status == OPEN
+                and filters.share == share
+                and not filters.overdue
+                and filters.response == "true",
+            }
+        )
     if department:
         supported = {**narrowed, "department_share": "support"}
         result.append(
@@ -765,7 +818,8 @@ def _chips(
                 "name": "support",
                 "label": _("协办"),
                 "count": incident_selectors.incident_queue(user, status=OPEN, **supported).count(),
-                "href": "?" + filters.query(status=OPEN, share="support", overdue="", page="1"),
+                "href": "?"
+                + filters.query(status=OPEN, share="support", overdue="", response="", page="1"),
                 "current": filters.status == OPEN
                 and filters.share == "support"
                 and not filters.overdue,
@@ -841,6 +895,7 @@ def _queue_page(
         user,
         status=_statuses(filters.status),
         overdue={"true": True, "false": False}.get(filters.overdue),
+        in_response=True if filters.response else None,
         order=filters.order,
         **filters.narrowing(),
         **area,

@@ -317,6 +317,7 @@ def test_the_queue_can_put_the_gravest_first(people: Cast) -> None:
         ("status=nonsense", "status"),
         ("category=abc", "category"),
         ("overdue=maybe", "overdue"),
+        ("response=false", "response"),
         ("order=random", "order"),
     ],
 )
@@ -459,6 +460,52 @@ def test_queue_chips_count_within_the_other_filters_and_keep_them(people: Cast) 
     assert _queue_numbers(html) == [older_fire.number]
     assert 'chip-overdue is-current" href' in html
     assert rubbish.number not in html
+
+
+def test_the_response_chip_and_rows_show_the_cases_with_departments_called_out(
+    people: Cast,
+) -> None:
+    from dispatch.services import plan_activate
+    from incidents.services import incident_confirm_arrival
+
+    flood_code = "90002"  # 内涝积水; FLOOD-IV: 水务 leads, 街道 and 交警 beside it
+    plain = report(description="路边堆放垃圾")
+    flood = report(code=flood_code, severity="IV", description="下穿通道积水")
+    flood = plan_activate(incident=flood, plan_code="FLOOD-IV", by=people.district)
+    police = make_user(Role.DEPARTMENT_HANDLER, department="JJ")
+    incident_confirm_arrival(incident=flood, by=police)
+    elsewhere = report(code=flood_code, severity="IV", grid=OTHER_STREET_GRID)
+    plan_activate(incident=elsewhere, plan_code="FLOOD-IV", by=people.district)
+
+    # The chip counts this street's open cases in response, not another street's.
+    html = _get(people.street, STREET_URL).content.decode()
+    assert _chip(html, "response") == (1, "?response=true")
+    # Its row says how many of the departments called out have arrived; its title names the
+    # plan, who has arrived and who not. A case without departments called out has no flag.
+    row = html.split(f'<tr data-number="{flood.number}"')[1].split("</tr>")[0]
+    flag = re.search(r'<span class="flag flag-response" title="([^"]*)"[^>]*>([^<]*)<', row)
+    assert flag, row
+    assert flag.group(2) == "应急响应 · 1/2 到场"
+    assert flag.group(1) == "内涝积水一般响应 · 已到场：交警 · 未到场：街道"
+    plain_row = html.split(f'<tr data-number="{plain.number}"')[1].split("</tr>")[0]
+    assert "flag-response" not in plain_row
+
+    # Following the chip: those cases only, the chip current; the filter form keeps it.
+    html = _get(people.street, f"{STREET_URL}?response=true").content.decode()
+    assert _queue_numbers(html) == [flood.number]
+    assert 'chip-response is-current" href' in html and html.count("is-current") == 1
+    assert '<option value="true" selected>应急响应中</option>' in html
+    # The other chips trade it for their stage; 选择全部 and the export take it too.
+    assert _chip(html, "reported") == (1, "?status=reported")
+    numbers = _client(people.street).get(f"{STREET_URL}?response=true&fragment=numbers").json()
+    assert [case["number"] for case in numbers["cases"]] == [flood.number]
+    # The district's queue counts both streets'.
+    html = _get(people.district, "/command/district/").content.decode()
+    assert _chip(html, "response")[0] == 2
+    # In English.
+    english = _client(people.street).get(STREET_URL, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Response · 1/2 arrived" in english
+    assert "Arrived: Traffic Police · Not yet arrived: Street Office" in english
 
 
 def test_a_countdown_carries_the_deadline_for_the_script(people: Cast, mine: Incident) -> None:
