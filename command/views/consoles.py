@@ -763,68 +763,37 @@ def _chips(
     instead, 协办: the open cases it was called out on beside another department."""
     share = "lead" if department else filters.share
     narrowed = {**filters.narrowing(), **area, "department_share": share}
+
+    def chip(name: str, label: Any, count: int, **picks: str) -> dict[str, Any]:
+        """A chip: its link picks its status, share, overdue and response (the other filters
+        kept), and it is current when the queue shows just that."""
+        chosen = {"status": OPEN, "share": share, "overdue": "", "response": "", **picks}
+        return {
+            "name": name,
+            "label": label,
+            "count": count,
+            "href": "?" + filters.query(**chosen, page="1"),
+            "current": all(getattr(filters, key) == value for key, value in chosen.items()),
+        }
+
     counts = incident_selectors.incident_status_counts(
         incident_selectors.incident_queue(user, status=OPEN, **narrowed)
     )
     result = [
-        {
-            "name": name,
-            "label": label,
-            "count": sum(counts.get(s, 0) for s in _statuses(name)),
-            "href": "?"
-            + filters.query(status=name, share=share, overdue="", response="", page="1"),
-            "current": filters.status == name
-            and filters.share == share
-            and not filters.overdue
-            and not filters.response,
-        }
+        chip(name, label, sum(counts.get(s, 0) for s in _statuses(name)), status=name)
         for name, label in chips
     ]
-    overdue = incident_selectors.incident_queue(user, status=OPEN, overdue=True, **narrowed).count()
-    result.append(
-        {
-            "name": "overdue",
-            "label": _("超过时限"),
-            "count": overdue,
-            "href": "?"
-            + filters.query(status=OPEN, share=share, overdue="true", response="", page="1"),
-            "current": filters.status == OPEN
-            and filters.share == share
-            and filters.overdue == "true"
-            and not filters.response,
-        }
-    )
-    if not department:
-        responding = incident_selectors.incident_queue(
-            user, status=OPEN, in_response=True, **narrowed
-        ).count()
-        result.append(
-            {
-                "name": "response",
-                "label": _("应急响应"),
-                "count": responding,
-                "href": "?"
-                + filters.query(status=OPEN, share=share, overdue="", response="true", page="1"),
-                "current": filters.status == OPEN
-                and filters.share == share
-                and not filters.overdue
-                and filters.response == "true",
-            }
-        )
+    overdue = incident_selectors.incident_queue(user, status=OPEN, overdue=True, **narrowed)
+    result.append(chip("overdue", _("超过时限"), overdue.count(), overdue="true"))
     if department:
         supported = {**narrowed, "department_share": "support"}
-        result.append(
-            {
-                "name": "support",
-                "label": _("协办"),
-                "count": incident_selectors.incident_queue(user, status=OPEN, **supported).count(),
-                "href": "?"
-                + filters.query(status=OPEN, share="support", overdue="", response="", page="1"),
-                "current": filters.status == OPEN
-                and filters.share == "support"
-                and not filters.overdue,
-            }
+        count = incident_selectors.incident_queue(user, status=OPEN, **supported).count()
+        result.append(chip("support", _("协办"), count, share="support"))
+    else:
+        responding = incident_selectors.incident_queue(
+            user, status=OPEN, in_response=True, **narrowed
         )
+        result.append(chip("response", _("应急响应"), responding.count(), response="true"))
     return result
 
 
