@@ -1212,6 +1212,10 @@
   // ---------------------------------------------------------------------------------------------
   // Queues
 
+  // What a queue's chips pick (command.views.consoles._chips): its status, a department's share
+  // (承办 or 协办), the overdue cases, the cases in an emergency response.
+  var CHIP_PICKS = ["status", "share", "overdue", "response"];
+
   function setupQueue(queueEl) {
     var filtersEl = document.getElementById("queue-filters");
     var match = readJson("console-match") || {};
@@ -1378,6 +1382,14 @@
           params.set(name, value);
         }
       });
+      // A chip's pick the form has no field for (a department's 协办: share) stays while the
+      // other filters change; 重置 drops it.
+      var current = new URLSearchParams(query);
+      CHIP_PICKS.forEach(function (name) {
+        if (!filtersEl.elements[name] && current.get(name)) {
+          params.set(name, current.get(name));
+        }
+      });
       return params.toString();
     }
 
@@ -1418,9 +1430,14 @@
         var href = link.getAttribute("href");
         go(href.slice(href.indexOf("?") + 1));
         if (filtersEl) {
+          // The form shows what the chip picked, where it has a field for it.
           var params = new URLSearchParams(query);
-          filtersEl.elements.status.value = params.get("status") || "open";
-          filtersEl.elements.overdue.value = params.get("overdue") || "";
+          CHIP_PICKS.forEach(function (name) {
+            var field = filtersEl.elements[name];
+            if (field) {
+              field.value = params.get(name) || (name === "status" ? "open" : "");
+            }
+          });
         }
         return;
       }

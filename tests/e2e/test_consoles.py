@@ -791,6 +791,44 @@ def test_a_department_called_out_reports_from_its_queue_and_the_case_page_hears_
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("reference")
+def test_a_chips_pick_stays_while_the_other_filters_change(
+    browser: Any, daphne_url: str, desks: list[Desk]
+) -> None:
+    from dispatch.services import plan_activate
+
+    street = _user("e2e-chips-street", Role.STREET_OPERATOR, STREET)
+    district = _user("e2e-chips-district", Role.DISTRICT_OPERATOR, DISTRICT)
+    flood = report(code="90002", severity="IV", description="下穿通道积水")
+    in_thread(lambda: plan_activate(incident=flood, plan_code="FLOOD-IV", by=district))
+    report(description="路边堆放垃圾")
+    page = _desk(desks, browser, daphne_url, street, f"/command/street/{STREET}/").page
+    form = page.locator("#queue-filters")
+
+    # The 应急响应 chip: its cases, and the form's field says so.
+    page.get_by_test_id("chip-response").click()
+    expect(page.locator(f'tr[data-number="{flood.number}"]')).to_be_visible()
+    expect(page.locator("tr[data-number]")).to_have_count(1)
+    expect(form.locator("select[name=response]")).to_have_value("true")
+    # Another filter chosen in the form keeps it (the queue still shows the flood only).
+    form.locator("select[name=order]").select_option("newest")
+    expect(page).to_have_url(f"{daphne_url}/command/street/{STREET}/?response=true&order=newest")
+    expect(page.locator("tr[data-number]")).to_have_count(1)
+    # A stage chip trades it for its stage; the field says so too.
+    page.get_by_test_id("chip-reported").click()
+    expect(form.locator("select[name=response]")).to_have_value("")
+
+    # A department's 协办 chip (the form has no field for it) stays as well.
+    police = _user("e2e-chips-police", Role.DEPARTMENT_HANDLER, department="JJ")
+    page = _desk(desks, browser, daphne_url, police, "/command/department/").page
+    page.get_by_test_id("chip-support").click()
+    expect(page.locator(f'tr[data-number="{flood.number}"]')).to_be_visible()
+    page.locator("#queue-filters select[name=order]").select_option("newest")
+    expect(page).to_have_url(f"{daphne_url}/command/department/?order=newest&share=support")
+    expect(page.locator(f'tr[data-number="{flood.number}"]')).to_be_visible()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reference")
 def test_the_case_page_follows_its_case(browser: Any, daphne_url: str, desks: list[Desk]) -> None:
     street = _user("e2e-case-street", Role.STREET_OPERATOR, STREET)
     district = _user("e2e-case-district", Role.DISTRICT_OPERATOR, DISTRICT)
